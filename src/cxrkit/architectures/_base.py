@@ -1,0 +1,158 @@
+"""The network container every cxrkit architecture returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+__all__ = ["Preprocessing", "CXRNet", "IMAGENET_MEAN", "IMAGENET_STD", "FREEZE_MODES"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FREEZE_MODES = ("none", "backbone", "all_but_last")
+FreezeMode = Literal["none", "backbone", "all_but_last"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images must be prepared for a network.
+
+    Attributes
+    ----------
+    input_size : int
+        Side of the square input in pixels.
+    interpolation : {"nearest", "bilinear", "bicubic"}
+        Resampling used to reach ``input_size`` (bilinear and bicubic are antialiased).
+    mean, std : tuple of 3 floats
+        Per-channel normalisation applied after scaling to ``[0, 1]``;
+        ``(0, 0, 0)`` and ``(1, 1, 1)`` mean "values / 255" only.
+    channels : int
+        Number of identical grayscale channels the network takes.
+    """
+
+    input_size: int = 224
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    channels: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CXRNet(nn.Module):
+    """Backbone -> pooling -> head, returning one logit per image.
+
+    The split lets cxrkit freeze the backbone, cache its pooled output
+    (``features``) and train only the head.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Maps ``(N, C, H, W)`` images to a feature map or vector.
+    pool : nn.Module
+        Maps the backbone output to ``(N, num_features)``.
+    head : nn.Module
+        Maps ``(N, num_features)`` to ``(N, 1)`` or ``(N,)`` logits.
+    num_features : int
+        Width of the pooled features.
+    preprocessing : Preprocessing
+        What the network expects as input.
+    name : str
+        Registered architecture name.
+    """
+
+    def __init__(self, backbone: nn.Module, pool: nn.Module, head: nn.Module, *,
+                 num_features: int, preprocessing: Preprocessing, name: str = "") -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pool = pool
+        self.head = head
+        self.num_features = num_features
+        self.preprocessing = preprocessing
+        self.arch_name = name
+        self.freeze_mode: str = "none"
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features, ``(N, num_features)``."""
+        return self.pool(self.backbone(x))
+
+    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        out = self.head(feats)
+        return out.reshape(out.shape[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.features(x))
+
+    # -- freezing ----------------------------------------------------------
+    def last_layer(self) -> nn.Module:
+        """The final parametrised layer of the head."""
+        last = None
+        for m in self.head.modules():
+            if any(True for _ in m.parameters(recurse=False)):
+                last = m
+        if last is None:
+            raise ValueError(f"Architecture {self.arch_name!r} has a head without parameters.")
+        return last
+
+    def freeze(self, mode: FreezeMode | str) -> CXRNet:
+        """Freeze parameters (and batch-norm statistics) according to ``mode``.
+
+        ``"none"`` trains everything; ``"backbone"`` fixes every parameter and
+        batch-norm statistic of the backbone (Hall et al. 2020); ``"all_but_last"``
+        trains only the final layer of the head (the opacity study's new_fc).
+        """
+        if mode not in FREEZE_MODES:
+            raise ValueError(
+                f"The 'freeze' parameter must be one of {FREEZE_MODES}. Got {mode!r} instead."
+            )
+        for p in self.parameters():
+            p.requires_grad_(True)
+        if mode == "backbone":
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+        elif mode == "all_but_last":
+            keep = {id(p) for p in self.last_layer().parameters()}
+            for p in self.parameters():
+                if id(p) not in keep:
+                    p.requires_grad_(False)
+        self.freeze_mode = mode
+        self.train(self.training)
+        return self
+
+    @property
+    def backbone_frozen(self) -> bool:
+        return self.freeze_mode in ("backbone", "all_but_last")
+
+    def train(self, mode: bool = True) -> CXRNet:
+        super().train(mode)
+        if self.backbone_frozen:
+            # Frozen layers keep their batch-norm statistics and no dropout.
+            self.backbone.eval()
+        if self.freeze_mode == "all_but_last":
+            self.pool.eval()
+            last = self.last_layer()
+            for m in self.head.modules():
+                if m is not last:
+                    m.eval()
+        return self
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only the tensors that training can change (trainable parameters and
+        the buffers of modules that are not frozen)."""
+        frozen_prefixes = []
+        if self.backbone_frozen:
+            frozen_prefixes.append("backbone.")
+        params = dict(self.named_parameters())
+        state = {}
+        for name, tensor in self.state_dict().items():
+            if name in params:
+                keep = params[name].requires_grad
+            else:
+                keep = not any(name.startswith(f) for f in frozen_prefixes)
+            if keep:
+                state[name] = tensor.detach().clone()
+        return state

@@ -1,0 +1,74 @@
+"""skorch callbacks used by cxrkit estimators."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from skorch.callbacks import Callback
+
+__all__ = ["EpochAccuracy", "CosineRestarts"]
+
+
+class EpochAccuracy(Callback):
+    """Record ``train_acc`` and ``valid_acc`` from the batches of each epoch.
+
+    Like Keras' ``accuracy`` metric, training accuracy is the running accuracy
+    of the training batches as they were seen (augmented, dropout on), so it
+    costs no extra forward pass.
+    """
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        self._counts = {True: [0, 0], False: [0, 0]}
+
+    def on_batch_end(self, net: Any, batch: Any = None, training: bool = False,
+                     y_pred: torch.Tensor | None = None, **kwargs: Any) -> None:
+        if y_pred is None or batch is None:
+            return
+        y = batch[1].to(y_pred.device)
+        correct = ((y_pred.detach().reshape(-1) > 0).float() == y.reshape(-1)).sum().item()
+        c = self._counts[training]
+        c[0] += int(correct)
+        c[1] += int(y.numel())
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        for training, key in ((True, "train_acc"), (False, "valid_acc")):
+            correct, total = self._counts[training]
+            if total:
+                net.history.record(key, correct / total)
+        net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+class CosineRestarts(Callback):
+    """Cosine-annealed learning rate restarted every ``cycle_epochs`` epochs.
+
+    The schedule of Huang et al. (2017), "Snapshot Ensembles: Train 1, get M
+    for free": ``lr(t) = lr0 / 2 * (cos(pi * mod(t, T/M) / (T/M)) + 1)`` with
+    ``t`` counted in batches.
+    """
+
+    def __init__(self, cycle_epochs: int, lr0: float | None = None) -> None:
+        self.cycle_epochs = cycle_epochs
+        self.lr0 = lr0
+
+    def initialize(self) -> CosineRestarts:
+        self.batch_idx_ = 0
+        self.batches_per_epoch_: int | None = None
+        return self
+
+    def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
+        self.batch_idx_ = 0
+        self.lr0_ = self.lr0 if self.lr0 is not None else net.lr
+        n = len(X) if X is not None else 0
+        self.batches_per_epoch_ = max(1, math.ceil(n / net.batch_size)) if n else 1
+
+    def on_batch_begin(self, net: Any, training: bool = False, **kwargs: Any) -> None:
+        if not training:
+            return
+        cycle = self.cycle_epochs * (self.batches_per_epoch_ or 1)
+        t = self.batch_idx_ % cycle
+        lr = self.lr0_ / 2 * (math.cos(math.pi * t / cycle) + 1)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = lr
+        self.batch_idx_ += 1

@@ -1,0 +1,473 @@
+"""CXRClassifier: a skorch-trained CNN behind the scikit-learn API."""
+
+from __future__ import annotations
+
+import copy
+import numbers
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNet
+from skorch.callbacks import Callback, LRScheduler
+from skorch.helper import predefined_split
+from torch import nn
+
+from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
+from ..errors import ConfigurationError, DataError
+from ._callbacks import CosineRestarts, EpochAccuracy
+from ._data import (
+    ImageSource,
+    ImageTensorDataset,
+    _prepare_one,
+    _to_tensor,
+    as_image_source,
+    decode_threads,
+    prepare_images,
+)
+from ._recipes import recipe_params
+
+__all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
+
+ROUTED_PREFIXES = ("optimizer__", "module__", "lr_schedule__", "iterator_train__",
+                   "iterator_valid__", "callbacks__", "criterion__")
+
+_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+_SCHEDULES = (None, "cyclic", "cosine_restarts")
+
+
+def resolve_device(device: str | torch.device | None) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    dev = str(device)
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigurationError(
+            f"device={dev!r} was requested but no CUDA GPU is visible. Use device='auto' or 'cpu'."
+        )
+    return dev
+
+
+class CXRClassifier(ClassifierMixin, BaseEstimator):
+    """Binary chest X-ray classifier: a registered CNN trained with skorch.
+
+    Parameters
+    ----------
+    architecture : str, default="resnet50"
+        A name from :func:`cxrkit.list_architectures`.
+    pretrained : None, "imagenet" or path, default=None
+        Initial weights (see :func:`cxrkit.create_architecture`).
+    head : {"hall2020", "fc"} or None, default=None
+        Classification head; ``None`` keeps the architecture's default.
+    freeze : {"none", "backbone", "all_but_last"}, default="none"
+        Parameters kept fixed (batch-norm statistics of frozen layers too).
+    input_size : int or None, default=None
+        Side of the network input; ``None`` uses the architecture's
+        (224 for torchvision backbones, 100 for ``hall2020_cnn``).
+    interpolation : {"nearest", "bilinear", "bicubic"} or None, default=None
+        Resampling to ``input_size``; ``None`` uses the architecture's.
+    augment : {None, "hflip"}, default=None
+        Training-time augmentation: ``"hflip"`` flips each image horizontally
+        with probability 1/2 every epoch.
+    transforms : sequence of callables or str, default=()
+        Applied to each 2-D image in ``[0, 1]`` before resizing, at fit and
+        predict time (registered transform names are looked up).
+    optimizer : {"sgd", "rmsprop", "adam", "adamw"} or optimizer class, default="adam"
+        Optimizer; its arguments route as ``optimizer__momentum=0.9``.
+    lr : float, default=1e-3
+        Learning rate (the starting point of a schedule).
+    lr_schedule : {None, "cyclic", "cosine_restarts"}, default=None
+        ``"cyclic"``: :class:`torch.optim.lr_scheduler.CyclicLR` stepped per batch
+        (``lr_schedule__base_lr``, ``__max_lr``, ``__step_size_up``, ``__mode``);
+        ``"cosine_restarts"``: cosine annealing restarted every
+        ``lr_schedule__cycle_epochs`` epochs (Huang et al. 2017).
+    batch_size : int, default=16
+    max_epochs : int, default=10
+    validation : None, float or int, default=None
+        Hold out part of the training data (a fraction, or a number of images
+        per class) to record ``valid_loss``/``valid_acc`` each epoch. The split is
+        stratified and, when ``groups`` are passed to ``fit``, grouped by patient.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA when available, else CPU.
+    random_state : int or None, default=None
+        Seeds weight initialisation, shuffling, augmentation and dropout.
+    callbacks : list of skorch callbacks or None, default=None
+        Extra callbacks (e.g. a snapshot callback).
+    verbose : int, default=0
+        skorch's per-epoch table when > 0.
+    **kwargs
+        Routed parameters with the prefixes ``optimizer__``, ``module__``
+        (architecture factory), ``lr_schedule__``, ``iterator_train__``,
+        ``iterator_valid__``, ``callbacks__`` and ``criterion__``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two labels; ``predict_proba`` columns follow this order and the
+        network's logit is the score of ``classes_[1]``.
+    net_ : skorch.NeuralNet
+        The trained skorch wrapper; ``net_.module_`` is the :class:`CXRNet`.
+    history_ : skorch.History
+        Per-epoch records: ``train_loss``, ``train_acc``, ``lr`` and, with
+        validation, ``valid_loss`` and ``valid_acc``.
+    preprocessing_ : Preprocessing
+        Input size, interpolation and normalisation actually used.
+    device_ : str
+        The device training ran on.
+    n_features_in_ : int
+        Only for 2-D array input: the row width seen in ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cxrkit import CXRClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 255, (20, 16, 16), dtype=np.uint8)
+    >>> y = np.array(["covid", "pneumonia"] * 10)
+    >>> clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=1, random_state=0)
+    >>> clf.fit(X, y).predict_proba(X).shape
+    (20, 2)
+    """
+
+    def __init__(self, architecture: str = "resnet50", *, pretrained: str | None = None,
+                 head: str | None = None, freeze: str = "none", input_size: int | None = None,
+                 interpolation: str | None = None, augment: str | None = None,
+                 transforms: Sequence[Callable[[np.ndarray], np.ndarray] | str] = (),
+                 optimizer: str | type[torch.optim.Optimizer] = "adam", lr: float = 1e-3,
+                 lr_schedule: str | None = None, batch_size: int = 16, max_epochs: int = 10,
+                 validation: float | int | None = None, device: str = "auto",
+                 random_state: int | None = None, callbacks: list[Callback] | None = None,
+                 verbose: int = 0, **kwargs: Any) -> None:
+        self.architecture = architecture
+        self.pretrained = pretrained
+        self.head = head
+        self.freeze = freeze
+        self.input_size = input_size
+        self.interpolation = interpolation
+        self.augment = augment
+        self.transforms = transforms
+        self.optimizer = optimizer
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation = validation
+        self.device = device
+        self.random_state = random_state
+        self.callbacks = callbacks
+        self.verbose = verbose
+        for key in kwargs:
+            if not key.startswith(ROUTED_PREFIXES):
+                raise TypeError(
+                    f"CXRClassifier got an unexpected keyword argument {key!r}. Routed "
+                    f"parameters must start with one of {', '.join(ROUTED_PREFIXES)}."
+                )
+        vars(self).update(kwargs)
+
+    # -- scikit-learn parameter protocol ------------------------------------
+    def _routed(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        params = super().get_params(deep=deep)
+        params.update(self._routed())
+        return params
+
+    def set_params(self, **params: Any) -> CXRClassifier:
+        routed = {k: v for k, v in params.items() if k.startswith(ROUTED_PREFIXES)}
+        for k, v in routed.items():
+            setattr(self, k, v)
+        rest = {k: v for k, v in params.items() if k not in routed}
+        if rest:
+            super().set_params(**rest)
+        return self
+
+    def _prefixed(self, prefix: str) -> dict[str, Any]:
+        return {k[len(prefix):]: v for k, v in self._routed().items() if k.startswith(prefix)}
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.non_deterministic = False
+        return tags
+
+    @classmethod
+    def from_recipe(cls, recipe: str, architecture: str | None = None,
+                    **overrides: Any) -> CXRClassifier:
+        """A classifier configured as in one of the papers.
+
+        ``"hall2020"`` (Hall, Paul, Goldgof & Goldgof 2020): head GAP -> dense 64
+        -> ReLU -> dropout 0.5 -> one logit; convolutional layers frozen with their
+        batch-norm statistics (``hall2020_cnn`` is trained whole); RMSprop
+        (rho 0.9, eps 1e-8) on binary cross-entropy; triangular cyclic learning rate
+        1e-4..1e-3 stepped every batch, step size 15 batches; horizontal flips;
+        batch 16; 100 epochs (the snapshot ensemble decides the epochs it keeps).
+        Default architecture ``resnet50``.
+
+        ``"opacity2020"`` (ResNet-101 airspace-opacity study, 2020): a new fully
+        connected layer with two-class softmax, everything else frozen
+        (``all_but_last``); SGD with momentum 0.9; mini-batch 10; 8 epochs; learning
+        rate 1e-4; shuffled every epoch. Default architecture ``resnet101``.
+
+        Any parameter can be overridden by keyword.
+        """
+        default_arch = {"hall2020": "resnet50", "opacity2020": "resnet101"}.get(recipe, "resnet50")
+        arch = architecture or default_arch
+        params = recipe_params(recipe, arch)
+        params.update(overrides)
+        return cls(arch, **params)
+
+    # -- validation of parameters -------------------------------------------
+    def _check_params(self) -> None:
+        def bad(name: str, expected: str, value: Any) -> ConfigurationError:
+            return ConfigurationError(
+                f"The {name!r} parameter of CXRClassifier must be {expected}. Got {value!r} instead."
+            )
+
+        for name in ("batch_size", "max_epochs"):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise bad(name, "an int in the range [1, inf)", v)
+        if not isinstance(self.lr, numbers.Real) or self.lr <= 0:
+            raise bad("lr", "a float in the range (0, inf)", self.lr)
+        if self.augment not in (None, "hflip"):
+            raise bad("augment", "None or 'hflip'", self.augment)
+        if self.lr_schedule not in _SCHEDULES:
+            raise bad("lr_schedule", f"one of {_SCHEDULES}", self.lr_schedule)
+        if isinstance(self.optimizer, str) and self.optimizer.lower() not in _OPTIMIZERS:
+            raise bad("optimizer", f"one of {sorted(_OPTIMIZERS)} or a torch optimizer class",
+                      self.optimizer)
+        if self.input_size is not None and (not isinstance(self.input_size, numbers.Integral)
+                                            or self.input_size < 1):
+            raise bad("input_size", "None or an int in the range [1, inf)", self.input_size)
+
+    def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
+        out = []
+        for t in self.transforms or ():
+            if isinstance(t, str):
+                from ..transforms import create_transform
+
+                out.append(create_transform(t))
+            elif callable(t):
+                out.append(t)
+            else:
+                raise ConfigurationError(
+                    f"The 'transforms' parameter must hold callables or registered transform "
+                    f"names. Got {t!r}."
+                )
+        return out
+
+    def _make_preprocessing(self) -> Preprocessing:
+        base = get_preprocessing(self.architecture)
+        changes: dict[str, Any] = {}
+        if self.input_size is not None:
+            changes["input_size"] = int(self.input_size)
+        if self.interpolation is not None:
+            changes["interpolation"] = self.interpolation
+        return Preprocessing(**{**base.to_dict(), **changes})
+
+    def build_module(self) -> CXRNet:
+        """Create the (untrained) network this estimator trains."""
+        return create_architecture(self.architecture, pretrained=self.pretrained, head=self.head,
+                                   freeze=self.freeze, **self._prefixed("module__"))
+
+    def _lr_callbacks(self) -> list[tuple[str, Callback]]:
+        opts = self._prefixed("lr_schedule__")
+        if self.lr_schedule == "cyclic":
+            kw = {"base_lr": self.lr, "max_lr": self.lr * 10, "step_size_up": 15,
+                  "mode": "triangular", "cycle_momentum": False}
+            kw.update(opts)
+            return [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.CyclicLR,
+                                                step_every="batch", **kw))]
+        if self.lr_schedule == "cosine_restarts":
+            return [("lr_schedule", CosineRestarts(**{"cycle_epochs": self.max_epochs, **opts}))]
+        return []
+
+    # -- data ------------------------------------------------------------------
+    def _encode_y(self, y: Any, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1:
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y.ravel()
+            else:
+                raise DataError(f"y must be 1-D (one label per image); got shape {y.shape}.")
+        if len(y) != n:
+            raise DataError(f"X has {n} images but y has {len(y)} labels; they must match.")
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise DataError(f"y contains {int(np.isnan(y).sum())} NaN label(s); remove those images.")
+        if y.dtype == object and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
+            raise DataError("y contains missing labels (None/NaN); remove those images.")
+        self._label_encoder = LabelEncoder().fit(y)
+        classes = self._label_encoder.classes_
+        if len(classes) != 2:
+            raise DataError(
+                f"CXRClassifier is a binary classifier and needs exactly two classes in y; got "
+                f"{len(classes)} class(es): {list(classes)[:10]}. Select two labels (e.g. covid vs "
+                "pneumonia) or train one classifier per class."
+            )
+        self.classes_ = classes
+        return self._label_encoder.transform(y).astype(np.float32)
+
+    def _validation_split(self, y: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
+        from ..validity.splits import holdout_split
+
+        return holdout_split(y, groups, self.validation, random_state=self.random_state)
+
+    # -- fit ---------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, groups: Any = None, **fit_params: Any) -> CXRClassifier:
+        """Train the network.
+
+        Parameters
+        ----------
+        X : sequence of paths, or array of shape (n, H, W) or (n, W)
+        y : array-like of shape (n,)
+            Two distinct labels of any type.
+        groups : array-like of shape (n,), optional
+            Patient ids; the internal validation split never separates a patient.
+        **fit_params
+            Passed to :meth:`skorch.NeuralNet.fit`.
+        """
+        self._check_params()
+        src = as_image_source(X)
+        yy = self._encode_y(y, len(src))
+        if groups is not None and len(groups) != len(src):
+            raise DataError(f"groups has {len(groups)} entries but X has {len(src)} images.")
+        self.device_ = resolve_device(self.device)
+        if self.random_state is not None:
+            torch.manual_seed(int(self.random_state))
+        module = self.build_module()
+        self.preprocessing_ = self._make_preprocessing()
+        if src.array is not None and src.array.ndim == 2:
+            self.n_features_in_ = int(src.array.shape[1])
+        images = prepare_images(src, self.preprocessing_, self._transform_callables())
+        train_ds: Any
+        if self.validation:
+            tr, va = self._validation_split(yy, groups)
+            train_ds = ImageTensorDataset(images[tr], yy[tr], self.preprocessing_,
+                                          hflip=self.augment == "hflip")
+            valid_ds = ImageTensorDataset(images[va], yy[va], self.preprocessing_)
+            train_split: Any = predefined_split(valid_ds)
+            self.validation_indices_ = va
+        else:
+            train_ds = ImageTensorDataset(images, yy, self.preprocessing_,
+                                          hflip=self.augment == "hflip")
+            train_split = None
+        self.net_ = self._make_net(module, train_split)
+        self.net_.fit(train_ds, None, **fit_params)
+        return self
+
+    def _make_net(self, module: nn.Module, train_split: Any) -> NeuralNet:
+        opt = self.optimizer
+        opt_cls = _OPTIMIZERS[opt.lower()] if isinstance(opt, str) else opt
+        callbacks: list[Any] = [("accuracy", EpochAccuracy())]
+        callbacks += self._lr_callbacks()
+        callbacks += list(self.callbacks or [])
+        extra = {k: v for k, v in self._routed().items()
+                 if k.startswith(("optimizer__", "iterator_train__", "iterator_valid__",
+                                  "callbacks__", "criterion__"))}
+        extra.setdefault("iterator_train__shuffle", True)
+        net = NeuralNet(
+            module=module,
+            criterion=nn.BCEWithLogitsLoss,
+            optimizer=opt_cls,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            device=self.device_,
+            verbose=self.verbose,
+            **extra,
+        )
+        # skorch re-initialises an instantiated module only if asked; keep ours.
+        return net
+
+    @property
+    def module_(self) -> CXRNet:
+        """The trained :class:`CXRNet`."""
+        check_is_fitted(self, "net_")
+        return self.net_.module_
+
+    @property
+    def history_(self) -> Any:
+        check_is_fitted(self, "net_")
+        return self.net_.history
+
+    # -- prediction --------------------------------------------------------------
+    def _check_predict_input(self, X: Any) -> ImageSource:
+        check_is_fitted(self, "net_")
+        src = as_image_source(X)
+        if hasattr(self, "n_features_in_"):
+            if src.array is None or src.array.ndim != 2:
+                raise DataError("This CXRClassifier was fitted on 2-D arrays; pass a 2-D array.")
+            if src.array.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {src.array.shape[1]} features, but CXRClassifier is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+        return src
+
+    def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
+        """Yield normalised input batches; decoding of the next batch overlaps compute."""
+        bs = batch_size or max(self.batch_size, 32)
+        prep = self.preprocessing_
+        transforms = self._transform_callables()
+        n = len(src)
+
+        def make(start: int) -> torch.Tensor:
+            return torch.stack([_to_tensor(_prepare_one(src, i, transforms, prep), prep, False)
+                                for i in range(start, min(n, start + bs))])
+
+        if not src.is_paths:
+            for start in range(0, n, bs):
+                yield make(start)
+            return
+        threads = decode_threads()
+        with ThreadPoolExecutor(threads) as pool:
+            def make_parallel(start: int) -> Any:
+                idx = range(start, min(n, start + bs))
+                return [pool.submit(_prepare_one, src, i, transforms, prep) for i in idx]
+
+            pending = [make_parallel(s) for s in range(0, min(n, 2 * bs), bs)]
+            next_start = 2 * bs
+            while pending:
+                futures = pending.pop(0)
+                if next_start < n:
+                    pending.append(make_parallel(next_start))
+                    next_start += bs
+                yield torch.stack([_to_tensor(f.result(), prep, False) for f in futures])
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The network's logit for ``classes_[1]``, shape ``(n,)``."""
+        src = self._check_predict_input(X)
+        module = self.module_
+        was_training = module.training
+        module.eval()
+        outs = []
+        try:
+            with torch.inference_mode():
+                for xb in self.iter_batches(src):
+                    outs.append(module(xb.to(self.device_)).float().cpu())
+        finally:
+            module.train(was_training)
+        return torch.cat(outs).numpy().astype(np.float64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities of shape ``(n, 2)``, columns in ``classes_`` order."""
+        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The label with the larger probability (threshold 0.5)."""
+        proba = self.predict_proba(X)
+        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]

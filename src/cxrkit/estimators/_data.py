@@ -1,0 +1,206 @@
+"""Turning user input (paths or arrays) into network-ready tensors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..architectures import Preprocessing
+from ..errors import DataError, ImageDecodeError
+from ..io import read_xray, resize_image
+
+__all__ = ["ImageSource", "as_image_source", "prepare_images", "ImageTensorDataset",
+           "LazyImageDataset", "decode_threads"]
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+def decode_threads() -> int:
+    return max(1, min(8, (os.cpu_count() or 1)))
+
+
+@dataclass
+class ImageSource:
+    """Images given either as file paths or as an in-memory array."""
+
+    paths: np.ndarray | None = None
+    array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths) if self.paths is not None else len(self.array)  # type: ignore[arg-type]
+
+    @property
+    def is_paths(self) -> bool:
+        return self.paths is not None
+
+    def load(self, i: int) -> np.ndarray:
+        if self.paths is not None:
+            return read_xray(self.paths[i])
+        img = self.array[i]  # type: ignore[index]
+        if img.ndim == 1:
+            img = img[None, :]
+        if img.dtype == np.uint8:
+            return img.astype(np.float32) / 255.0
+        if img.dtype == np.uint16:
+            return img.astype(np.float32) / 65535.0
+        return img.astype(np.float32)
+
+    def subset(self, idx: np.ndarray) -> ImageSource:
+        if self.paths is not None:
+            return ImageSource(paths=self.paths[idx])
+        return ImageSource(array=self.array[idx])  # type: ignore[index]
+
+
+def as_image_source(X: object, *, name: str = "X") -> ImageSource:
+    """Validate ``X`` and wrap it.
+
+    Accepted: a 1-D sequence of image paths; a ``(n, H, W)`` array of grayscale
+    images (uint8 / 255, uint16 / 65535, floats used as given); a 2-D ``(n, W)``
+    array, read as ``n`` images one pixel high.
+    """
+    if isinstance(X, ImageSource):
+        return X
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
+        X = X.to_numpy()  # pandas Series / DataFrame
+    if isinstance(X, (str, os.PathLike)):
+        raise DataError(
+            f"{name} is a single path ({X!r}); pass a list or 1-D array of image paths."
+        )
+    if isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
+        arr = X
+    else:
+        try:
+            items = list(X)  # type: ignore[call-overload]
+        except TypeError:
+            raise DataError(
+                f"{name} must be a 1-D sequence of image paths or an (n, H, W) array of "
+                f"grayscale images; got {type(X).__name__}."
+            ) from None
+        if items and all(isinstance(v, (str, os.PathLike)) for v in items):
+            return ImageSource(paths=np.asarray([os.fspath(v) for v in items], dtype=object))
+        try:
+            arr = np.asarray(items)
+        except ValueError:
+            arr = np.asarray(items, dtype=object)
+        if arr.dtype.kind not in "biuf":
+            raise DataError(
+                f"{name} must be a 1-D sequence of image paths or an (n, H, W) array of "
+                f"grayscale images; got elements of type {type(items[0]).__name__ if items else 'none'}."
+            )
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    if arr.ndim not in (2, 3):
+        hint = " For RGB images pass paths, or convert to grayscale first." if arr.ndim == 4 else ""
+        raise DataError(
+            f"{name} has shape {arr.shape}; expected (n, H, W) grayscale images or (n, W) rows.{hint}"
+        )
+    if arr.shape[0] == 0:
+        raise DataError(f"{name} is empty (0 images); at least one image is required.")
+    if arr.size == 0:
+        raise DataError(f"{name} has shape {arr.shape}: images with no pixels cannot be used.")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(
+            f"{name} contains NaN or infinity in {int((~np.isfinite(arr)).any(axis=tuple(range(1, arr.ndim))).sum())} "
+            "image(s); replace or remove them before fitting."
+        )
+    return ImageSource(array=arr)
+
+
+def _prepare_one(src: ImageSource, i: int, transforms: Sequence[Transform],
+                 prep: Preprocessing) -> np.ndarray:
+    img = src.load(i)
+    for t in transforms:
+        img = t(img)
+    return resize_image(img, prep.input_size, prep.interpolation)
+
+
+def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform] = (),
+                   *, n_threads: int | None = None, progress: bool = False) -> np.ndarray:
+    """Decode, transform and resize every image into one ``(n, S, S)`` float16 array.
+
+    All failures are collected first and reported together.
+    """
+    n = len(src)
+    out = np.empty((n, prep.input_size, prep.input_size), dtype=np.float16)
+    errors: list[str] = []
+
+    def work(i: int) -> None:
+        try:
+            out[i] = _prepare_one(src, i, transforms, prep)
+        except ImageDecodeError as exc:
+            errors.append(str(exc))
+
+    threads = n_threads or (decode_threads() if src.is_paths else 1)
+    if threads > 1 and n > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(n)))
+    else:
+        for i in range(n):
+            work(i)
+    if errors:
+        errors.sort()
+        shown = "\n  ".join(errors[:10])
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise ImageDecodeError(
+            f"{len(errors)} of {n} images could not be read:\n  {shown}{more}\n"
+            "Remove them, or load the data with cxrkit.datasets.load_dataset(..., on_error='skip') "
+            "to leave them out and have them counted in the dataset summary."
+        )
+    return out
+
+
+def _to_tensor(img: np.ndarray, prep: Preprocessing, flip: bool) -> torch.Tensor:
+    t = torch.from_numpy(np.asarray(img, dtype=np.float32))
+    if flip:
+        t = t.flip(-1)
+    t = t.unsqueeze(0).expand(prep.channels, -1, -1)
+    mean = torch.tensor(prep.mean, dtype=torch.float32)[: prep.channels, None, None]
+    std = torch.tensor(prep.std, dtype=torch.float32)[: prep.channels, None, None]
+    return (t - mean) / std
+
+
+class ImageTensorDataset(Dataset):
+    """Prepared images (``(n, S, S)``) -> normalised ``(C, S, S)`` tensors.
+
+    With ``hflip=True`` each access flips the image with probability 1/2
+    (drawn from torch's global generator, so seeded runs repeat).
+    """
+
+    def __init__(self, images: np.ndarray, y: np.ndarray | None, prep: Preprocessing,
+                 hflip: bool = False) -> None:
+        self.images = images
+        self.y = y
+        self.prep = prep
+        self.hflip = hflip
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        flip = bool(self.hflip and torch.rand(()) < 0.5)
+        x = _to_tensor(self.images[i], self.prep, flip)
+        y = torch.tensor(self.y[i] if self.y is not None else 0.0, dtype=torch.float32)
+        return x, y
+
+
+class LazyImageDataset(Dataset):
+    """Decodes each image when it is accessed (for streaming prediction)."""
+
+    def __init__(self, src: ImageSource, prep: Preprocessing,
+                 transforms: Sequence[Transform] = ()) -> None:
+        self.src = src
+        self.prep = prep
+        self.transforms = list(transforms)
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = _prepare_one(self.src, i, self.transforms, self.prep)
+        return _to_tensor(img, self.prep, False), torch.tensor(0.0)

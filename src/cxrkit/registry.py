@@ -1,0 +1,121 @@
+"""Name registries: lowercase names mapped to factories (the timm pattern).
+
+Registries are filled by plugins through the hooks in :mod:`cxrkit.hookspecs`
+the first time one of them is used; see :mod:`cxrkit.plugins`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import DuplicateNameError, UnknownNameError
+
+__all__ = ["Entry", "Registry"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered name.
+
+    Attributes
+    ----------
+    name : str
+        The lowercase name users type.
+    factory : callable
+        Builds the object.
+    plugin : str
+        Name of the plugin that registered it.
+    meta : dict
+        Free-form defaults documented by the plugin (e.g. ``input_size``).
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """First line of the factory's docstring, or ``''``."""
+        doc = (self.meta.get("description") or self.factory.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Registry:
+    """A mapping from names to :class:`Entry`, filled by plugins.
+
+    Parameters
+    ----------
+    kind : str
+        Singular noun used in messages (``"architecture"``).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    # -- filling -----------------------------------------------------------
+    def add(self, name: str, factory: Callable[..., Any], *, plugin: str = "<unknown>",
+            **meta: Any) -> None:
+        """Register ``factory`` under ``name`` (lower-cased)."""
+        if not isinstance(name, str) or not name:
+            raise DuplicateNameError(
+                f"Plugin {plugin!r} tried to register a {self.kind} with an invalid name "
+                f"{name!r}; names must be non-empty strings."
+            )
+        if not callable(factory):
+            raise TypeError(
+                f"Plugin {plugin!r} registered {self.kind} {name!r} with a factory that is "
+                f"not callable ({type(factory).__name__})."
+            )
+        key = name.lower()
+        if key in self._entries:
+            other = self._entries[key].plugin
+            raise DuplicateNameError(
+                f"The {self.kind} name {key!r} is registered twice: by plugin {other!r} and by "
+                f"plugin {plugin!r}. Rename one of them, or block one plugin with "
+                f"CXRKIT_BLOCK_PLUGINS={plugin}."
+            )
+        self._entries[key] = Entry(key, factory, plugin, dict(meta))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    # -- reading -----------------------------------------------------------
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching the shell-style ``pattern``."""
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern.lower()))
+
+    def get(self, name: str) -> Entry:
+        """Return the entry for ``name`` or raise :class:`UnknownNameError`."""
+        key = str(name).lower()
+        try:
+            return self._entries[key]
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        available = self.names()
+        close = difflib.get_close_matches(str(name).lower(), available, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(available) if available else "(none registered)"
+        return (
+            f"Unknown {self.kind} {name!r}.{hint} Available: {listing}. "
+            f"Third-party {self.kind}s come from plugins installed in the 'cxrkit' entry-point group."
+        )
+
+    def create(self, name: str, /, **kwargs: Any) -> Any:
+        return self.get(name).factory(**kwargs)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries[n] for n in self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,1 @@
+"""Validity guards: leakage, duplicates, confounding, shortcut probes."""
