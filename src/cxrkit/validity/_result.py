@@ -97,7 +97,7 @@ def format_guards(results: Iterable[GuardResult], *, width: int = 100,
     width : int, default=100
         Line width used to wrap summaries and advice.
     numbers : bool, default=True
-        Also list each guard's numbers (scalars only; tables are left to reports).
+        Also list each guard's scalar numbers (nested tables are left to reports).
 
     Returns
     -------
@@ -115,14 +115,13 @@ def format_guards(results: Iterable[GuardResult], *, width: int = 100,
         lines.append(f"{r.status:<6}  {r.name:<{name_w}}  {wrapped[0]}")
         lines.extend(indent + w for w in wrapped[1:])
         if numbers:
-            scalars = {k: v for k, v in r.numbers.items()
-                       if not isinstance(v, Mapping) or len(v) <= 6}
+            scalars = {k: v for k, v in r.numbers.items() if not isinstance(v, Mapping)}
             if scalars:
                 text = "; ".join(f"{k}={_fmt_number(v)}" for k, v in scalars.items())
-                lines.extend(textwrap.wrap(text, max(20, width - len(indent)),
+                lines.extend(textwrap.wrap(text, max(40, width),
                                            initial_indent=indent, subsequent_indent=indent))
         if r.advice and r.status != "PASS":
-            lines.extend(textwrap.wrap("-> " + r.advice, max(20, width - len(indent)),
+            lines.extend(textwrap.wrap("-> " + r.advice, max(40, width),
                                        initial_indent=indent, subsequent_indent=indent + "   "))
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
     lines.append("-" * min(width, name_w + 60))
