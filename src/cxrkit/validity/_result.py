@@ -115,7 +115,8 @@ def format_guards(results: Iterable[GuardResult], *, width: int = 100,
         lines.append(f"{r.status:<6}  {r.name:<{name_w}}  {wrapped[0]}")
         lines.extend(indent + w for w in wrapped[1:])
         if numbers:
-            scalars = {k: v for k, v in r.numbers.items() if not isinstance(v, Mapping)}
+            scalars = {k: v for k, v in r.numbers.items() if not isinstance(v, Mapping)
+                       and not (isinstance(v, (list, tuple)) and v and isinstance(v[0], Mapping))}
             if scalars:
                 text = "; ".join(f"{k}={_fmt_number(v)}" for k, v in scalars.items())
                 lines.extend(textwrap.wrap(text, max(40, width),
