@@ -419,7 +419,9 @@ def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: A
         done = 0
         while done < n_bootstraps:
             b = min(chunk, n_bootstraps - done)
-            counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=b)
+            draws = rng.integers(0, n_groups, size=(b, n_groups))
+            draws += np.arange(b)[:, None] * n_groups
+            counts = np.bincount(draws.ravel(), minlength=b * n_groups).reshape(b, n_groups)
             parts.append(_weighted_stats(counts[:, group_index].astype(np.float64), t, pred,
                                          tie_id, n_ties))
             done += b

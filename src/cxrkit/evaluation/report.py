@@ -321,7 +321,8 @@ def _plot_per_fold(result: RunResult, path: Path) -> None:
         table = ax.table(cellText=rows, colLabels=cols, loc="center", cellLoc="center")
         table.auto_set_font_size(False)
         table.set_fontsize(9)
-        table.scale(1, 1.25)
+        table.scale(1, 1.3)
+        table.auto_set_column_width(list(range(len(cols))))
         for (r, _c), cell in table.get_celld().items():
             if r == 0:
                 cell.set_facecolor("#dde6f0")
