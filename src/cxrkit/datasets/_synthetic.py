@@ -27,7 +27,7 @@ __all__ = ["make_synthetic_cxr", "load_synthetic", "DEFAULT_DIFFICULTY"]
 
 #: Calibrated so that ``CXRClassifier("tiny_cnn", input_size=64, max_epochs=5)``
 #: is clearly better than chance but not perfect (see docs/datasets/synthetic.md).
-DEFAULT_DIFFICULTY = 0.5
+DEFAULT_DIFFICULTY = 0.25
 
 
 def _check(name: str, value: object, ok: bool, expected: str) -> None:
@@ -106,16 +106,16 @@ def _one_image(rng: np.random.Generator, pat: dict, anat: dict, size: int, posit
         for k in range(n):
             side = sides[k % len(sides)]
             cu = side * (pat["lung_cu"] + pat["lung_w"] * rng.uniform(0.35, 0.75))
-            cv = rng.uniform(0.05, 0.4)
-            acc += blob(cu, cv, rng.uniform(0.07, 0.13), rng.uniform(0.08, 0.15))
+            cv = rng.uniform(-0.1, 0.22)
+            acc += blob(cu, cv, rng.uniform(0.09, 0.16), rng.uniform(0.1, 0.18))
         return np.float32(amp) * np.clip(acc, 0, 1) * (np.float32(0.35) + np.float32(0.65) * texture)
 
     opacity = np.zeros_like(img)
     if positive:
         if rng.random() < 0.3 * difficulty:  # look-alike: unilateral
-            opacity += ground_glass(int(rng.integers(2, 4)), [int(rng.choice([-1, 1]))], 0.16 * strength)
+            opacity += ground_glass(int(rng.integers(2, 4)), [int(rng.choice([-1, 1]))], 0.6 * strength)
         else:
-            opacity += ground_glass(int(rng.integers(3, 7)), [-1, 1], 0.16 * strength)
+            opacity += ground_glass(int(rng.integers(3, 7)), [-1, 1], 0.6 * strength)
     else:
         if not pat["clear"]:
             side = pat["cons_side"]
@@ -123,9 +123,9 @@ def _one_image(rng: np.random.Generator, pat: dict, anat: dict, size: int, posit
             split = np.float32(pat["fissure"] + rng.normal(0, 0.03))
             zone = _sigmoid((v - split) * edge * 2) if pat["cons_lower"] else _sigmoid((split - v) * edge * 2)
             dens = 0.75 + 0.25 * texture
-            opacity += np.float32(0.24 * strength) * zone * m * dens
+            opacity += np.float32(0.3 * strength) * zone * m * dens
         if rng.random() < 0.5 * difficulty:  # look-alike: faint patches
-            opacity += ground_glass(int(rng.integers(1, 3)), [-1, 1], 0.1 * strength)
+            opacity += ground_glass(int(rng.integers(1, 3)), [-1, 1], 0.2 * strength)
     img += opacity * lungs
 
     # acquisition: source contrast, exposure, noise, burned-in marker
@@ -162,7 +162,7 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
         A fixed number, or a range drawn uniformly per patient (inclusive).
     size : int, default=128
         Side of the square images (any size >= 16).
-    difficulty : float in [0, 1], default=0.5
+    difficulty : float in [0, 1], default=0.25
         0 is easy (strong opacities, little noise); 1 is nearly chance.
     sources : sequence of str, default=("site_a", "site_b")
         Acquisition sites; each has its own contrast and a burned-in marker in
