@@ -306,7 +306,7 @@ def _weighted_stats(w: np.ndarray, t: np.ndarray, pred: np.ndarray, tie_id: np.n
         N = np.diff(cum_n, axis=1, prepend=0.0)
         below = np.cumsum(N, axis=1) - N  # negative mass strictly below each block
         out["auc"] = (P * (below + 0.5 * N)).sum(1) / (pos * neg)
-    for k, v in out.items():
+    for v in out.values():
         v[~np.isfinite(v)] = np.nan
     return out
 

@@ -595,17 +595,19 @@ def write_report(result: RunResult, out_dir: str | Path, *, n_roc_bootstraps: in
 
     # figures
     figs: dict[str, Path | None] = {}
-    figs["roc"] = out / "roc.png"
-    _plot_roc(result, metrics, figs["roc"], n_roc_bootstraps, seed)
-    figs["confusion_matrix"] = out / "confusion_matrix.png"
-    _plot_confusion(result, metrics, figs["confusion_matrix"])
-    figs["per_fold"] = out / "per_fold.png"
-    _plot_per_fold(result, figs["per_fold"])
-    gpath = out / "gradcam.png"
+    roc, conf, fold, gpath, epath = (out / f"{name}.png" for name in (
+        "roc", "confusion_matrix", "per_fold", "gradcam", "efficiency"))
+    _plot_roc(result, metrics, roc, n_roc_bootstraps, seed)
+    _plot_confusion(result, metrics, conf)
+    _plot_per_fold(result, fold)
+    figs.update(roc=roc, confusion_matrix=conf, per_fold=fold)
     figs["gradcam"] = gpath if _plot_gradcam(result, gpath, gradcam_per_kind) else None
     if result.efficiency:
-        figs["efficiency"] = out / "efficiency.png"
-        _plot_efficiency(result.efficiency, figs["efficiency"])
+        _plot_efficiency(result.efficiency, epath)
+        figs["efficiency"] = epath
+    for stale, key in ((gpath, "gradcam"), (epath, "efficiency")):
+        if figs.get(key) is None:  # a figure left from an earlier run would mislead
+            stale.unlink(missing_ok=True)
     paths.update({k: v for k, v in figs.items() if v is not None})
 
     # metrics.json
