@@ -19,8 +19,8 @@ def covid_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     meta = shared_data / "covid-chestxray-metadata" / "metadata.csv"
     shutil.copy(meta, root / "metadata.csv")
     df = pd.read_csv(meta)
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     rng = np.random.default_rng(0)
     for folder, fn in zip(df["folder"], df["filename"]):
