@@ -138,15 +138,15 @@ def load_covid_chestxray(root: str | os.PathLike[str] | None = None, *,
     seen: set[str] = set()
     for row in df.itertuples(index=False):
         label, reason = None, None
-        mod = getattr(row, "modality")
-        view = getattr(row, "view")
+        mod = row.modality
+        view = row.view
         if modality is not None and (not isinstance(mod, str) or mod.strip() != modality):
             reason = f"modality {mod if isinstance(mod, str) else 'unknown'}"
         elif views is not None and (not isinstance(view, str) or view.strip() not in views):
             reason = f"view {view if isinstance(view, str) else 'unknown'} not selected"
         else:
-            label, reason = _map_finding(getattr(row, "finding"), mapping, secondary)
-        key = f"{getattr(row, 'folder')}/{getattr(row, 'filename')}"
+            label, reason = _map_finding(row.finding, mapping, secondary)
+        key = f"{row.folder}/{row.filename}"
         if reason is None:
             if key in seen:
                 label, reason = None, "duplicate file (listed again, under another patient id)"

@@ -248,6 +248,12 @@ def _nan_to_none(v: Any) -> Any:
     return None if (v is None or (isinstance(v, float) and np.isnan(v))) else v
 
 
+def _pid(v: Any) -> str:
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))  # 226.0 read from a CSV column with blanks -> "226"
+    return str(v)
+
+
 def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
                      excluded: list[pd.DataFrame] | pd.DataFrame | None = None, *,
                      on_error: str = "raise", check: bool = True, min_classes: int = 2,
@@ -331,11 +337,9 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
             f"Dataset {name!r} is empty after filtering ({len(excluded)} rows excluded — {detail}). "
             "Check the root folder and the filtering options (labels, views, target).")
     table["label"] = table["label"].astype(str)
-    table["patient_id"] = table["patient_id"].map(
-        lambda v: str(v) if _nan_to_none(v) is not None else np.nan)
-    no_pid = table["patient_id"].isna()
-    if no_pid.any():
-        table.loc[no_pid, "patient_id"] = "image:" + table.loc[no_pid, "image"].astype(str)
+    table["patient_id"] = [
+        _pid(v) if _nan_to_none(v) is not None else f"image:{img}"
+        for v, img in zip(table["patient_id"].astype(object), table["image"].astype(str))]
     classes = sorted(table["label"].unique())
     if len(classes) < min_classes:
         raise DataError(

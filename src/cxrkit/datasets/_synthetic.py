@@ -27,7 +27,7 @@ __all__ = ["make_synthetic_cxr", "load_synthetic", "DEFAULT_DIFFICULTY"]
 
 #: Calibrated so that ``CXRClassifier("tiny_cnn", input_size=64, max_epochs=5)``
 #: is clearly better than chance but not perfect (see docs/datasets/synthetic.md).
-DEFAULT_DIFFICULTY = 0.25
+DEFAULT_DIFFICULTY = 0.27
 
 
 def _check(name: str, value: object, ok: bool, expected: str) -> None:
@@ -162,7 +162,7 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
         A fixed number, or a range drawn uniformly per patient (inclusive).
     size : int, default=128
         Side of the square images (any size >= 16).
-    difficulty : float in [0, 1], default=0.25
+    difficulty : float in [0, 1], default=0.27
         0 is easy (strong opacities, little noise); 1 is nearly chance.
     sources : sequence of str, default=("site_a", "site_b")
         Acquisition sites; each has its own contrast and a burned-in marker in

@@ -46,7 +46,7 @@ def create_transform(name: str, /, **options: Any) -> Callable[[np.ndarray], np.
     """Build the transform registered as ``name`` with ``options``.
 
     >>> t = create_transform("centre_blackout", fraction=0.5)
-    >>> t(np.ones((4, 4), np.float32)).sum()
+    >>> float(t(np.ones((4, 4), np.float32)).sum())
     12.0
     """
     return get_registry("transform").create(name, **options)

@@ -1,0 +1,89 @@
+"""chestxray14 on Google's real adjudicated label files, with tiny synthetic PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cxrkit.datasets import load_dataset
+from cxrkit.errors import ConfigurationError, DataError
+
+
+@pytest.fixture(scope="module")
+def labels_dir(shared_data: Path) -> Path:
+    return shared_data / "google-four-findings"
+
+
+@pytest.fixture(scope="module")
+def nih_root(labels_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny PNGs under every test-set image name, in the published images_001/images layout."""
+    root = tmp_path_factory.mktemp("chestxray14")
+    names = pd.read_csv(labels_dir / "test_labels.csv")["Image Index"]
+    rng = np.random.default_rng(0)
+    for i, n in enumerate(names):
+        d = root / f"images_{1 + i % 2:03d}" / "images"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(d / n)
+    return root
+
+
+def test_airspace_opacity_proxy_label(nih_root: Path, labels_dir: Path) -> None:
+    ds = load_dataset("chestxray14", root=nih_root, target="airspace_opacity", split="test",
+                      labels_dir=labels_dir)
+    s = ds.summary()
+    assert s["labels"] == {"no_opacity": 827, "opacity": 1135}
+    assert s["views"] == {"AP": 1126, "PA": 836}
+    assert s["excluded"] == {}
+    truth = pd.read_csv(labels_dir / "test_labels.csv")
+    assert s["n_patients"] == truth["Patient ID"].nunique()
+    row = ds.metadata.set_index("image_index").loc["00000013_008.png"]
+    assert row["label"] == "opacity" and row["patient_id"] == "13" and row["view"] == "AP"
+    assert row["finding"] == "No Finding"  # NIH text label disagrees with the experts
+    assert Path(row["image"]).is_file()
+
+
+def test_hedge_and_missing_images(nih_root: Path, labels_dir: Path, tmp_path: Path) -> None:
+    df = pd.read_csv(labels_dir / "test_labels.csv")
+    df.loc[:4, "Airspace opacity"] = "HEDGE"
+    df.loc[5:6, "Airspace opacity"] = np.nan
+    df.to_csv(tmp_path / "test_labels.csv", index=False)
+    ds = load_dataset("chestxray14", root=nih_root, target="airspace_opacity", split="test",
+                      labels_dir=tmp_path)
+    assert ds.summary()["excluded"] == {"Airspace opacity HEDGE (uncertain)": 5,
+                                        "Airspace opacity not adjudicated (blank)": 2}
+    assert len(ds) == 1962 - 7
+
+
+def test_both_splits_need_all_images(nih_root: Path, labels_dir: Path) -> None:
+    ds = load_dataset("chestxray14", root=nih_root, target="airspace_opacity",
+                      labels_dir=labels_dir, on_error="skip")
+    s = ds.summary()
+    # validation images were not written: each is counted as unreadable
+    assert s["skipped_files"] == 2414 and s["excluded"] == {"unreadable image": 2414}
+    assert len(ds) == 1962
+
+
+def test_no_finding_controls(nih_root: Path, labels_dir: Path) -> None:
+    df = pd.read_csv(labels_dir / "test_labels.csv")
+    df.iloc[:, :11].to_csv(nih_root / "Data_Entry_2017.csv", index=False)
+    try:
+        ds = load_dataset("chestxray14", root=nih_root, target="no_finding")
+        n_nf = int((df["Finding Labels"] == "No Finding").sum())
+        assert ds.summary()["labels"] == {"finding": 1962 - n_nf, "no_finding": n_nf}
+        controls = ds.select(["no_finding"])
+        assert len(controls) == n_nf
+        raw = load_dataset("chestxray14", root=nih_root, check_images=False, min_classes=1)
+        assert "Cardiomegaly|Emphysema" in set(raw.y)
+    finally:
+        (nih_root / "Data_Entry_2017.csv").unlink()
+
+
+def test_bad_options(nih_root: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"^The 'target' parameter of chestxray14 must be one of"):
+        load_dataset("chestxray14", root=nih_root, target="opacity")
+    with pytest.raises(DataError, match=r"^Adjudicated label file 'validation_labels\.csv' not found"):
+        load_dataset("chestxray14", root=nih_root, target="airspace_opacity")
