@@ -11,7 +11,12 @@ from .keras_hdf5 import (
     load_keras_weights,
     read_keras_hdf5,
 )
-from .published import HALL2020_CLASSES, hall2020_weight_files, load_hall2020_published
+from .published import (
+    HALL2020_CLASSES,
+    hall2020_weight_files,
+    load_hall2020_networks,
+    load_hall2020_published,
+)
 
 __all__ = [
     "HALL2020_CLASSES",
@@ -21,6 +26,7 @@ __all__ = [
     "check_keras_architecture",
     "hall2020_weight_files",
     "keras_layer_graph",
+    "load_hall2020_networks",
     "load_hall2020_keras",
     "load_hall2020_published",
     "load_keras_vgg16_into",
