@@ -105,7 +105,8 @@ def load_hall2020_published(weights_dir: str | os.PathLike[str],
         the probability of other pneumonia, ``classes_[1]``) and the authors'
         preprocessing: grayscale repeated to 3 channels, 100 x 100
         nearest-neighbour resize, values / 255. ``snapshots_`` records each
-        member's file, epoch and validation accuracy.
+        member's ``file``, ``epoch`` and validation accuracy (``value``, from the
+        file name; ``monitor="valid_acc"``).
 
     Raises
     ------
@@ -117,18 +118,15 @@ def load_hall2020_published(weights_dir: str | os.PathLike[str],
     >>> ens = load_hall2020_published("shared/weights/hall2020-usf-small-cnn")  # doctest: +SKIP
     >>> p_covid = ens.predict_proba(paths)[:, 0]  # doctest: +SKIP
     """
+    from ..estimators import SnapshotEnsembleClassifier
+
     nets, files = load_hall2020_networks(weights_dir, n_expected)
-    try:
-        from ..estimators import SnapshotEnsembleClassifier  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - depends on the lead's branch
-        # TODO(keras branch): SnapshotEnsembleClassifier is not on main yet; once it is,
-        # this import succeeds and nothing else changes.
-        raise NotImplementedError(
-            "load_hall2020_published needs cxrkit.estimators.SnapshotEnsembleClassifier, which "
-            "this version of cxrkit does not have yet; use load_hall2020_networks() meanwhile."
-        ) from None
+    snapshots = [{"epoch": f["epoch"], "monitor": "valid_acc", "value": f["val_acc"], "lr": None,
+                  "nbytes": int(sum(t.numel() * t.element_size()
+                                    for t in net.state_dict().values())),
+                  "file": Path(f["path"]).name} for f, net in zip(files, nets)]
     return SnapshotEnsembleClassifier.from_networks(
-        nets, classes=list(HALL2020_CLASSES), snapshots=files,
+        nets, classes=list(HALL2020_CLASSES), snapshots=snapshots,
         preprocessing=HALL2020_PREPROCESSING,
     )
 
