@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _hall_reference import authors_preprocess, build_keras_model, keras_predict, numpy_forward
 
 from cxrkit.importers import HALL2020_CLASSES, load_hall2020_keras, load_hall2020_published
 from cxrkit.importers.published import _predict_members, hall2020_weight_files
+
+from ._hall_reference import authors_preprocess, build_keras_model, keras_predict, numpy_forward
 
 pytestmark = pytest.mark.realdata
 TOL = 1e-5

@@ -8,8 +8,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from _hall_reference import numpy_forward
-from _keras_files import hall2020_keras2_config, hall2020_random_weights, write_keras_file
 
 from cxrkit.architectures import build_hall2020_cnn
 from cxrkit.errors import WeightsError
@@ -22,6 +20,9 @@ from cxrkit.importers import (
     load_keras_weights,
     read_keras_hdf5,
 )
+
+from ._hall_reference import numpy_forward
+from ._keras_files import hall2020_keras2_config, hall2020_random_weights, write_keras_file
 
 
 @pytest.fixture
