@@ -243,7 +243,7 @@ def _convert(layer: str, kind: str, arr: np.ndarray) -> tuple[str, np.ndarray]:
 
 
 def _torch_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
-    tensors = dict(module.named_parameters())
+    tensors: dict[str, torch.Tensor] = dict(module.named_parameters())
     tensors.update({k: v for k, v in module.named_buffers() if not k.endswith("num_batches_tracked")})
     return tensors
 
@@ -368,7 +368,7 @@ def keras_layer_graph(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for layer in layers:
         cls = layer["class_name"]
         cfg = dict(layer.get("config", {}))
-        name = layer.get("name") or cfg.get("name")
+        name = str(layer.get("name") or cfg.get("name"))
         if cls == "Merge":
             mode = cfg.get("mode")
             if mode != "concat":
@@ -389,6 +389,8 @@ def keras_layer_graph(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         graph[name] = {"class": cls, "config": cfg, "inputs": inputs}
         prev = name
     outputs = body.get("output_layers") if isinstance(body, dict) else None
+    if outputs and isinstance(outputs[0], str):  # Keras 3, single output: [name, 0, 0]
+        outputs = [outputs]
     graph["__outputs__"] = {"names": [o[0] for o in outputs] if outputs else ([prev] if prev else [])}
     return graph
 

@@ -125,8 +125,9 @@ def load_hall2020_published(weights_dir: str | os.PathLike[str],
                   "nbytes": int(sum(t.numel() * t.element_size()
                                     for t in net.state_dict().values())),
                   "file": Path(f["path"]).name} for f, net in zip(files, nets)]
+    members: list[torch.nn.Module] = list(nets)
     return SnapshotEnsembleClassifier.from_networks(
-        nets, classes=list(HALL2020_CLASSES), snapshots=snapshots,
+        members, classes=list(HALL2020_CLASSES), snapshots=snapshots,
         preprocessing=HALL2020_PREPROCESSING,
     )
 
