@@ -166,17 +166,16 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.callbacks = callbacks
         self.verbose = verbose
-        for key in kwargs:
-            if not key.startswith(ROUTED_PREFIXES):
-                raise TypeError(
-                    f"CXRClassifier got an unexpected keyword argument {key!r}. Routed "
-                    f"parameters must start with one of {', '.join(ROUTED_PREFIXES)}."
-                )
-        vars(self).update(kwargs)
+        vars(self).update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
     def _routed(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
+
+    def _unknown_kwargs(self) -> list[str]:
+        known = set(self._get_param_names())
+        return [k for k in vars(self) if not k.endswith("_") and not k.startswith("_")
+                and k not in known and not k.startswith(ROUTED_PREFIXES)]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         params = super().get_params(deep=deep)
@@ -254,6 +253,12 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 f"The {name!r} parameter of CXRClassifier must be {expected}. Got {value!r} instead."
             )
 
+        unknown = self._unknown_kwargs()
+        if unknown:
+            raise ConfigurationError(
+                f"CXRClassifier got unexpected parameter(s) {unknown}. Routed parameters must "
+                f"start with one of {', '.join(ROUTED_PREFIXES)}."
+            )
         for name in ("batch_size", "max_epochs"):
             v = getattr(self, name)
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
@@ -315,12 +320,16 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     # -- data ------------------------------------------------------------------
     def _encode_y(self, y: Any, n: int) -> np.ndarray:
+        if y is None:
+            raise DataError("CXRClassifier requires y to be passed, but the target y is None.")
         y = np.asarray(y)
         if y.ndim != 1:
             if y.ndim == 2 and y.shape[1] == 1:
                 y = y.ravel()
             else:
-                raise DataError(f"y must be 1-D (one label per image); got shape {y.shape}.")
+                raise DataError(
+                    f"y should be a 1d array (one label per image); got shape {y.shape}."
+                )
         if len(y) != n:
             raise DataError(f"X has {n} images but y has {len(y)} labels; they must match.")
         if y.dtype.kind == "f" and np.isnan(y).any():
@@ -330,10 +339,13 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self._label_encoder = LabelEncoder().fit(y)
         classes = self._label_encoder.classes_
         if len(classes) != 2:
+            shown = [c.item() if hasattr(c, "item") else c for c in classes[:10]]
+            kind = "multiclass" if len(classes) > 2 else "a single class"
             raise DataError(
-                f"CXRClassifier is a binary classifier and needs exactly two classes in y; got "
-                f"{len(classes)} class(es): {list(classes)[:10]}. Select two labels (e.g. covid vs "
-                "pneumonia) or train one classifier per class."
+                f"Only binary classification is supported. The type of the target is {kind}: "
+                f"CXRClassifier needs exactly two classes in y; got {len(classes)} class(es): "
+                f"{shown}. Select two labels (e.g. covid vs pneumonia) or train one classifier "
+                "per class."
             )
         self.classes_ = classes
         return self._label_encoder.transform(y).astype(np.float32)

@@ -68,10 +68,19 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
         return X
     if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
         X = X.to_numpy()  # pandas Series / DataFrame
+    if X is None:
+        raise DataError(f"{name} is None; pass image paths or an (n, H, W) array of images.")
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise DataError(
+            f"Sparse data was passed for {name}, but dense data is required. Use '.toarray()' to "
+            "convert to a dense numpy array, or pass image paths."
+        )
     if isinstance(X, (str, os.PathLike)):
         raise DataError(
             f"{name} is a single path ({X!r}); pass a list or 1-D array of image paths."
         )
+    if isinstance(X, np.ndarray) and X.dtype.kind == "c":
+        raise DataError(f"Complex data not supported in {name}; images must be real-valued.")
     if isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
         arr = X
     else:
@@ -88,6 +97,13 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
             arr = np.asarray(items)
         except ValueError:
             arr = np.asarray(items, dtype=object)
+        if arr.dtype == object:
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        if arr.dtype.kind == "c":
+            raise DataError(f"Complex data not supported in {name}; images must be real-valued.")
         if arr.dtype.kind not in "biuf":
             raise DataError(
                 f"{name} must be a 1-D sequence of image paths or an (n, H, W) array of "
@@ -95,6 +111,13 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
             )
     if arr.dtype.kind == "b":
         arr = arr.astype(np.uint8)
+    if arr.ndim == 1:
+        raise DataError(
+            f"Expected an (n, H, W) or (n, W) array for {name}, got a 1-D array of numbers "
+            f"(shape {arr.shape}). Reshape your data either using array.reshape(-1, 1) if it "
+            "holds a single feature or array.reshape(1, -1) if it holds a single sample; for "
+            "image files pass their paths as strings."
+        )
     if arr.ndim not in (2, 3):
         hint = " For RGB images pass paths, or convert to grayscale first." if arr.ndim == 4 else ""
         raise DataError(
@@ -103,7 +126,10 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
     if arr.shape[0] == 0:
         raise DataError(f"{name} is empty (0 images); at least one image is required.")
     if arr.size == 0:
-        raise DataError(f"{name} has shape {arr.shape}: images with no pixels cannot be used.")
+        raise DataError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required: "
+            "images with no pixels cannot be used."
+        )
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise DataError(
             f"{name} contains NaN or infinity in {int((~np.isfinite(arr)).any(axis=tuple(range(1, arr.ndim))).sum())} "

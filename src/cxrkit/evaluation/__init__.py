@@ -1,1 +1,47 @@
-"""cxrkit evaluation."""
+"""cxrkit evaluation: metrics with confidence intervals, run results, Grad-CAM and reports."""
+
+from __future__ import annotations
+
+from .gradcam import default_target_layer, gradcam
+from .metrics import (
+    METRIC_NAMES,
+    accuracy_score,
+    binary_confusion_matrix,
+    compute_metrics,
+    delong_auc_ci,
+    delong_auc_variance,
+    make_cxr_scorers,
+    npv_at_prevalence,
+    per_fold_metrics,
+    ppv_at_prevalence,
+    roc_auc,
+    sensitivity_score,
+    specificity_score,
+)
+from .report import fold_summary, format_summary_table, library_versions, write_report
+from .results import RADIOLOGIST_IMAGES_PER_MINUTE, RunResult, model_efficiency
+
+__all__ = [
+    "METRIC_NAMES",
+    "RADIOLOGIST_IMAGES_PER_MINUTE",
+    "RunResult",
+    "accuracy_score",
+    "binary_confusion_matrix",
+    "compute_metrics",
+    "default_target_layer",
+    "delong_auc_ci",
+    "delong_auc_variance",
+    "fold_summary",
+    "format_summary_table",
+    "gradcam",
+    "library_versions",
+    "make_cxr_scorers",
+    "model_efficiency",
+    "npv_at_prevalence",
+    "per_fold_metrics",
+    "ppv_at_prevalence",
+    "roc_auc",
+    "sensitivity_score",
+    "specificity_score",
+    "write_report",
+]

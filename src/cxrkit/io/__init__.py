@@ -1,7 +1,16 @@
 """Reading chest X-ray images into 2-D float32 arrays in ``[0, 1]``."""
 
-from __future__ import annotations
+from ._loader import GLOBAL_CACHE, DecodeCache, XRayLoader, format_failures
+from ._read import INTERPOLATIONS, MIN_SIDE, read_xray, read_xray_bytes, resize_image
 
-from ._read import read_xray, resize_image
-
-__all__ = ["read_xray", "resize_image"]
+__all__ = [
+    "DecodeCache",
+    "GLOBAL_CACHE",
+    "INTERPOLATIONS",
+    "MIN_SIDE",
+    "XRayLoader",
+    "format_failures",
+    "read_xray",
+    "read_xray_bytes",
+    "resize_image",
+]

@@ -1,0 +1,356 @@
+"""The dataset type every loader returns, and the checks every loader shares."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigurationError, DataError, ImageDecodeError
+from ..io import read_xray
+from ..io._loader import format_failures
+
+__all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE", "finalize_dataset", "check_images"]
+
+#: Columns every dataset's ``metadata`` table has (NaN where unknown).
+METADATA_COLUMNS = ("image", "label", "patient_id", "view", "source", "sex", "age", "finding")
+
+#: The exclusion reason recorded for files that could not be decoded.
+UNREADABLE = "unreadable image"
+
+_ON_ERROR = ("raise", "skip")
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in _ON_ERROR:
+        raise ConfigurationError(
+            f"The 'on_error' parameter must be one of {_ON_ERROR}. Got {on_error!r} instead.")
+
+
+@dataclass(eq=False)
+class CXRDataset:
+    """Chest X-ray images with labels, patient ids and per-image metadata.
+
+    Attributes
+    ----------
+    X : ndarray
+        Either a 1-D object array of absolute image paths, or a ``uint8`` array
+        of shape ``(n, H, W)`` for in-memory images (the ``synthetic`` dataset
+        without a root). Either form can be passed to ``CXRClassifier.fit``.
+    y : ndarray of str, shape (n,)
+        Labels.
+    groups : ndarray of str, shape (n,)
+        Patient ids (pass as ``groups=`` to patient-aware splits).
+    metadata : pandas.DataFrame
+        One row per image, in the order of ``X``; at least the columns
+        :data:`METADATA_COLUMNS` (``image, label, patient_id, view, source, sex,
+        age, finding``), NaN where unknown.
+    excluded : pandas.DataFrame
+        Rows of the source that were left out, with a ``reason`` column
+        (``"unreadable image"`` rows also have an ``error`` column).
+    name : str
+        The dataset name it was loaded with.
+    root : str or None
+        The folder (or file) it was loaded from.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    metadata: pd.DataFrame
+    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"reason": []}))
+    name: str = "dataset"
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.X)
+        for attr in ("y", "groups"):
+            if len(getattr(self, attr)) != n:
+                raise DataError(
+                    f"CXRDataset {attr} has {len(getattr(self, attr))} entries but X has {n} images.")
+        if len(self.metadata) != n:
+            raise DataError(f"CXRDataset metadata has {len(self.metadata)} rows but X has {n} images.")
+        if "reason" not in self.excluded.columns:
+            raise DataError("CXRDataset.excluded must have a 'reason' column.")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __repr__(self) -> str:
+        labels = ", ".join(f"{k}={v}" for k, v in self.label_counts().items())
+        kind = "in-memory" if self.in_memory else "files"
+        return (f"CXRDataset(name={self.name!r}, n={len(self)}, patients={self.n_patients}, "
+                f"{labels}, excluded={len(self.excluded)}, {kind})")
+
+    # -- properties -------------------------------------------------------
+    @property
+    def in_memory(self) -> bool:
+        """True when ``X`` holds pixel arrays rather than paths."""
+        return isinstance(self.X, np.ndarray) and self.X.dtype != object
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted distinct labels."""
+        return sorted(pd.unique(self.y).tolist())
+
+    @property
+    def n_patients(self) -> int:
+        return int(pd.Series(self.groups).nunique())
+
+    def label_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in pd.Series(self.y).value_counts().sort_index().items()}
+
+    # -- selections ---------------------------------------------------------
+    def subset(self, idx: Any) -> CXRDataset:
+        """A new dataset with the images at ``idx`` (indices or boolean mask).
+
+        ``excluded`` is carried over unchanged.
+        """
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            if len(idx) != len(self):
+                raise DataError(f"Boolean mask has {len(idx)} entries; the dataset has {len(self)}.")
+            idx = np.flatnonzero(idx)
+        return CXRDataset(X=self.X[idx], y=self.y[idx], groups=self.groups[idx],
+                          metadata=self.metadata.iloc[idx].reset_index(drop=True),
+                          excluded=self.excluded.copy(), name=self.name, root=self.root)
+
+    def select(self, labels: Sequence[str]) -> CXRDataset:
+        """Keep the images whose label is in ``labels``.
+
+        The others are added to ``excluded`` with the reason ``"label not selected"``.
+
+        Raises
+        ------
+        DataError
+            A requested label has no image, or nothing is selected.
+        """
+        if isinstance(labels, str):
+            labels = [labels]
+        labels = [str(lab) for lab in labels]
+        present = set(self.classes)
+        missing = [lab for lab in labels if lab not in present]
+        if missing:
+            raise DataError(
+                f"Cannot select label(s) {missing} from dataset {self.name!r}: no image has them. "
+                f"Labels present: {sorted(present)}.")
+        keep = np.isin(self.y.astype(str), labels)
+        dropped = self.metadata.loc[~keep].copy()
+        dropped["reason"] = "label not selected"
+        out = self.subset(np.flatnonzero(keep))
+        out.excluded = pd.concat([self.excluded, dropped], ignore_index=True)
+        return out
+
+    # -- reporting ------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Counts describing the dataset.
+
+        Returns
+        -------
+        dict
+            ``name, n_images, n_patients, labels, patients_per_label, views,
+            sources, images_per_patient`` (number of images -> number of
+            patients), ``excluded`` (reason -> count), ``n_excluded``,
+            ``skipped_files`` (how many files could not be decoded) and
+            ``skipped_examples`` (the first 10 of those, with their errors).
+        """
+        md = self.metadata
+
+        def counts(col: str) -> dict[str, int]:
+            s = md[col].astype(object).where(md[col].notna(), "unknown").astype(str)
+            return {str(k): int(v) for k, v in s.value_counts().sort_index().items()}
+
+        per_patient = pd.Series(self.groups).value_counts()
+        hist = per_patient.value_counts().sort_index()
+        patients_per_label = (pd.DataFrame({"y": self.y, "g": self.groups})
+                              .groupby("y")["g"].nunique())
+        reasons = self.excluded["reason"].astype(str).value_counts()
+        skipped = self.excluded[self.excluded["reason"] == UNREADABLE]
+        examples = []
+        if len(skipped):
+            err = skipped["error"] if "error" in skipped else pd.Series([""] * len(skipped))
+            examples = [str(e) for e in err.head(10)]
+        return {
+            "name": self.name,
+            "n_images": len(self),
+            "n_patients": self.n_patients,
+            "labels": self.label_counts(),
+            "patients_per_label": {str(k): int(v) for k, v in patients_per_label.items()},
+            "views": counts("view"),
+            "sources": counts("source"),
+            "images_per_patient": {int(k): int(v) for k, v in hist.items()},
+            "excluded": {str(k): int(v) for k, v in reasons.items()},
+            "n_excluded": int(len(self.excluded)),
+            "skipped_files": int(len(skipped)),
+            "skipped_examples": examples,
+        }
+
+    def format_summary(self, max_rows: int = 15) -> str:
+        """:meth:`summary` as a readable plain-text report."""
+        s = self.summary()
+        lines = [f"Dataset {s['name']!r}" + (f" ({self.root})" if self.root else ""),
+                 f"  images: {s['n_images']}   patients: {s['n_patients']}"]
+
+        def table(title: str, d: dict[Any, int], extra: dict[Any, int] | None = None,
+                  key_name: str = "") -> None:
+            lines.append(f"{title}:")
+            if not d:
+                lines.append("  (none)")
+                return
+            items = sorted(d.items(), key=lambda kv: (-kv[1], str(kv[0]))) if not key_name else list(d.items())
+            width = max(len(str(k)) for k, _ in items[:max_rows])
+            for k, v in items[:max_rows]:
+                tail = f"  ({extra[k]} patients)" if extra and k in extra else ""
+                lines.append(f"  {str(k):<{width}}  {v:>6}{tail}")
+            if len(items) > max_rows:
+                rest = sum(v for _, v in items[max_rows:])
+                lines.append(f"  ... {len(items) - max_rows} more ({rest} in all)")
+
+        table("Labels", s["labels"], s["patients_per_label"])
+        table("Views", s["views"])
+        table("Sources", s["sources"])
+        table("Images per patient (images: patients)", s["images_per_patient"], key_name="n")
+        table(f"Excluded ({s['n_excluded']} rows)", s["excluded"])
+        if s["skipped_files"]:
+            lines.append(f"Skipped unreadable files: {s['skipped_files']}")
+            lines.extend(f"  {e}" for e in s["skipped_examples"])
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by the loaders
+# ---------------------------------------------------------------------------
+def _check_one(path: str) -> str | None:
+    try:
+        read_xray(path)
+    except ImageDecodeError as exc:
+        return str(exc)
+    return None
+
+
+def check_images(paths: Sequence[str], n_jobs: int | None = None) -> dict[int, str]:
+    """Decode every image; return ``{index: error message}`` for the bad ones."""
+    threads = n_jobs or max(1, min(8, os.cpu_count() or 1))
+    if threads > 1 and len(paths) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(_check_one, paths))
+    else:
+        results = [_check_one(p) for p in paths]
+    return {i: r for i, r in enumerate(results) if r is not None}
+
+
+def _nan_to_none(v: Any) -> Any:
+    return None if (v is None or (isinstance(v, float) and np.isnan(v))) else v
+
+
+def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
+                     excluded: list[pd.DataFrame] | pd.DataFrame | None = None, *,
+                     on_error: str = "raise", check: bool = True, min_classes: int = 2,
+                     X: np.ndarray | None = None) -> CXRDataset:
+    """Turn a table of kept rows into a checked :class:`CXRDataset`.
+
+    Parameters
+    ----------
+    name, root : str
+    table : DataFrame
+        Kept rows with at least ``image`` (absolute path), ``label`` and
+        ``patient_id``; other :data:`METADATA_COLUMNS` are added as NaN.
+    excluded : DataFrame or list of DataFrames with a ``reason`` column
+    on_error : {"raise", "skip"}
+        Unreadable images (and missing labels) raise one :class:`DataError` /
+        :class:`ImageDecodeError` listing them all, or are excluded and counted.
+    check : bool, default=True
+        Decode every image before returning.
+    min_classes : int, default=2
+        Fewer distinct labels than this is an error.
+    X : ndarray, optional
+        In-memory images (then ``image`` holds identifiers, not paths).
+    """
+    _check_on_error(on_error)
+    table = table.reset_index(drop=True).copy()
+    for col in METADATA_COLUMNS:
+        if col not in table.columns:
+            table[col] = np.nan
+    if isinstance(excluded, list):
+        parts = [e for e in excluded if e is not None and len(e)]
+        excluded = pd.concat(parts, ignore_index=True) if parts else None
+    if excluded is None or len(excluded) == 0:
+        excluded = pd.DataFrame({"reason": pd.Series([], dtype=object)})
+    excluded = excluded.reset_index(drop=True)
+    extra: list[pd.DataFrame] = []
+
+    # missing labels
+    bad_label = table["label"].isna() | (table["label"].astype(str).str.strip() == "")
+    if bad_label.any():
+        if on_error == "raise":
+            rows = [f"{img}" for img in table.loc[bad_label, "image"]]
+            raise DataError(
+                f"{int(bad_label.sum())} of {len(table)} images of dataset {name!r} have no label "
+                f"(NaN or blank):\n  " + "\n  ".join(map(str, rows[:10]))
+                + (f"\n  ... and {len(rows) - 10} more" if len(rows) > 10 else "")
+                + "\nFill in the labels, or pass on_error='skip' to leave these images out "
+                  "(they are counted in the summary).")
+        d = table.loc[bad_label].copy()
+        d["reason"] = "missing label"
+        extra.append(d)
+        keep = ~bad_label.to_numpy()
+        table = table.loc[keep].reset_index(drop=True)
+        if X is not None:
+            X = X[keep]
+
+    # unreadable images
+    if X is None and check and len(table):
+        errors = check_images(table["image"].astype(str).tolist())
+        if errors:
+            if on_error == "raise":
+                raise ImageDecodeError(format_failures(
+                    list(errors.values()), len(table),
+                    what=f"images of dataset {name!r}",
+                    hint="Remove or replace them, or pass on_error='skip' to leave them out "
+                         "(they are counted and listed in the dataset summary)."))
+            bad = np.zeros(len(table), bool)
+            bad[list(errors)] = True
+            d = table.loc[bad].copy()
+            d["reason"] = UNREADABLE
+            d["error"] = [errors[i] for i in np.flatnonzero(bad)]
+            extra.append(d)
+            table = table.loc[~bad].reset_index(drop=True)
+
+    if extra:
+        excluded = pd.concat([excluded] + extra, ignore_index=True)
+
+    if len(table) == 0:
+        reasons = excluded["reason"].astype(str).value_counts()
+        detail = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
+        raise DataError(
+            f"Dataset {name!r} is empty after filtering ({len(excluded)} rows excluded — {detail}). "
+            "Check the root folder and the filtering options (labels, views, target).")
+    table["label"] = table["label"].astype(str)
+    table["patient_id"] = table["patient_id"].map(
+        lambda v: str(v) if _nan_to_none(v) is not None else np.nan)
+    no_pid = table["patient_id"].isna()
+    if no_pid.any():
+        table.loc[no_pid, "patient_id"] = "image:" + table.loc[no_pid, "image"].astype(str)
+    classes = sorted(table["label"].unique())
+    if len(classes) < min_classes:
+        raise DataError(
+            f"Dataset {name!r} has only {len(classes)} class(es) left ({classes}) after filtering; "
+            f"at least {min_classes} are needed. Check the label mapping and filters, or pass "
+            "min_classes=1 to load a single class on purpose.")
+    cols = list(METADATA_COLUMNS) + [c for c in table.columns if c not in METADATA_COLUMNS]
+    table = table[cols]
+    Xout = X if X is not None else table["image"].astype(str).to_numpy(dtype=object)
+    return CXRDataset(
+        X=Xout,
+        y=table["label"].to_numpy(dtype=object),
+        groups=table["patient_id"].astype(str).to_numpy(dtype=object),
+        metadata=table,
+        excluded=excluded,
+        name=name,
+        root=None if root is None else str(root),
+    )

@@ -1,0 +1,99 @@
+"""Grad-CAM (Selvaraju et al. 2017) for cxrkit networks, with torch hooks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigurationError, DataError
+
+__all__ = ["gradcam", "default_target_layer"]
+
+
+def default_target_layer(module: nn.Module) -> nn.Module:
+    """The last ``Conv2d`` of ``module.backbone`` (of ``module`` if it has no backbone).
+
+    For torchvision ResNets the output of the last residual block
+    (``net.backbone.layer4[-1]``) is a common alternative; pass it as
+    ``target_layer``.
+    """
+    root = getattr(module, "backbone", module)
+    convs = [m for m in root.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ConfigurationError(
+            f"{type(module).__name__} has no Conv2d layer in its backbone, so Grad-CAM has no "
+            "default target. Pass target_layer= a module whose output is a (N, C, h, w) map."
+        )
+    return convs[-1]
+
+
+def gradcam(module: nn.Module, x: torch.Tensor, target_layer: nn.Module | None = None, *,
+            class_index: int = 1) -> np.ndarray:
+    """Grad-CAM heatmaps of the positive logit.
+
+    Parameters
+    ----------
+    module : CXRNet or nn.Module
+        A network returning one logit per image (the score of ``classes_[1]``).
+    x : Tensor of shape (N, C, H, W)
+        Network-ready inputs (e.g. from ``CXRClassifier.iter_batches``).
+    target_layer : nn.Module, optional
+        Layer whose output feature map is explained; default
+        :func:`default_target_layer` (the backbone's last convolution).
+    class_index : {1, 0}, default=1
+        1 explains the logit of ``classes_[1]``, 0 its negation (``classes_[0]``).
+
+    Returns
+    -------
+    ndarray of shape (N, H, W)
+        ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial mean of the gradient of the
+        logit with respect to channel ``k`` of the target map, upsampled
+        (bilinear) to the input size and scaled per image to ``[0, 1]``
+        (all zeros where nothing speaks for the class).
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise DataError(
+            f"gradcam expects a (N, C, H, W) tensor; got "
+            f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}."
+        )
+    if class_index not in (0, 1):
+        raise ConfigurationError(f"class_index must be 0 or 1; got {class_index!r}.")
+    layer = target_layer if target_layer is not None else default_target_layer(module)
+    captured: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> None:
+        captured.append(out)
+
+    handle = layer.register_forward_hook(hook)
+    was_training = module.training
+    module.eval()
+    try:
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+        # Inputs require grad so frozen backbones still build a graph to the target map.
+        xin = x.detach().to(device).float().clone().requires_grad_(True)
+        with torch.enable_grad():
+            logits = module(xin).reshape(x.shape[0], -1)[:, 0]
+            if not captured:
+                raise ConfigurationError(
+                    "The Grad-CAM target layer was not used in the forward pass; pass a layer "
+                    "of this network as target_layer."
+                )
+            acts = captured[-1]
+            if acts.ndim != 4:
+                raise ConfigurationError(
+                    f"The Grad-CAM target layer outputs shape {tuple(acts.shape)}; a (N, C, h, w) "
+                    "feature map is needed. Pass a convolutional layer as target_layer."
+                )
+            target = logits if class_index == 1 else -logits
+            (grads,) = torch.autograd.grad(target.sum(), acts)
+        weights = grads.mean(dim=(2, 3), keepdim=True)
+        cam = torch.relu((weights * acts.detach()).sum(dim=1, keepdim=True))
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
+        cam = torch.where(peak > 1e-12, cam / peak, torch.zeros_like(cam))
+        return cam.clamp(0.0, 1.0).cpu().numpy().astype(np.float64)
+    finally:
+        handle.remove()
+        module.train(was_training)

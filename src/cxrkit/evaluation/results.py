@@ -1,0 +1,175 @@
+"""What a protocol run produces: the input of every report."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["RunResult", "model_efficiency", "RADIOLOGIST_IMAGES_PER_MINUTE", "GRADCAM_KINDS",
+           "VALIDITY_STATUSES"]
+
+#: A radiologist's reading speed used by the opacity study (images per minute).
+RADIOLOGIST_IMAGES_PER_MINUTE = 1.75
+#: Kinds of Grad-CAM examples, by the outcome of the prediction.
+GRADCAM_KINDS = ("TP", "FP", "TN", "FN")
+#: Status values of a validity guard.
+VALIDITY_STATUSES = ("PASS", "WARN", "FAIL")
+
+
+def model_efficiency(n_images: int, seconds: float,
+                     radiologist_ipm: float = RADIOLOGIST_IMAGES_PER_MINUTE,
+                     device: str | None = None) -> dict[str, Any]:
+    """Images per minute of the model and its ratio to a radiologist's speed.
+
+    The opacity study's definition: the model's throughput in images per
+    minute, measured on this hardware, divided by a radiologist's 1.75 images
+    per minute.
+
+    Parameters
+    ----------
+    n_images : int
+        Images classified in the timed run.
+    seconds : float
+        Wall-clock seconds the run took (> 0).
+    radiologist_ipm : float, default=1.75
+        A radiologist's images per minute.
+    device : str, optional
+        Where the model ran (``"cpu"``, ``"cuda"``...), recorded as given.
+
+    Returns
+    -------
+    dict
+        ``images_per_minute``, ``radiologist_images_per_minute``, ``ratio``,
+        ``device``, ``n_images``, ``seconds``.
+
+    Examples
+    --------
+    >>> model_efficiency(350, 60.0)["ratio"]
+    200.0
+    """
+    if not isinstance(n_images, numbers.Integral) or n_images < 1:
+        raise DataError(f"n_images must be a positive int; got {n_images!r}.")
+    if not isinstance(seconds, numbers.Real) or not seconds > 0:
+        raise DataError(f"seconds must be a positive number (the measured time); got {seconds!r}.")
+    if not isinstance(radiologist_ipm, numbers.Real) or not radiologist_ipm > 0:
+        raise DataError(f"radiologist_ipm must be a positive number; got {radiologist_ipm!r}.")
+    ipm = 60.0 * int(n_images) / float(seconds)
+    return {
+        "images_per_minute": ipm,
+        "radiologist_images_per_minute": float(radiologist_ipm),
+        "ratio": ipm / float(radiologist_ipm),
+        "device": device,
+        "n_images": int(n_images),
+        "seconds": float(seconds),
+    }
+
+
+@dataclass
+class RunResult:
+    """Everything a protocol run produced, in the form the reports read.
+
+    Attributes
+    ----------
+    protocol : str
+        Registered protocol name (e.g. ``"hall2020-cv"``).
+    config : dict
+        The exact configuration of the run (JSON-serialisable values); a
+        ``"seed"`` or ``"random_state"`` key is reported as the seed.
+    positive_label : str
+        The label scored by ``y_score``.
+    classes : list of str
+        Both labels, negative first.
+    images : list of str
+        Image ids or paths, one per prediction.
+    y_true : ndarray of shape (n,)
+        True labels.
+    y_score : ndarray of shape (n,)
+        Probability of ``positive_label`` (pooled out-of-fold for CV protocols).
+    groups : ndarray of shape (n,) or None
+        Patient ids.
+    folds : ndarray of shape (n,) or None
+        Fold index of each image; ``None`` for a single train/test split.
+    per_fold : list of dict
+        Per-fold figures, e.g. from :func:`cxrkit.evaluation.metrics.per_fold_metrics`
+        (``{"fold", "n_images", "auc", "sensitivity", ...}``; values may be plain floats
+        or ``{"value": ...}`` dicts).
+    metrics : dict
+        Pooled figures from :func:`cxrkit.evaluation.metrics.compute_metrics`.
+    data_summary : dict
+        Counts per class, patients, sources... (free form, shown as a table).
+    validity : list of dict
+        Guard results: ``{"name", "status" ("PASS"|"WARN"|"FAIL"), "summary",
+        "numbers", "advice"}``.
+    efficiency : dict or None
+        From :func:`model_efficiency`.
+    gradcam : list of dict
+        Examples: ``{"id" (image id or path), "label", "score", "kind"
+        ("TP"|"FP"|"TN"|"FN"), "image" (2-D float array, the network input in
+        display scale), "heatmap" (2-D float array in [0, 1], same shape)}``.
+    warnings : list of str
+        Things the reader must know (shown in red), e.g. "folds were not grouped
+        by patient".
+    extra : dict
+        Anything else a protocol wants to keep (included in ``metrics.json``).
+    """
+
+    protocol: str
+    config: dict[str, Any]
+    positive_label: str
+    classes: list[str]
+    images: list[str]
+    y_true: np.ndarray
+    y_score: np.ndarray
+    groups: np.ndarray | None = None
+    folds: np.ndarray | None = None
+    per_fold: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_summary: dict[str, Any] = field(default_factory=dict)
+    validity: list[dict[str, Any]] = field(default_factory=list)
+    efficiency: dict[str, Any] | None = None
+    gradcam: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.y_true = np.asarray(self.y_true)
+        self.y_score = np.asarray(self.y_score, dtype=np.float64)
+        self.images = [str(i) for i in self.images]
+        n = len(self.y_true)
+        checks = {"y_score": len(self.y_score), "images": len(self.images)}
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups)
+            checks["groups"] = len(self.groups)
+        if self.folds is not None:
+            self.folds = np.asarray(self.folds)
+            checks["folds"] = len(self.folds)
+        for name, m in checks.items():
+            if m != n:
+                raise DataError(
+                    f"RunResult: {name} has {m} entries but y_true has {n}; every per-image "
+                    "array must have one entry per prediction."
+                )
+        for v in self.validity:
+            if v.get("status") not in VALIDITY_STATUSES:
+                raise DataError(
+                    f"RunResult: validity result {v.get('name')!r} has status "
+                    f"{v.get('status')!r}; expected one of {VALIDITY_STATUSES}."
+                )
+
+    @property
+    def n_images(self) -> int:
+        """Number of predictions."""
+        return len(self.y_true)
+
+    @property
+    def seed(self) -> Any:
+        """The run's seed as found in ``config`` (``seed`` or ``random_state``), else None."""
+        for key in ("seed", "random_state"):
+            if key in self.config:
+                return self.config[key]
+        return None

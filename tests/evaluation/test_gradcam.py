@@ -1,0 +1,79 @@
+"""Grad-CAM finds a planted signal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cxrkit.errors import ConfigurationError, DataError
+from cxrkit.estimators import CXRClassifier
+from cxrkit.estimators._data import as_image_source
+from cxrkit.evaluation.gradcam import default_target_layer, gradcam
+
+
+def _squares(n: int = 96, size: int = 32, seed: int = 0):
+    """Positives carry a bright 8x8 square at a random place; negatives do not."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 100, (n, size, size)).astype(np.uint8)
+    y = np.array(["neg", "pos"] * (n // 2))
+    loc = rng.integers(2, size - 10, (n, 2))
+    for i in np.flatnonzero(y == "pos"):
+        r, c = loc[i]
+        X[i, r:r + 8, c:c + 8] = 240
+    return X, y, loc
+
+
+@pytest.fixture(scope="module")
+def trained():
+    X, y, loc = _squares()
+    clf = CXRClassifier("tiny_cnn", input_size=32, max_epochs=5, lr=3e-3, random_state=0)
+    return clf.fit(X, y), X, y, loc
+
+
+def test_heatmap_peaks_on_the_planted_square(trained):
+    clf, X, y, loc = trained
+    pos = np.flatnonzero(y == "pos")[:16]
+    xb = next(clf.iter_batches(as_image_source(X[pos])))
+    heat = gradcam(clf.module_, xb)
+    assert heat.shape == (16, 32, 32)
+    assert heat.min() >= 0.0 and heat.max() <= 1.0
+    inside = np.zeros_like(heat, dtype=bool)
+    hits = 0
+    for k, i in enumerate(pos):
+        r, c = loc[i]
+        inside[k, r:r + 8, c:c + 8] = True
+        pr, pc = np.unravel_index(heat[k].argmax(), heat[k].shape)
+        hits += (r - 2 <= pr < r + 10) and (c - 2 <= pc < c + 10)
+    assert hits >= 14
+    assert heat[inside].mean() > 2 * heat[~inside].mean()
+    # the module is left as it was found (training mode restored, no hooks left)
+    assert not clf.module_._forward_hooks
+    assert not default_target_layer(clf.module_)._forward_hooks
+
+
+def test_negative_class_map_differs_and_frozen_backbones_work(trained):
+    clf, X, y, _ = trained
+    xb = next(clf.iter_batches(as_image_source(X[:4])))
+    clf.module_.freeze("backbone")
+    try:
+        pos_map = gradcam(clf.module_, xb)
+        neg_map = gradcam(clf.module_, xb, class_index=0)
+    finally:
+        clf.module_.freeze("none")
+    assert pos_map.shape == neg_map.shape == (4, 32, 32)
+    assert not np.allclose(pos_map, neg_map)
+
+
+def test_bad_input_and_layers_are_reported(trained):
+    clf, *_ = trained
+    with pytest.raises(DataError, match=r"gradcam expects a \(N, C, H, W\) tensor; got "
+                       r"\(3, 32, 32\)\."):
+        gradcam(clf.module_, torch.zeros(3, 32, 32))
+    with pytest.raises(ConfigurationError, match=r"The Grad-CAM target layer outputs shape "
+                       r"\(2, 32\); a \(N, C, h, w\) feature map is needed\. Pass a "
+                       r"convolutional layer as target_layer\."):
+        gradcam(clf.module_, torch.zeros(2, 3, 32, 32), target_layer=clf.module_.pool)
+    with pytest.raises(ConfigurationError, match=r"Linear has no Conv2d layer in its backbone"):
+        default_target_layer(nn.Linear(2, 2))

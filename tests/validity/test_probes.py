@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
+
+from cxrkit import CXRClassifier
+from cxrkit.errors import ConfigurationError, LeakageError
+from cxrkit.validity import CentreBlackout, LeaveOneSourceOut, shortcut_probe, source_probe
+
+
+def _make() -> CXRClassifier:
+    return CXRClassifier("tiny_cnn", input_size=16, max_epochs=3, lr=3e-3, batch_size=8,
+                         random_state=0)
+
+
+def _images(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(40, 120, (n, 16, 16), dtype=np.uint8)
+
+
+CV = StratifiedKFold(3, shuffle=True, random_state=0)
+
+
+def test_centre_blackout():
+    img = np.ones((10, 10), np.float32)
+    out = CentreBlackout(0.6)(img)
+    assert out[2:8, 2:8].sum() == 0 and out.sum() == 100 - 36 and img.sum() == 100
+    again = pickle.loads(pickle.dumps(CentreBlackout(0.6)))
+    assert again == CentreBlackout(0.6)
+    with pytest.raises(ConfigurationError, match=r"^The 'fraction' parameter of CentreBlackout "
+                                                 r"must be a float in the range \(0, 1\)\. "
+                                                 r"Got 1\.5 instead\.$"):
+        CentreBlackout(1.5)
+    clf = clone(CXRClassifier("tiny_cnn", transforms=[CentreBlackout(0.5)]))
+    assert clf.transforms == [CentreBlackout(0.5)]
+
+
+def test_shortcut_probe_flags_corner_marker_and_passes_clean_data():
+    X = _images(48, 0)
+    y = np.array(["covid", "pneumonia"] * 24)
+    marked = X.copy()
+    marked[y == "pneumonia", :3, :3] = 255  # a bright corner "text marker" outside the lungs
+    res = shortcut_probe(_make, marked, y, cv=CV, fraction=0.6)
+    assert res.status == "WARN" and res.numbers["auc"] > 0.9
+    # the same signal in the centre only is hidden by the blackout
+    central = X.copy()
+    central[y == "pneumonia", 6:10, 6:10] = 255
+    clean = shortcut_probe(_make, central, y, cv=CV, fraction=0.6)
+    assert clean.status == "PASS" and 0.3 < clean.numbers["auc"] < 0.7
+
+
+def test_source_probe_flags_distinguishable_sources():
+    X = _images(48, 1)
+    sources = np.array(["hospA", "hospB"] * 24)
+    X[sources == "hospB"] = (X[sources == "hospB"] // 2 + 128)  # different exposure/processing
+    res = source_probe(_make, X, sources, cv=CV)
+    assert res.status == "WARN" and res.numbers["auc"] > 0.9
+    same = source_probe(_make, _images(48, 2), sources, cv=CV)
+    assert same.status == "PASS"
+    single = source_probe(_make, X, ["one"] * 48)
+    assert single.status == "PASS" and single.numbers == {"n_sources": 1}
+
+
+def test_leave_one_source_out():
+    X = np.zeros(6)
+    src = np.array(["a", "b", "a", "c", "b", "c"])
+    folds = [te.tolist() for _, te in LeaveOneSourceOut(src).split(X, None, None)]
+    assert folds == [[0, 2], [1, 4], [3, 5]]
+    assert LeaveOneSourceOut(src).get_n_splits() == 3
+    assert [te.tolist() for _, te in LeaveOneSourceOut().split(X, groups=src)] == folds
+    patients = np.array(["p1", "p2", "p1", "p3", "p4", "p5"])  # p1 only in source a: fine
+    list(LeaveOneSourceOut(src).split(X, None, patients))
+    patients[1] = "p1"  # p1 now in sources a and b
+    with pytest.raises(LeakageError, match=r"^1 patient\(s\) have images in both the training "):
+        list(LeaveOneSourceOut(src).split(X, None, patients))
