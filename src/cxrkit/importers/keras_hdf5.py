@@ -1,0 +1,550 @@
+"""Import weights from Keras HDF5 files (Keras 1/2 ``.h5``/``.hdf5``, Keras 3 legacy ``.h5``).
+
+Keras stores a model as an HDF5 file with the architecture as JSON in the
+``model_config`` attribute and the weights in the ``model_weights`` group::
+
+    model_weights/<layer>/<layer>/kernel:0      (full model, ``model.save``)
+    <layer>/<layer>/kernel:0                     (``model.save_weights``)
+    <layer>/<layer>_W_1:0                        (old Keras-applications files)
+
+This module reads such a file with :mod:`h5py` only (no Keras needed) and
+copies the weights into a torch module through an explicit mapping from Keras
+layer names to torch module prefixes, converting the layouts:
+
+- ``Conv2D`` kernels are ``(H, W, in, out)`` in Keras and ``(out, in, H, W)`` in torch;
+- ``Dense`` kernels are ``(in, out)`` in Keras and ``(out, in)`` in torch;
+- ``BatchNormalization`` ``gamma``/``beta``/``moving_mean``/``moving_variance``
+  become ``weight``/``bias``/``running_mean``/``running_var``.
+
+Keras flattens feature maps channels-last, so a dense layer after a
+``Flatten`` expects its inputs in ``(H, W, C)`` order; the torch network must
+flatten in that order too (:class:`cxrkit.architectures.Hall2020Features`
+permutes to channels-last before flattening). The importer does not reorder
+dense kernels.
+
+Every mismatch is refused with a :class:`cxrkit.errors.WeightsError` naming
+the layer and both shapes; nothing is loaded unless everything fits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..architectures import CXRNet, build_hall2020_cnn
+from ..errors import WeightsError
+
+__all__ = [
+    "read_keras_hdf5",
+    "load_keras_weights",
+    "load_hall2020_keras",
+    "load_keras_vgg16_into",
+    "check_keras_architecture",
+    "keras_layer_graph",
+    "HALL2020_KERAS_MAPPING",
+    "HALL2020_KERAS_GRAPH",
+    "VGG16_KERAS_MAPPING",
+]
+
+#: Keras layer name -> prefix in the module returned by ``build_hall2020_cnn``.
+HALL2020_KERAS_MAPPING: dict[str, str] = {
+    "conv1": "backbone.conv1",
+    "conv2": "backbone.conv2",
+    "conv4": "backbone.conv4",
+    "dense_1": "head.fc",
+}
+
+#: Keras-applications VGG16 layer name -> index in torchvision's ``vgg16().features``.
+VGG16_KERAS_MAPPING: dict[str, str] = {
+    f"block{b}_conv{c}": str(i)
+    for (b, c), i in zip(
+        [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3),
+         (4, 1), (4, 2), (4, 3), (5, 1), (5, 2), (5, 3)],
+        [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28],
+    )
+}
+
+#: The Hall et al. (2020) small CNN as a Keras graph, one entry per layer:
+#: ``(id, class, config subset, input ids)``. Ids of layers with weights are the
+#: Keras layer names the weights are mapped by; the other ids are local labels
+#: (Keras named those layers automatically, e.g. ``leaky_re_lu_3``).
+HALL2020_KERAS_GRAPH: list[tuple[str, str, dict[str, Any], list[str]]] = [
+    ("input", "InputLayer", {"shape": [100, 100, 3]}, []),
+    ("conv1", "Conv2D", {"filters": 64, "kernel_size": [5, 5], "strides": [1, 1],
+                         "padding": "valid", "activation": "linear", "use_bias": True}, ["input"]),
+    ("leaky_conv1", "LeakyReLU", {"alpha": 0.01}, ["conv1"]),
+    ("pool_conv1", "MaxPooling2D", {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
+     ["leaky_conv1"]),
+    ("conv2", "Conv2D", {"filters": 64, "kernel_size": [2, 2], "strides": [1, 1],
+                         "padding": "valid", "activation": "linear", "use_bias": True},
+     ["pool_conv1"]),
+    ("leaky_conv2", "LeakyReLU", {"alpha": 0.01}, ["conv2"]),
+    ("pool_conv2", "MaxPooling2D", {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
+     ["leaky_conv2"]),
+    ("dropout_a", "Dropout", {"rate": 0.1}, ["pool_conv2"]),
+    ("leaky_input", "LeakyReLU", {"alpha": 0.01}, ["input"]),
+    ("pool_input", "MaxPooling2D", {"pool_size": [10, 10], "strides": [10, 10],
+                                    "padding": "valid"}, ["leaky_input"]),
+    ("dropout_b", "Dropout", {"rate": 0.1}, ["pool_input"]),
+    ("concat", "Concatenate", {"axis": -1}, ["dropout_b", "dropout_a"]),
+    ("conv4", "Conv2D", {"filters": 64, "kernel_size": [2, 2], "strides": [1, 1],
+                         "padding": "valid", "activation": "relu", "use_bias": True}, ["concat"]),
+    ("pool_conv4", "MaxPooling2D", {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
+     ["conv4"]),
+    ("flatten", "Flatten", {}, ["pool_conv4"]),
+    ("dropout_head", "Dropout", {"rate": 0.25}, ["flatten"]),
+    ("dense_1", "Dense", {"units": 1, "activation": "linear", "use_bias": True}, ["dropout_head"]),
+    ("sigmoid", "Activation", {"activation": "sigmoid"}, ["dense_1"]),
+]
+
+_WEIGHTED = {"Conv2D", "Dense", "BatchNormalization"}
+_KERNEL_ALIASES = {"kernel": "kernel", "W": "kernel", "bias": "bias", "b": "bias",
+                   "gamma": "gamma", "beta": "beta", "moving_mean": "moving_mean",
+                   "moving_variance": "moving_variance", "running_mean": "moving_mean",
+                   "running_std": "moving_variance"}
+
+
+# -- reading -------------------------------------------------------------------
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [_decode(v) for v in value.tolist()]
+    return value
+
+
+def _short_weight_name(layer: str, full: str) -> str:
+    """``conv1/kernel:0`` / ``conv1_W_1:0`` / ``kernel`` -> ``kernel``."""
+    name = full.split("/")[-1]
+    name = re.sub(r":\d+$", "", name)
+    if name.startswith(layer + "_"):  # Keras 1: block1_conv1_W_1
+        name = name[len(layer) + 1:]
+        name = re.sub(r"_\d+$", "", name)
+    return _KERNEL_ALIASES.get(name, name)
+
+
+def _layer_weights(group: Any, layer: str) -> dict[str, np.ndarray]:
+    import h5py
+
+    names = _decode(group.attrs["weight_names"]) if "weight_names" in group.attrs else None
+    out: dict[str, np.ndarray] = {}
+    if names:
+        for full in names:
+            out[_short_weight_name(layer, full)] = np.asarray(group[full])
+        return out
+    found: list[tuple[str, Any]] = []
+    group.visititems(lambda n, obj: found.append((n, obj)) if isinstance(obj, h5py.Dataset)
+                     else None)
+    for full, ds in found:
+        out[_short_weight_name(layer, full)] = np.asarray(ds)
+    return out
+
+
+def read_keras_hdf5(path: str | os.PathLike[str]
+                    ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """Read the architecture and the weights of a Keras HDF5 file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by Keras' ``model.save`` (``model_config`` attribute and
+        ``model_weights`` group), ``model.save_weights`` or a Keras-applications
+        weight file (layer groups at the root).
+
+    Returns
+    -------
+    config : dict
+        The parsed ``model_config`` JSON (``{}`` for weight-only files), plus
+        ``"keras_version"`` and ``"backend"`` when the file records them.
+    weights : dict of str to dict of str to ndarray
+        Layer name -> ``{"kernel": ..., "bias": ...}`` for every layer with
+        weights, in Keras layout (conv kernels ``(H, W, in, out)``). Weight names
+        are normalised (``kernel:0``, ``W_1:0`` -> ``kernel``; ``b`` -> ``bias``).
+
+    Raises
+    ------
+    WeightsError
+        The file is missing or is not a Keras HDF5 file.
+    """
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"Keras weights file '{p}' does not exist.")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise WeightsError(
+            f"Keras weights file '{p}' could not be opened as HDF5 ({exc}). Pass a Keras .h5/.hdf5 "
+            "file written by model.save or model.save_weights."
+        ) from None
+    with f:
+        config: dict[str, Any] = {}
+        if "model_config" in f.attrs:
+            raw = _decode(f.attrs["model_config"])
+            try:
+                config = json.loads(raw)
+            except (TypeError, ValueError) as exc:
+                raise WeightsError(
+                    f"Keras file '{p}' has a model_config attribute that is not valid JSON ({exc})."
+                ) from None
+        root = f["model_weights"] if "model_weights" in f else f
+        for key in ("keras_version", "backend"):
+            if key in root.attrs and config:
+                config[key] = _decode(root.attrs[key])
+        if "layer_names" in root.attrs:
+            layer_names = _decode(root.attrs["layer_names"])
+        else:
+            layer_names = [k for k in root.keys() if isinstance(root[k], h5py.Group)]
+        if not layer_names:
+            raise WeightsError(
+                f"Keras file '{p}' holds no layers (no 'layer_names' attribute and no layer "
+                "groups). Is it a Keras HDF5 weights file?"
+            )
+        weights: dict[str, dict[str, np.ndarray]] = {}
+        for name in layer_names:
+            if name not in root:
+                raise WeightsError(f"Keras file '{p}' lists layer {name!r} but has no group for it.")
+            w = _layer_weights(root[name], name)
+            if w:
+                weights[name] = w
+    return config, weights
+
+
+# -- loading into torch ---------------------------------------------------------
+def _convert(layer: str, kind: str, arr: np.ndarray) -> tuple[str, np.ndarray]:
+    """Keras weight -> (torch parameter suffix, array in torch layout)."""
+    if kind == "kernel":
+        if arr.ndim == 4:  # Conv2D: (H, W, in, out) -> (out, in, H, W)
+            return "weight", arr.transpose(3, 2, 0, 1)
+        if arr.ndim == 2:  # Dense: (in, out) -> (out, in)
+            return "weight", arr.T
+        raise WeightsError(
+            f"Keras layer {layer!r} has a kernel of shape {arr.shape}; only Conv2D kernels "
+            "(4-D, H x W x in x out) and Dense kernels (2-D, in x out) can be imported."
+        )
+    suffix = {"bias": "bias", "gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+              "moving_variance": "running_var"}.get(kind)
+    if suffix is None:
+        raise WeightsError(
+            f"Keras layer {layer!r} has a weight named {kind!r} that cxrkit does not know how to "
+            "convert (supported: kernel, bias, gamma, beta, moving_mean, moving_variance)."
+        )
+    return suffix, arr
+
+
+def _torch_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = dict(module.named_parameters())
+    tensors.update({k: v for k, v in module.named_buffers() if not k.endswith("num_batches_tracked")})
+    return tensors
+
+
+def load_keras_weights(module: nn.Module, path: str | os.PathLike[str],
+                       mapping: Mapping[str, str], *, ignore: Iterable[str] = (),
+                       strict: bool = True) -> None:
+    """Copy the weights of a Keras HDF5 file into a torch module.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network to fill (changed in place).
+    path : str or path-like
+        The Keras file (see :func:`read_keras_hdf5`).
+    mapping : mapping of str to str
+        Keras layer name -> prefix of the matching torch module in
+        ``module.named_modules()`` (e.g. ``{"conv1": "backbone.conv1"}``).
+    ignore : iterable of str, default=()
+        Keras layers with weights that are deliberately not loaded
+        (e.g. ``fc1``, ``fc2``, ``predictions`` when importing a backbone).
+    strict : bool, default=True
+        Also refuse a file with weighted layers that are neither mapped nor
+        ignored, and a module with parameters that no Keras layer fills.
+
+    Raises
+    ------
+    WeightsError
+        A mapped layer is missing from the file, a shape does not fit (the
+        message names the Keras layer, its shape, the torch tensor and its
+        shape), or, with ``strict``, layers or parameters are left over. Nothing
+        is copied unless every tensor fits.
+    """
+    _, weights = read_keras_hdf5(path)
+    target = _torch_tensors(module)
+    ignore = set(ignore)
+    plan: list[tuple[str, torch.Tensor, np.ndarray]] = []
+    missing = [k for k in mapping if k not in weights]
+    if missing:
+        raise WeightsError(
+            f"Keras file '{path}' has no weights for layer(s) {missing}; layers with weights in "
+            f"the file: {sorted(weights)}. Check the mapping (Keras layer name -> torch prefix)."
+        )
+    for layer, prefix in mapping.items():
+        for kind, arr in weights[layer].items():
+            suffix, converted = _convert(layer, kind, arr)
+            tname = f"{prefix}.{suffix}" if prefix else suffix
+            if tname not in target:
+                raise WeightsError(
+                    f"Keras layer {layer!r} weight {kind!r} (shape {tuple(arr.shape)}) maps to "
+                    f"'{tname}', which the torch module does not have. Check the mapping "
+                    f"{layer!r} -> {prefix!r}."
+                )
+            want = tuple(target[tname].shape)
+            if tuple(converted.shape) != want:
+                raise WeightsError(
+                    f"Keras layer {layer!r} {kind} has shape {tuple(arr.shape)} (torch layout "
+                    f"{tuple(converted.shape)}) but '{tname}' has shape {want}. The file holds a "
+                    "different network; use weights saved from the same architecture."
+                )
+            plan.append((tname, target[tname], converted))
+    if strict:
+        extra = sorted(set(weights) - set(mapping) - ignore)
+        if extra:
+            raise WeightsError(
+                f"Keras file '{path}' has weights for layer(s) {extra} that the mapping does not "
+                "place in the torch module. Add them to the mapping, or pass ignore=[...] to "
+                "leave them out on purpose."
+            )
+        filled = {t for t, _, _ in plan}
+        unfilled = sorted(k for k in target if k not in filled)
+        if unfilled:
+            raise WeightsError(
+                f"Keras file '{path}' leaves torch tensor(s) {unfilled} without weights. Add the "
+                "Keras layers that hold them to the mapping, or pass strict=False."
+            )
+    with torch.no_grad():
+        for _, tensor, arr in plan:
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(tensor.dtype))
+
+
+# -- architecture check -----------------------------------------------------------
+def _inbound_names(layer: Mapping[str, Any]) -> list[str]:
+    """Input layer names of one layer, from Keras 2 or Keras 3 ``inbound_nodes``."""
+    nodes = layer.get("inbound_nodes") or []
+    if not nodes:
+        return []
+    node = nodes[0]
+    if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
+        found: list[str] = []
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, dict):
+                hist = obj.get("config", {}).get("keras_history") if "config" in obj else None
+                if hist:
+                    found.append(hist[0])
+                    return
+                for v in obj.values():
+                    walk(v)
+            elif isinstance(obj, list):
+                for v in obj:
+                    walk(v)
+
+        walk(node.get("args", []))
+        return found
+    return [entry[0] for entry in node]  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
+
+
+def keras_layer_graph(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Layers of a Keras model config, normalised: name -> ``{"class", "config", "inputs"}``.
+
+    Keras 2 ``Merge(mode="concat")`` becomes ``Concatenate`` (``axis`` =
+    ``concat_axis``), ``LeakyReLU``'s ``negative_slope`` is read as ``alpha``,
+    ``batch_input_shape`` becomes ``shape`` and ``Sequential`` models are chained.
+    The model's output layer names are stored under the key ``"__outputs__"``.
+    """
+    body = config.get("config", {})
+    layers = body.get("layers", body if isinstance(body, list) else [])
+    graph: dict[str, dict[str, Any]] = {}
+    prev: str | None = None
+    sequential = config.get("class_name") == "Sequential"
+    for layer in layers:
+        cls = layer["class_name"]
+        cfg = dict(layer.get("config", {}))
+        name = str(layer.get("name") or cfg.get("name"))
+        if cls == "Merge":
+            mode = cfg.get("mode")
+            if mode != "concat":
+                cls = f"Merge[{mode}]"
+            else:
+                cls = "Concatenate"
+                cfg["axis"] = cfg.get("concat_axis", -1)
+        if cls == "LeakyReLU" and "alpha" not in cfg:
+            cfg["alpha"] = cfg.get("negative_slope", 0.3)
+        shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
+        if shape is not None:
+            cfg["shape"] = list(shape[1:])
+        inputs = [prev] if sequential and prev is not None else _inbound_names(layer)
+        if sequential and prev is None and shape is not None and cls != "InputLayer":
+            graph[f"{name}__input"] = {"class": "InputLayer", "config": {"shape": cfg["shape"]},
+                                       "inputs": []}
+            inputs = [f"{name}__input"]
+        graph[name] = {"class": cls, "config": cfg, "inputs": inputs}
+        prev = name
+    outputs = body.get("output_layers") if isinstance(body, dict) else None
+    if outputs and isinstance(outputs[0], str):  # Keras 3, single output: [name, 0, 0]
+        outputs = [outputs]
+    graph["__outputs__"] = {"names": [o[0] for o in outputs] if outputs else ([prev] if prev else [])}
+    return graph
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-5, abs_tol=1e-7)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def check_keras_architecture(config: Mapping[str, Any],
+                             expected: list[tuple[str, str, dict[str, Any], list[str]]],
+                             *, name: str = "the expected network",
+                             source: str = "Keras file") -> dict[str, str]:
+    """Check that a Keras model config describes exactly the ``expected`` graph.
+
+    The graphs are compared from the output backwards, input by input (so
+    automatically generated names do not matter); layers with weights must also
+    carry the expected names, since weights are mapped by name.
+
+    Parameters
+    ----------
+    config : mapping
+        ``model_config`` as returned by :func:`read_keras_hdf5`.
+    expected : list of (id, class, config subset, input ids)
+        The network, e.g. :data:`HALL2020_KERAS_GRAPH`.
+    name, source : str
+        Used in error messages.
+
+    Returns
+    -------
+    dict of str to str
+        Expected id -> Keras layer name.
+
+    Raises
+    ------
+    WeightsError
+        The config is missing, or a layer differs in type, parameters, inputs or
+        (for weighted layers) name; the message names the layer and both values.
+    """
+    if not config:
+        raise WeightsError(
+            f"{source} has no model_config, so its architecture cannot be checked against "
+            f"{name}. Use a file saved with model.save(), or load the weights with "
+            "load_keras_weights() after checking the architecture yourself."
+        )
+    graph = keras_layer_graph(config)
+    exp = {e[0]: e for e in expected}
+    consumed = {i for e in expected for i in e[3]}
+    exp_out = [e[0] for e in expected if e[0] not in consumed]
+    outputs = graph["__outputs__"]["names"]
+    if len(outputs) != len(exp_out):
+        raise WeightsError(
+            f"{source} describes a model with {len(outputs)} output(s) {outputs}; {name} has "
+            f"{len(exp_out)}."
+        )
+    matched: dict[str, str] = {}
+
+    def fail(eid: str, actual: str, what: str) -> WeightsError:
+        return WeightsError(
+            f"{source} does not hold {name}: layer {actual!r} (in the place of {eid!r}) {what}. "
+            "These weights belong to a different network and cannot be imported as this one."
+        )
+
+    def match(eid: str, actual: str) -> None:
+        if eid in matched:
+            if matched[eid] != actual:
+                raise fail(eid, actual, f"is wired differently (expected the output of "
+                                        f"{matched[eid]!r})")
+            return
+        if actual not in graph:
+            raise fail(eid, actual, "is not in the model config")
+        _, ecls, ecfg, einputs = exp[eid]
+        layer = graph[actual]
+        if layer["class"] != ecls:
+            raise fail(eid, actual, f"is a {layer['class']}, expected {ecls}")
+        if ecls in _WEIGHTED and actual != eid:
+            raise fail(eid, actual, f"is named {actual!r}, expected {eid!r} (weights are mapped "
+                                    "by layer name)")
+        for key, want in ecfg.items():
+            got = layer["config"].get(key)
+            if key == "alpha" and got is None:
+                got = 0.3  # Keras' default slope
+            if not _same(got, want):
+                raise fail(eid, actual, f"has {key}={got!r}, expected {want!r}")
+        if len(layer["inputs"]) != len(einputs):
+            raise fail(eid, actual, f"has {len(layer['inputs'])} input(s) {layer['inputs']}, "
+                                    f"expected {len(einputs)}")
+        matched[eid] = actual
+        for e_in, a_in in zip(einputs, layer["inputs"]):
+            match(e_in, a_in)
+
+    for eid, actual in zip(exp_out, outputs):
+        match(eid, actual)
+    real_layers = [k for k in graph if k != "__outputs__"]
+    extra = sorted(set(real_layers) - set(matched.values()))
+    if extra:
+        raise WeightsError(
+            f"{source} does not hold {name}: it has layer(s) {extra} that {name} does not have."
+        )
+    return matched
+
+
+# -- ready-made importers ---------------------------------------------------------------
+def load_hall2020_keras(path: str | os.PathLike[str]) -> CXRNet:
+    """Build a ``hall2020_cnn`` and fill it from one of the authors' Keras files.
+
+    The file's ``model_config`` is first checked against the network cxrkit
+    builds (:data:`HALL2020_KERAS_GRAPH`: layer types, filters, kernel sizes,
+    pools, activations, wiring); then ``conv1``, ``conv2``, ``conv4`` and
+    ``dense_1`` are copied with :data:`HALL2020_KERAS_MAPPING`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A Keras 2 HDF5 file such as ``weights2-improvement-45-0.82.hdf5``.
+
+    Returns
+    -------
+    CXRNet
+        In eval mode; its logit is the authors' pre-sigmoid output (the score of
+        "other pneumonia", their class 1).
+
+    Raises
+    ------
+    WeightsError
+        The file's architecture or weight shapes differ from ``hall2020_cnn``.
+    """
+    config, _ = read_keras_hdf5(path)
+    check_keras_architecture(config, HALL2020_KERAS_GRAPH, name="the Hall et al. (2020) small CNN",
+                             source=f"Keras file '{path}'")
+    net = build_hall2020_cnn()
+    load_keras_weights(net, path, HALL2020_KERAS_MAPPING)
+    return net.eval()
+
+
+def load_keras_vgg16_into(features_module: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load Keras-applications VGG16 weights into torchvision's ``vgg16().features``.
+
+    Layers ``block1_conv1`` ... ``block5_conv3`` map to the 13 convolutions
+    (:data:`VGG16_KERAS_MAPPING`); the top (``fc1``, ``fc2``, ``predictions``) is
+    ignored when present. Keras' VGG16 takes Caffe-style input (BGR, 0-255,
+    mean-subtracted); feed the network accordingly or fold that into the first
+    convolution.
+
+    Raises
+    ------
+    WeightsError
+        A block is missing or has another shape.
+    """
+    load_keras_weights(features_module, path, VGG16_KERAS_MAPPING,
+                       ignore=("fc1", "fc2", "predictions"))
