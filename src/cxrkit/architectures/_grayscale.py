@@ -15,6 +15,10 @@ normalised channels produces). So the rewritten layer gives the same result
 everywhere, including the padded border, at about a third of the cost; when
 the input is unnormalised (``m_c`` all equal, ``s_c`` all equal) the map is
 not needed and the kernel is simply summed over the input channels.
+
+The layer keeps the original 3-channel weight as its parameter and folds it
+on the fly (a tiny cost), so state dicts are unchanged and gradients are
+exactly those of the original layer: training follows the same trajectory.
 """
 
 from __future__ import annotations
@@ -36,7 +40,11 @@ class GrayscaleConv2d(nn.Module):
     input channels, computed from channel 0 only.
 
     Takes the same ``(N, C, H, W)`` input as the layer it replaces (so the data
-    pipeline is unchanged) and reads only ``x[:, :1]``.
+    pipeline is unchanged) and reads only ``x[:, :1]``. It keeps the original
+    layer's ``weight`` (``(out, C, kh, kw)``) and ``bias`` parameters and folds
+    them in ``forward``, so the state dict is unchanged and autograd gives every
+    input-channel kernel exactly the gradient the original layer would: training
+    follows the same trajectory with any optimizer.
     """
 
     def __init__(self, conv: nn.Conv2d, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -49,41 +57,42 @@ class GrayscaleConv2d(nn.Module):
         c = conv.in_channels
         mean_t = torch.tensor(list(mean)[:c], dtype=torch.float64)
         std_t = torch.tensor(list(std)[:c], dtype=torch.float64)
-        w = conv.weight.detach().to(torch.float64)
         a = std_t[0] / std_t
         d = (mean_t[0] - mean_t) / std_t
-        self.weight = nn.Parameter(
-            (w * a[None, :, None, None]).sum(1, keepdim=True).to(conv.weight.dtype),
-            requires_grad=conv.weight.requires_grad)
-        self.bias = (nn.Parameter(conv.bias.detach().clone(), requires_grad=conv.bias.requires_grad)
-                     if conv.bias is not None else None)
-        k = (w * d[None, :, None, None]).sum(1, keepdim=True)
+        self.weight = conv.weight
+        self.bias = conv.bias
+        dtype = conv.weight.dtype
+        self.register_buffer("scale", a.to(dtype)[None, :, None, None], persistent=False)
+        self.register_buffer("shift", d.to(dtype)[None, :, None, None], persistent=False)
         self.needs_map = bool(torch.any(d != 0))
-        self.register_buffer("offset_kernel", k.to(conv.weight.dtype), persistent=False)
         self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
         self.in_channels, self.out_channels = c, conv.out_channels
         self.kernel_size = conv.kernel_size
-        self._maps: dict[tuple, torch.Tensor] = {}
+        self._map: tuple[tuple, torch.Tensor] | None = None
 
     def _offset_map(self, x: torch.Tensor) -> torch.Tensor:
-        key = (x.shape[-2], x.shape[-1], x.device, x.dtype)
-        m = self._maps.get(key)
-        if m is None:
-            ones = torch.ones(1, 1, x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
-            with torch.no_grad():
-                m = F.conv2d(ones, self.offset_kernel.to(x.dtype), None, self.stride,
-                             self.padding, self.dilation)
-            self._maps = {key: m}
+        """``conv(pad(ones), sum_c d_c W_c)``: what the per-channel offsets contribute."""
+        live = torch.is_grad_enabled() and self.weight.requires_grad
+        key = (x.shape[-2], x.shape[-1], x.device, x.dtype, self.weight._version,
+               self.weight.data_ptr())
+        if not live and self._map is not None and self._map[0] == key:
+            return self._map[1]
+        ones = torch.ones(1, 1, x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
+        k = (self.weight * self.shift).sum(1, keepdim=True).to(x.dtype)
+        m = F.conv2d(ones, k, None, self.stride, self.padding, self.dilation)
+        if not live:
+            self._map = (key, m)
         return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv2d(x[:, :1], self.weight, self.bias, self.stride, self.padding, self.dilation)
+        w = (self.weight * self.scale).sum(1, keepdim=True)
+        out = F.conv2d(x[:, :1], w, self.bias, self.stride, self.padding, self.dilation)
         if self.needs_map:
             out = out + self._offset_map(x)
         return out
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}->1 identical channels, {self.out_channels}, "
+        return (f"{self.in_channels} identical channels -> 1, {self.out_channels}, "
                 f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}")
 
 
