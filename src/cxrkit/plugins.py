@@ -96,7 +96,7 @@ def _fill(kind: str, registry: Registry) -> None:
     hook = getattr(pm.hook, _HOOKS[kind])
     registry.clear()
     # Call implementations one by one so each registration knows its plugin name.
-    for impl in reversed(hook.get_hookimpls()):
+    for impl in hook.get_hookimpls():  # registration order
         impl.function(register=partial(registry.add, plugin=impl.plugin_name))
 
 

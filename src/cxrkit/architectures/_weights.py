@@ -41,8 +41,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, ...
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
         raise WeightsError(
-            f"Weights file '{p}' could not be read as a state dict ({type(exc).__name__}: {exc}). "
+            f"Weights file '{p}' could not be read as a state dict ({type(exc).__name__}: {reason}). "
             "cxrkit only reads safetensors files and torch files that hold tensors "
             "(weights_only=True); re-save the weights with torch.save(model.state_dict(), path)."
         ) from None

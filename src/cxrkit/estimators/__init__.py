@@ -8,7 +8,24 @@ from ._feature_cache import (
     clear_feature_cache,
     feature_cache_stats,
 )
+from ._persist import load_model, save_model
 from ._recipes import RECIPES
+from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, SnapshotError
 
-__all__ = ["CXRClassifier", "CosineRestarts", "EpochAccuracy", "RECIPES", "resolve_device",
-           "FeatureAwareNet", "FeatureCache", "clear_feature_cache", "feature_cache_stats"]
+__all__ = [
+    "CXRClassifier",
+    "CosineRestarts",
+    "EpochAccuracy",
+    "FeatureAwareNet",
+    "FeatureCache",
+    "POLICIES",
+    "RECIPES",
+    "SnapshotCallback",
+    "SnapshotEnsembleClassifier",
+    "SnapshotError",
+    "clear_feature_cache",
+    "feature_cache_stats",
+    "load_model",
+    "resolve_device",
+    "save_model",
+]

@@ -252,6 +252,26 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         params.update(overrides)
         return cls(arch, **params)
 
+    @classmethod
+    def from_module(cls, module: CXRNet, classes: Any, *, preprocessing: Preprocessing | None = None,
+                    **params: Any) -> CXRClassifier:
+        """A fitted classifier around an already-trained network.
+
+        ``classes`` are the two labels; the network's logit scores ``classes[1]``.
+        """
+        est = cls(params.pop("architecture", module.arch_name or "custom"), **params)
+        classes = np.asarray(classes)
+        if len(classes) != 2 or len(np.unique(classes)) != 2:
+            raise DataError(f"from_module needs two distinct classes; got {list(classes)}.")
+        est._label_encoder = LabelEncoder().fit(classes)
+        est.classes_ = classes
+        est.device_ = resolve_device(est.device)
+        est.preprocessing_ = preprocessing or module.preprocessing
+        est.net_ = est._make_net(module, None)
+        est.net_.initialize()
+        module.eval()
+        return est
+
     # -- validation of parameters -------------------------------------------
     def _check_params(self) -> None:
         def bad(name: str, expected: str, value: Any) -> ConfigurationError:

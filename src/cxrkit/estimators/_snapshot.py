@@ -1,0 +1,394 @@
+"""Snapshot ensembles: one training run, several epochs' weights as members."""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
+
+from ..errors import ConfigurationError, CxrkitError
+from ._classifier import CXRClassifier
+
+__all__ = ["SnapshotEnsembleClassifier", "SnapshotCallback", "SnapshotError", "POLICIES"]
+
+POLICIES = ("threshold", "cyclic", "last")
+
+
+class SnapshotError(CxrkitError, RuntimeError):
+    """Training ended without the snapshots the policy asked for."""
+
+
+def _nbytes(state: dict[str, torch.Tensor]) -> int:
+    return int(sum(t.numel() * t.element_size() for t in state.values()))
+
+
+class SnapshotCallback(Callback):
+    """Keep the trainable weights of the epochs a snapshot policy selects.
+
+    Parameters
+    ----------
+    policy : {"threshold", "cyclic", "last"}
+    n_snapshots : int
+    interval : int
+        Epochs between two snapshots (for ``"cyclic"``: the cycle length).
+    monitor : str
+        History key compared with ``threshold`` (``"train_acc"``, ``"valid_acc"``).
+    threshold : float
+    max_epochs : int
+        Training length; needed by ``"last"`` and the threshold fallback.
+    """
+
+    def __init__(self, policy: str, n_snapshots: int, interval: int, monitor: str = "train_acc",
+                 threshold: float = 0.9, max_epochs: int = 100) -> None:
+        self.policy = policy
+        self.n_snapshots = n_snapshots
+        self.interval = interval
+        self.monitor = monitor
+        self.threshold = threshold
+        self.max_epochs = max_epochs
+
+    def initialize(self) -> SnapshotCallback:
+        self.members_: list[dict[str, torch.Tensor]] = []
+        self.snapshots_: list[dict[str, Any]] = []
+        self.fallback_: list[tuple[dict[str, torch.Tensor], dict[str, Any]]] = []
+        self.start_epoch_: int | None = None
+        self.trace_: list[float] = []
+        return self
+
+    def _take(self, net: Any, epoch: int, value: float | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        state = {k: v.detach().to("cpu", copy=True) for k, v in
+                 net.module_.trainable_state_dict().items()}
+        info = {"epoch": epoch, "monitor": self.monitor, "value": value,
+                "lr": float(net.history[-1].get("lr", net.optimizer_.param_groups[0]["lr"])),
+                "nbytes": _nbytes(state)}
+        return state, info
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        epoch = len(net.history)
+        row = net.history[-1]
+        value = row.get(self.monitor)
+        if value is None and self.policy == "threshold":
+            raise ConfigurationError(
+                f"The snapshot policy monitors {self.monitor!r}, but training did not record it "
+                f"(recorded: {sorted(k for k in row if not k.startswith('batches'))}). Use "
+                "monitor='train_acc', or monitor='valid_acc' with a validation split."
+            )
+        self.trace_.append(float(value) if value is not None else float("nan"))
+        take = False
+        if self.policy == "threshold":
+            if self.start_epoch_ is None and value > self.threshold:
+                self.start_epoch_ = epoch
+            take = self.start_epoch_ is not None and (epoch - self.start_epoch_) % self.interval == 0
+            # Keep what the documented fallback ("last") would need, cheaply.
+            if (self.max_epochs - epoch) % self.interval == 0 and \
+                    self.max_epochs - epoch < self.n_snapshots * self.interval:
+                self.fallback_.append(self._take(net, epoch, value))
+        elif self.policy == "cyclic":
+            take = epoch % self.interval == 0
+        elif self.policy == "last":
+            take = (self.max_epochs - epoch) % self.interval == 0 and \
+                self.max_epochs - epoch < self.n_snapshots * self.interval
+        if take and len(self.members_) < self.n_snapshots:
+            state, info = self._take(net, epoch, value)
+            self.members_.append(state)
+            self.snapshots_.append(info)
+            if len(self.members_) == self.n_snapshots:
+                raise KeyboardInterrupt  # skorch's way to end training early
+
+
+class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Train one network and average the predictions of several of its epochs.
+
+    Parameters
+    ----------
+    estimator : CXRClassifier or None, default=None
+        The network to train (cloned). ``None`` means
+        ``CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn")``.
+    n_snapshots : int, default=7
+        Members kept.
+    interval : int, default=10
+        Epochs between two members (the cycle length for ``"cyclic"``).
+    policy : {"threshold", "cyclic", "last"}, default="threshold"
+        ``"threshold"`` (Hall et al. 2020): once ``monitor`` first exceeds
+        ``threshold`` -- training accuracy > 0.9 in their cross-validation,
+        validation accuracy > 0.8 in their unseen-test experiment -- keep that
+        epoch and every ``interval``-th after it until ``n_snapshots`` are kept,
+        then stop. ``"cyclic"`` (Huang et al. 2017, Snapshot Ensembles): cosine
+        learning rate restarted every ``interval`` epochs, a member at the end
+        of each cycle (``n_snapshots * interval`` epochs). ``"last"``: the last
+        ``n_snapshots`` epochs, ``interval`` apart.
+    monitor : {"train_acc", "valid_acc"}, default="train_acc"
+        Metric of the threshold policy. ``"valid_acc"`` needs ``validation``.
+    threshold : float, default=0.9
+        The monitored value must exceed it (strictly).
+    validation : None, float or int, default=None
+        Validation split of the *training* data for ``monitor="valid_acc"``
+        (an int is images per class; the paper used 18). Stratified and grouped
+        by patient when ``groups`` is passed to ``fit``. Never the test set.
+        ``None`` with ``monitor="valid_acc"`` uses 18 per class.
+    max_epochs : int or None, default=None
+        Training cap; ``None`` uses the estimator's ``max_epochs``
+        (``"cyclic"`` always trains ``n_snapshots * interval`` epochs).
+    if_threshold_not_reached : {"raise", "last"}, default="raise"
+        What happens when the threshold policy cannot complete its members:
+        raise :class:`SnapshotError` saying where the monitored metric peaked,
+        or keep the last ``n_snapshots`` epochs ``interval`` apart, with a warning.
+
+    Attributes
+    ----------
+    estimator_ : CXRClassifier
+        The fitted clone; its network holds the weights of the last trained epoch.
+    members_ : list of dict
+        Per member, only the tensors training changed (a frozen backbone is
+        stored once, shared).
+    snapshots_ : list of dict
+        Per member: ``epoch``, ``monitor``, ``value``, ``lr`` and ``nbytes``.
+    snapshot_nbytes_ : int
+        Bytes the members take beyond the shared network.
+    classes_ : ndarray of shape (2,)
+    n_features_in_ : int
+        Only when the estimator was fitted on 2-D arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cxrkit import CXRClassifier, SnapshotEnsembleClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 255, (20, 16, 16), dtype=np.uint8)
+    >>> y = np.array(["covid", "pneumonia"] * 10)
+    >>> ens = SnapshotEnsembleClassifier(CXRClassifier("tiny_cnn", input_size=16, max_epochs=4),
+    ...                                  policy="last", n_snapshots=2, interval=2)
+    >>> [s["epoch"] for s in ens.fit(X, y).snapshots_]
+    [2, 4]
+    """
+
+    def __init__(self, estimator: CXRClassifier | None = None, *, n_snapshots: int = 7,
+                 interval: int = 10, policy: str = "threshold", monitor: str = "train_acc",
+                 threshold: float = 0.9, validation: float | int | None = None,
+                 max_epochs: int | None = None, if_threshold_not_reached: str = "raise") -> None:
+        self.estimator = estimator
+        self.n_snapshots = n_snapshots
+        self.interval = interval
+        self.policy = policy
+        self.monitor = monitor
+        self.threshold = threshold
+        self.validation = validation
+        self.max_epochs = max_epochs
+        self.if_threshold_not_reached = if_threshold_not_reached
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _check_params(self) -> None:
+        def bad(name: str, expected: str) -> ConfigurationError:
+            return ConfigurationError(
+                f"The {name!r} parameter of SnapshotEnsembleClassifier must be {expected}. "
+                f"Got {getattr(self, name)!r} instead."
+            )
+
+        for name in ("n_snapshots", "interval"):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise bad(name, "an int in the range [1, inf)")
+        if self.policy not in POLICIES:
+            raise bad("policy", f"one of {POLICIES}")
+        if self.monitor not in ("train_acc", "valid_acc"):
+            raise bad("monitor", "'train_acc' or 'valid_acc'")
+        if self.if_threshold_not_reached not in ("raise", "last"):
+            raise bad("if_threshold_not_reached", "'raise' or 'last'")
+        if self.max_epochs is not None and (not isinstance(self.max_epochs, numbers.Integral)
+                                            or self.max_epochs < 1):
+            raise bad("max_epochs", "None or an int in the range [1, inf)")
+        if self.estimator is not None and not isinstance(self.estimator, CXRClassifier):
+            raise ConfigurationError(
+                "The 'estimator' parameter of SnapshotEnsembleClassifier must be a CXRClassifier "
+                f"(or None). Got {type(self.estimator).__name__} instead."
+            )
+
+    def _base(self) -> CXRClassifier:
+        if self.estimator is None:
+            return CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn")
+        return clone(self.estimator)
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> SnapshotEnsembleClassifier:
+        """Train once and keep the members the policy selects.
+
+        Parameters
+        ----------
+        X, y : see :meth:`CXRClassifier.fit`
+        groups : array-like of shape (n,), optional
+            Patient ids, used by the internal validation split.
+        """
+        self._check_params()
+        est = self._base()
+        if self.policy == "cyclic":
+            max_epochs = self.n_snapshots * self.interval
+            est.set_params(lr_schedule="cosine_restarts", lr_schedule__cycle_epochs=self.interval)
+        else:
+            max_epochs = self.max_epochs or est.max_epochs
+        if self.policy == "last" and max_epochs < (self.n_snapshots - 1) * self.interval + 1:
+            raise ConfigurationError(
+                f"policy='last' with n_snapshots={self.n_snapshots} and interval={self.interval} "
+                f"needs at least {(self.n_snapshots - 1) * self.interval + 1} epochs; "
+                f"max_epochs is {max_epochs}. Raise max_epochs or lower n_snapshots/interval."
+            )
+        validation = self.validation
+        if self.monitor == "valid_acc" and self.policy == "threshold" and validation is None:
+            validation = 18
+        if validation is not None:
+            est.set_params(validation=validation)
+        cb = SnapshotCallback(self.policy, self.n_snapshots, self.interval, self.monitor,
+                              self.threshold, max_epochs)
+        est.set_params(max_epochs=max_epochs,
+                       callbacks=[*(est.callbacks or []), ("snapshots", cb)])
+        est.fit(X, y, groups=groups)
+        cb = dict(est.net_.callbacks_)["snapshots"]
+        members, infos = cb.members_, cb.snapshots_
+        if len(members) < self.n_snapshots:
+            members, infos = self._incomplete(cb, len(est.history_))
+        est.set_params(callbacks=[c for c in (est.callbacks or []) if not (
+            isinstance(c, tuple) and c[0] == "snapshots")] or None)
+        self.estimator_ = est
+        self.members_ = members
+        self.snapshots_ = infos
+        self.snapshot_nbytes_ = int(sum(s["nbytes"] for s in infos))
+        self.classes_ = est.classes_
+        if hasattr(est, "n_features_in_"):
+            self.n_features_in_ = est.n_features_in_
+        return self
+
+    def _incomplete(self, cb: SnapshotCallback, epochs: int) -> tuple[list, list]:
+        trace = np.asarray(cb.trace_, dtype=float)
+        if len(trace) and np.isfinite(trace).any():
+            peak_epoch = int(np.nanargmax(trace)) + 1
+            peak = f"peaked at {np.nanmax(trace):.3f} in epoch {peak_epoch}"
+        else:
+            peak = "was never recorded"
+        if cb.start_epoch_ is None:
+            what = (f"{cb.monitor!r} never exceeded {self.threshold} in {epochs} epochs "
+                    f"(it {peak})")
+        else:
+            what = (f"{cb.monitor!r} first exceeded {self.threshold} in epoch {cb.start_epoch_}, "
+                    f"but only {len(cb.members_)} of {self.n_snapshots} snapshots "
+                    f"{self.interval} epochs apart fit before epoch {epochs}")
+        if self.if_threshold_not_reached == "raise" or len(cb.fallback_) < self.n_snapshots:
+            raise SnapshotError(
+                f"Snapshot policy 'threshold' could not complete: {what}. Raise max_epochs, lower "
+                "threshold, or pass if_threshold_not_reached='last' to keep the last "
+                f"{self.n_snapshots} epochs {self.interval} apart instead."
+            )
+        warnings.warn(f"Snapshot threshold not met: {what}. Kept the last {self.n_snapshots} "
+                      f"epochs {self.interval} apart instead.", UserWarning, stacklevel=3)
+        fb = cb.fallback_[-self.n_snapshots:]
+        return [s for s, _ in fb], [i for _, i in fb]
+
+    # -- prediction ---------------------------------------------------------------
+    def member_proba(self, X: Any) -> np.ndarray:
+        """Positive-class probability of every member, shape ``(n_members, n)``.
+
+        The images are decoded once; with a frozen backbone its features are
+        computed once and only the members' heads are evaluated.
+        """
+        check_is_fitted(self, "members_")
+        est = self.estimator_
+        src = est._check_predict_input(X)
+        module = est.module_
+        current = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        shared_backbone = all(not any(k.startswith("backbone.") for k in m) for m in self.members_)
+        module.eval()
+        outs: list[list[torch.Tensor]] = [[] for _ in self.members_]
+        try:
+            with torch.inference_mode():
+                for xb in est.iter_batches(src):
+                    xb = xb.to(est.device_)
+                    feats = module.features(xb) if shared_backbone else None
+                    for j, member in enumerate(self.members_):
+                        module.load_state_dict(member, strict=False)
+                        logit = module.forward_head(feats) if feats is not None else module(xb)
+                        outs[j].append(torch.sigmoid(logit.float()).cpu())
+        finally:
+            module.load_state_dict(current)
+        return torch.stack([torch.cat(o) for o in outs]).numpy().astype(np.float64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Mean of the members' probabilities, shape ``(n, 2)`` in ``classes_`` order."""
+        p1 = self.member_proba(X).mean(axis=0)
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Log-odds of the averaged probability of ``classes_[1]``."""
+        p = np.clip(self.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
+        return np.log(p / (1 - p))
+
+    # -- building from existing networks --------------------------------------------
+    @classmethod
+    def from_networks(cls, networks: list[torch.nn.Module], classes: Any, *,
+                      snapshots: list[dict[str, Any]] | None = None,
+                      preprocessing: Any = None) -> SnapshotEnsembleClassifier:
+        """A fitted ensemble from already-trained networks of one architecture
+        (e.g. imported weights). Each member stores its full state."""
+        if not networks:
+            raise ConfigurationError("from_networks needs at least one network.")
+        est = CXRClassifier.from_module(networks[0], classes, preprocessing=preprocessing)
+        ens = cls(estimator=clone(est), n_snapshots=len(networks), policy="last", interval=1)
+        ens.estimator_ = est
+        ens.members_ = [{k: v.detach().clone() for k, v in n.state_dict().items()}
+                        for n in networks]
+        ens.snapshots_ = snapshots or [{"epoch": None, "monitor": None, "value": None,
+                                        "lr": None, "nbytes": _nbytes(m)} for m in ens.members_]
+        ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
+        ens.classes_ = est.classes_
+        return ens
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the shared network and one safetensors file per member."""
+        from safetensors.torch import save_file
+
+        from ._persist import save_model
+
+        check_is_fitted(self, "members_")
+        out = Path(directory)
+        save_model(self.estimator_, out)
+        for j, member in enumerate(self.members_):
+            save_file({k: v.contiguous() for k, v in member.items()},
+                      str(out / f"member_{j:02d}.safetensors"))
+        meta = {"kind": "SnapshotEnsembleClassifier", "n_members": len(self.members_),
+                "snapshots": self.snapshots_,
+                "params": {k: v for k, v in self.get_params(deep=False).items()
+                           if k != "estimator" and isinstance(v, (int, float, str, type(None)))}}
+        (out / "ensemble.json").write_text(json.dumps(meta, indent=2))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> SnapshotEnsembleClassifier:
+        """Read an ensemble written by :meth:`save` (no pickled code is executed)."""
+        from safetensors.torch import load_file
+
+        from ._persist import load_classifier
+
+        d = Path(directory)
+        meta = json.loads((d / "ensemble.json").read_text())
+        est = load_classifier(d)
+        ens = cls(estimator=clone(est), **meta["params"])
+        ens.estimator_ = est
+        ens.members_ = [load_file(str(d / f"member_{j:02d}.safetensors"))
+                        for j in range(meta["n_members"])]
+        ens.snapshots_ = meta["snapshots"]
+        ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
+        ens.classes_ = est.classes_
+        return ens

@@ -1,0 +1,179 @@
+"""Built-in architectures: shapes, heads, freezing and weight loading."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from cxrkit.architectures import (
+    CXRNet,
+    create_architecture,
+    get_preprocessing,
+    hub_checkpoint_dir,
+)
+from cxrkit.errors import WeightsError
+
+
+def test_hall2020_cnn_matches_published_spec():
+    net = create_architecture("hall2020_cnn")
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert shapes == {
+        "backbone.conv1.weight": (64, 3, 5, 5), "backbone.conv1.bias": (64,),
+        "backbone.conv2.weight": (64, 64, 2, 2), "backbone.conv2.bias": (64,),
+        "backbone.conv4.weight": (64, 67, 2, 2), "backbone.conv4.bias": (64,),
+        "head.fc.weight": (1, 576), "head.fc.bias": (1,),
+    }
+    # 4,864 + 16,448 + 17,216 + 577 parameters, as in the authors' Keras model
+    assert sum(p.numel() for p in net.parameters()) == 39105
+    seen = {}
+    net.backbone.conv4.register_forward_hook(lambda m, i, o: seen.update(concat=i[0].shape, c4=o.shape))
+    net.eval()
+    out = net(torch.rand(2, 3, 100, 100))
+    assert out.shape == (2,)
+    assert seen["concat"] == (2, 67, 10, 10) and seen["c4"] == (2, 64, 9, 9)
+    assert net.features(torch.rand(2, 3, 100, 100)).shape == (2, 576)
+    prep = get_preprocessing("hall2020_cnn")
+    assert (prep.input_size, prep.interpolation, prep.mean, prep.std) == (
+        100, "nearest", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def test_hall2020_flatten_is_channels_last():
+    net = create_architecture("hall2020_cnn").eval()
+    x = torch.rand(1, 3, 100, 100)
+    with torch.no_grad():
+        feats = net.features(x)
+        b = net.backbone
+        a = b.pool3(b.act(b.conv1(x)))
+        a = b.pool3(b.act(b.conv2(a)))
+        h = b.pool3(torch.relu(b.conv4(torch.cat([b.pool10(b.act(x)), a], 1))))
+    # Keras index (i, j, c) -> i*3*64 + j*64 + c
+    assert torch.equal(feats[0, 1 * 192 + 2 * 64 + 5], h[0, 5, 1, 2])
+
+
+@pytest.mark.parametrize("head,n_out", [("hall2020", 1), ("fc", 2)])
+def test_heads(head, n_out):
+    net = create_architecture("resnet18", head=head).eval()
+    last = net.last_layer()
+    assert last.out_features == n_out
+    if head == "hall2020":
+        assert net.head[0].out_features == 64
+    out = net(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2,)
+
+
+def test_fc_head_is_two_class_softmax():
+    net = create_architecture("resnet18", head="fc").eval()
+    feats = torch.rand(4, 512)
+    z = net.head.fc(feats)
+    softmax_p1 = torch.softmax(z, 1)[:, 1]
+    assert torch.allclose(torch.sigmoid(net.forward_head(feats)), softmax_p1, atol=1e-6)
+
+
+def test_freeze_modes():
+    net = create_architecture("resnet18", freeze="backbone")
+    assert not any(p.requires_grad for p in net.backbone.parameters())
+    assert all(p.requires_grad for p in net.head.parameters())
+    net.train()
+    assert not net.backbone.training  # batch-norm statistics stay fixed
+    net = create_architecture("resnet18", freeze="all_but_last")
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert trainable == ["head.3.weight", "head.3.bias"]
+    with pytest.raises(ValueError, match=r"The 'freeze' parameter must be one of \('none', "
+                                         r"'backbone', 'all_but_last'\)\. Got 'some' instead\."):
+        create_architecture("tiny_cnn", freeze="some")
+
+
+def test_imagenet_weights_load_offline_from_torch_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    reference = torchvision.models.resnet18(weights=None)
+    torch.manual_seed(123)
+    for p in reference.parameters():
+        p.data.normal_()
+    ckpt = hub_checkpoint_dir()
+    ckpt.mkdir(parents=True)
+    torch.save(reference.state_dict(), ckpt / os.path.basename(weights.url))
+
+    def no_network(*a, **k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    net = create_architecture("resnet18", pretrained="imagenet")
+    ref = reference.state_dict()
+    for k, v in net.backbone.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+
+
+def test_imagenet_weights_missing_offline_gives_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def no_network(*a, **k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(WeightsError, match=r"are not in the torch hub cache and could not be "
+                                           r"downloaded .*Place the file at '.*resnet18-"):
+        create_architecture("resnet18", pretrained="imagenet")
+
+
+def test_weights_file_strict_and_backbone_only(tmp_path):
+    src = create_architecture("tiny_cnn")
+    torch.save(src.state_dict(), tmp_path / "full.pth")
+    net = create_architecture("tiny_cnn", pretrained=str(tmp_path / "full.pth"))
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                 src.state_dict().values()))
+    backbone_only = {k: v for k, v in src.state_dict().items() if k.startswith("backbone.")}
+    torch.save(backbone_only, tmp_path / "bb.pth")
+    with pytest.raises(WeightsError, match=r"does not match the network exactly\. Missing keys: "
+                                           r"head\.0\.weight, .*pretrained_strict=False"):
+        create_architecture("tiny_cnn", pretrained=str(tmp_path / "bb.pth"))
+    net = create_architecture("tiny_cnn", pretrained=str(tmp_path / "bb.pth"),
+                              pretrained_strict=False)
+    assert torch.equal(net.backbone[0].weight, src.backbone[0].weight)
+    from safetensors.torch import save_file
+    save_file(src.state_dict(), str(tmp_path / "w.safetensors"))
+    net = create_architecture("tiny_cnn", pretrained=str(tmp_path / "w.safetensors"))
+    assert torch.equal(net.head[0].weight, src.head[0].weight)
+
+
+def test_weights_file_never_unpickles_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > /dev/null",))
+
+    with open(tmp_path / "evil.pth", "wb") as f:
+        pickle.dump({"x": Evil()}, f)
+    with pytest.raises(WeightsError, match=r"could not be read as a state dict .*weights_only=True"):
+        create_architecture("tiny_cnn", pretrained=str(tmp_path / "evil.pth"))
+    with pytest.raises(WeightsError, match=r"Weights file '.*missing\.pth' does not exist"):
+        create_architecture("tiny_cnn", pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_shape_mismatch_is_reported(tmp_path):
+    state = create_architecture("tiny_cnn", width=4).state_dict()
+    torch.save(state, tmp_path / "w.pth")
+    with pytest.raises(WeightsError, match=r"Shapes in weights file .* do not fit the network: "
+                                           r"backbone\.0\.weight: file \(4, 3, 3, 3\) vs network "
+                                           r"\(8, 3, 3, 3\)"):
+        create_architecture("tiny_cnn", pretrained=str(tmp_path / "w.pth"))
+
+
+def test_shared_vgg16_backbone_loads(shared_weights):
+    path = shared_weights / "vgg16_features_from_hed_bsds500.pth"
+    with pytest.raises(WeightsError, match="Missing keys: head"):
+        create_architecture("vgg16", pretrained=str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = create_architecture("vgg16", pretrained=str(path), pretrained_strict=False,
+                                  freeze="backbone")
+    state = torch.load(path, weights_only=True)
+    assert torch.equal(net.backbone[0].weight, state["features.0.weight"])
+    assert isinstance(net, CXRNet) and net.num_features == 512
