@@ -213,3 +213,18 @@ def test_cache_dir_env_var(tmp_path, monkeypatch):
     clear_feature_cache()
     _clf(max_epochs=1).fit(X, y)
     assert feature_cache_stats()["disk_hits"] == 2 * len(X)
+
+
+def test_snapshot_ensemble_on_cached_features_matches_uncached():
+    from cxrkit.estimators import SnapshotEnsembleClassifier
+
+    X, y = _data()
+
+    def ens(fc):
+        return SnapshotEnsembleClassifier(_clf(feature_cache=fc), n_snapshots=3, interval=1,
+                                          policy="cyclic").fit(X, y)
+
+    cached, plain = ens(True), ens(False)
+    assert feature_cache_stats()["misses"] == 2 * len(X)
+    assert len(cached.members_) == 3
+    np.testing.assert_allclose(cached.member_proba(X), plain.member_proba(X), atol=1e-5)
