@@ -11,6 +11,7 @@ from typing import Any
 
 from ..plugins import get_registry
 from ._base import FREEZE_MODES, IMAGENET_MEAN, IMAGENET_STD, CXRNet, Preprocessing
+from ._grayscale import GrayscaleConv2d, grayscale_first_conv
 from ._hall2020 import Hall2020Features, build_hall2020_cnn
 from ._heads import HEADS, TwoClassSoftmaxHead, make_head
 from ._weights import hub_checkpoint_dir, load_into, read_state_dict
@@ -26,6 +27,8 @@ __all__ = [
     "IMAGENET_STD",
     "build_hall2020_cnn",
     "create_architecture",
+    "grayscale_first_conv",
+    "GrayscaleConv2d",
     "list_architectures",
     "get_preprocessing",
     "hub_checkpoint_dir",

@@ -2,6 +2,12 @@
 
 from ._callbacks import CosineRestarts, EpochAccuracy
 from ._classifier import CXRClassifier, resolve_device
+from ._feature_cache import (
+    FeatureAwareNet,
+    FeatureCache,
+    clear_feature_cache,
+    feature_cache_stats,
+)
 from ._persist import load_model, save_model
 from ._recipes import RECIPES
 from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, SnapshotError
@@ -10,11 +16,15 @@ __all__ = [
     "CXRClassifier",
     "CosineRestarts",
     "EpochAccuracy",
+    "FeatureAwareNet",
+    "FeatureCache",
     "POLICIES",
     "RECIPES",
     "SnapshotCallback",
     "SnapshotEnsembleClassifier",
     "SnapshotError",
+    "clear_feature_cache",
+    "feature_cache_stats",
     "load_model",
     "resolve_device",
     "save_model",

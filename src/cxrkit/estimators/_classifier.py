@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import numbers
 from collections.abc import Callable, Sequence
@@ -105,6 +106,22 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         Extra callbacks (e.g. a snapshot callback).
     verbose : int, default=0
         skorch's per-epoch table when > 0.
+    feature_cache : {"auto", True, False}, default="auto"
+        Train only the head on cached backbone features when that is exact
+        (frozen backbone, ``augment`` None or ``"hflip"``, deterministic
+        transforms); otherwise a log line of ``cxrkit.feature_cache`` says why
+        not (INFO for ``"auto"``, WARNING for ``True``). See
+        :func:`cxrkit.estimators.feature_cache_stats`.
+    cache_dir : path or None, default=None
+        Also keep cached features as ``.npy`` files there, shared by processes
+        (default: the environment variable ``CXRKIT_CACHE_DIR``, if set).
+    grayscale_conv : bool, default=False
+        Compute the first convolution from one of the identical grayscale
+        input channels (exact; see :func:`cxrkit.architectures.grayscale_first_conv`).
+    channels_last : bool, default=False
+        Use the channels-last memory format for the network and its inputs.
+    amp : {None, "bf16", "fp16"}, default=None
+        Mixed-precision autocast for prediction on CUDA (ignored on CPU).
     **kwargs
         Routed parameters with the prefixes ``optimizer__``, ``module__``
         (architecture factory), ``lr_schedule__``, ``iterator_train__``,
@@ -147,7 +164,10 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                  lr_schedule: str | None = None, batch_size: int = 16, max_epochs: int = 10,
                  validation: float | int | None = None, device: str = "auto",
                  random_state: int | None = None, callbacks: list[Callback] | None = None,
-                 verbose: int = 0, **kwargs: Any) -> None:
+                 verbose: int = 0,
+                 feature_cache: bool | str = "auto", cache_dir: str | None = None,
+                 grayscale_conv: bool = False, channels_last: bool = False,
+                 amp: str | None = None, **kwargs: Any) -> None:
         self.architecture = architecture
         self.pretrained = pretrained
         self.head = head
@@ -166,6 +186,11 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.callbacks = callbacks
         self.verbose = verbose
+        self.feature_cache = feature_cache
+        self.cache_dir = cache_dir
+        self.grayscale_conv = grayscale_conv
+        self.channels_last = channels_last
+        self.amp = amp
         vars(self).update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
@@ -378,25 +403,40 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         if self.random_state is not None:
             torch.manual_seed(int(self.random_state))
         module = self.build_module()
+        if self.grayscale_conv:
+            from ..architectures._grayscale import grayscale_first_conv
+
+            module = grayscale_first_conv(module, inplace=True)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
         self.preprocessing_ = self._make_preprocessing()
         if src.array is not None and src.array.ndim == 2:
             self.n_features_in_ = int(src.array.shape[1])
         images = prepare_images(src, self.preprocessing_, self._transform_callables())
+        make_ds = self._dataset_factory(module, images)
         train_ds: Any
         if self.validation:
             tr, va = self._validation_split(yy, groups)
-            train_ds = ImageTensorDataset(images[tr], yy[tr], self.preprocessing_,
-                                          hflip=self.augment == "hflip")
-            valid_ds = ImageTensorDataset(images[va], yy[va], self.preprocessing_)
+            train_ds = make_ds(tr, yy[tr], self.augment == "hflip")
+            valid_ds = make_ds(va, yy[va], False)
             train_split: Any = predefined_split(valid_ds)
             self.validation_indices_ = va
         else:
-            train_ds = ImageTensorDataset(images, yy, self.preprocessing_,
-                                          hflip=self.augment == "hflip")
+            train_ds = make_ds(slice(None), yy, self.augment == "hflip")
             train_split = None
         self.net_ = self._make_net(module, train_split)
         self.net_.fit(train_ds, None, **fit_params)
         return self
+
+    def _dataset_factory(self, module: CXRNet, images: np.ndarray) -> Callable[..., Any]:
+        """``(index, y, hflip) -> dataset`` of images, or of cached features when exact."""
+        from ._feature_cache import cached_dataset_factory
+
+        factory = cached_dataset_factory(self, module, images)
+        if factory is not None:
+            return factory
+        prep = self.preprocessing_
+        return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
 
     def _make_net(self, module: nn.Module, train_split: Any) -> NeuralNet:
         opt = self.optimizer
@@ -408,7 +448,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                  if k.startswith(("optimizer__", "iterator_train__", "iterator_valid__",
                                   "callbacks__", "criterion__"))}
         extra.setdefault("iterator_train__shuffle", True)
-        net = NeuralNet(
+        from ._feature_cache import FeatureAwareNet
+
+        net = FeatureAwareNet(
             module=module,
             criterion=nn.BCEWithLogitsLoss,
             optimizer=opt_cls,
@@ -487,12 +529,26 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         module.eval()
         outs = []
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._autocast():
                 for xb in self.iter_batches(src):
-                    outs.append(module(xb.to(self.device_)).float().cpu())
+                    xb = xb.to(self.device_, non_blocking=True)
+                    if getattr(self, "channels_last", False):
+                        xb = xb.contiguous(memory_format=torch.channels_last)
+                    outs.append(module(xb).float().cpu())
         finally:
             module.train(was_training)
         return torch.cat(outs).numpy().astype(np.float64)
+
+    def _autocast(self) -> Any:
+        amp = getattr(self, "amp", None)
+        if amp is None or not str(self.device_).startswith("cuda"):
+            return contextlib.nullcontext()
+        dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+        if amp not in dtypes:
+            raise ConfigurationError(
+                f"The 'amp' parameter of CXRClassifier must be None, 'bf16' or 'fp16'. Got {amp!r}."
+            )
+        return torch.autocast("cuda", dtype=dtypes[amp])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of shape ``(n, 2)``, columns in ``classes_`` order."""

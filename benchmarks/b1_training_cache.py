@@ -1,0 +1,125 @@
+"""B1 - training with a frozen backbone: feature cache vs the uncached skorch loop vs the bound.
+
+Protocol (Hall et al. 2020): 10-fold stratified CV; in each fold a 7-member snapshot
+ensemble (policy "last", one member every 10 epochs) of a frozen ResNet50 (random
+initialisation: timing only) with the hall2020 head, RMSprop, cyclic LR, horizontal flips,
+batch 16, 80 epochs; 204 synthetic 224 px grayscale images.
+
+Figures
+- bound: the backbone forward passes alone (204 images x 2 views, eval mode, batch 32);
+- cached: the whole 10-fold protocol with cxrkit's feature cache (training only; the
+  prediction of each held-out fold is timed separately);
+- uncached: one epoch of the same skorch training loop with the cache off, timed on
+  ``--uncached-images`` images and EXTRAPOLATED per image to 10 folds x 80 epochs.
+
+Run:  PYTHONPATH=src python benchmarks/b1_training_cache.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import header  # noqa: E402
+
+from cxrkit.estimators import (  # noqa: E402
+    CXRClassifier,
+    SnapshotEnsembleClassifier,
+    clear_feature_cache,
+    feature_cache_stats,
+)
+from cxrkit.estimators._data import _to_tensor, as_image_source, prepare_images  # noqa: E402
+
+
+def synthetic(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy = np.array(["covid"] * (n - n // 6) + ["pneumonia"] * (n // 6))
+    rng.shuffle(yy)
+    base = np.linspace(40, 200, size, dtype=np.float32)[None, :] * np.ones((size, 1), np.float32)
+    X = np.clip(base[None] + rng.normal(0, 25, (n, size, size)), 0, 255).astype(np.uint8)
+    X[yy == "pneumonia", size // 4: size // 2, size // 4: size // 2] = 230
+    return X, yy
+
+
+def make_clf(epochs: int, **kw: object) -> CXRClassifier:
+    return CXRClassifier.from_recipe("hall2020", architecture="resnet50", random_state=0,
+                                     max_epochs=epochs, **kw)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 folds, 30 epochs, 3 snapshots")
+    ap.add_argument("--images", type=int, default=204)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--uncached-images", type=int, default=48)
+    args = ap.parse_args()
+    folds, epochs, members, interval = (3, 30, 3, 10) if args.quick else (10, 80, 7, 10)
+    header(f"B1 training: {folds}-fold CV x {members}-snapshot ensembles x {epochs} epochs, "
+           f"frozen ResNet50, {args.images} images at {args.size} px")
+    X, y = synthetic(args.images, args.size)
+
+    # -- bound: backbone forward passes alone ------------------------------------------------
+    clf = make_clf(epochs)
+    clf._check_params()
+    torch.manual_seed(0)
+    net = clf.build_module().eval()
+    prep = clf._make_preprocessing()
+    images = prepare_images(as_image_source(X), prep)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for flip in (False, True):
+            for s in range(0, len(images), 32):
+                net.features(torch.stack([_to_tensor(im, prep, flip) for im in images[s:s + 32]]))
+    bound = time.perf_counter() - t0
+    n_passes = 2 * len(images)
+    print(f"bound: {n_passes} backbone forward passes: {bound:.1f} s "
+          f"({60 * n_passes / bound:.0f} images/min)")
+    del net
+
+    # -- cached protocol --------------------------------------------------------------------
+    clear_feature_cache()
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    t_fit = t_pred = 0.0
+    for tr, te in cv.split(X, y):
+        ens = SnapshotEnsembleClassifier(make_clf(epochs), n_snapshots=members,
+                                         interval=interval, policy="last", max_epochs=epochs)
+        t0 = time.perf_counter()
+        ens.fit(X[tr], y[tr])
+        t1 = time.perf_counter()
+        ens.predict_proba(X[te])
+        t_pred += time.perf_counter() - t1
+        t_fit += t1 - t0
+    stats = feature_cache_stats()
+    print(f"cached: {folds} folds x {epochs} epochs x {members} snapshots, training: {t_fit:.1f} s "
+          f"(= {t_fit / bound:.2f} x bound); held-out prediction (uncached, {len(X)} images "
+          f"through the backbone once, heads x {members}): {t_pred:.1f} s")
+    print(f"cache stats: {stats}")
+
+    # -- uncached skorch loop, one epoch, extrapolated -------------------------------------------
+    n_u = min(args.uncached_images, len(X))
+    idx = np.arange(n_u)
+    if len(set(y[idx])) < 2:
+        idx[-1] = int(np.flatnonzero(y != y[idx[0]])[0])
+    un = make_clf(1, feature_cache=False)
+    t0 = time.perf_counter()
+    un.fit(X[idx], y[idx])
+    t_epoch_img = (time.perf_counter() - t0) / n_u
+    per_fold_train = len(X) * (folds - 1) / folds
+    extrapolated = t_epoch_img * per_fold_train * epochs * folds
+    print(f"uncached: 1 epoch on {n_u} images took {t_epoch_img * n_u:.1f} s "
+          f"({t_epoch_img * 1000:.0f} ms/image, incl. network construction); "
+          f"EXTRAPOLATED to {folds} folds x {epochs} epochs x {per_fold_train:.0f} images: "
+          f"{extrapolated:.0f} s = {extrapolated / 3600:.2f} h")
+    print(f"ratios: uncached/cached = {extrapolated / t_fit:.0f}x (extrapolated); "
+          f"cached/bound = {t_fit / bound:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""B4 - training an unfrozen network: ``hall2020_cnn`` (100 px, batch 16), images/second.
+
+Baseline, in the same process: a plain eager PyTorch training loop (RMSprop, BCE) on
+contiguous tensors. Variants: channels-last memory format; the grayscale-aware first
+convolution (:func:`cxrkit.architectures.grayscale_first_conv`); both; and, with
+``--compile``, ``torch.compile`` of the fastest eager variant (compilation time reported
+separately, not in the rate). Each rate is the median of ``--repeats`` timed runs of
+``--steps`` steps. Loss trajectories: every variant is trained from the same initial
+weights on the same batches with dropout switched off (so that only arithmetic differs)
+and the largest per-step loss difference to the baseline is printed. Finally the
+end-to-end ``CXRClassifier.fit`` rate (skorch loop, data pipeline) with the best options.
+
+Run:  PYTHONPATH=src python benchmarks/b4_hall2020_training.py [--quick] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import header  # noqa: E402
+
+from cxrkit.architectures import create_architecture, grayscale_first_conv  # noqa: E402
+from cxrkit.estimators import CXRClassifier  # noqa: E402
+
+
+def build(variant: str, dropout: bool = True) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    net = create_architecture("hall2020_cnn")
+    if not dropout:
+        for m in net.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
+    if "gray" in variant:
+        net = grayscale_first_conv(net, inplace=True)
+    if "cl" in variant:
+        net = net.to(memory_format=torch.channels_last)
+    fwd = torch.compile(net) if "compile" in variant else net
+    return net, fwd
+
+
+def train(variant: str, X: torch.Tensor, y: torch.Tensor, steps: int, dropout: bool = True,
+          fwd_net: tuple[nn.Module, nn.Module] | None = None) -> tuple[float, list[float]]:
+    net, fwd = fwd_net or build(variant, dropout)
+    opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9, eps=1e-8)
+    lossf = nn.BCEWithLogitsLoss()
+    cl = "cl" in variant
+    batches = []
+    for s in range(steps):
+        i = (s * 16) % (len(X) - 15)
+        xb = X[i:i + 16]
+        batches.append((xb.contiguous(memory_format=torch.channels_last) if cl else xb,
+                        y[i:i + 16]))
+    net.train()
+    losses = []
+    t0 = time.perf_counter()
+    for xb, yb in batches:
+        loss = lossf(fwd(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return steps * 16 / (time.perf_counter() - t0), losses
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10 steps, 2 repeats")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--compile", action="store_true", help="also try torch.compile")
+    args = ap.parse_args()
+    steps, repeats = (10, 2) if args.quick else (args.steps, args.repeats)
+    header(f"B4 hall2020_cnn training, 100 px, batch 16, {steps} steps x median of {repeats}")
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(16 * steps, 1, 100, 100, generator=g).expand(-1, 3, -1, -1).contiguous()
+    y = (torch.rand(16 * steps, generator=g) > 0.5).float()
+
+    variants = ["eager", "cl", "gray", "gray+cl"]
+    rates: dict[str, float] = {}
+    runs: dict[str, list[float]] = {v: [] for v in variants}
+    train("eager", X, y, 3)  # warm-up
+    for _ in range(repeats):  # interleaved, so that load changes hit every variant alike
+        for v in variants:
+            runs[v].append(train(v, X, y, steps)[0])
+    rates = {v: statistics.median(r) for v, r in runs.items()}
+    if args.compile:
+        best = max(("cl", "gray+cl", "gray"), key=rates.__getitem__)
+        v = best + "+compile"
+        net, fwd = build(v)
+        t0 = time.perf_counter()
+        train(v, X, y, 2, fwd_net=(net, fwd))  # triggers compilation
+        print(f"torch.compile of {best}: compilation and first steps {time.perf_counter() - t0:.0f} s")
+        rates[v] = statistics.median(train(v, X, y, steps, fwd_net=(net, fwd))[0]
+                                     for _ in range(repeats))
+        variants.append(v)
+
+    _, ref = train("eager", X, y, steps, dropout=False)
+    base = rates["eager"]
+    for v in variants:
+        if "compile" in v:
+            diff = float("nan")
+        else:
+            _, losses = train(v, X, y, steps, dropout=False)
+            diff = max(abs(a - b) for a, b in zip(losses, ref))
+        print(f"{rates[v]:7.1f} images/s ({rates[v] / base:4.2f} x eager)  {v:16s} "
+              f"max |loss - eager loss| over {steps} steps (dropout off): {diff:.2e}")
+    print(f"eager loss trajectory (dropout off): {np.round(ref, 4).tolist()}")
+
+    # end to end through the estimator (skorch loop + data pipeline)
+    rng = np.random.default_rng(0)
+    Xi = rng.integers(0, 255, (16 * steps, 100, 100), dtype=np.uint8)
+    yi = np.array([0, 1] * (8 * steps))
+    e2e = {}
+    for label, kw in (("CXRClassifier eager", {}),
+                      ("CXRClassifier grayscale_conv+channels_last",
+                       {"grayscale_conv": True, "channels_last": True})):
+        clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=1,
+                                        random_state=0, **kw)
+        clf.fit(Xi[:32], yi[:32])  # warm-up
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            clf.fit(Xi, yi)
+            ts.append(time.perf_counter() - t0)
+        e2e[label] = len(Xi) / statistics.median(ts)
+    b = e2e["CXRClassifier eager"]
+    for label, r in e2e.items():
+        print(f"{r:7.1f} images/s ({r / b:4.2f} x)  {label} (1-epoch fits, incl. setup)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,441 @@
+"""A content-keyed cache of frozen-backbone features, so only the head is retrained.
+
+When the backbone of a :class:`~cxrkit.architectures.CXRNet` is frozen (its
+parameters *and* batch-norm statistics fixed, dropout off) and the only
+training-time augmentation is a horizontal flip, the pooled backbone output of
+an image never changes during training. :class:`CXRClassifier` then computes
+``CXRNet.features`` once per distinct image and view (original, flipped) and
+trains the head on those features; every epoch, snapshot, CV fold and
+grid-search candidate with the same backbone, weights and preprocessing reuses
+them, because entries are keyed by *content*:
+
+``key = H(prepared image bytes) + view`` inside a namespace
+``H(architecture name, backbone+pool state_dict bytes, preprocessing)``.
+
+The process-wide in-memory store is bounded in bytes (least-recently-used
+eviction; evicted entries are recomputed or re-read from disk). With a
+``cache_dir`` (or the environment variable ``CXRKIT_CACHE_DIR``) entries are
+also written as ``.npy`` files, atomically (temporary file + ``os.replace``),
+so concurrent processes (``n_jobs > 1``) share them safely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.utils import to_tensor
+from torch.utils.data import Dataset
+
+from ..architectures import CXRNet, Preprocessing
+from ..errors import ConfigurationError
+from ._data import _to_tensor
+
+__all__ = [
+    "FeatureCache",
+    "FeatureDataset",
+    "FeatureAwareNet",
+    "HeadOnly",
+    "get_feature_cache",
+    "feature_cache_stats",
+    "clear_feature_cache",
+    "feature_cache_reason",
+    "cached_features",
+    "backbone_fingerprint",
+    "DEFAULT_CACHE_BYTES",
+    "CACHE_DIR_ENV",
+]
+
+logger = logging.getLogger("cxrkit.feature_cache")
+
+CACHE_DIR_ENV = "CXRKIT_CACHE_DIR"
+CACHE_BYTES_ENV = "CXRKIT_FEATURE_CACHE_BYTES"
+#: Default in-memory limit: 1 GiB (about 130,000 ResNet50 feature vectors).
+DEFAULT_CACHE_BYTES = 1 << 30
+VIEWS = ("orig", "hflip")
+
+
+def _hash_bytes(*parts: bytes) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    t = t.detach().to("cpu").contiguous()
+    if t.dtype == torch.bfloat16:
+        t = t.view(torch.int16)
+    return t.numpy().tobytes()
+
+
+def backbone_fingerprint(net: CXRNet) -> str:
+    """Hash of the architecture name and the backbone's and pool's tensors.
+
+    Computed once per module: the result is stored on the module together with
+    the tensors' version counters and recomputed only when a tensor changed
+    in place (e.g. after training an unfrozen backbone).
+    """
+    tensors = [(k, v) for part in ("backbone", "pool")
+               for k, v in getattr(net, part).state_dict(prefix=part + ".").items()]
+    versions = tuple(int(getattr(v, "_version", 0)) for _, v in tensors)
+    cached = getattr(net, "_cxrkit_fingerprint", None)
+    if cached is not None and cached[0] == versions:
+        return cached[1]
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(getattr(net, "arch_name", type(net).__name__)).encode())
+    h.update(repr(net.pool).encode())
+    for k, v in tensors:
+        h.update(k.encode())
+        h.update(str(v.dtype).encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(_tensor_bytes(v))
+    fp = h.hexdigest()
+    object.__setattr__(net, "_cxrkit_fingerprint", (versions, fp))
+    return fp
+
+
+def _preprocessing_fingerprint(prep: Preprocessing) -> str:
+    return repr(sorted(prep.to_dict().items()))
+
+
+class FeatureCache:
+    """A bounded, thread-safe LRU store of feature vectors, optionally backed by disk.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Limit of the in-memory store; least-recently-used entries are evicted.
+
+    Attributes
+    ----------
+    hits, misses, disk_hits, evictions : int
+        Counters since creation or the last :meth:`clear`.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self._store: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.disk_hits = self.evictions = 0
+
+    # -- memory store ----------------------------------------------------------
+    def _get_mem(self, key: tuple[str, str]) -> np.ndarray | None:
+        with self._lock:
+            arr = self._store.get(key)
+            if arr is not None:
+                self._store.move_to_end(key)
+            return arr
+
+    def _put_mem(self, key: tuple[str, str], arr: np.ndarray) -> None:
+        if arr.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._store.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._store[key] = arr
+            self._bytes += arr.nbytes
+            while self._bytes > self.max_bytes and self._store:
+                _, ev = self._store.popitem(last=False)
+                self._bytes -= ev.nbytes
+                self.evictions += 1
+
+    # -- disk store --------------------------------------------------------------
+    @staticmethod
+    def _path(cache_dir: Path, namespace: str, key: str) -> Path:
+        return cache_dir / namespace[:2] / namespace / f"{key}.npy"
+
+    @staticmethod
+    def _read_disk(path: Path) -> np.ndarray | None:
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # absent, or a file from an interrupted foreign writer
+
+    @staticmethod
+    def _write_disk(path: Path, arr: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
+            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    # -- public API ----------------------------------------------------------------
+    def get_many(self, namespace: str, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray],
+                 cache_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
+        """Look ``keys`` up; ``compute(missing_positions)`` returns the missing rows.
+
+        Returns an array of shape ``(len(keys), ...)`` in the order of ``keys``.
+        """
+        cdir = Path(cache_dir) if cache_dir else None
+        rows: list[np.ndarray | None] = [None] * len(keys)
+        missing: list[int] = []
+        n_hits = n_disk = 0
+        for i, k in enumerate(keys):
+            arr = self._get_mem((namespace, k))
+            if arr is None and cdir is not None:
+                arr = self._read_disk(self._path(cdir, namespace, k))
+                if arr is not None:
+                    n_disk += 1
+                    self._put_mem((namespace, k), arr)
+            if arr is None:
+                missing.append(i)
+            else:
+                n_hits += 1
+                rows[i] = arr
+        with self._lock:
+            self.hits += n_hits
+            self.disk_hits += n_disk
+            self.misses += len(missing)
+        if missing:
+            new = np.asarray(compute(missing), dtype=np.float32)
+            for j, i in enumerate(missing):
+                arr = np.ascontiguousarray(new[j])
+                arr.setflags(write=False)
+                rows[i] = arr
+                self._put_mem((namespace, keys[i]), arr)
+                if cdir is not None:
+                    self._write_disk(self._path(cdir, namespace, keys[i]), arr)
+        return np.stack(rows)  # type: ignore[arg-type]
+
+    def stats(self) -> dict[str, int]:
+        """``hits``, ``misses``, ``disk_hits`` (part of ``hits``), ``evictions``,
+        ``entries``, ``bytes`` and ``max_bytes``."""
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "disk_hits": self.disk_hits,
+                    "evictions": self.evictions, "entries": len(self._store),
+                    "bytes": self._bytes, "max_bytes": self.max_bytes}
+
+    def clear(self) -> None:
+        """Drop all in-memory entries and reset the counters (files on disk stay)."""
+        with self._lock:
+            self._store.clear()
+            self._bytes = 0
+            self.hits = self.misses = self.disk_hits = self.evictions = 0
+
+
+_CACHE: FeatureCache | None = None
+_CACHE_LOCK = threading.Lock()
+
+
+def get_feature_cache() -> FeatureCache:
+    """The process-wide cache (limit from ``CXRKIT_FEATURE_CACHE_BYTES``, default 1 GiB)."""
+    global _CACHE
+    with _CACHE_LOCK:
+        if _CACHE is None:
+            raw = os.environ.get(CACHE_BYTES_ENV)
+            try:
+                limit = int(raw) if raw else DEFAULT_CACHE_BYTES
+            except ValueError:
+                raise ConfigurationError(
+                    f"{CACHE_BYTES_ENV} must be an integer number of bytes; got {raw!r}."
+                ) from None
+            _CACHE = FeatureCache(limit)
+        return _CACHE
+
+
+def feature_cache_stats() -> dict[str, int]:
+    """Statistics of the process-wide feature cache.
+
+    Returns
+    -------
+    dict
+        ``hits``, ``misses``, ``disk_hits``, ``evictions``, ``entries``,
+        ``bytes`` (in memory) and ``max_bytes``.
+    """
+    return get_feature_cache().stats()
+
+
+def clear_feature_cache() -> None:
+    """Empty the process-wide in-memory feature cache and reset its statistics."""
+    get_feature_cache().clear()
+
+
+def feature_cache_reason(module: CXRNet, augment: str | None,
+                         transforms: Sequence[Any]) -> str | None:
+    """Why cached features would be wrong for this training run, or ``None`` if they are exact."""
+    if not isinstance(module, CXRNet):
+        return f"the network is a {type(module).__name__}, not a CXRNet with a features/head split"
+    if not module.backbone_frozen:
+        return (f"the backbone is trained (freeze={module.freeze_mode!r}); use "
+                "freeze='backbone' or 'all_but_last' to train the head on cached features")
+    if any(p.requires_grad for p in module.backbone.parameters()):
+        return "some backbone parameters require gradients"
+    if augment not in (None, "hflip"):
+        return f"augmentation {augment!r} changes the backbone input every epoch"
+    for t in transforms:
+        if getattr(t, "deterministic", True) is False:
+            return f"transform {t!r} is random (deterministic=False)"
+    return None
+
+
+def _image_key(img: np.ndarray) -> str:
+    a = np.ascontiguousarray(img)
+    return _hash_bytes(str(a.dtype).encode(), str(a.shape).encode(), a.tobytes())
+
+
+def cached_features(module: CXRNet, images: np.ndarray, prep: Preprocessing, *,
+                    views: Sequence[str] = ("orig",), device: str = "cpu",
+                    cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 32,
+                    cache: FeatureCache | None = None) -> dict[str, np.ndarray]:
+    """Pooled backbone features of prepared images, from the cache where possible.
+
+    Parameters
+    ----------
+    module : CXRNet
+        Network whose ``features`` are wanted (evaluated in eval mode).
+    images : ndarray of shape (n, S, S)
+        Prepared (transformed and resized) grayscale images.
+    prep : Preprocessing
+        Normalisation and channel count applied to each image.
+    views : sequence of {"orig", "hflip"}
+        Which views to return.
+    device : str
+        Where missing features are computed.
+    cache_dir : path, optional
+        On-disk store shared between processes.
+
+    Returns
+    -------
+    dict
+        ``view -> float32 array of shape (n, num_features)``.
+    """
+    cache = cache or get_feature_cache()
+    namespace = _hash_bytes(backbone_fingerprint(module).encode(),
+                            _preprocessing_fingerprint(prep).encode(), b"float32-v1")
+    img_keys = [_image_key(img) for img in images]
+    out: dict[str, np.ndarray] = {}
+    for view in views:
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}; got {view!r}.")
+        flip = view == "hflip"
+        keys = [f"{k}-{view}" for k in img_keys]
+
+        def compute(positions: list[int], flip: bool = flip) -> np.ndarray:
+            return _compute(module, images, positions, prep, flip, device, batch_size)
+
+        out[view] = cache.get_many(namespace, keys, compute, cache_dir)
+    return out
+
+
+def _compute(module: CXRNet, images: np.ndarray, positions: list[int], prep: Preprocessing,
+             flip: bool, device: str, batch_size: int) -> np.ndarray:
+    was_training = module.training
+    module.eval()
+    chunks = []
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(positions), batch_size):
+                idx = positions[s:s + batch_size]
+                xb = torch.stack([_to_tensor(images[i], prep, flip) for i in idx]).to(device)
+                chunks.append(module.features(xb).float().cpu().numpy())
+    finally:
+        module.train(was_training)
+    return np.concatenate(chunks)
+
+
+class FeatureDataset(Dataset):
+    """Cached feature vectors -> ``(features, label)`` pairs.
+
+    With ``hflip=True`` each access picks the flipped view with probability
+    1/2, drawing from torch's global generator exactly as
+    :class:`~cxrkit.estimators._data.ImageTensorDataset` does, so a seeded run
+    flips the same samples in the same epochs with or without the cache.
+    """
+
+    def __init__(self, orig: np.ndarray, y: np.ndarray, flipped: np.ndarray | None = None,
+                 hflip: bool = False) -> None:
+        if hflip and flipped is None:
+            raise ValueError("hflip=True needs the flipped view's features.")
+        self.orig = torch.from_numpy(np.ascontiguousarray(orig, dtype=np.float32))
+        self.flipped = (torch.from_numpy(np.ascontiguousarray(flipped, dtype=np.float32))
+                        if flipped is not None else None)
+        self.y = torch.as_tensor(np.asarray(y, dtype=np.float32))
+        self.hflip = hflip
+
+    def __len__(self) -> int:
+        return len(self.orig)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        flip = bool(self.hflip and torch.rand(()) < 0.5)
+        src = self.flipped if flip else self.orig
+        return src[i], self.y[i]  # type: ignore[index]
+
+
+class HeadOnly(torch.nn.Module):
+    """Features -> logit through a CXRNet's head (shares the CXRNet's parameters)."""
+
+    def __init__(self, net: CXRNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(feats)
+
+
+class FeatureAwareNet(NeuralNet):
+    """A skorch net whose ``module_`` is the full :class:`CXRNet` and that
+    accepts either images ``(N, C, H, W)`` or cached features ``(N, F)``.
+
+    Feature batches go through ``module_.forward_head`` only, so callbacks see
+    the real network (its ``state_dict``, ``trainable_state_dict``, head) and
+    schedules, accuracy and snapshot callbacks work unchanged.
+    """
+
+    def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
+        x = to_tensor(x, device=self.device)
+        if (isinstance(x, torch.Tensor) and x.ndim == 2
+                and isinstance(self.module_, CXRNet)
+                and x.shape[1] == self.module_.num_features):
+            return self.module_.forward_head(x, **fit_params)
+        return super().infer(x, **fit_params)
+
+
+def cached_dataset_factory(clf: Any, module: CXRNet,
+                           images: np.ndarray) -> Callable[..., Dataset] | None:
+    """For :meth:`CXRClassifier.fit`: ``(index, y, hflip) -> FeatureDataset`` when
+    cached features are exact for ``clf``'s settings, else ``None`` (with a log line)."""
+    switch = getattr(clf, "feature_cache", "auto")
+    if switch not in (True, False, "auto"):
+        raise ConfigurationError(
+            "The 'feature_cache' parameter of CXRClassifier must be True, False or 'auto'. "
+            f"Got {switch!r} instead."
+        )
+    if switch is False:
+        return None
+    reason = feature_cache_reason(module, clf.augment, clf._transform_callables())
+    if reason is not None:
+        level = logging.WARNING if switch is True else logging.INFO
+        logger.log(level, "Feature cache not used: %s.", reason)
+        return None
+    cache_dir = getattr(clf, "cache_dir", None) or os.environ.get(CACHE_DIR_ENV) or None
+    views = ("orig", "hflip") if clf.augment == "hflip" else ("orig",)
+    feats = cached_features(module, images, clf.preprocessing_, views=views, device=clf.device_,
+                            cache_dir=cache_dir, batch_size=max(int(clf.batch_size), 32))
+    logger.info("Feature cache used: %d images x %d view(s); %s.", len(images), len(views),
+                feature_cache_stats())
+
+    def make(idx: Any, y: np.ndarray, hflip: bool) -> FeatureDataset:
+        return FeatureDataset(feats["orig"][idx], y,
+                              feats["hflip"][idx] if "hflip" in feats else None, hflip=hflip)
+
+    return make

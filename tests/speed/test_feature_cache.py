@@ -1,0 +1,230 @@
+"""Feature cache: exactness, content keys shared by clones, bounds, disk store."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_validate
+
+from cxrkit.architectures import create_architecture
+from cxrkit.estimators import CXRClassifier
+from cxrkit.estimators._feature_cache import (
+    FeatureAwareNet,
+    FeatureCache,
+    backbone_fingerprint,
+    cached_features,
+    clear_feature_cache,
+    feature_cache_stats,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_feature_cache()
+    yield
+    clear_feature_cache()
+
+
+def _data(n: int = 24, size: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 255, (n, size, size), dtype=np.uint8)
+    y = np.array(["a", "b"] * (n // 2))
+    X[y == "b", 4:12, 4:12] = 250
+    return X, y
+
+
+def _clf(**kw):
+    params = dict(input_size=16, freeze="backbone", augment="hflip", max_epochs=2,
+                  batch_size=8, random_state=0, lr_schedule="cyclic")
+    params.update(kw)
+    return CXRClassifier("tiny_cnn", **params)
+
+
+@pytest.mark.parametrize("freeze", ["backbone", "all_but_last"])
+def test_cached_training_matches_uncached(freeze):
+    X, y = _data()
+    cached = _clf(freeze=freeze, feature_cache=True).fit(X, y)
+    assert feature_cache_stats()["misses"] == 2 * len(X)  # two views per image
+    plain = _clf(freeze=freeze, feature_cache=False).fit(X, y)
+    np.testing.assert_allclose(cached.predict_proba(X), plain.predict_proba(X), atol=1e-5)
+    np.testing.assert_allclose(cached.history_[:, "train_loss"],
+                               plain.history_[:, "train_loss"], atol=1e-5)
+    # the full network is reachable, and it is what skorch trained
+    assert cached.module_ is cached.net_.module_
+    assert isinstance(cached.net_, FeatureAwareNet)
+
+
+def test_cached_features_equal_backbone_output_in_eval_mode():
+    X, _ = _data(8)
+    net = create_architecture("tiny_cnn", freeze="backbone")
+    prep = net.preprocessing.__class__(**{**net.preprocessing.to_dict(), "input_size": 16})
+    images = (X / 255.0).astype(np.float16)
+    feats = cached_features(net, images, prep, views=("orig", "hflip"))
+    from cxrkit.estimators._data import _to_tensor
+
+    net.eval()
+    with torch.no_grad():
+        for view, flip in (("orig", False), ("hflip", True)):
+            xb = torch.stack([_to_tensor(im, prep, flip) for im in images])
+            np.testing.assert_allclose(net.forward_head(torch.from_numpy(feats[view])),
+                                       net(xb), atol=1e-5)
+
+
+def test_frozen_backbone_parameters_unchanged():
+    X, y = _data()
+    clf = _clf(max_epochs=3)
+    torch.manual_seed(0)
+    before = {k: v.clone() for k, v in clf.build_module().backbone.state_dict().items()}
+    clf.fit(X, y)
+    after = clf.module_.backbone.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+    head_before = _clf().build_module().head.state_dict()
+    assert any(not torch.equal(v, clf.module_.head.state_dict()[k]) for k, v in head_before.items())
+
+
+def test_clones_hit_the_same_cache():
+    X, y = _data()
+    first = _clf()
+    first.fit(X, y)
+    assert feature_cache_stats()["hits"] == 0
+    n_miss = feature_cache_stats()["misses"]
+    clone(first).fit(X, y)
+    stats = feature_cache_stats()
+    assert stats["misses"] == n_miss
+    assert stats["hits"] == 2 * len(X)
+
+
+def test_cross_validate_and_grid_search_share_features():
+    X, y = _data()
+    _clf(max_epochs=1).fit(X, y)  # computes every image's features once
+    base = feature_cache_stats()["misses"]
+    cross_validate(_clf(max_epochs=1), X, y, cv=3, scoring="roc_auc")
+    GridSearchCV(_clf(max_epochs=1), {"lr": [1e-3, 1e-2]}, cv=2, scoring="roc_auc").fit(X, y)
+    stats = feature_cache_stats()
+    assert stats["misses"] == base
+    assert stats["hits"] > 0
+
+
+def test_different_weights_or_preprocessing_miss():
+    X, y = _data()
+    _clf().fit(X, y)
+    m0 = feature_cache_stats()["misses"]
+    _clf(random_state=1).fit(X, y)  # other random backbone weights
+    m1 = feature_cache_stats()["misses"]
+    assert m1 == 2 * m0
+    _clf(interpolation="nearest", input_size=12).fit(X, y)
+    assert feature_cache_stats()["misses"] == 3 * m0
+
+
+def test_not_used_when_backbone_trains_and_says_why(caplog):
+    X, y = _data()
+    with caplog.at_level(logging.INFO, logger="cxrkit.feature_cache"):
+        clf = _clf(freeze="none").fit(X, y)
+    assert feature_cache_stats()["misses"] == 0
+    assert "Feature cache not used: the backbone is trained (freeze='none')" in caplog.text
+    assert clf.predict_proba(X).shape == (len(X), 2)
+
+
+def test_not_used_with_random_transform(caplog):
+    X, y = _data()
+
+    class Jitter:
+        deterministic = False
+
+        def __call__(self, img):
+            return img
+
+        def __repr__(self):
+            return "Jitter()"
+
+    with caplog.at_level(logging.INFO, logger="cxrkit.feature_cache"):
+        _clf(transforms=[Jitter()]).fit(X, y)
+    assert feature_cache_stats()["misses"] == 0
+    assert "Feature cache not used: transform Jitter() is random (deterministic=False)." \
+        in caplog.text
+
+
+def test_switch_off_and_bad_value():
+    X, y = _data()
+    _clf(feature_cache=False).fit(X, y)
+    assert feature_cache_stats()["misses"] == 0
+    from cxrkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"The 'feature_cache' parameter of "
+                       r"CXRClassifier must be True, False or 'auto'. Got 'yes' instead."):
+        _clf(feature_cache="yes").fit(X, y)
+
+
+def test_fingerprint_changes_when_weights_change():
+    net = create_architecture("tiny_cnn", freeze="backbone")
+    fp = backbone_fingerprint(net)
+    assert backbone_fingerprint(net) == fp
+    with torch.no_grad():
+        net.backbone[0].weight.add_(1.0)
+    assert backbone_fingerprint(net) != fp
+
+
+def test_lru_eviction_respects_byte_limit():
+    cache = FeatureCache(max_bytes=3 * 40)  # three 10-float32 rows
+    keys = [f"k{i}" for i in range(5)]
+    calls = []
+
+    def compute(pos):
+        calls.append(list(pos))
+        return np.ones((len(pos), 10), dtype=np.float32)
+
+    cache.get_many("ns", keys, compute)
+    stats = cache.stats()
+    assert stats["bytes"] <= 120 and stats["entries"] == 3 and stats["evictions"] == 2
+    cache.get_many("ns", keys[-3:], compute)  # most recent three: hits
+    assert cache.stats()["hits"] == 3
+    cache.get_many("ns", keys[:1], compute)  # evicted: recomputed
+    assert calls[-1] == [0]
+
+
+def test_disk_store_shared_between_caches(tmp_path):
+    keys = ["x", "y"]
+    rows = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a = FeatureCache()
+    a.get_many("ns", keys, lambda pos: rows[pos], cache_dir=tmp_path)
+    files = sorted(p.name for p in tmp_path.rglob("*.npy"))
+    assert files == ["x.npy", "y.npy"]
+    assert not list(tmp_path.rglob(".tmp-*"))
+    b = FeatureCache()  # e.g. another process
+
+    def fail(pos):
+        raise AssertionError("should have been read from disk")
+
+    got = b.get_many("ns", keys, fail, cache_dir=tmp_path)
+    np.testing.assert_array_equal(got, rows)
+    assert b.stats()["disk_hits"] == 2
+
+
+def test_cache_dir_env_var(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXRKIT_CACHE_DIR", str(tmp_path))
+    X, y = _data()
+    _clf(max_epochs=1).fit(X, y)
+    assert len(list(tmp_path.rglob("*.npy"))) == 2 * len(X)
+    clear_feature_cache()
+    _clf(max_epochs=1).fit(X, y)
+    assert feature_cache_stats()["disk_hits"] == 2 * len(X)
+
+
+def test_snapshot_ensemble_on_cached_features_matches_uncached():
+    from cxrkit.estimators import SnapshotEnsembleClassifier
+
+    X, y = _data()
+
+    def ens(fc):
+        return SnapshotEnsembleClassifier(_clf(feature_cache=fc), n_snapshots=3, interval=1,
+                                          policy="cyclic").fit(X, y)
+
+    cached, plain = ens(True), ens(False)
+    assert feature_cache_stats()["misses"] == 2 * len(X)
+    assert len(cached.members_) == 3
+    np.testing.assert_allclose(cached.member_proba(X), plain.member_proba(X), atol=1e-5)

@@ -1,0 +1,66 @@
+"""The grayscale-aware first convolution is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cxrkit.architectures import create_architecture
+from cxrkit.architectures._grayscale import GrayscaleConv2d, grayscale_first_conv
+from cxrkit.estimators import CXRClassifier
+
+
+def _input(net, n=3, size=None, seed=0):
+    p = net.preprocessing
+    size = size or p.input_size
+    g = torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(seed))
+    mean = torch.tensor(p.mean)[:, None, None]
+    std = torch.tensor(p.std)[:, None, None]
+    return (g.expand(-1, 3, -1, -1) - mean) / std
+
+
+@pytest.mark.parametrize("name,size", [("hall2020_cnn", 100), ("tiny_cnn", 16), ("resnet18", 32)])
+def test_identical_outputs(name, size):
+    torch.manual_seed(0)
+    net = create_architecture(name).eval()
+    fast = grayscale_first_conv(net).eval()
+    assert isinstance(fast.backbone.get_submodule("conv1" if name != "tiny_cnn" else "0"),
+                      GrayscaleConv2d)
+    x = _input(net, size=size)
+    with torch.no_grad():
+        ref, got = net(x), fast(x)
+        fref, fgot = net.features(x), fast.features(x)
+    scale = max(1.0, float(fref.abs().max()))
+    torch.testing.assert_close(got, ref, atol=1e-5 * scale, rtol=1e-5)
+    torch.testing.assert_close(fgot, fref, atol=1e-5 * scale, rtol=1e-5)
+
+
+def test_hall2020_unnormalised_needs_no_offset_map():
+    net = create_architecture("hall2020_cnn")
+    fast = grayscale_first_conv(net)
+    conv = fast.backbone.conv1
+    assert not conv.needs_map
+    assert conv.weight.shape == (64, 3, 5, 5)  # the state dict is unchanged
+    assert set(fast.state_dict()) == set(net.state_dict())
+    assert isinstance(net.backbone.conv1, torch.nn.Conv2d)  # the original is untouched (copy)
+
+
+def test_gradients_flow_and_training_matches():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (16, 24, 24), dtype=np.uint8)
+    y = np.array([0, 1] * 8)
+    kw = dict(input_size=24, max_epochs=2, batch_size=8, random_state=0)
+    a = CXRClassifier("tiny_cnn", **kw).fit(X, y)
+    b = CXRClassifier("tiny_cnn", grayscale_conv=True, **kw).fit(X, y)
+    np.testing.assert_allclose(a.history_[:, "train_loss"], b.history_[:, "train_loss"], atol=1e-5)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
+
+
+def test_no_conv_raises():
+    from cxrkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"grayscale_first_conv found no first Conv2d "
+                       r"taking 3 input channels in Linear; it applies to networks whose first "
+                       r"layer is a Conv2d."):
+        grayscale_first_conv(torch.nn.Linear(3, 2))
