@@ -152,7 +152,8 @@ def test_bad_x_is_explained(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     with pytest.raises(ImageDecodeError, match=r"(?s)2 of 2 images could not be read:\n  Image '.*bad.png' "
-                                        r"could not be decoded"):
+                                               r"is not an image: its content is a text file.*"
+                                               r"missing.png' does not exist"):
         clf.fit([str(bad), str(tmp_path / "missing.png")], ["a", "b"])
     with pytest.raises(DataError, match=r"contains NaN or infinity in 1 image"):
         clf.fit(np.array([[0.0, np.nan], [0.0, 1.0]]), ["a", "b"])

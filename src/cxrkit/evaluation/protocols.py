@@ -229,6 +229,7 @@ class Hall2020CV(Protocol):
                                              device=fitted.estimator_.device_ if fitted else None)
         result.data_summary = ds.summary()
         self._data_checks(ds, result)
+        self.fitted_ = fitted  # the last fold's model (for --save)
         if fitted is not None:
             te = splits[-1][1]
             result.gradcam = _gradcam_examples(fitted, X, y, scores, pos, te)
@@ -339,6 +340,7 @@ class Hall2020Unseen(Protocol):
                                "jpeg_recompressed_label": label,
                                "jpeg_quality": self.jpeg_quality}
         self._data_checks(ds, result)
+        self.fitted_ = vote
         result.gradcam = _gradcam_examples(vote.estimators_[0], test.X, y_te, scores, pos,
                                            np.arange(len(y_te)))
         return result
@@ -418,6 +420,7 @@ class Opacity2020(Protocol):
         result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.device_)
         result.data_summary = {"train": train_dataset.summary(), "covid": covid.summary(),
                                "controls": controls.summary()}
+        self.fitted_ = est
         result.gradcam = _gradcam_examples(est, Xc, y, scores, "covid", np.arange(len(y)))
         return result
 
@@ -457,6 +460,7 @@ class Hall2020Published(Protocol):
         result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.estimator_.device_)
         result.data_summary = ds.summary()
         self._data_checks(ds, result)
+        self.fitted_ = est
         result.gradcam = _gradcam_examples(est, ds.X, y, scores, pos, np.arange(len(y)))
         return result
 
