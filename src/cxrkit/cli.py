@@ -212,7 +212,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .datasets import load_dataset
 
     t0 = time.perf_counter()
-    n_patients = 24 if args.quick else 40
+    n_patients = 24 if args.quick else 32
     _echo(args.quiet, f"Generating synthetic chest X-rays ({n_patients} patients, 2 images each)...")
     ds = load_dataset("synthetic", n_patients=n_patients, images_per_patient=2, size=128,
                       random_state=args.seed)
@@ -222,9 +222,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                   if_threshold_not_reached="last", random_state=args.seed,
                   device=args.device or "auto")
     runs = [
-        ("hall2020_cnn", out, dict(architecture="hall2020_cnn", max_epochs=8 if args.quick else 24)),
+        ("hall2020_cnn", out, dict(architecture="hall2020_cnn", max_epochs=8 if args.quick else 16)),
         ("resnet18 (frozen, random init)", out / "resnet18-frozen",
-         dict(architecture="resnet18", input_size=64, max_epochs=10 if args.quick else 30,
+         dict(architecture="resnet18", input_size=64, max_epochs=10 if args.quick else 20,
               estimator_params={"lr": 3e-4, "lr_schedule": None, "optimizer": "adam"})),
     ]
     with warnings.catch_warnings():

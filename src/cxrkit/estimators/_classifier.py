@@ -248,6 +248,10 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         default_arch = {"hall2020": "resnet50", "opacity2020": "resnet101"}.get(recipe, "resnet50")
         arch = architecture or default_arch
         params = recipe_params(recipe, arch)
+        # Overriding the optimizer or the schedule drops the recipe's options for it.
+        for key, prefix in (("optimizer", "optimizer__"), ("lr_schedule", "lr_schedule__")):
+            if key in overrides and overrides[key] != params.get(key):
+                params = {k: v for k, v in params.items() if not k.startswith(prefix)}
         params.update(overrides)
         return cls(arch, **params)
 

@@ -182,7 +182,7 @@ def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[T
 
 
 def _to_tensor(img: np.ndarray, prep: Preprocessing, flip: bool) -> torch.Tensor:
-    t = torch.from_numpy(np.asarray(img, dtype=np.float32))
+    t = torch.from_numpy(np.array(img, dtype=np.float32))
     if flip:
         t = t.flip(-1)
     t = t.unsqueeze(0).expand(prep.channels, -1, -1)
