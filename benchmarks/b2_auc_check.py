@@ -33,8 +33,8 @@ def main() -> None:
                   .split(X, y, meta.patient_id))
     clf = CXRClassifier("vgg16", pretrained=str(weights / "vgg16_features_from_hed_bsds500.pth"),
                         module__pretrained_strict=False, head="fc", freeze="all_but_last",
-                        input_size=112, optimizer="sgd", optimizer__momentum=0.9, lr=1e-3,
-                        batch_size=16, max_epochs=30, random_state=0)
+                        input_size=112, optimizer="sgd", optimizer__momentum=0.9, lr=1e-2,
+                        batch_size=16, max_epochs=100, random_state=0)
     t0 = time.perf_counter()
     clf.fit(X[tr], y[tr])
     print(f"trained on {len(tr)} images in {time.perf_counter() - t0:.0f} s; "
