@@ -92,6 +92,18 @@ def main() -> None:
             label = f"cxrkit predict_proba from PNG files, end to end, {'channels-last' if cl else 'contiguous'}"
             results[label], _ = bench(lambda clf=clf: clf.predict_proba(paths), n, repeats, label)
         net.to(memory_format=torch.contiguous_format)
+        if args.onnx:
+            try:
+                from cxrkit.estimators._onnx import OnnxRuntimePredictor
+
+                for quant in (None, "int8"):
+                    pred = OnnxRuntimePredictor(clf, quantize=quant, calibration=paths[:16])
+                    label = (f"cxrkit OnnxRuntimePredictor {quant or 'fp32'} from PNG files, "
+                             "end to end")
+                    results[label], _ = bench(lambda p=pred: p.predict_proba(paths), n, repeats,
+                                              label)
+            except Exception as exc:  # noqa: BLE001 - optional backend
+                print(f"ONNX Runtime end to end not measured: {exc}")
 
         if args.onnx:
             try:

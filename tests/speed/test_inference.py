@@ -19,10 +19,11 @@ def _fit(**kw):
     return clf.fit(X, y), X
 
 
-@pytest.mark.parametrize("kw", [{"channels_last": True}, {"grayscale_conv": True},
+@pytest.mark.parametrize("kw", [{"channels_last": True}, {"channels_last": "auto"},
+                                {"grayscale_conv": True},
                                 {"grayscale_conv": True, "channels_last": True}])
 def test_fast_options_give_the_same_probabilities(kw):
-    ref, X = _fit()
+    ref, X = _fit(channels_last=False)
     fast, _ = _fit(**kw)
     np.testing.assert_allclose(fast.predict_proba(X), ref.predict_proba(X), atol=1e-5)
 

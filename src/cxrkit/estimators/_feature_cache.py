@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -129,6 +130,7 @@ class FeatureCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = self.disk_hits = self.evictions = 0
+        self.compute_seconds = 0.0
 
     # -- memory store ----------------------------------------------------------
     def _get_mem(self, key: tuple[str, str]) -> np.ndarray | None:
@@ -207,7 +209,10 @@ class FeatureCache:
             self.disk_hits += n_disk
             self.misses += len(missing)
         if missing:
+            t0 = time.perf_counter()
             new = np.asarray(compute(missing), dtype=np.float32)
+            with self._lock:
+                self.compute_seconds += time.perf_counter() - t0
             for j, i in enumerate(missing):
                 arr = np.ascontiguousarray(new[j])
                 arr.setflags(write=False)
@@ -217,13 +222,15 @@ class FeatureCache:
                     self._write_disk(self._path(cdir, namespace, keys[i]), arr)
         return np.stack(rows)  # type: ignore[arg-type]
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """``hits``, ``misses``, ``disk_hits`` (part of ``hits``), ``evictions``,
-        ``entries``, ``bytes`` and ``max_bytes``."""
+        ``entries``, ``bytes``, ``max_bytes`` and ``compute_seconds`` (time spent
+        computing missing features)."""
         with self._lock:
             return {"hits": self.hits, "misses": self.misses, "disk_hits": self.disk_hits,
                     "evictions": self.evictions, "entries": len(self._store),
-                    "bytes": self._bytes, "max_bytes": self.max_bytes}
+                    "bytes": self._bytes, "max_bytes": self.max_bytes,
+                    "compute_seconds": round(self.compute_seconds, 3)}
 
     def clear(self) -> None:
         """Drop all in-memory entries and reset the counters (files on disk stay)."""
@@ -231,6 +238,7 @@ class FeatureCache:
             self._store.clear()
             self._bytes = 0
             self.hits = self.misses = self.disk_hits = self.evictions = 0
+            self.compute_seconds = 0.0
 
 
 _CACHE: FeatureCache | None = None
@@ -253,14 +261,14 @@ def get_feature_cache() -> FeatureCache:
         return _CACHE
 
 
-def feature_cache_stats() -> dict[str, int]:
+def feature_cache_stats() -> dict[str, Any]:
     """Statistics of the process-wide feature cache.
 
     Returns
     -------
     dict
         ``hits``, ``misses``, ``disk_hits``, ``evictions``, ``entries``,
-        ``bytes`` (in memory) and ``max_bytes``.
+        ``bytes`` (in memory), ``max_bytes`` and ``compute_seconds``.
     """
     return get_feature_cache().stats()
 
