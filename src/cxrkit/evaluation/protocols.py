@@ -108,9 +108,76 @@ def _timed_predict(est: Any, X: Any, pos_index: int) -> tuple[np.ndarray, float]
     return p, time.perf_counter() - t0
 
 
+def _fit_cv_fold(est: Any, k: int, X_tr: Any, y_tr: np.ndarray, groups_tr: np.ndarray,
+                 X_te: Any, pos: str, compare_last_epoch: bool,
+                 keep_model: bool) -> dict[str, Any]:
+    """One cross-validation fold: fit a clone, score the test fold.
+
+    A module-level function so that :class:`joblib.Parallel` can ship it to
+    worker processes or Dask workers. Only the fold's own images travel (paths
+    for file datasets), and the fitted model travels back only when
+    ``keep_model`` (the last fold, for ``--save`` and Grad-CAM). The estimator
+    is seeded through ``random_state``, so the result does not depend on which
+    process runs the fold (at the same number of torch threads).
+    """
+    fold = clone(est)
+    fold.fit(X_tr, y_tr, groups=groups_tr)
+    pos_idx = int(np.flatnonzero(fold.classes_ == pos)[0])
+    p, dt = _timed_predict(fold, X_te, pos_idx)
+    last = fold.estimator_.predict_proba(X_te)[:, pos_idx] if compare_last_epoch else None
+    return {"fold": k, "scores": p, "seconds": dt, "last_scores": last,
+            "info": {"fold": k, "snapshot_epochs": [s["epoch"] for s in fold.snapshots_],
+                     "epochs_trained": len(fold.estimator_.history_)},
+            "device": str(fold.estimator_.device_),
+            "model": _localize(fold) if keep_model else None}
+
+
+def _localize(est: Any) -> Any:
+    """A model trained on a worker's GPU, usable where no GPU is visible: skorch
+    maps its tensors to the CPU when unpickled; point the estimator there too."""
+    import torch
+
+    base = est.estimator_ if hasattr(est, "estimator_") else est
+    if str(getattr(base, "device_", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+        base.device_ = "cpu"
+        base.net_.device = "cpu"
+    return est
+
+
+def _run_folds(est: Any, X: Any, y: np.ndarray, groups: np.ndarray, splits: list[Any],
+               pos: str, compare_last_epoch: bool, n_jobs: int | None,
+               progress: bool) -> list[dict[str, Any]]:
+    """Fit every fold through :class:`joblib.Parallel`, in fold order.
+
+    With ``n_jobs=None`` and no active :func:`joblib.parallel_config` the folds
+    run one after the other in this process; inside
+    ``joblib.parallel_config(backend="dask")`` they run on the Dask workers.
+    """
+    from joblib import Parallel, delayed
+
+    last = len(splits) - 1
+    tasks = (delayed(_fit_cv_fold)(est, k, X[tr], y[tr], groups[tr], X[te], pos,
+                                   compare_last_epoch, k == last)
+             for k, (tr, te) in enumerate(splits))
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+    out = []
+    for r in _progress(results, progress, desc="folds", unit="fold", total=len(splits)):
+        out.append(r)
+    return out
+
+
 @dataclass
 class Protocol:
-    """Shared settings of every protocol."""
+    """Shared settings of every protocol.
+
+    ``n_jobs`` is the number of folds (or models) trained at the same time,
+    through :class:`joblib.Parallel`: ``None`` means one at a time unless a
+    :func:`joblib.parallel_config` (or :func:`cxrkit.parallel.parallel_backend`)
+    says otherwise, e.g. ``backend="dask"`` to use a Dask cluster; ``-1`` means
+    one per CPU core. Results do not depend on it (each fit is seeded by
+    ``random_state``), provided every process uses the same number of torch
+    threads.
+    """
 
     architecture: str = "hall2020_cnn"
     pretrained: str | None = None
@@ -123,6 +190,7 @@ class Protocol:
     prevalence: float | None = None
     validity_checks: bool = True
     estimator_params: dict[str, Any] = field(default_factory=dict)
+    n_jobs: int | None = None
     name: str = "protocol"
 
     def config(self) -> dict[str, Any]:
@@ -196,20 +264,19 @@ class Hall2020CV(Protocol):
         leak = splitter_leakage(cv, X, y, groups)
         result.validity.append(leak.to_dict())
         splits = list(cv.split(X, y, groups))
-        fitted = None
-        for k, (tr, te) in enumerate(_progress(splits, progress, desc="folds", unit="fold")):
-            fold = clone(est)
-            fold.fit(X[tr], y[tr], groups=groups[tr])
-            pos_idx = int(np.flatnonzero(fold.classes_ == pos)[0])
-            p, dt = _timed_predict(fold, X[te], pos_idx)
-            scores[te], folds[te] = p, k
-            seconds += dt
+        fitted, device = None, None
+        for r in _run_folds(est, X, y, groups, splits, pos, self.compare_last_epoch,
+                            self.n_jobs, progress):
+            te = splits[r["fold"]][1]
+            scores[te], folds[te] = r["scores"], r["fold"]
+            seconds += r["seconds"]
             n_pred += len(te)
             if self.compare_last_epoch:
-                last_scores[te] = fold.estimator_.predict_proba(X[te])[:, pos_idx]
-            fold_info.append({"fold": k, "snapshot_epochs": [s["epoch"] for s in fold.snapshots_],
-                              "epochs_trained": len(fold.estimator_.history_)})
-            fitted = fold
+                last_scores[te] = r["last_scores"]
+            fold_info.append(r["info"])
+            if r["model"] is not None:
+                fitted = r["model"]
+            device = r["device"]
         result.y_score = scores
         result.folds = folds
         result.groups = groups
@@ -225,8 +292,7 @@ class Hall2020CV(Protocol):
                                    n_bootstraps=min(self.n_bootstraps, 500),
                                    random_state=self.random_state)
             result.extra["last_epoch_network"] = last
-        result.efficiency = model_efficiency(n_pred, max(seconds, 1e-9),
-                                             device=fitted.estimator_.device_ if fitted else None)
+        result.efficiency = model_efficiency(n_pred, max(seconds, 1e-9), device=device)
         result.data_summary = ds.summary()
         self._data_checks(ds, result)
         self.fitted_ = fitted  # the last fold's model (for --save)
