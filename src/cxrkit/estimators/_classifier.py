@@ -433,6 +433,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             train_split = None
         self.net_ = self._make_net(module, train_split)
         self.net_.fit(train_ds, None, **fit_params)
+        # The held-out images are not part of the model; keeping them would ship them with
+        # every pickled copy (joblib/Dask workers return fitted models).
+        self.net_.train_split = None
         return self
 
     def _dataset_factory(self, module: CXRNet, images: np.ndarray) -> Callable[..., Any]:
