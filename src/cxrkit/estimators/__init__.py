@@ -1,5 +1,6 @@
 """scikit-learn estimators of cxrkit."""
 
+from ._accelerate import AcceleratedCXRClassifier
 from ._callbacks import CosineRestarts, EpochAccuracy
 from ._classifier import CXRClassifier, resolve_device
 from ._feature_cache import (
@@ -13,6 +14,7 @@ from ._recipes import RECIPES
 from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, SnapshotError
 
 __all__ = [
+    "AcceleratedCXRClassifier",
     "CXRClassifier",
     "CosineRestarts",
     "EpochAccuracy",

@@ -33,6 +33,13 @@ class EpochAccuracy(Callback):
         c[1] += int(y.numel())
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        accelerator = getattr(net, "accelerator", None)
+        if accelerator is not None and accelerator.num_processes > 1:
+            # data-parallel training: every process saw its own shard of each batch
+            local = torch.tensor([v for t in (True, False) for v in self._counts[t]],
+                                 dtype=torch.float64, device=accelerator.device)
+            a, b, c, d = (int(v) for v in accelerator.reduce(local, reduction="sum").tolist())
+            self._counts = {True: [a, b], False: [c, d]}
         for training, key in ((True, "train_acc"), (False, "valid_acc")):
             correct, total = self._counts[training]
             if total:

@@ -458,9 +458,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                  if k.startswith(("optimizer__", "iterator_train__", "iterator_valid__",
                                   "callbacks__", "criterion__"))}
         extra.setdefault("iterator_train__shuffle", True)
-        from ._feature_cache import FeatureAwareNet
-
-        net = FeatureAwareNet(
+        net = self._build_net(
             module=module,
             criterion=nn.BCEWithLogitsLoss,
             optimizer=opt_cls,
@@ -475,6 +473,13 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         )
         # skorch re-initialises an instantiated module only if asked; keep ours.
         return net
+
+    def _build_net(self, **kwargs: Any) -> NeuralNet:
+        """Instantiate the skorch net from ``_make_net``'s arguments (a subclass
+        may use another net class, e.g. for Accelerate)."""
+        from ._feature_cache import FeatureAwareNet
+
+        return FeatureAwareNet(**kwargs)
 
     @property
     def module_(self) -> CXRNet:

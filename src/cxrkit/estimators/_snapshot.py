@@ -65,8 +65,11 @@ class SnapshotCallback(Callback):
         return self
 
     def _take(self, net: Any, epoch: int, value: float | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        module = net.module_
+        if getattr(net, "accelerator", None) is not None:  # DDP-wrapped while training
+            module = net.accelerator.unwrap_model(module)
         state = {k: v.detach().to("cpu", copy=True) for k, v in
-                 net.module_.trainable_state_dict().items()}
+                 module.trainable_state_dict().items()}
         info = {"epoch": epoch, "monitor": self.monitor, "value": value,
                 "lr": float(net.history[-1].get("lr", net.optimizer_.param_groups[0]["lr"])),
                 "nbytes": _nbytes(state)}
