@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import numbers
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
