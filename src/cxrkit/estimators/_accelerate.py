@@ -16,41 +16,39 @@ from typing import Any
 
 import numpy as np
 from skorch import NeuralNet
+from skorch.hf import AccelerateMixin
 
 from ..errors import ConfigurationError
 from ._classifier import CXRClassifier
 from ._data import ImageTensorDataset
+from ._feature_cache import FeatureAwareNet
 
-__all__ = ["AcceleratedCXRClassifier", "ACCELERATE_INSTALL_HINT"]
+__all__ = ["AcceleratedCXRClassifier", "AcceleratedFeatureAwareNet", "default_accelerator",
+           "ACCELERATE_INSTALL_HINT"]
 
 ACCELERATE_INSTALL_HINT = "pip install 'cxrkit[accelerate]'"
 logger = logging.getLogger("cxrkit.feature_cache")
 
 
-def _accelerated_net_class() -> type[NeuralNet]:
-    try:
-        from skorch.hf import AccelerateMixin
-    except ImportError as exc:  # pragma: no cover - skorch always has hf
-        raise ConfigurationError(f"skorch.hf is unavailable ({exc}).") from None
-    from ._feature_cache import FeatureAwareNet
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """A print sink that prints nothing (``verbose=0``)."""
 
-    class AcceleratedFeatureAwareNet(AccelerateMixin, FeatureAwareNet):
-        """skorch's Accelerate integration on cxrkit's net."""
 
-        def _initialize_accelerator(self) -> Any:
-            # A criterion without parameters (BCEWithLogitsLoss) must not be
-            # prepared: DistributedDataParallel refuses modules with nothing to train.
-            plain = {name: getattr(self, name + "_") for name in self._criteria
-                     if not any(p.requires_grad for p in getattr(self, name + "_").parameters())}
-            for name in plain:
-                setattr(self, name + "_", None)
-            try:
-                return super()._initialize_accelerator()
-            finally:
-                for name, crit in plain.items():
-                    setattr(self, name + "_", crit)
+class AcceleratedFeatureAwareNet(AccelerateMixin, FeatureAwareNet):
+    """skorch's Accelerate integration on cxrkit's net."""
 
-    return AcceleratedFeatureAwareNet
+    def _initialize_accelerator(self) -> Any:
+        # A criterion without parameters (BCEWithLogitsLoss) must not be
+        # prepared: DistributedDataParallel refuses modules with nothing to train.
+        plain = {name: getattr(self, name + "_") for name in self._criteria
+                 if not any(p.requires_grad for p in getattr(self, name + "_").parameters())}
+        for name in plain:
+            setattr(self, name + "_", None)
+        try:
+            return super()._initialize_accelerator()
+        finally:
+            for name, crit in plain.items():
+                setattr(self, name + "_", crit)
 
 
 def default_accelerator() -> Any:
@@ -132,4 +130,6 @@ class AcceleratedCXRClassifier(CXRClassifier):
         self.accelerator_ = acc
         self.device_ = str(acc.device)  # where prediction runs after training
         kwargs["device"] = None if acc.device_placement else self.device_
-        return _accelerated_net_class()(accelerator=acc, **kwargs)
+        if not self.verbose:  # skorch's Accelerate sink would print the table regardless
+            kwargs["callbacks__print_log__sink"] = _silent
+        return AcceleratedFeatureAwareNet(accelerator=acc, **kwargs)

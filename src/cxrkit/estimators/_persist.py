@@ -25,7 +25,7 @@ _JSON = (int, float, str, bool, type(None))
 def _jsonable_params(est: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in est.get_params(deep=False).items():
-        if k == "callbacks":
+        if k in ("callbacks", "accelerator"):  # a saved model loads as a CXRClassifier
             continue
         if k == "transforms":
             v = [t for t in (v or ()) if isinstance(t, str)]

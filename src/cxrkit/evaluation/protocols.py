@@ -336,7 +336,7 @@ class Hall2020Unseen(Protocol):
         vote = hall2020_ensemble(self.architectures, pretrained=self.pretrained,
                                  n_snapshots=self.n_snapshots, interval=self.interval,
                                  threshold=self.threshold, validation=self.validation,
-                                 max_epochs=self.max_epochs, **params)
+                                 max_epochs=self.max_epochs, n_jobs=self.n_jobs, **params)
         for _, ens in vote.estimators:
             ens.set_params(if_threshold_not_reached=self.if_threshold_not_reached)
         return vote
