@@ -88,3 +88,21 @@ def test_unreachable_scheduler_is_a_clear_error():
                                                  r"one with 'dask scheduler'"):
         with parallel_backend(scheduler="tcp://127.0.0.1:9", timeout=0.5):
             pass
+
+
+def test_grid_search_on_dask_equals_serial(cluster, files):
+    """scikit-learn's own joblib parallelism (candidates x folds) runs on the cluster too."""
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+
+    from cxrkit.estimators import CXRClassifier
+
+    search = GridSearchCV(
+        CXRClassifier("tiny_cnn", input_size=32, max_epochs=2, batch_size=8, random_state=0),
+        {"lr": [1e-3, 1e-2]}, cv=StratifiedGroupKFold(2), scoring="roc_auc", refit=False)
+    serial = search.fit(files.X, files.y, groups=files.groups).cv_results_
+    with distributed.Client(cluster) as client, parallel_backend(scheduler=client), \
+            distributed.get_task_stream(client) as ts:
+        on_dask = search.fit(files.X, files.y, groups=files.groups).cv_results_
+    assert len(ts.data) > 0  # the fits ran on the workers
+    for key in ("split0_test_score", "split1_test_score", "rank_test_score"):
+        np.testing.assert_array_equal(on_dask[key], serial[key])
