@@ -52,7 +52,9 @@ def test_missing_dask_names_the_extra(monkeypatch):
             pass
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Snapshot threshold not met")
+@pytest.mark.filterwarnings("ignore:A worker stopped while some jobs")  # loky resizing its pool
 def test_protocol_n_jobs_2_equals_serial():
     ds = load_dataset("synthetic", n_patients=12, images_per_patient=2, size=32)
     kw = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 20, "n_splits": 3,
