@@ -154,6 +154,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         Per member: ``epoch``, ``monitor``, ``value``, ``lr`` and ``nbytes``.
     snapshot_nbytes_ : int
         Bytes the members take beyond the shared network.
+    policy_used_ : str
+        ``policy``, or ``"last (threshold not met)"`` after the documented fallback.
+    threshold_epoch_ : int or None
+        The epoch in which the monitored metric first exceeded ``threshold``
+        (``None`` when it never did or the policy has no threshold).
     classes_ : ndarray of shape (2,)
     n_features_in_ : int
         Only when the estimator was fitted on 2-D arrays.
@@ -255,8 +260,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         est.fit(X, y, groups=groups)
         cb = dict(est.net_.callbacks_)["snapshots"]
         members, infos = cb.members_, cb.snapshots_
+        self.policy_used_ = self.policy
+        self.threshold_epoch_ = cb.start_epoch_ if self.policy == "threshold" else None
         if len(members) < self.n_snapshots:
             members, infos = self._incomplete(cb, len(est.history_))
+            self.policy_used_ = "last (threshold not met)"
         est.set_params(callbacks=[c for c in (est.callbacks or []) if not (
             isinstance(c, tuple) and c[0] == "snapshots")] or None)
         self.estimator_ = est

@@ -42,8 +42,15 @@ def _progress(iterable: Any, enabled: bool, **kw: Any) -> Any:
     return tqdm(iterable, **kw)
 
 
-def _two_labels(ds: Any, labels: Sequence[str] | None, positive: str | None) -> tuple[Any, str, str]:
+#: The two labels the Hall et al. protocols compare when a dataset has more.
+HALL2020_LABELS = ("covid", "pneumonia")
+
+
+def _two_labels(ds: Any, labels: Sequence[str] | None, positive: str | None,
+                default: Sequence[str] | None = None) -> tuple[Any, str, str]:
     present = sorted(set(map(str, ds.y)))
+    if not labels and default and len(present) > 2 and set(default) <= set(present):
+        labels = default  # e.g. covid vs pneumonia on a covid/pneumonia/normal dataset
     if labels:
         ds = ds.select(list(labels))
         present = [str(v) for v in labels]
@@ -59,9 +66,21 @@ def _two_labels(ds: Any, labels: Sequence[str] | None, positive: str | None) -> 
     return ds, pos, neg
 
 
-def _balanced_subset(ds: Any, n_per_class: int | None, seed: int) -> Any:
+def _balanced_subset(ds: Any, n_per_class: int | str | None, seed: int) -> Any:
+    """``n_per_class`` images of every label, drawn with ``seed``.
+
+    ``"balanced"`` takes as many as the rarest label has; ``None`` keeps all.
+    """
     if not n_per_class:
         return ds
+    if n_per_class == "balanced":
+        counts = [int(np.sum(ds.y == label)) for label in sorted(set(ds.y))]
+        if len(set(counts)) == 1:
+            return ds
+        n_per_class = min(counts)
+    elif not isinstance(n_per_class, (int, np.integer)) or isinstance(n_per_class, bool):
+        raise ConfigurationError(f"n_per_class must be a positive integer, 'balanced' or None; "
+                                 f"got {n_per_class!r}.")
     rng = np.random.default_rng(seed)
     idx = []
     for label in sorted(set(ds.y)):
@@ -71,6 +90,11 @@ def _balanced_subset(ds: Any, n_per_class: int | None, seed: int) -> Any:
                             f"{len(members)} images.")
         idx.extend(rng.choice(members, n_per_class, replace=False))
     return ds.subset(np.sort(np.asarray(idx)))
+
+
+def _label_counts(ds: Any) -> dict[str, int]:
+    labels, counts = np.unique(np.asarray(ds.y).astype(str), return_counts=True)
+    return {str(k): int(v) for k, v in zip(labels, counts)}
 
 
 def _gradcam_examples(est: Any, X: Any, y: np.ndarray, scores: np.ndarray, pos: str,
@@ -148,11 +172,16 @@ class Hall2020CV(Protocol):
     (the paper: 102 + 102; ``None`` uses all images). Folds are
     patient-grouped (``StratifiedGroupKFold``) unless ``grouped=False``, which
     reproduces the paper's ungrouped split and is flagged in the report.
+
+    ``n_per_class="balanced"`` (the default) draws as many images of each label
+    as the rarest label has, as the paper did; an integer draws that many;
+    ``None`` uses every image. On a dataset with more than two labels and no
+    ``labels`` given, COVID-19 is compared with pneumonia, as in the paper.
     """
 
     n_splits: int = 10
     grouped: bool = True
-    n_per_class: int | None = None
+    n_per_class: int | str | None = "balanced"
     n_snapshots: int = 7
     interval: int = 10
     threshold: float = 0.9
@@ -176,7 +205,8 @@ class Hall2020CV(Protocol):
         return est, cv_cls(n_splits=self.n_splits, shuffle=True, random_state=self.random_state)
 
     def run(self, dataset: Any, *, progress: bool = True) -> RunResult:
-        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label)
+        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
+        full_counts = _label_counts(ds)
         ds = _balanced_subset(ds, self.n_per_class, self.random_state)
         est, cv = self.build()
         X, y, groups = ds.X, np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
@@ -187,6 +217,13 @@ class Hall2020CV(Protocol):
         images = [str(v) for v in (X if X.dtype == object else range(len(y)))]
         result = RunResult(protocol=self.name, config=self.config(), positive_label=pos,
                            classes=[neg, pos], images=images, y_true=y, y_score=scores)
+        if _label_counts(ds) != full_counts:
+            used = _label_counts(ds)
+            result.warnings.append(
+                f"Class-balanced subset (n_per_class={self.n_per_class!r}, as in the paper; seed "
+                f"{self.random_state}): used " + ", ".join(
+                    f"{used[k]} of {full_counts[k]} {k!r}" for k in sorted(full_counts))
+                + " images. Pass n_per_class=None to use every image.")
         if not self.grouped:
             result.warnings.append(
                 "Folds were NOT grouped by patient (grouped=False, as in the paper): images of "
@@ -208,6 +245,8 @@ class Hall2020CV(Protocol):
             if self.compare_last_epoch:
                 last_scores[te] = fold.estimator_.predict_proba(X[te])[:, pos_idx]
             fold_info.append({"fold": k, "snapshot_epochs": [s["epoch"] for s in fold.snapshots_],
+                              "threshold_epoch": fold.threshold_epoch_,
+                              "snapshot_rule": fold.policy_used_,
                               "epochs_trained": len(fold.estimator_.history_)})
             fitted = fold
         result.y_score = scores
@@ -299,7 +338,7 @@ class Hall2020Unseen(Protocol):
     def run(self, dataset: Any, test_dataset: Any = None, *, progress: bool = True) -> RunResult:
         from ..validity import check_train_test_leakage
 
-        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label)
+        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
         if test_dataset is None:
             from ..validity.splits import holdout_split
 
@@ -441,11 +480,17 @@ class Hall2020Published(Protocol):
         return load_hall2020_published(self.weights)
 
     def run(self, dataset: Any, *, progress: bool = True) -> RunResult:
-        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label)
+        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
         est = self.build()
-        if pos not in est.classes_ or neg not in est.classes_:
-            raise DataError(f"The published ensemble knows {list(est.classes_)}; the data has "
-                            f"{[neg, pos]}. Use labels=('covid', 'pneumonia').")
+        known = [str(c) for c in est.classes_]
+        if pos not in known:
+            raise DataError(f"The published ensemble scores {known}; the positive label {pos!r} "
+                            f"is not one of them. Use positive_label='covid'.")
+        notes = []
+        if neg not in known:
+            # The network outputs P(covid); any other label is "not covid" for it.
+            notes.append(f"The published ensemble was trained on {known}; here its P({pos}) "
+                         f"separates {pos!r} from {neg!r}, a class it never saw in training.")
         pos_idx = int(np.flatnonzero(est.classes_ == pos)[0])
         y = np.asarray(ds.y).astype(str)
         scores, dt = _timed_predict(est, ds.X, pos_idx)
@@ -453,6 +498,7 @@ class Hall2020Published(Protocol):
         result = RunResult(protocol=self.name, config=self.config(), positive_label=pos,
                            classes=[neg, pos], images=[str(v) for v in ds.X], y_true=y,
                            y_score=scores, groups=groups)
+        result.warnings.extend(notes)
         result.metrics = compute_metrics(y, scores, positive_label=pos, groups=groups,
                                          prevalence=self.prevalence,
                                          n_bootstraps=self.n_bootstraps,
