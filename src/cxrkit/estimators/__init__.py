@@ -1,6 +1,6 @@
 """scikit-learn estimators of cxrkit."""
 
-from ._callbacks import CosineRestarts, EpochAccuracy
+from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
 from ._feature_cache import (
     FeatureAwareNet,
@@ -16,6 +16,7 @@ __all__ = [
     "CXRClassifier",
     "CosineRestarts",
     "EpochAccuracy",
+    "EpochProgress",
     "FeatureAwareNet",
     "FeatureCache",
     "POLICIES",

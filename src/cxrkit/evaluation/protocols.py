@@ -126,6 +126,26 @@ def _gradcam_examples(est: Any, X: Any, y: np.ndarray, scores: np.ndarray, pos: 
     return out
 
 
+def _with_epoch_progress(est: Any, enabled: bool) -> Any:
+    """Add an epoch progress bar to every CXRClassifier inside ``est``."""
+    if not enabled:
+        return est
+    from ..estimators import EpochProgress
+
+    if hasattr(est, "estimators") and isinstance(est.estimators, list):  # VotingClassifier
+        for name, member in est.estimators:
+            _with_epoch_progress(member, enabled)
+        return est
+    inner = getattr(est, "estimator", None)
+    if inner is not None and not isinstance(inner, str):
+        _with_epoch_progress(inner, enabled)
+        return est
+    if hasattr(est, "callbacks"):
+        kept = [c for c in (est.callbacks or []) if not (isinstance(c, tuple) and c[0] == "progress")]
+        est.set_params(callbacks=[*kept, ("progress", EpochProgress(position=1))])
+    return est
+
+
 def _timed_predict(est: Any, X: Any, pos_index: int) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     p = est.predict_proba(X)[:, pos_index]
@@ -146,6 +166,9 @@ class Protocol:
     n_bootstraps: int = 1000
     prevalence: float | None = None
     validity_checks: bool = True
+    probes: bool = True
+    probe_epochs: int = 30
+    probe_splits: int = 5
     estimator_params: dict[str, Any] = field(default_factory=dict)
     name: str = "protocol"
 
@@ -161,6 +184,56 @@ class Protocol:
             result.validity.extend(r.to_dict() for r in run_data_checks(ds))
         except Exception as exc:  # a guard must never hide the run's results
             result.warnings.append(f"Data checks could not run: {type(exc).__name__}: {exc}")
+
+    def _probes(self, estimator: Any, ds: Any, result: RunResult, progress: bool = True) -> None:
+        """Source and shortcut probes (DeGrave et al. 2021; Maguolo & Nanni 2020).
+
+        The protocol's single network (``estimator``, a CXRClassifier; not the
+        ensemble) is trained for ``probe_epochs`` epochs in ``probe_splits``
+        patient-grouped folds, once to predict the image source (when the
+        metadata names more than one) and once on images whose centre is
+        blacked out. Both go into the report's Validity section.
+        """
+        if not (self.validity_checks and self.probes):
+            return
+        from ..validity import shortcut_probe, source_probe
+
+        probe = clone(estimator)
+        kept = [c for c in (probe.callbacks or []) if not (isinstance(c, tuple)
+                                                            and c[0] == "progress")]
+        cap = getattr(self, "max_epochs", None) or probe.max_epochs or self.probe_epochs
+        probe.set_params(max_epochs=max(1, min(self.probe_epochs, cap)), callbacks=kept or None)
+        X, y = ds.X, np.asarray(ds.y).astype(str)
+        groups = np.asarray(ds.groups).astype(str) if ds.groups is not None else None
+        n_splits = int(min(self.probe_splits, *np.unique(y, return_counts=True)[1]))
+        if groups is not None:
+            n_splits = min(n_splits, len(np.unique(groups)))
+        if n_splits < 2:
+            result.warnings.append("Probes skipped: fewer than 2 images per class.")
+            return
+        cv_cls = StratifiedGroupKFold if groups is not None else StratifiedKFold
+        cv = cv_cls(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        md = getattr(ds, "metadata", None)
+        sources = (md["source"].to_numpy() if md is not None and "source" in md.columns
+                   else None)
+        jobs = [("source_probe", lambda: source_probe(probe, X, sources, groups, cv,
+                                                      max_sources=1))] if sources is not None \
+            else []
+        jobs.append(("shortcut_probe", lambda: shortcut_probe(probe, X, y, groups, cv)))
+        for name, job in _progress(jobs, progress, desc="validity probes", unit="probe"):
+            try:
+                guard = job().to_dict()
+            except Exception as exc:  # a probe must never hide the run's results
+                result.warnings.append(f"{name} could not run: {type(exc).__name__}: {exc}")
+                continue
+            guard.setdefault("numbers", {}).update(
+                {"probe_epochs": probe.max_epochs, "probe_splits": n_splits})
+            full = (result.metrics or {}).get("auc", {}).get("value")
+            if name == "shortcut_probe" and full is not None:
+                guard["summary"] += (f" The protocol's model, with whole images, reached AUC "
+                                     f"{full:.2f}.")
+                guard["numbers"]["auc_whole_images"] = full
+            result.validity.append(guard)
 
 
 @dataclass
@@ -209,6 +282,7 @@ class Hall2020CV(Protocol):
         full_counts = _label_counts(ds)
         ds = _balanced_subset(ds, self.n_per_class, self.random_state)
         est, cv = self.build()
+        _with_epoch_progress(est, progress)
         X, y, groups = ds.X, np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
         scores = np.full(len(y), np.nan)
         last_scores = np.full(len(y), np.nan)
@@ -268,6 +342,7 @@ class Hall2020CV(Protocol):
                                              device=fitted.estimator_.device_ if fitted else None)
         result.data_summary = ds.summary()
         self._data_checks(ds, result)
+        self._probes(est.estimator, ds, result, progress)
         self.fitted_ = fitted  # the last fold's model (for --save)
         if fitted is not None:
             te = splits[-1][1]
@@ -352,7 +427,7 @@ class Hall2020Unseen(Protocol):
         tmp = Path(tempfile.mkdtemp(prefix="cxrkit-jpeg90-"))
         train = self._recompress(train, label, tmp)
         test = self._recompress(test, label, tmp)
-        vote = self.build()
+        vote = _with_epoch_progress(self.build(), progress)
         y_tr = np.asarray(train.y).astype(str)
         vote.fit(train.X, y_tr, groups=np.asarray(train.groups).astype(str))
         pos_idx = int(np.flatnonzero(vote.classes_ == pos)[0])
@@ -379,6 +454,9 @@ class Hall2020Unseen(Protocol):
                                "jpeg_recompressed_label": label,
                                "jpeg_quality": self.jpeg_quality}
         self._data_checks(ds, result)
+        members = dict(zip(self.architectures, (e.estimator for _, e in vote.estimators)))
+        self._probes(members.get("hall2020_cnn", next(iter(members.values()))), train, result,
+                     progress)
         self.fitted_ = vote
         result.gradcam = _gradcam_examples(vote.estimators_[0], test.X, y_te, scores, pos,
                                            np.arange(len(y_te)))
@@ -419,7 +497,7 @@ class Opacity2020(Protocol):
             progress: bool = True) -> RunResult:
         from ..validity import check_train_test_leakage
 
-        est = self.build()
+        est = _with_epoch_progress(self.build(), progress)
         y_tr = np.asarray(train_dataset.y).astype(str)
         if self.opacity_label not in set(y_tr):
             raise DataError(f"The training data has no {self.opacity_label!r} label; load "
@@ -459,6 +537,12 @@ class Opacity2020(Protocol):
         result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.device_)
         result.data_summary = {"train": train_dataset.summary(), "covid": covid.summary(),
                                "controls": controls.summary()}
+        # COVID-19 images and controls come from different collections: can the
+        # network tell them apart with the lungs hidden?
+        from types import SimpleNamespace
+
+        self._probes(est, SimpleNamespace(X=Xc, y=y, groups=groups, metadata=None), result,
+                     progress)
         self.fitted_ = est
         result.gradcam = _gradcam_examples(est, Xc, y, scores, "covid", np.arange(len(y)))
         return result
