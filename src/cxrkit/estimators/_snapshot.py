@@ -316,11 +316,16 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         shared_backbone = all(not any(k.startswith("backbone.") for k in m) for m in self.members_)
         module.eval()
         outs: list[list[torch.Tensor]] = [[] for _ in self.members_]
+        cached = est.iter_cached_features(src) if shared_backbone else None
+        inputs = cached if cached is not None else est.iter_batches(src)
         try:
             with torch.inference_mode():
-                for xb in est.iter_batches(src):
+                for xb in inputs:
                     xb = xb.to(est.device_)
-                    feats = module.features(xb) if shared_backbone else None
+                    if cached is not None:
+                        feats = xb  # features from the cache
+                    else:
+                        feats = module.features(xb) if shared_backbone else None
                     for j, member in enumerate(self.members_):
                         module.load_state_dict(member, strict=False)
                         logit = module.forward_head(feats) if feats is not None else module(xb)
