@@ -87,6 +87,8 @@ def main() -> None:
             clf = CXRClassifier.from_module(net, classes=["none", "covid"], architecture="resnet101",
                                             head="fc", freeze="all_but_last", channels_last=cl,
                                             batch_size=16, device="cpu")
+            # Unseen images: no feature-cache hits across the repeats.
+            clf.set_params(feature_cache=False)
             if cl:
                 clf.module_.to(memory_format=torch.channels_last)
             label = f"cxrkit predict_proba from PNG files, end to end, {'channels-last' if cl else 'contiguous'}"

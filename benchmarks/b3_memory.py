@@ -47,6 +47,7 @@ def run_child(folder: str, n: int, arch: str) -> dict:
     clf = CXRClassifier.from_module(net, classes=[0, 1], architecture=arch, head="fc",
                                     freeze="all_but_last", batch_size=32, device="cpu",
                                     preprocessing=prep)
+    clf.set_params(feature_cache=False)  # measure streaming prediction, not the cache
     before = _rss_mb()
     t0 = time.perf_counter()
     proba = clf.predict_proba(paths)

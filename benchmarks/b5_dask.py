@@ -55,7 +55,7 @@ def main() -> None:
                       size=args.size)
     p = Hall2020CV(architecture="hall2020_cnn", input_size=args.size, n_splits=4,
                    n_snapshots=2, interval=1, max_epochs=args.epochs,
-                   if_threshold_not_reached="last", n_bootstraps=100)
+                   if_threshold_not_reached="last", n_bootstraps=100, probes=False)
 
     default_threads = torch.get_num_threads()
     p.run(ds.subset(np.arange(16)), progress=False)  # warm-up: lazy imports and allocations

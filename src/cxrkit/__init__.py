@@ -1,29 +1,99 @@
 """cxrkit: plugin-based, scikit-learn-style chest X-ray classification.
 
+The names users type most live here::
+
+    from cxrkit import CXRClassifier, SnapshotEnsembleClassifier, load_dataset
+
 >>> import cxrkit
 >>> "hall2020_cnn" in cxrkit.list_architectures()
 True
+
+Heavier corners (the Keras importers, which need ``h5py``) are imported on
+first use.
 """
 
 from __future__ import annotations
 
-from .architectures import create_architecture, list_architectures
-from .errors import CxrkitError
-from .estimators import CXRClassifier, SnapshotEnsembleClassifier, load_model, save_model
-from .hookspecs import hookimpl
+from typing import TYPE_CHECKING, Any
+
+from .architectures import create_architecture, grayscale_first_conv, list_architectures
+from .datasets import CXRDataset, list_datasets, load_dataset, make_synthetic_cxr
 from .ensembles import hall2020_ensemble
+from .errors import CxrkitError
+from .estimators import (
+    CXRClassifier,
+    EpochProgress,
+    SnapshotEnsembleClassifier,
+    clear_feature_cache,
+    feature_cache_stats,
+    load_model,
+    save_model,
+)
+from .evaluation import (
+    RunResult,
+    compute_metrics,
+    format_summary_table,
+    gradcam,
+    make_cxr_scorers,
+    model_efficiency,
+    write_report,
+)
+from .evaluation.protocols import create_protocol, list_protocols
+from .hookspecs import hookimpl
+from .io import XRayLoader, read_xray
+from .transforms import create_transform, list_transforms
+from .validity import GuardResult, run_data_checks
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .importers import load_hall2020_published, load_keras_weights
 
 __version__ = "0.1.0"
 
+_LAZY = {"load_hall2020_published": "importers", "load_keras_weights": "importers"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'cxrkit' has no attribute {name!r}")
+
+
 __all__ = [
     "CXRClassifier",
-    "SnapshotEnsembleClassifier",
-    "load_model",
-    "save_model",
+    "CXRDataset",
     "CxrkitError",
+    "EpochProgress",
+    "GuardResult",
+    "RunResult",
+    "SnapshotEnsembleClassifier",
+    "XRayLoader",
+    "__version__",
+    "clear_feature_cache",
+    "compute_metrics",
     "create_architecture",
+    "create_protocol",
+    "create_transform",
+    "feature_cache_stats",
+    "format_summary_table",
+    "grayscale_first_conv",
+    "gradcam",
     "hall2020_ensemble",
     "hookimpl",
     "list_architectures",
-    "__version__",
+    "list_datasets",
+    "list_protocols",
+    "list_transforms",
+    "load_dataset",
+    "load_hall2020_published",
+    "load_keras_weights",
+    "load_model",
+    "make_cxr_scorers",
+    "make_synthetic_cxr",
+    "model_efficiency",
+    "read_xray",
+    "run_data_checks",
+    "save_model",
+    "write_report",
 ]

@@ -81,3 +81,15 @@ def test_tiny_cnn_learns_but_not_perfectly() -> None:
     clf.fit(tr.X, tr.y, groups=tr.groups)
     auc = roc_auc_score(te.y == "covid", clf.predict_proba(te.X)[:, list(clf.classes_).index("covid")])
     assert 0.7 < auc < 0.99
+
+
+def test_synthetic_patients_are_not_near_duplicates_of_each_other():
+    """Different synthetic patients must not look like one radiograph entered twice
+    (the near-duplicate guard would then warn on every demo run)."""
+    from cxrkit.validity import find_near_duplicates
+
+    ds = load_dataset("synthetic", n_patients=40, images_per_patient=2, size=96, random_state=3)
+    pairs = find_near_duplicates(ds.X)
+    g = np.asarray(ds.groups)
+    assert not (g[pairs["i"].to_numpy()] != g[pairs["j"].to_numpy()]).any()
+    assert len(pairs) > 0  # a patient's own images do look alike

@@ -18,6 +18,7 @@ from cxrkit.evaluation.protocols import Hall2020CV, Opacity2020, create_protocol
 from cxrkit.errors import ConfigurationError
 
 TINY = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 50,
+        "probe_epochs": 2, "probe_splits": 2,
         "estimator_params": {"lr": 3e-3, "lr_schedule": None, "optimizer": "adam"}}
 
 
@@ -50,6 +51,11 @@ def test_hall2020_cv_grouped_vs_ungrouped(synth, tmp_path):
     m = json.loads(files["metrics"].read_text())
     assert m["protocol"] == "hall2020-cv" if "protocol" in m else True
     assert pd.read_csv(files["predictions"]).shape[0] == len(r.y_true)
+
+    guards = {v["name"]: v for v in r.validity}
+    assert guards["shortcut_probe"]["numbers"]["probe_epochs"] == 2
+    assert guards["shortcut_probe"]["numbers"]["auc_whole_images"] == r.metrics["auc"]["value"]
+    assert "source_probe" in guards  # synthetic metadata names its source
 
     p.grouped = False
     r2 = p.run(synth, progress=False)
@@ -139,3 +145,43 @@ def test_cli_run_save_predict(tmp_path, capsys):
     assert "p(covid)" in out and len(list((tmp_path / "cams").iterdir())) == 1
     shutil.rmtree(tmp_path / "model")
     assert main(["predict", str(tmp_path / "model"), img]) == 2
+
+
+def _three_label(n_per_label: dict[str, int]) -> CXRDataset:
+    ys = np.asarray([k for k, n in n_per_label.items() for _ in range(n)])
+    ds = load_dataset("synthetic", n_patients=len(ys), images_per_patient=1, size=24)
+    ds.y = ys
+    ds.metadata["label"] = ys
+    return ds
+
+
+def test_hall2020_cv_defaults_covid_vs_pneumonia_balanced():
+    ds = _three_label({"covid": 12, "pneumonia": 6, "normal": 4})
+    p = Hall2020CV(n_splits=2, n_snapshots=1, interval=1, max_epochs=1, probes=False,
+                   compare_last_epoch=False, if_threshold_not_reached="last", **TINY)
+    r = p.run(ds, progress=False)
+    assert sorted(r.classes) == ["covid", "pneumonia"]
+    assert (r.y_true == "covid").sum() == 6 and (r.y_true == "pneumonia").sum() == 6
+    assert any("used 6 of 12 'covid', 6 of 6 'pneumonia'" in w for w in r.warnings)
+    rows = r.per_fold
+    assert all(row["snapshot_rule"] == "last (threshold not met)" for row in rows)
+    assert all(row["threshold_epoch"] is None for row in rows)
+
+    p.n_per_class = None
+    r = p.run(ds, progress=False)
+    assert (r.y_true == "covid").sum() == 12 and not any("used" in w for w in r.warnings)
+    with pytest.raises(ConfigurationError, match="n_per_class must be a positive integer"):
+        Hall2020CV(n_per_class="half", **TINY).run(ds, progress=False)
+
+
+def test_epoch_progress_bar(synth, capsys):
+    from cxrkit import CXRClassifier, EpochProgress
+
+    clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=3, random_state=0,
+                        callbacks=[("progress", EpochProgress(desc="training", leave=True))])
+    clf.fit(synth.X[:8], synth.y[:8])
+    err = capsys.readouterr().err
+    assert "training" in err and "3/3" in err and "train_loss=" in err
+    import pickle
+
+    pickle.loads(pickle.dumps(clf))  # the bar itself is not pickled

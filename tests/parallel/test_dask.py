@@ -14,7 +14,8 @@ from cxrkit.evaluation.protocols import Hall2020CV  # noqa: E402
 from cxrkit.parallel import parallel_backend  # noqa: E402
 
 SETTINGS = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 50, "n_splits": 4,
-            "n_snapshots": 2, "interval": 1, "max_epochs": 3, "if_threshold_not_reached": "last"}
+            "n_snapshots": 2, "interval": 1, "max_epochs": 3, "if_threshold_not_reached": "last",
+            "probes": False}
 TRAIN_WHOLE = {"freeze": "none", "lr": 3e-3, "lr_schedule": None, "optimizer": "adam"}
 
 

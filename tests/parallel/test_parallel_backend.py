@@ -59,6 +59,7 @@ def test_protocol_n_jobs_2_equals_serial():
     ds = load_dataset("synthetic", n_patients=12, images_per_patient=2, size=32)
     kw = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 20, "n_splits": 3,
           "n_snapshots": 2, "interval": 1, "max_epochs": 2, "if_threshold_not_reached": "last",
+          "probes": False,
           "estimator_params": {"freeze": "none", "lr": 3e-3, "lr_schedule": None}}
     serial = Hall2020CV(**kw).run(ds, progress=True)
     p = Hall2020CV(**kw, n_jobs=2)

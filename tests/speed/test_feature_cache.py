@@ -228,3 +228,33 @@ def test_snapshot_ensemble_on_cached_features_matches_uncached():
     assert feature_cache_stats()["misses"] == 2 * len(X)
     assert len(cached.members_) == 3
     np.testing.assert_allclose(cached.member_proba(X), plain.member_proba(X), atol=1e-5)
+
+
+def test_prediction_reuses_training_features_exactly(tmp_path):
+    """A fold's held-out images were training images of other folds: predicting
+    them must hit the cache, and give the uncached path's probabilities."""
+    from PIL import Image
+
+    X, y = _data()
+    paths = []
+    for i, img in enumerate(X):  # through files too: the same pixels as in training
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(img).save(paths[-1])
+    paths = np.asarray(paths, dtype=object)
+    clf = _clf(freeze="backbone").fit(paths, y)
+    before = feature_cache_stats()
+    cached = clf.predict_proba(paths)
+    after = feature_cache_stats()
+    assert after["misses"] == before["misses"] and after["hits"] == before["hits"] + len(X)
+    plain = clone(clf).set_params(feature_cache=False).fit(paths, y).predict_proba(paths)
+    np.testing.assert_allclose(cached, plain, atol=1e-5)
+    clf.set_params(feature_cache=False)
+    np.testing.assert_allclose(clf.predict_proba(paths), cached, atol=1e-5)
+    assert feature_cache_stats()["hits"] == after["hits"]  # switched off: not consulted
+
+
+def test_unfrozen_network_predicts_without_cache():
+    X, y = _data()
+    clf = _clf(freeze="none", augment=None).fit(X, y)
+    clf.predict_proba(X)
+    assert feature_cache_stats()["hits"] == 0 and feature_cache_stats()["misses"] == 0

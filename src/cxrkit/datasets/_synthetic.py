@@ -48,14 +48,18 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _anatomy(pat: dict, size: int, view: str) -> dict:
     """The patient's chest without findings (computed once per patient and view)."""
     lin = np.linspace(-1.0, 1.0, size, dtype=np.float32)
-    u = lin[None, :]
-    v = lin[:, None]
+    # the patient's build and position in the detector field
+    sc, du, dv = (np.float32(x) for x in pat.get("frame", (1.0, 0.0, 0.0)))
+    u = (lin[None, :] - du) / sc
+    v = (lin[:, None] - dv) / sc
     edge = np.float32(size / 12.0)  # sharpness of outlines
     f = np.float32
 
     img = np.full((size, size), 0.06, np.float32)
     body = _sigmoid((1 - (u / f(pat["body_w"])) ** 2 - ((v - f(0.1)) / f(1.05)) ** 2) * edge)
     img += f(0.42) * body
+    if "tissue" in pat:  # soft tissue and habitus: smooth, patient-specific shading
+        img += f(0.3) * (_upsample(pat["tissue"], size) - f(0.5)) * body
     # spine / mediastinum
     img += f(0.16) * _sigmoid((f(0.11) - np.abs(u)) * edge * 3) * body
     lungs = np.zeros_like(img)
@@ -205,6 +209,8 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
         _check("images_per_patient", images_per_patient, 1 <= ipp_lo <= ipp_hi,
                "an int >= 1 or a (low, high) pair with 1 <= low <= high")
     rng = np.random.default_rng(random_state)
+    base_seed = (int(random_state) if random_state is not None
+                 else int(np.random.SeedSequence().entropy % (2 ** 32)))
     n_pos = int(round(prevalence * n_patients))
     is_pos = np.zeros(n_patients, bool)
     is_pos[rng.permutation(n_patients)[:n_pos]] = True
@@ -224,6 +230,11 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
             "clear": rng.random() < clear_fraction, "cons_side": int(rng.choice([-1, 1])),
             "cons_lower": bool(rng.random() < 0.5), "fissure": rng.uniform(-0.1, 0.15),
         }
+        # Patient-specific framing and soft tissue come from a generator of their
+        # own, so that the main random stream (labels, findings) is unchanged.
+        prng = np.random.default_rng([base_seed, p])
+        pat["frame"] = (prng.uniform(0.85, 1.12), prng.uniform(-0.14, 0.14), prng.uniform(-0.1, 0.1))
+        pat["tissue"] = prng.random((6, 6)).astype(np.float32)
         sex = "F" if rng.random() < 0.5 else "M"
         age = int(rng.integers(20, 90))
         k = int(rng.integers(ipp_lo, ipp_hi + 1))

@@ -1,7 +1,7 @@
 """scikit-learn estimators of cxrkit."""
 
 from ._accelerate import AcceleratedCXRClassifier
-from ._callbacks import CosineRestarts, EpochAccuracy
+from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
 from ._feature_cache import (
     FeatureAwareNet,
@@ -18,6 +18,7 @@ __all__ = [
     "CXRClassifier",
     "CosineRestarts",
     "EpochAccuracy",
+    "EpochProgress",
     "FeatureAwareNet",
     "FeatureCache",
     "POLICIES",

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["EpochAccuracy", "CosineRestarts"]
+__all__ = ["EpochAccuracy", "CosineRestarts", "EpochProgress"]
 
 
 class EpochAccuracy(Callback):
@@ -79,3 +79,48 @@ class CosineRestarts(Callback):
         for group in net.optimizer_.param_groups:
             group["lr"] = lr
         self.batch_idx_ += 1
+
+
+class EpochProgress(Callback):
+    """A progress bar over epochs (``tqdm``), showing the latest losses and accuracies.
+
+    skorch's own ``ProgressBar`` counts batches; this one counts epochs, which is
+    what a long protocol wants to see. The bar closes when training ends.
+
+    Parameters
+    ----------
+    desc : str, default="epochs"
+        Text before the bar.
+    leave : bool, default=False
+        Keep the finished bar on screen.
+    position : int or None, default=None
+        ``tqdm`` line offset (``1`` nests it under an outer bar).
+    """
+
+    def __init__(self, desc: str = "epochs", leave: bool = False,
+                 position: int | None = None) -> None:
+        self.desc = desc
+        self.leave = leave
+        self.position = position
+
+    def on_train_begin(self, net: Any, **kwargs: Any) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch", leave=self.leave,
+                         position=self.position, dynamic_ncols=True)
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        row = net.history[-1]
+        shown = {k: f"{row[k]:.3f}" for k in ("train_loss", "train_acc", "valid_acc") if k in row}
+        self.bar_.set_postfix(shown, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net: Any, **kwargs: Any) -> None:
+        bar = getattr(self, "bar_", None)
+        if bar is not None:
+            bar.close()
+
+    def __getstate__(self) -> dict[str, Any]:  # a tqdm bar does not pickle
+        state = dict(self.__dict__)
+        state.pop("bar_", None)
+        return state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -109,8 +110,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         Train only the head on cached backbone features when that is exact
         (frozen backbone, ``augment`` None or ``"hflip"``, deterministic
         transforms); otherwise a log line of ``cxrkit.feature_cache`` says why
-        not (INFO for ``"auto"``, WARNING for ``True``). See
-        :func:`cxrkit.estimators.feature_cache_stats`.
+        not (INFO for ``"auto"``, WARNING for ``True``). Prediction looks the
+        features up too (images seen in training are not passed through the
+        backbone again). See :func:`cxrkit.estimators.feature_cache_stats`.
     cache_dir : path or None, default=None
         Also keep cached features as ``.npy`` files there, shared by processes
         (default: the environment variable ``CXRKIT_CACHE_DIR``, if set).
@@ -505,20 +507,17 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 )
         return src
 
-    def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield normalised input batches; decoding of the next batch overlaps compute."""
+    def iter_prepared(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
+        """Yield lists of prepared images (decoded, transformed, resized; float32
+        2-D arrays); with files, decoding of the next batches overlaps compute."""
         bs = batch_size or max(self.batch_size, 32)
         prep = self.preprocessing_
         transforms = self._transform_callables()
         n = len(src)
-
-        def make(start: int) -> torch.Tensor:
-            return torch.stack([_to_tensor(_prepare_one(src, i, transforms, prep), prep, False)
-                                for i in range(start, min(n, start + bs))])
-
         if not src.is_paths:
             for start in range(0, n, bs):
-                yield make(start)
+                yield [_prepare_one(src, i, transforms, prep)
+                       for i in range(start, min(n, start + bs))]
             return
         threads = decode_threads()
         with ThreadPoolExecutor(threads) as pool:
@@ -533,7 +532,43 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 if next_start < n:
                     pending.append(make_parallel(next_start))
                     next_start += bs
-                yield torch.stack([_to_tensor(f.result(), prep, False) for f in futures])
+                yield [f.result() for f in futures]
+
+    def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
+        """Yield normalised input batches; decoding of the next batch overlaps compute."""
+        prep = self.preprocessing_
+        for images in self.iter_prepared(src, batch_size):
+            yield torch.stack([_to_tensor(img, prep, False) for img in images])
+
+    def iter_cached_features(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
+        """Yield batches of pooled backbone features from the feature cache, or
+        return ``None`` when cached features would not be exact (the backbone is
+        trainable, a transform is random, or ``feature_cache=False``).
+
+        Images seen in training (or in an earlier prediction) with the same
+        backbone weights and preprocessing are not passed through the backbone
+        again: a fold's held-out images were training images of earlier folds.
+        """
+        from ._feature_cache import CACHE_DIR_ENV, cached_features, feature_cache_reason
+
+        if getattr(self, "feature_cache", "auto") is False:
+            return None
+        module = self.module_
+        if feature_cache_reason(module, None, self._transform_callables()) is not None:
+            return None
+        cache_dir = getattr(self, "cache_dir", None) or os.environ.get(CACHE_DIR_ENV) or None
+        prep = self.preprocessing_
+        channels_last = getattr(self, "channels_last", False) in (True, "auto")
+
+        def batches():  # type: ignore[no-untyped-def]
+            for images in self.iter_prepared(src, batch_size):
+                feats = cached_features(module, np.stack(images), prep, views=("orig",),
+                                        device=self.device_, cache_dir=cache_dir,
+                                        batch_size=len(images),
+                                        channels_last=channels_last)["orig"]
+                yield torch.from_numpy(feats)
+
+        return batches()
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The network's logit for ``classes_[1]``, shape ``(n,)``."""
@@ -545,9 +580,12 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         if channels_last:
             module.to(memory_format=torch.channels_last)
         outs = []
+        cached = self.iter_cached_features(src)
         try:
             with torch.inference_mode(), self._autocast():
-                for xb in self.iter_batches(src):
+                for feats in cached or ():
+                    outs.append(module.forward_head(feats.to(self.device_)).float().cpu())
+                for xb in (self.iter_batches(src) if cached is None else ()):
                     xb = xb.to(self.device_, non_blocking=True)
                     if channels_last:
                         xb = xb.contiguous(memory_format=torch.channels_last)

@@ -148,12 +148,16 @@ def _prepare_one(src: ImageSource, i: int, transforms: Sequence[Transform],
 
 def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform] = (),
                    *, n_threads: int | None = None, progress: bool = False) -> np.ndarray:
-    """Decode, transform and resize every image into one ``(n, S, S)`` float16 array.
+    """Decode, transform and resize every image into one ``(n, S, S)`` float32 array.
+
+    float32, exactly what :meth:`CXRClassifier.iter_batches` produces at
+    prediction time, so training and prediction see the same pixels and share
+    feature-cache entries.
 
     All failures are collected first and reported together.
     """
     n = len(src)
-    out = np.empty((n, prep.input_size, prep.input_size), dtype=np.float16)
+    out = np.empty((n, prep.input_size, prep.input_size), dtype=np.float32)
     errors: list[str] = []
 
     def work(i: int) -> None:

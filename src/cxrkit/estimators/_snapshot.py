@@ -157,6 +157,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         Per member: ``epoch``, ``monitor``, ``value``, ``lr`` and ``nbytes``.
     snapshot_nbytes_ : int
         Bytes the members take beyond the shared network.
+    policy_used_ : str
+        ``policy``, or ``"last (threshold not met)"`` after the documented fallback.
+    threshold_epoch_ : int or None
+        The epoch in which the monitored metric first exceeded ``threshold``
+        (``None`` when it never did or the policy has no threshold).
     classes_ : ndarray of shape (2,)
     n_features_in_ : int
         Only when the estimator was fitted on 2-D arrays.
@@ -258,8 +263,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         est.fit(X, y, groups=groups)
         cb = dict(est.net_.callbacks_)["snapshots"]
         members, infos = cb.members_, cb.snapshots_
+        self.policy_used_ = self.policy
+        self.threshold_epoch_ = cb.start_epoch_ if self.policy == "threshold" else None
         if len(members) < self.n_snapshots:
             members, infos = self._incomplete(cb, len(est.history_))
+            self.policy_used_ = "last (threshold not met)"
         est.set_params(callbacks=[c for c in (est.callbacks or []) if not (
             isinstance(c, tuple) and c[0] == "snapshots")] or None)
         self.estimator_ = est
@@ -311,11 +319,16 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         shared_backbone = all(not any(k.startswith("backbone.") for k in m) for m in self.members_)
         module.eval()
         outs: list[list[torch.Tensor]] = [[] for _ in self.members_]
+        cached = est.iter_cached_features(src) if shared_backbone else None
+        inputs = cached if cached is not None else est.iter_batches(src)
         try:
             with torch.inference_mode():
-                for xb in est.iter_batches(src):
+                for xb in inputs:
                     xb = xb.to(est.device_)
-                    feats = module.features(xb) if shared_backbone else None
+                    if cached is not None:
+                        feats = xb  # features from the cache
+                    else:
+                        feats = module.features(xb) if shared_backbone else None
                     for j, member in enumerate(self.members_):
                         module.load_state_dict(member, strict=False)
                         logit = module.forward_head(feats) if feats is not None else module(xb)

@@ -42,8 +42,15 @@ def _progress(iterable: Any, enabled: bool, **kw: Any) -> Any:
     return tqdm(iterable, **kw)
 
 
-def _two_labels(ds: Any, labels: Sequence[str] | None, positive: str | None) -> tuple[Any, str, str]:
+#: The two labels the Hall et al. protocols compare when a dataset has more.
+HALL2020_LABELS = ("covid", "pneumonia")
+
+
+def _two_labels(ds: Any, labels: Sequence[str] | None, positive: str | None,
+                default: Sequence[str] | None = None) -> tuple[Any, str, str]:
     present = sorted(set(map(str, ds.y)))
+    if not labels and default and len(present) > 2 and set(default) <= set(present):
+        labels = default  # e.g. covid vs pneumonia on a covid/pneumonia/normal dataset
     if labels:
         ds = ds.select(list(labels))
         present = [str(v) for v in labels]
@@ -59,9 +66,21 @@ def _two_labels(ds: Any, labels: Sequence[str] | None, positive: str | None) -> 
     return ds, pos, neg
 
 
-def _balanced_subset(ds: Any, n_per_class: int | None, seed: int) -> Any:
+def _balanced_subset(ds: Any, n_per_class: int | str | None, seed: int) -> Any:
+    """``n_per_class`` images of every label, drawn with ``seed``.
+
+    ``"balanced"`` takes as many as the rarest label has; ``None`` keeps all.
+    """
     if not n_per_class:
         return ds
+    if n_per_class == "balanced":
+        counts = [int(np.sum(ds.y == label)) for label in sorted(set(ds.y))]
+        if len(set(counts)) == 1:
+            return ds
+        n_per_class = min(counts)
+    elif not isinstance(n_per_class, (int, np.integer)) or isinstance(n_per_class, bool):
+        raise ConfigurationError(f"n_per_class must be a positive integer, 'balanced' or None; "
+                                 f"got {n_per_class!r}.")
     rng = np.random.default_rng(seed)
     idx = []
     for label in sorted(set(ds.y)):
@@ -71,6 +90,11 @@ def _balanced_subset(ds: Any, n_per_class: int | None, seed: int) -> Any:
                             f"{len(members)} images.")
         idx.extend(rng.choice(members, n_per_class, replace=False))
     return ds.subset(np.sort(np.asarray(idx)))
+
+
+def _label_counts(ds: Any) -> dict[str, int]:
+    labels, counts = np.unique(np.asarray(ds.y).astype(str), return_counts=True)
+    return {str(k): int(v) for k, v in zip(labels, counts)}
 
 
 def _gradcam_examples(est: Any, X: Any, y: np.ndarray, scores: np.ndarray, pos: str,
@@ -102,6 +126,26 @@ def _gradcam_examples(est: Any, X: Any, y: np.ndarray, scores: np.ndarray, pos: 
     return out
 
 
+def _with_epoch_progress(est: Any, enabled: bool) -> Any:
+    """Add an epoch progress bar to every CXRClassifier inside ``est``."""
+    if not enabled:
+        return est
+    from ..estimators import EpochProgress
+
+    if hasattr(est, "estimators") and isinstance(est.estimators, list):  # VotingClassifier
+        for name, member in est.estimators:
+            _with_epoch_progress(member, enabled)
+        return est
+    inner = getattr(est, "estimator", None)
+    if inner is not None and not isinstance(inner, str):
+        _with_epoch_progress(inner, enabled)
+        return est
+    if hasattr(est, "callbacks"):
+        kept = [c for c in (est.callbacks or []) if not (isinstance(c, tuple) and c[0] == "progress")]
+        est.set_params(callbacks=[*kept, ("progress", EpochProgress(position=1))])
+    return est
+
+
 def _timed_predict(est: Any, X: Any, pos_index: int) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     p = est.predict_proba(X)[:, pos_index]
@@ -127,6 +171,8 @@ def _fit_cv_fold(est: Any, k: int, X_tr: Any, y_tr: np.ndarray, groups_tr: np.nd
     last = fold.estimator_.predict_proba(X_te)[:, pos_idx] if compare_last_epoch else None
     return {"fold": k, "scores": p, "seconds": dt, "last_scores": last,
             "info": {"fold": k, "snapshot_epochs": [s["epoch"] for s in fold.snapshots_],
+                     "threshold_epoch": fold.threshold_epoch_,
+                     "snapshot_rule": fold.policy_used_,
                      "epochs_trained": len(fold.estimator_.history_)},
             "device": str(fold.estimator_.device_),
             "model": _localize(fold) if keep_model else None}
@@ -142,6 +188,16 @@ def _localize(est: Any) -> Any:
         base.device_ = "cpu"
         base.net_.device = "cpu"
     return est
+
+
+def _folds_in_this_process(n_jobs: int | None) -> bool:
+    """Whether :func:`_run_folds` will fit the folds here, one after the other
+    (epoch progress bars only make sense then)."""
+    from joblib import effective_n_jobs
+    from joblib.parallel import get_active_backend
+
+    backend = type(get_active_backend()[0]).__name__
+    return "Dask" not in backend and effective_n_jobs(n_jobs) == 1
 
 
 def _run_folds(est: Any, X: Any, y: np.ndarray, groups: np.ndarray, splits: list[Any],
@@ -189,6 +245,9 @@ class Protocol:
     n_bootstraps: int = 1000
     prevalence: float | None = None
     validity_checks: bool = True
+    probes: bool = True
+    probe_epochs: int = 30
+    probe_splits: int = 5
     estimator_params: dict[str, Any] = field(default_factory=dict)
     n_jobs: int | None = None
     name: str = "protocol"
@@ -206,6 +265,56 @@ class Protocol:
         except Exception as exc:  # a guard must never hide the run's results
             result.warnings.append(f"Data checks could not run: {type(exc).__name__}: {exc}")
 
+    def _probes(self, estimator: Any, ds: Any, result: RunResult, progress: bool = True) -> None:
+        """Source and shortcut probes (DeGrave et al. 2021; Maguolo & Nanni 2020).
+
+        The protocol's single network (``estimator``, a CXRClassifier; not the
+        ensemble) is trained for ``probe_epochs`` epochs in ``probe_splits``
+        patient-grouped folds, once to predict the image source (when the
+        metadata names more than one) and once on images whose centre is
+        blacked out. Both go into the report's Validity section.
+        """
+        if not (self.validity_checks and self.probes):
+            return
+        from ..validity import shortcut_probe, source_probe
+
+        probe = clone(estimator)
+        kept = [c for c in (probe.callbacks or []) if not (isinstance(c, tuple)
+                                                            and c[0] == "progress")]
+        cap = getattr(self, "max_epochs", None) or probe.max_epochs or self.probe_epochs
+        probe.set_params(max_epochs=max(1, min(self.probe_epochs, cap)), callbacks=kept or None)
+        X, y = ds.X, np.asarray(ds.y).astype(str)
+        groups = np.asarray(ds.groups).astype(str) if ds.groups is not None else None
+        n_splits = int(min(self.probe_splits, *np.unique(y, return_counts=True)[1]))
+        if groups is not None:
+            n_splits = min(n_splits, len(np.unique(groups)))
+        if n_splits < 2:
+            result.warnings.append("Probes skipped: fewer than 2 images per class.")
+            return
+        cv_cls = StratifiedGroupKFold if groups is not None else StratifiedKFold
+        cv = cv_cls(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        md = getattr(ds, "metadata", None)
+        sources = (md["source"].to_numpy() if md is not None and "source" in md.columns
+                   else None)
+        jobs = [("source_probe", lambda: source_probe(probe, X, sources, groups, cv,
+                                                      max_sources=1))] if sources is not None \
+            else []
+        jobs.append(("shortcut_probe", lambda: shortcut_probe(probe, X, y, groups, cv)))
+        for name, job in _progress(jobs, progress, desc="validity probes", unit="probe"):
+            try:
+                guard = job().to_dict()
+            except Exception as exc:  # a probe must never hide the run's results
+                result.warnings.append(f"{name} could not run: {type(exc).__name__}: {exc}")
+                continue
+            guard.setdefault("numbers", {}).update(
+                {"probe_epochs": probe.max_epochs, "probe_splits": n_splits})
+            full = (result.metrics or {}).get("auc", {}).get("value")
+            if name == "shortcut_probe" and full is not None:
+                guard["summary"] += (f" The protocol's model, with whole images, reached AUC "
+                                     f"{full:.2f}.")
+                guard["numbers"]["auc_whole_images"] = full
+            result.validity.append(guard)
+
 
 @dataclass
 class Hall2020CV(Protocol):
@@ -216,11 +325,16 @@ class Hall2020CV(Protocol):
     (the paper: 102 + 102; ``None`` uses all images). Folds are
     patient-grouped (``StratifiedGroupKFold``) unless ``grouped=False``, which
     reproduces the paper's ungrouped split and is flagged in the report.
+
+    ``n_per_class="balanced"`` (the default) draws as many images of each label
+    as the rarest label has, as the paper did; an integer draws that many;
+    ``None`` uses every image. On a dataset with more than two labels and no
+    ``labels`` given, COVID-19 is compared with pneumonia, as in the paper.
     """
 
     n_splits: int = 10
     grouped: bool = True
-    n_per_class: int | None = None
+    n_per_class: int | str | None = "balanced"
     n_snapshots: int = 7
     interval: int = 10
     threshold: float = 0.9
@@ -244,9 +358,11 @@ class Hall2020CV(Protocol):
         return est, cv_cls(n_splits=self.n_splits, shuffle=True, random_state=self.random_state)
 
     def run(self, dataset: Any, *, progress: bool = True) -> RunResult:
-        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label)
+        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
+        full_counts = _label_counts(ds)
         ds = _balanced_subset(ds, self.n_per_class, self.random_state)
         est, cv = self.build()
+        _with_epoch_progress(est, progress and _folds_in_this_process(self.n_jobs))
         X, y, groups = ds.X, np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
         scores = np.full(len(y), np.nan)
         last_scores = np.full(len(y), np.nan)
@@ -255,6 +371,13 @@ class Hall2020CV(Protocol):
         images = [str(v) for v in (X if X.dtype == object else range(len(y)))]
         result = RunResult(protocol=self.name, config=self.config(), positive_label=pos,
                            classes=[neg, pos], images=images, y_true=y, y_score=scores)
+        if _label_counts(ds) != full_counts:
+            used = _label_counts(ds)
+            result.warnings.append(
+                f"Class-balanced subset (n_per_class={self.n_per_class!r}, as in the paper; seed "
+                f"{self.random_state}): used " + ", ".join(
+                    f"{used[k]} of {full_counts[k]} {k!r}" for k in sorted(full_counts))
+                + " images. Pass n_per_class=None to use every image.")
         if not self.grouped:
             result.warnings.append(
                 "Folds were NOT grouped by patient (grouped=False, as in the paper): images of "
@@ -295,6 +418,7 @@ class Hall2020CV(Protocol):
         result.efficiency = model_efficiency(n_pred, max(seconds, 1e-9), device=device)
         result.data_summary = ds.summary()
         self._data_checks(ds, result)
+        self._probes(est.estimator, ds, result, progress)
         self.fitted_ = fitted  # the last fold's model (for --save)
         if fitted is not None:
             te = splits[-1][1]
@@ -365,7 +489,7 @@ class Hall2020Unseen(Protocol):
     def run(self, dataset: Any, test_dataset: Any = None, *, progress: bool = True) -> RunResult:
         from ..validity import check_train_test_leakage
 
-        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label)
+        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
         if test_dataset is None:
             from ..validity.splits import holdout_split
 
@@ -379,7 +503,7 @@ class Hall2020Unseen(Protocol):
         tmp = Path(tempfile.mkdtemp(prefix="cxrkit-jpeg90-"))
         train = self._recompress(train, label, tmp)
         test = self._recompress(test, label, tmp)
-        vote = self.build()
+        vote = _with_epoch_progress(self.build(), progress)
         y_tr = np.asarray(train.y).astype(str)
         vote.fit(train.X, y_tr, groups=np.asarray(train.groups).astype(str))
         pos_idx = int(np.flatnonzero(vote.classes_ == pos)[0])
@@ -406,6 +530,9 @@ class Hall2020Unseen(Protocol):
                                "jpeg_recompressed_label": label,
                                "jpeg_quality": self.jpeg_quality}
         self._data_checks(ds, result)
+        members = dict(zip(self.architectures, (e.estimator for _, e in vote.estimators)))
+        self._probes(members.get("hall2020_cnn", next(iter(members.values()))), train, result,
+                     progress)
         self.fitted_ = vote
         result.gradcam = _gradcam_examples(vote.estimators_[0], test.X, y_te, scores, pos,
                                            np.arange(len(y_te)))
@@ -446,7 +573,7 @@ class Opacity2020(Protocol):
             progress: bool = True) -> RunResult:
         from ..validity import check_train_test_leakage
 
-        est = self.build()
+        est = _with_epoch_progress(self.build(), progress)
         y_tr = np.asarray(train_dataset.y).astype(str)
         if self.opacity_label not in set(y_tr):
             raise DataError(f"The training data has no {self.opacity_label!r} label; load "
@@ -486,6 +613,12 @@ class Opacity2020(Protocol):
         result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.device_)
         result.data_summary = {"train": train_dataset.summary(), "covid": covid.summary(),
                                "controls": controls.summary()}
+        # COVID-19 images and controls come from different collections: can the
+        # network tell them apart with the lungs hidden?
+        from types import SimpleNamespace
+
+        self._probes(est, SimpleNamespace(X=Xc, y=y, groups=groups, metadata=None), result,
+                     progress)
         self.fitted_ = est
         result.gradcam = _gradcam_examples(est, Xc, y, scores, "covid", np.arange(len(y)))
         return result
@@ -507,11 +640,17 @@ class Hall2020Published(Protocol):
         return load_hall2020_published(self.weights)
 
     def run(self, dataset: Any, *, progress: bool = True) -> RunResult:
-        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label)
+        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
         est = self.build()
-        if pos not in est.classes_ or neg not in est.classes_:
-            raise DataError(f"The published ensemble knows {list(est.classes_)}; the data has "
-                            f"{[neg, pos]}. Use labels=('covid', 'pneumonia').")
+        known = [str(c) for c in est.classes_]
+        if pos not in known:
+            raise DataError(f"The published ensemble scores {known}; the positive label {pos!r} "
+                            f"is not one of them. Use positive_label='covid'.")
+        notes = []
+        if neg not in known:
+            # The network outputs P(covid); any other label is "not covid" for it.
+            notes.append(f"The published ensemble was trained on {known}; here its P({pos}) "
+                         f"separates {pos!r} from {neg!r}, a class it never saw in training.")
         pos_idx = int(np.flatnonzero(est.classes_ == pos)[0])
         y = np.asarray(ds.y).astype(str)
         scores, dt = _timed_predict(est, ds.X, pos_idx)
@@ -519,6 +658,7 @@ class Hall2020Published(Protocol):
         result = RunResult(protocol=self.name, config=self.config(), positive_label=pos,
                            classes=[neg, pos], images=[str(v) for v in ds.X], y_true=y,
                            y_score=scores, groups=groups)
+        result.warnings.extend(notes)
         result.metrics = compute_metrics(y, scores, positive_label=pos, groups=groups,
                                          prevalence=self.prevalence,
                                          n_bootstraps=self.n_bootstraps,

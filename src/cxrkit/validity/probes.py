@@ -202,7 +202,7 @@ def source_probe(make_estimator: Callable[[], Any] | Any, X: Any, sources: Any,
     levels, counts = np.unique(src, return_counts=True)
     if len(levels) < 2:
         return GuardResult("source_probe", "PASS",
-                           f"All images come from one source ({levels[0]!r}); nothing to probe.",
+                           f"All images come from one source ({str(levels[0])!r}); nothing to probe.",
                            {"n_sources": int(len(levels))})
     order = levels[np.argsort(-counts)]
     probes = [order[0]] if len(levels) == 2 else list(order[:max_sources])
