@@ -21,6 +21,7 @@ from .datasets import CXRDataset, list_datasets, load_dataset, make_synthetic_cx
 from .ensembles import hall2020_ensemble
 from .errors import CxrkitError
 from .estimators import (
+    AcceleratedCXRClassifier,
     CXRClassifier,
     EpochProgress,
     SnapshotEnsembleClassifier,
@@ -41,6 +42,7 @@ from .evaluation import (
 from .evaluation.protocols import create_protocol, list_protocols
 from .hookspecs import hookimpl
 from .io import XRayLoader, read_xray
+from .parallel import parallel_backend
 from .transforms import create_transform, list_transforms
 from .validity import GuardResult, run_data_checks
 
@@ -61,6 +63,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AcceleratedCXRClassifier",
     "CXRClassifier",
     "CXRDataset",
     "CxrkitError",
@@ -92,6 +95,7 @@ __all__ = [
     "make_cxr_scorers",
     "make_synthetic_cxr",
     "model_efficiency",
+    "parallel_backend",
     "read_xray",
     "run_data_checks",
     "save_model",

@@ -132,13 +132,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["labels"] = tuple(args.labels.split(","))
     if args.weights:
         options["weights"] = args.weights
+    if args.n_jobs is not None:
+        options["n_jobs"] = args.n_jobs
     datasets = {"data": _load(args.data, _options(args.data_option, "--data-option"))}
     if args.test_data:
         datasets["test_data"] = _load(args.test_data, _options(args.test_option, "--test-option"))
     if args.controls:
         datasets["controls"] = _load(args.controls, _options(args.controls_option,
                                                              "--controls-option"))
-    protocol, _ = _run_protocol(args.protocol, options, datasets, Path(args.out), args.quiet)
+    from .parallel import parallel_backend
+
+    with parallel_backend(n_jobs=args.n_jobs, scheduler=args.scheduler):
+        protocol, _ = _run_protocol(args.protocol, options, datasets, Path(args.out), args.quiet)
     if args.save:
         model = getattr(protocol, "fitted_", None)
         if model is None:
@@ -220,14 +225,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     common = dict(n_splits=3, n_snapshots=3, interval=2, n_bootstraps=500,
                   if_threshold_not_reached="last", random_state=args.seed,
-                  device=args.device or "auto")
+                  device=args.device or "auto", n_jobs=args.n_jobs)
     runs = [
         ("hall2020_cnn", out, dict(architecture="hall2020_cnn", max_epochs=8 if args.quick else 16)),
         ("resnet18 (frozen, random init)", out / "resnet18-frozen",
          dict(architecture="resnet18", input_size=64, max_epochs=10 if args.quick else 20,
               estimator_params={"lr": 3e-4, "lr_schedule": None, "optimizer": "adam"})),
     ]
-    with warnings.catch_warnings():
+    from .parallel import parallel_backend
+
+    with warnings.catch_warnings(), parallel_backend(n_jobs=args.n_jobs,
+                                                     scheduler=args.scheduler):
         warnings.filterwarnings("ignore", message="Snapshot threshold not met")
         for title, folder, opts in runs:
             _echo(args.quiet, f"\n=== hall2020-cv with {title} ===")
@@ -249,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     p.add_argument("--quick", action="store_true", help="fewer images and epochs (smoke test)")
+    p.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                   help="folds trained at the same time (-1: one per core; with --scheduler: "
+                        "the most in flight on the cluster)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="train the folds on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
+                        "(pip install 'cxrkit[dask]'; see docs/scaling.md)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
@@ -272,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--save", metavar="MODEL", help="save the trained model (safetensors + JSON)")
+    p.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                   help="folds trained at the same time (-1: one per core; with --scheduler: "
+                        "the most in flight on the cluster)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="train the folds on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
+                        "(pip install 'cxrkit[dask]'; see docs/scaling.md)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
 

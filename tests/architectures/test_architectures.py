@@ -7,7 +7,6 @@ import pickle
 import socket
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torchvision

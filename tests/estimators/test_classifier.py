@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
 
 from cxrkit import CXRClassifier
 from cxrkit.errors import ConfigurationError, DataError, ImageDecodeError, UnknownNameError

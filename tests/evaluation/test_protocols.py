@@ -13,9 +13,9 @@ from PIL import Image
 
 from cxrkit.cli import main
 from cxrkit.datasets import CXRDataset, load_dataset, make_synthetic_cxr
+from cxrkit.errors import ConfigurationError
 from cxrkit.evaluation import write_report
 from cxrkit.evaluation.protocols import Hall2020CV, Opacity2020, create_protocol, list_protocols
-from cxrkit.errors import ConfigurationError
 
 TINY = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 50,
         "probe_epochs": 2, "probe_splits": 2,

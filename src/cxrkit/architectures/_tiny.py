@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from ._base import CXRNet, Preprocessing
-from ._weights import load_pretrained_file
 from ._heads import make_head
+from ._weights import load_pretrained_file
 
 __all__ = ["build_tiny_cnn", "TINY_PREPROCESSING"]
 

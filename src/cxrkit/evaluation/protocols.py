@@ -133,7 +133,7 @@ def _with_epoch_progress(est: Any, enabled: bool) -> Any:
     from ..estimators import EpochProgress
 
     if hasattr(est, "estimators") and isinstance(est.estimators, list):  # VotingClassifier
-        for name, member in est.estimators:
+        for _, member in est.estimators:
             _with_epoch_progress(member, enabled)
         return est
     inner = getattr(est, "estimator", None)
