@@ -244,6 +244,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_parallel_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-jobs", type=int, default=None, metavar="N",
+                   help="folds trained at the same time (-1: one per core; with --scheduler: "
+                        "the most in flight on the cluster)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="train the folds on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
+                        "(pip install 'cxrkit[dask]'; see docs/scaling.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -257,12 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     p.add_argument("--quick", action="store_true", help="fewer images and epochs (smoke test)")
-    p.add_argument("--n-jobs", type=int, default=None, metavar="N",
-                   help="folds trained at the same time (-1: one per core; with --scheduler: "
-                        "the most in flight on the cluster)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="train the folds on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
-                        "(pip install 'cxrkit[dask]'; see docs/scaling.md)")
+    _add_parallel_flags(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
@@ -286,12 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--save", metavar="MODEL", help="save the trained model (safetensors + JSON)")
-    p.add_argument("--n-jobs", type=int, default=None, metavar="N",
-                   help="folds trained at the same time (-1: one per core; with --scheduler: "
-                        "the most in flight on the cluster)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="train the folds on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
-                        "(pip install 'cxrkit[dask]'; see docs/scaling.md)")
+    _add_parallel_flags(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_run)
 

@@ -310,20 +310,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             raise bad("input_size", "None or an int in the range [1, inf)", self.input_size)
 
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
-        out = []
-        for t in self.transforms or ():
-            if isinstance(t, str):
-                from ..transforms import create_transform
+        from ..transforms import resolve_transforms
 
-                out.append(create_transform(t))
-            elif callable(t):
-                out.append(t)
-            else:
-                raise ConfigurationError(
-                    f"The 'transforms' parameter must hold callables or registered transform "
-                    f"names. Got {t!r}."
-                )
-        return out
+        return resolve_transforms(self.transforms, type(self).__name__)
 
     def _make_preprocessing(self) -> Preprocessing:
         base = get_preprocessing(self.architecture)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +13,7 @@ from torch.utils.data import Dataset
 from ..architectures import Preprocessing
 from ..errors import DataError, ImageDecodeError
 from ..io import read_xray, resize_image
+from ..io._pool import map_collecting_errors
 
 __all__ = ["ImageSource", "as_image_source", "prepare_images", "ImageTensorDataset",
            "LazyImageDataset", "decode_threads"]
@@ -147,7 +147,7 @@ def _prepare_one(src: ImageSource, i: int, transforms: Sequence[Transform],
 
 
 def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform] = (),
-                   *, n_threads: int | None = None, progress: bool = False) -> np.ndarray:
+                   *, n_threads: int | None = None) -> np.ndarray:
     """Decode, transform and resize every image into one ``(n, S, S)`` float32 array.
 
     float32, exactly what :meth:`CXRClassifier.iter_batches` produces at
@@ -158,23 +158,13 @@ def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[T
     """
     n = len(src)
     out = np.empty((n, prep.input_size, prep.input_size), dtype=np.float32)
-    errors: list[str] = []
 
     def work(i: int) -> None:
-        try:
-            out[i] = _prepare_one(src, i, transforms, prep)
-        except ImageDecodeError as exc:
-            errors.append(str(exc))
+        out[i] = _prepare_one(src, i, transforms, prep)
 
     threads = n_threads or (decode_threads() if src.is_paths else 1)
-    if threads > 1 and n > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, range(n)))
-    else:
-        for i in range(n):
-            work(i)
+    errors = map_collecting_errors(work, n, threads, (ImageDecodeError,))
     if errors:
-        errors.sort()
         shown = "\n  ".join(errors[:10])
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         raise ImageDecodeError(

@@ -134,19 +134,9 @@ class XRayLoader(TransformerMixin, BaseEstimator):
                 f"{sorted(INTERPOLATIONS)}. Got {self.interpolation!r} instead.")
 
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
-        out = []
-        for t in self.transforms or ():
-            if isinstance(t, str):
-                from ..transforms import create_transform
+        from ..transforms import resolve_transforms
 
-                out.append(create_transform(t))
-            elif callable(t):
-                out.append(t)
-            else:
-                raise ConfigurationError(
-                    f"The 'transforms' parameter of XRayLoader must hold callables or registered "
-                    f"transform names. Got {t!r}.")
-        return out
+        return resolve_transforms(self.transforms, "XRayLoader")
 
     def fit(self, X: Any, y: Any = None) -> XRayLoader:
         """Validate the parameters; nothing is learned."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ from PIL import Image
 from scipy.fft import dct
 
 from ..errors import DataError, ImageDecodeError
+from ..io._pool import map_collecting_errors
 
 __all__ = [
     "ImageHashes",
@@ -213,24 +213,13 @@ def compute_hashes(images: Any, ids: Sequence[Any] | None = None, *,
     base = np.empty((n, _BASE, _BASE), np.float32)
     ph = np.empty((n, _PH, _PH))
     dh = np.empty((n, _HS, _HS + 1))
-    errors: list[str] = []
-
     def work(i: int) -> None:
-        try:
-            base[i], ph[i], dh[i] = _small(items[i], i)
-        except (ImageDecodeError, DataError) as exc:
-            errors.append(str(exc))
+        base[i], ph[i], dh[i] = _small(items[i], i)
 
     is_paths = n > 0 and isinstance(items[0], (str, os.PathLike))
     threads = n_threads or (min(8, os.cpu_count() or 1) if is_paths else 1)
-    if threads > 1 and n > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, range(n)))
-    else:
-        for i in range(n):
-            work(i)
+    errors = map_collecting_errors(work, n, threads, (ImageDecodeError, DataError))
     if errors:
-        errors.sort()
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         raise ImageDecodeError(
             f"{len(errors)} of {n} images could not be hashed:\n  " + "\n  ".join(errors[:10])
