@@ -377,12 +377,14 @@ def _plot_gradcam(result: RunResult, path: Path, per_kind: int) -> int:
             img = np.clip((img - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(img)
             heat = np.asarray(e.get("heatmap"), dtype=float)
             ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-            if heat.shape == img.shape:
+            flat = not (heat.size and np.nanmax(heat) > 0)
+            if heat.shape == img.shape and not flat:
                 ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
             ax.set_title(f"{kind} ({full[kind]})\np={_fmt(e.get('score'), 2)} "
-                         f"{_gradcam_id(e)[:22]}", fontsize=7.5)
+                         f"{_gradcam_id(e)[:22]}" + ("\nno positive evidence" if flat else ""),
+                         fontsize=7.5)
             n += 1
-    fig.suptitle(f"Grad-CAM for '{result.positive_label}' (red = evidence for it; "
+    fig.suptitle(f"Grad-CAM for '{result.positive_label}'\n(red = evidence for it; "
                  "each map scaled to its own maximum)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
