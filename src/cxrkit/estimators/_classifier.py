@@ -19,6 +19,7 @@ from skorch.callbacks import Callback, LRScheduler
 from skorch.helper import predefined_split
 from torch import nn
 
+from .._memory import TRIM_EVERY, release_free_memory
 from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
 from ..errors import ConfigurationError, DataError
 from ._callbacks import CosineRestarts, EpochAccuracy
@@ -574,7 +575,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             with torch.inference_mode(), self._autocast():
                 for feats in cached or ():
                     outs.append(module.forward_head(feats.to(self.device_)).float().cpu())
-                for xb in (self.iter_batches(src) if cached is None else ()):
+                for k, xb in enumerate(self.iter_batches(src) if cached is None else ()):
+                    if k % TRIM_EVERY == TRIM_EVERY - 1:
+                        release_free_memory()
                     xb = xb.to(self.device_, non_blocking=True)
                     if channels_last:
                         xb = xb.contiguous(memory_format=torch.channels_last)

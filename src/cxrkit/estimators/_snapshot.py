@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
+from .._memory import TRIM_EVERY, release_free_memory
 from ..errors import ConfigurationError, CxrkitError
 from ._classifier import CXRClassifier
 
@@ -323,7 +324,9 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         inputs = cached if cached is not None else est.iter_batches(src)
         try:
             with torch.inference_mode():
-                for xb in inputs:
+                for k, xb in enumerate(inputs):
+                    if k % TRIM_EVERY == TRIM_EVERY - 1:
+                        release_free_memory()
                     xb = xb.to(est.device_)
                     if cached is not None:
                         feats = xb  # features from the cache
