@@ -77,3 +77,29 @@ def test_leave_one_source_out():
     patients[1] = "p1"  # p1 now in sources a and b
     with pytest.raises(LeakageError, match=r"^1 patient\(s\) have images in both the training "):
         list(LeaveOneSourceOut(src).split(X, None, patients))
+
+
+def test_shortcut_probe_warns_when_hiding_the_lungs_changes_nothing():
+    """A modest AUC is still a shortcut if the whole-image model does no better."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    def make():
+        return make_pipeline(FunctionTransformer(lambda a: a.reshape(len(a), -1) / 255.0),
+                             LogisticRegression(max_iter=500))
+
+    rng = np.random.default_rng(5)
+    X = _images(96, 3)
+    y = np.array(["covid", "pneumonia"] * 48)
+    marked = np.flatnonzero(y == "pneumonia")[rng.random(48) < 0.35]
+    X[marked, :3, :3] = 255  # a marker outside the lungs on about a third of one class
+    alone = shortcut_probe(make, X, y, cv=CV)
+    auc = alone.numbers["auc"]
+    assert 0.6 <= auc < 0.7 and alone.status == "PASS" and "Below the warning level" in \
+        alone.summary
+    same = shortcut_probe(make, X, y, cv=CV, reference_auc=auc + 0.01)
+    assert same.status == "WARN" and same.numbers["retained"] > 0.75
+    assert "kept" in same.summary and same.numbers["auc_whole_images"] == round(auc + 0.01, 4)
+    strong = shortcut_probe(make, X, y, cv=CV, reference_auc=0.97)
+    assert strong.status == "PASS" and strong.numbers["retained"] < 0.75

@@ -299,7 +299,9 @@ class Protocol:
         jobs = [("source_probe", lambda: source_probe(probe, X, sources, groups, cv,
                                                       max_sources=1))] if sources is not None \
             else []
-        jobs.append(("shortcut_probe", lambda: shortcut_probe(probe, X, y, groups, cv)))
+        full = (result.metrics or {}).get("auc", {}).get("value")
+        jobs.append(("shortcut_probe", lambda: shortcut_probe(probe, X, y, groups, cv,
+                                                              reference_auc=full)))
         for name, job in _progress(jobs, progress, desc="validity probes", unit="probe"):
             try:
                 guard = job().to_dict()
@@ -308,11 +310,6 @@ class Protocol:
                 continue
             guard.setdefault("numbers", {}).update(
                 {"probe_epochs": probe.max_epochs, "probe_splits": n_splits})
-            full = (result.metrics or {}).get("auc", {}).get("value")
-            if name == "shortcut_probe" and full is not None:
-                guard["summary"] += (f" The protocol's model, with whole images, reached AUC "
-                                     f"{full:.2f}.")
-                guard["numbers"]["auc_whole_images"] = full
             result.validity.append(guard)
 
 

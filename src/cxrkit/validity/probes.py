@@ -25,10 +25,14 @@ from ..errors import ConfigurationError, DataError
 from ._result import GuardResult
 
 __all__ = ["CentreBlackout", "LeaveOneSourceOut", "source_probe", "shortcut_probe",
-           "SOURCE_AUC_WARN", "SHORTCUT_AUC_WARN"]
+           "SOURCE_AUC_WARN", "SHORTCUT_AUC_WARN",
+           "SHORTCUT_RETAINED_WARN"]
 
 SOURCE_AUC_WARN = 0.75
 SHORTCUT_AUC_WARN = 0.70
+#: Share of the whole-image AUC's distance from chance that, kept with the lungs
+#: hidden, makes the shortcut probe warn.
+SHORTCUT_RETAINED_WARN = 0.75
 
 
 class CentreBlackout:
@@ -241,7 +245,8 @@ def _with_blackout(est: Any, X: Any, blackout: CentreBlackout) -> tuple[Any, Any
 
 def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, groups: Any = None,
                    cv: Any = 5, fraction: float = 0.6, *,
-                   warn_auc: float = SHORTCUT_AUC_WARN) -> GuardResult:
+                   warn_auc: float = SHORTCUT_AUC_WARN, reference_auc: float | None = None,
+                   warn_retained: float = SHORTCUT_RETAINED_WARN) -> GuardResult:
     """Re-run the evaluation with the centre of every image blacked out.
 
     Parameters
@@ -259,11 +264,20 @@ def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, grou
         Side of the hidden central square as a fraction of the image side.
     warn_auc : float, default=0.70
         AUC (of either orientation) at or above which the result is ``WARN``.
+    reference_auc : float, optional
+        The AUC the evaluation reached with whole images. A blacked-out AUC
+        that keeps ``warn_retained`` or more of the reference's distance from
+        chance (and is itself at least 0.1 from chance) is also a ``WARN``:
+        hiding the lungs then barely changes what the model achieves, even if
+        both are modest.
+    warn_retained : float, default=0.75
 
     Returns
     -------
     GuardResult
-        ``shortcut_probe``; numbers: ``auc``, ``fraction``.
+        ``shortcut_probe``; numbers: ``auc``, ``fraction`` and, with
+        ``reference_auc``, ``auc_whole_images`` and ``retained`` (the share of
+        the whole-image AUC's distance from chance kept without the lungs).
     """
     yy = np.asarray(y)
     if len(np.unique(yy)) != 2:
@@ -271,13 +285,26 @@ def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, grou
     blackout = CentreBlackout(fraction)
     est, Xb = _with_blackout(_make(make_estimator), X, blackout)
     auc = round(_oof_auc(est, Xb, yy, groups, cv), 4)
-    numbers = {"auc": auc, "fraction": fraction}
+    numbers: dict[str, Any] = {"auc": auc, "fraction": fraction}
     summary = (f"With the central {fraction:.0%} x {fraction:.0%} of every image blacked out, "
                f"the pipeline still reaches AUC {auc:.2f}.")
-    if max(auc, 1 - auc) >= warn_auc:
+    dev = abs(auc - 0.5)
+    retained_flag = False
+    if reference_auc is not None:
+        ref_dev = abs(float(reference_auc) - 0.5)
+        retained = dev / ref_dev if ref_dev > 0 else float("inf")
+        numbers.update({"auc_whole_images": round(float(reference_auc), 4),
+                        "retained": round(min(retained, 99.0), 3)})
+        summary += f" With whole images the evaluation reached AUC {reference_auc:.2f}"
+        summary += (f", so hiding the lungs kept {min(retained, 9.99):.0%} of its distance "
+                    "from chance." if ref_dev >= 0.1 else ".")
+        retained_flag = ref_dev >= 0.1 and dev >= 0.1 and retained >= warn_retained
+    if max(auc, 1 - auc) >= warn_auc or retained_flag:
         return GuardResult(
             "shortcut_probe", "WARN", summary, numbers,
             "The label can be predicted without the lungs: look for text markers, borders, "
             "devices or processing differences between classes (saliency maps help); crop or "
             "mask them, or use data where both classes come from the same sources.")
-    return GuardResult("shortcut_probe", "PASS", summary + " (close to chance)", numbers)
+    note = (" Close to chance." if dev < 0.1 else
+            f" Below the warning level ({warn_auc:.2f}).")
+    return GuardResult("shortcut_probe", "PASS", summary + note, numbers)
