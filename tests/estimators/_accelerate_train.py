@@ -6,6 +6,7 @@ Usage: accelerate launch --cpu --num_processes 2 _accelerate_train.py OUT.npz
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,12 +20,13 @@ PARAMS = {"input_size": 32, "freeze": "backbone", "module__dropout": 0.0, "batch
 
 
 def make_data(n: int = 48, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = rng.integers(0, 120, (n, size, size), dtype=np.uint8)
-    y = np.array(["neg", "pos"] * (n // 2))
-    q = size // 4
-    X[y == "pos", q:3 * q, q:3 * q] = 230
-    return X, y
+    """The separable toy task of tests/conftest.py (this file also runs as a script)."""
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests.conftest import make_separable
+
+    return make_separable(n, size, seed)
 
 
 def main(out: str) -> None:
