@@ -24,7 +24,14 @@ from cxrkit.estimators._onnx import OnnxRuntimePredictor
 
 
 def main() -> None:
-    data, weights = Path(sys.argv[1]), Path(sys.argv[2])
+    import os
+
+    args = sys.argv[1:] or [os.environ.get("CXRKIT_SHARED_DATA", ""),
+                            os.environ.get("CXRKIT_SHARED_WEIGHTS", "")]
+    if len(args) != 2 or not all(args):
+        sys.exit("usage: b2_auc_check.py SHARED_DATA_DIR SHARED_WEIGHTS_DIR "
+                 "(or set CXRKIT_SHARED_DATA and CXRKIT_SHARED_WEIGHTS)")
+    data, weights = Path(args[0]), Path(args[1])
     meta = pd.read_csv(data / "cxr-dev" / "metadata.csv")
     meta = meta[meta.label.isin(["covid", "pneumonia"])]
     X = np.array([str(data / "cxr-dev" / p) for p in meta.image])
