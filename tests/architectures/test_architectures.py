@@ -176,3 +176,37 @@ def test_shared_vgg16_backbone_loads(shared_weights):
     state = torch.load(path, weights_only=True)
     assert torch.equal(net.backbone[0].weight, state["features.0.weight"])
     assert isinstance(net, CXRNet) and net.num_features == 512
+
+
+def _literal_hall2020_features(b, x):
+    """The published layer order: activation before pooling, every row computed."""
+    a = b.drop_a(b.pool3(b.act(b.conv2(b.pool3(b.act(b.conv1(x)))))))
+    h = torch.cat([b.drop_b(b.pool10(b.act(x))), a], 1)
+    return b.pool3(torch.relu(b.conv4(h))).permute(0, 2, 3, 1).flatten(1)
+
+
+@pytest.mark.parametrize("size", [100, 64])
+def test_hall2020_cheaper_order_is_exact_with_gradients(size):
+    torch.manual_seed(0)
+    net = create_architecture("hall2020_cnn").eval()
+    for p in net.parameters():  # random biases too, so that every sign occurs
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.randn(4, 3, size, size)
+    out = net.features(x)
+    grads = torch.autograd.grad(out.square().sum(), list(net.backbone.parameters()))
+    ref = _literal_hall2020_features(net.backbone, x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(net.backbone.parameters()))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
+    assert out.abs().sum() > 0 and all(g.abs().sum() > 0 for g in grads)
+
+
+def test_hall2020_conv1_skips_the_rows_that_never_reach_the_output():
+    # 100 -> conv1 96 -> pool 32 -> conv2 31 -> pool 10 reads 30 rows: input rows 97-99 are
+    # unused by branch a (exactness with them dropped is the test above).
+    net = create_architecture("hall2020_cnn").eval()
+    seen = {}
+    net.backbone.conv1.register_forward_hook(lambda m, i, o: seen.update(c1=i[0].shape))
+    net.features(torch.rand(1, 3, 100, 100))
+    assert seen["c1"][-2:] == (97, 97)

@@ -51,7 +51,7 @@ def test_gradients_flow_and_training_matches():
     X = rng.integers(0, 255, (16, 24, 24), dtype=np.uint8)
     y = np.array([0, 1] * 8)
     kw = dict(input_size=24, max_epochs=2, batch_size=8, random_state=0)
-    a = CXRClassifier("tiny_cnn", **kw).fit(X, y)
+    a = CXRClassifier("tiny_cnn", grayscale_conv=False, **kw).fit(X, y)
     b = CXRClassifier("tiny_cnn", grayscale_conv=True, **kw).fit(X, y)
     np.testing.assert_allclose(a.history_[:, "train_loss"], b.history_[:, "train_loss"], atol=1e-5)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
@@ -64,3 +64,42 @@ def test_no_conv_raises():
                        r"taking 3 input channels in Linear; it applies to networks whose first "
                        r"layer is a Conv2d."):
         grayscale_first_conv(torch.nn.Linear(3, 2))
+
+
+def test_auto_uses_the_fast_formats_only_when_the_whole_network_trains():
+    from cxrkit.architectures._grayscale import GrayscaleConv2d
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 255, (8, 20, 20), dtype=np.uint8)
+    y = np.array([0, 1] * 4)
+    kw = dict(input_size=16, max_epochs=1, batch_size=4, random_state=0)
+    whole = CXRClassifier("tiny_cnn", **kw).fit(X, y)
+    first = whole.module_.backbone[0]
+    assert isinstance(first, GrayscaleConv2d)
+    assert first.weight.is_contiguous(memory_format=torch.channels_last)
+    assert whole.net_.channels_last_input is True
+    frozen = CXRClassifier("tiny_cnn", freeze="backbone", **kw).fit(X, y)
+    assert isinstance(frozen.module_.backbone[0], torch.nn.Conv2d)
+    off = CXRClassifier("tiny_cnn", grayscale_conv=False, channels_last=False, **kw).fit(X, y)
+    assert isinstance(off.module_.backbone[0], torch.nn.Conv2d)
+    assert off.net_.channels_last_input is False
+
+
+def test_auto_leaves_architectures_that_do_not_declare_it_alone():
+    from cxrkit.architectures import create_architecture
+
+    net = create_architecture("tiny_cnn")
+    net.first_conv_reads_input = False  # e.g. a plugin that normalises before its first conv
+    clf = CXRClassifier("tiny_cnn")
+    assert clf._training_formats(net) == (False, True)
+    net.first_conv_reads_input = True
+    assert clf._training_formats(net) == (True, True)
+
+
+def test_format_switches_are_validated():
+    from cxrkit.errors import ConfigurationError
+
+    clf = CXRClassifier("tiny_cnn", grayscale_conv="yes")
+    with pytest.raises(ConfigurationError, match=r"The 'grayscale_conv' parameter of "
+                       r"CXRClassifier must be 'auto', True or False. Got 'yes' instead."):
+        clf.fit(np.zeros((4, 8, 8)), [0, 1, 0, 1])

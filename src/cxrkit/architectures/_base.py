@@ -75,6 +75,10 @@ class CXRNet(nn.Module):
         self.preprocessing = preprocessing
         self.arch_name = name
         self.freeze_mode: str = "none"
+        #: True when the first registered ``Conv2d`` is the first operation applied to
+        #: the input, so that :func:`grayscale_first_conv` may replace it (architecture
+        #: builders set it; ``CXRClassifier(grayscale_conv="auto")`` relies on it).
+        self.first_conv_reads_input: bool = False
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features, ``(N, num_features)``."""

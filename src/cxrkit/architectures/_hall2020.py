@@ -28,6 +28,22 @@ class Hall2020Features(nn.Module):
         b: LeakyReLU(0.01)(input) -> maxpool 10 -> dropout 0.1      (3 x 10 x 10)
         concat [b, a] (67 channels) -> conv4 2x2x64 ReLU -> maxpool 3 (64 x 3 x 3)
         flatten in Keras channels-last order -> 576
+
+    The forward pass computes exactly this function, in a cheaper order:
+
+    * **pool before activation.** LeakyReLU and ReLU are monotonic, so
+      ``maxpool(act(z)) == act(maxpool(z))`` and the gradients agree too (the
+      maximum sits at the same place). Activating the pooled map touches 9x
+      (100x for branch b) fewer values, forward and backward.
+    * **no unused border.** The last pooling of branch a floors 31 -> 10 rows, so
+      conv2's last output row/column, and with it the input's last three rows and
+      columns, never reach the output: conv1 runs on the 97 x 97 input corner
+      that matters (93 x 93 instead of 96 x 96 outputs). Branch b still pools the
+      whole 100 x 100 input.
+
+    ``tests/architectures`` checks outputs and gradients against the literal
+    layer order within 1e-5. Together these make a training step about 1.3x
+    faster on CPU (``benchmarks/b4_hall2020_training.py``).
     """
 
     def __init__(self, in_channels: int = 3) -> None:
@@ -42,13 +58,26 @@ class Hall2020Features(nn.Module):
         self.drop_b = nn.Dropout(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.pool3(self.act(self.conv1(x)))
-        a = self.drop_a(self.pool3(self.act(self.conv2(a))))
-        b = self.drop_b(self.pool10(self.act(x)))
+        h_in, w_in = x.shape[-2:]
+        # Rows/columns of the input that reach the output through branch a (see above).
+        used_h, used_w = _used_extent(h_in), _used_extent(w_in)
+        a = x[..., :used_h, :used_w] if (used_h, used_w) != (h_in, w_in) else x
+        a = self.act(self.pool3(self.conv1(a)))
+        a = self.drop_a(self.act(self.pool3(self.conv2(a))))
+        b = self.drop_b(self.act(self.pool10(x)))
         h = torch.cat([b, a], dim=1)
-        h = self.pool3(torch.relu(self.conv4(h)))
+        h = torch.relu(self.pool3(self.conv4(h)))
         # Keras flattens channels-last: (N, H, W, C) -> (N, H*W*C).
         return h.permute(0, 2, 3, 1).flatten(1)
+
+
+def _used_extent(n: int) -> int:
+    """Input rows of branch a that reach the output: conv1 (5) -> pool 3 -> conv2 (2) -> pool 3."""
+    c2 = (n - 4) // 3 - 1  # conv2 output rows
+    used_c2 = (c2 // 3) * 3  # rows the floor-mode pool reads
+    if used_c2 <= 0:
+        return n
+    return min(n, ((used_c2 + 1) * 3) + 4)
 
 
 def build_hall2020_cnn(pretrained: str | None = None, head: str = "hall2020", *,
@@ -70,6 +99,7 @@ def build_hall2020_cnn(pretrained: str | None = None, head: str = "hall2020", *,
     classifier.add_module("fc", nn.Linear(576, 1))
     net = CXRNet(backbone, nn.Identity(), classifier, num_features=576,
                  preprocessing=HALL2020_PREPROCESSING, name="hall2020_cnn")
+    net.first_conv_reads_input = True
     # Keras' default initialisation (Glorot uniform), as in the authors' script.
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):

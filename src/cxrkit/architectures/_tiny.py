@@ -30,5 +30,6 @@ def build_tiny_cnn(pretrained: str | None = None, head: str = "hall2020", *, wid
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     net = CXRNet(backbone, pool, make_head(head, c_in, hidden=hidden, dropout=dropout),
                  num_features=c_in, preprocessing=TINY_PREPROCESSING, name="tiny_cnn")
+    net.first_conv_reads_input = True
     load_pretrained_file(net, pretrained, strict=pretrained_strict, arch="tiny_cnn")
     return net

@@ -52,6 +52,7 @@ def build_resnet(name: str, pretrained: str | None = None, head: str = "hall2020
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     net = CXRNet(backbone, pool, make_head(head, nfeat, hidden=hidden, dropout=dropout),
                  num_features=nfeat, preprocessing=TORCHVISION_PREPROCESSING, name=name)
+    net.first_conv_reads_input = True
 
     def key_map(k: str) -> str | None:
         return None if k.startswith("fc.") else "backbone." + k
@@ -67,6 +68,7 @@ def build_vgg16(pretrained: str | None = None, head: str = "hall2020", *,
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     net = CXRNet(tv.features, pool, make_head(head, 512, hidden=hidden, dropout=dropout),
                  num_features=512, preprocessing=TORCHVISION_PREPROCESSING, name="vgg16")
+    net.first_conv_reads_input = True
 
     def key_map(k: str) -> str | None:
         return "backbone." + k[len("features."):] if k.startswith("features.") else None

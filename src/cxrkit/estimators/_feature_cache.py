@@ -423,6 +423,9 @@ class FeatureAwareNet(NeuralNet):
                 and isinstance(self.module_, CXRNet)
                 and x.shape[1] == self.module_.num_features):
             return self.module_.forward_head(x, **fit_params)
+        if (isinstance(x, torch.Tensor) and x.ndim == 4
+                and getattr(self, "channels_last_input", False)):
+            x = x.contiguous(memory_format=torch.channels_last)
         return super().infer(x, **fit_params)
 
 
