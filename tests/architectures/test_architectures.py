@@ -210,3 +210,19 @@ def test_hall2020_conv1_skips_the_rows_that_never_reach_the_output():
     net.backbone.conv1.register_forward_hook(lambda m, i, o: seen.update(c1=i[0].shape))
     net.features(torch.rand(1, 3, 100, 100))
     assert seen["c1"][-2:] == (97, 97)
+
+
+def test_frozen_backbone_stays_in_eval_mode_through_train_calls():
+    net = create_architecture("tiny_cnn", freeze="backbone")
+    for _ in range(2):
+        net.train()
+        assert net.training and net.head.training
+        assert not any(m.training for m in net.backbone.modules())
+        net.eval()
+        assert not any(m.training for m in net.modules())
+    net.backbone.train()  # someone switched it back on: the next train() call repairs it
+    net.train()
+    assert not any(m.training for m in net.backbone.modules())
+    net.freeze("none")
+    net.train()
+    assert all(m.training for m in net.modules())

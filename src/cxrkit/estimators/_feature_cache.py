@@ -396,6 +396,19 @@ class FeatureDataset(Dataset):
         src = self.flipped if flip else self.orig
         return src[i], self.y[i]  # type: ignore[index]
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A whole batch at once (``DataLoader`` calls this instead of ``__getitem__``).
+
+        Draws the flips as one ``torch.rand(n)``, which yields the same numbers as
+        ``n`` calls of ``torch.rand(())``: a seeded run flips the same samples.
+        """
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self.orig[idx]
+        if self.hflip:
+            flip = torch.rand(len(idx)) < 0.5
+            x = torch.where(flip[:, None], self.flipped[idx], x)  # type: ignore[index]
+        return list(zip(x, self.y[idx]))
+
 
 class HeadOnly(torch.nn.Module):
     """Features -> logit through a CXRNet's head (shares the CXRNet's parameters)."""
