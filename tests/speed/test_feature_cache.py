@@ -258,3 +258,29 @@ def test_unfrozen_network_predicts_without_cache():
     clf = _clf(freeze="none", augment=None).fit(X, y)
     clf.predict_proba(X)
     assert feature_cache_stats()["hits"] == 0 and feature_cache_stats()["misses"] == 0
+
+
+def test_head_training_on_cached_features_uses_one_thread_and_restores():
+    from skorch.callbacks import Callback
+
+    class Threads(Callback):
+        def initialize(self):
+            self.seen = set()
+            return self
+
+        def on_batch_end(self, net, **kw):
+            self.seen.add(torch.get_num_threads())
+
+    X, y = _data()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = Threads()
+        _clf(feature_cache=True, callbacks=[seen]).fit(X, y)
+        assert seen.seen == {1}
+        assert torch.get_num_threads() == 2
+        seen = Threads()
+        _clf(freeze="none", callbacks=[seen]).fit(X, y)
+        assert seen.seen == {2}  # images through the whole net: threads help there
+    finally:
+        torch.set_num_threads(before)
