@@ -224,6 +224,10 @@ class OnnxRuntimePredictor:
     Attributes
     ----------
     session_ : onnxruntime.InferenceSession
+    model_path_ : str
+        The ONNX file the session runs (a temporary folder).
+    int8_options_ : dict
+        The int8 recipe (used only with ``quantize="int8"``).
     classes_ : ndarray of shape (2,)
     """
 
@@ -262,6 +266,7 @@ class OnnxRuntimePredictor:
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads or torch.get_num_threads())
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.model_path_ = path
         self.session_ = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
     def decision_function(self, X: Any) -> np.ndarray:
