@@ -66,7 +66,7 @@ def test_int8_recipe_options_run_and_stay_close(fitted, kw):
     ({"calibrate_method": "mse"},
      r"calibrate_method must be one of \('minmax', 'percentile', 'entropy'\); got 'mse'\."),
     ({"fp32_layers": "head"},
-     r"fp32_layers must be a sequence of names from \('first_conv', 'head'\) "
+     r"fp32_layers must be a sequence of names from \('first_conv', 'last_conv', 'head'\) "
      r"\(e\.g\. \('first_conv', 'head'\) or \(\)\); got 'head'\."),
     ({"activation_type": "int4"},
      r"activation_type must be one of \('uint8', 'int8'\); got 'int4'\."),

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -30,14 +32,14 @@ __all__ = ["INT8_DEFAULTS", "OnnxRuntimePredictor", "export_onnx", "quantize_onn
 INT8_DEFAULTS: dict[str, Any] = {
     "calibrate_method": "minmax",
     "percentile": 99.999,
-    "fp32_layers": ("first_conv", "head"),
+    "fp32_layers": ("first_conv", "last_conv", "head"),
     "activation_type": "uint8",
     "activation_symmetric": False,
     "reduce_range": False,
 }
 
 _CALIBRATE_METHODS = ("minmax", "percentile", "entropy")
-_FP32_LAYERS = ("first_conv", "head")
+_FP32_LAYERS = ("first_conv", "last_conv", "head")
 _ACTIVATION_TYPES = ("uint8", "int8")
 
 
@@ -93,6 +95,10 @@ def _check_int8_options(calibrate_method: str, percentile: float, fp32_layers: S
                                  f"got {activation_type!r}.")
 
 
+_HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten", "Reshape", "Gemm",
+             "MatMul"}
+
+
 def _fp32_node_names(model: Any, fp32_layers: Sequence[str]) -> list[str]:
     """Names of the nodes to leave in fp32 (the graph is topologically sorted)."""
     nodes = list(model.graph.node)
@@ -100,8 +106,13 @@ def _fp32_node_names(model: Any, fp32_layers: Sequence[str]) -> list[str]:
     keep: set[int] = set()
     if convs and "first_conv" in fp32_layers:
         keep.add(convs[0])
+    after = convs[-1] + 1 if convs else 0
+    if convs and "last_conv" in fp32_layers:
+        keep.update(range(convs[-1], len(nodes)))
     if "head" in fp32_layers:
-        keep.update(range(convs[-1] + 1 if convs else 0, len(nodes)))
+        start = next((i for i in range(after, len(nodes)) if nodes[i].op_type in _HEAD_OPS),
+                     len(nodes))
+        keep.update(range(start, len(nodes)))
     return [nodes[i].name for i in sorted(keep)]
 
 
@@ -127,12 +138,13 @@ def quantize_onnx_int8(src: str, dst: str, calibration: Iterable[np.ndarray], *,
         How activation ranges are set from the calibration data.
     percentile : float, default=99.999
         Range percentile for ``calibrate_method="percentile"``.
-    fp32_layers : sequence of {"first_conv", "head"}, default=("first_conv", "head")
+    fp32_layers : sequence of {"first_conv", "last_conv", "head"}, default=("first_conv", "last_conv", "head")
         Layers left in fp32: ``"first_conv"`` the first convolution (it sees the raw
-        normalised image), ``"head"`` every node after the last convolution (pooling,
-        flatten and fully connected layers, which decide the logit). ``()``
-        quantises everything. Both together cost little speed (measured in
-        benchmarks/b2_inference.py).
+        normalised image); ``"last_conv"`` the last convolution and every node after
+        it (so the pooled features are not rounded to 8 bits); ``"head"`` the pooling,
+        flatten and fully connected layers after the last convolution (they decide
+        the logit). ``()`` quantises everything. Each costs little speed in
+        ResNet-101 (measured in benchmarks/b2_inference.py).
     activation_type : {"uint8", "int8"}, default="uint8"
         Activation data type.
     activation_symmetric : bool, default=False
@@ -212,7 +224,7 @@ class OnnxRuntimePredictor:
         int8 only: how activation ranges are set.
     percentile : float, default=99.999
         int8 with ``calibrate_method="percentile"`` only.
-    fp32_layers : sequence of {"first_conv", "head"}, default=("first_conv", "head")
+    fp32_layers : sequence of {"first_conv", "last_conv", "head"}, default=("first_conv", "last_conv", "head")
         int8 only: layers kept in fp32 (``()`` quantises everything).
     activation_type : {"uint8", "int8"}, default="uint8"
         int8 only.
@@ -255,6 +267,7 @@ class OnnxRuntimePredictor:
                               "activation_symmetric": activation_symmetric,
                               "reduce_range": reduce_range}
         self._dir = tempfile.mkdtemp(prefix="cxrkit-onnx-")
+        weakref.finalize(self, shutil.rmtree, self._dir, True)
         prep = clf.preprocessing_
         path = export_onnx(clf.module_, os.path.join(self._dir, "model.onnx"),
                            prep.input_size, prep.channels)
