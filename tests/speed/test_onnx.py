@@ -36,19 +36,31 @@ def test_int8_runs_and_stays_close(fitted):
     assert np.abs(p - clf.predict_proba(X)).max() < 0.05
 
 
-def _consumers_of_input(path):
+def _graph(path):
     import onnx
 
-    return {n.op_type for n in onnx.load(path).graph.node if "x" in n.input}
+    return list(onnx.load(path).graph.node)
 
 
-def test_int8_fp32_layers_keep_first_conv_and_head_in_fp32(fitted):
+def _consumers(nodes, tensor):
+    return {n.op_type for n in nodes if tensor in n.input}
+
+
+def _last_conv_output(nodes):
+    return [n for n in nodes if n.op_type == "Conv"][-1].output[0]
+
+
+def test_int8_fp32_layers_keep_first_and_last_conv_and_head_in_fp32(fitted):
     clf, X = fitted
     kept = OnnxRuntimePredictor(clf, quantize="int8", calibration=X)
-    assert kept.int8_options_["fp32_layers"] == ("first_conv", "head")
-    assert _consumers_of_input(kept.model_path_) == {"Conv"}
+    assert kept.int8_options_["fp32_layers"] == ("first_conv", "last_conv", "head")
+    nodes = _graph(kept.model_path_)
+    assert _consumers(nodes, "x") == {"Conv"}
+    assert "QuantizeLinear" not in _consumers(nodes, _last_conv_output(nodes))
     allq = OnnxRuntimePredictor(clf, quantize="int8", calibration=X, fp32_layers=())
-    assert _consumers_of_input(allq.model_path_) == {"QuantizeLinear"}
+    nodes = _graph(allq.model_path_)
+    assert _consumers(nodes, "x") == {"QuantizeLinear"}
+    assert _consumers(nodes, _last_conv_output(nodes)) == {"QuantizeLinear"}
     for q in (kept, allq):
         assert np.abs(q.predict_proba(X) - clf.predict_proba(X)).max() < 0.05
 
