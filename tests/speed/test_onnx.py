@@ -34,3 +34,59 @@ def test_int8_runs_and_stays_close(fitted):
     p = q.predict_proba(X)
     assert p.shape == (len(X), 2)
     assert np.abs(p - clf.predict_proba(X)).max() < 0.05
+
+
+def _graph(path):
+    import onnx
+
+    return list(onnx.load(path).graph.node)
+
+
+def _consumers(nodes, tensor):
+    return {n.op_type for n in nodes if tensor in n.input}
+
+
+def _last_conv_output(nodes):
+    return [n for n in nodes if n.op_type == "Conv"][-1].output[0]
+
+
+def test_int8_fp32_layers_keep_first_and_last_conv_and_head_in_fp32(fitted):
+    clf, X = fitted
+    kept = OnnxRuntimePredictor(clf, quantize="int8", calibration=X)
+    assert kept.int8_options_["fp32_layers"] == ("first_conv", "last_conv", "head")
+    nodes = _graph(kept.model_path_)
+    assert _consumers(nodes, "x") == {"Conv"}
+    assert "QuantizeLinear" not in _consumers(nodes, _last_conv_output(nodes))
+    allq = OnnxRuntimePredictor(clf, quantize="int8", calibration=X, fp32_layers=())
+    nodes = _graph(allq.model_path_)
+    assert _consumers(nodes, "x") == {"QuantizeLinear"}
+    assert _consumers(nodes, _last_conv_output(nodes)) == {"QuantizeLinear"}
+    for q in (kept, allq):
+        assert np.abs(q.predict_proba(X) - clf.predict_proba(X)).max() < 0.05
+
+
+@pytest.mark.parametrize("kw", [{"calibrate_method": "percentile", "percentile": 99.9},
+                                {"activation_type": "int8", "activation_symmetric": True},
+                                {"reduce_range": True}])
+def test_int8_recipe_options_run_and_stay_close(fitted, kw):
+    clf, X = fitted
+    q = OnnxRuntimePredictor(clf, quantize="int8", calibration=X, **kw)
+    assert np.abs(q.predict_proba(X) - clf.predict_proba(X)).max() < 0.05
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"calibrate_method": "mse"},
+     r"calibrate_method must be one of \('minmax', 'percentile', 'entropy'\); got 'mse'\."),
+    ({"fp32_layers": "head"},
+     r"fp32_layers must be a sequence of names from \('first_conv', 'last_conv', 'head'\) "
+     r"\(e\.g\. \('first_conv', 'head'\) or \(\)\); got 'head'\."),
+    ({"activation_type": "int4"},
+     r"activation_type must be one of \('uint8', 'int8'\); got 'int4'\."),
+    ({"percentile": 0}, r"percentile must be in \(0, 100\]; got 0\."),
+])
+def test_int8_bad_options_are_rejected(fitted, kw, msg):
+    from cxrkit.errors import ConfigurationError
+
+    clf, X = fitted
+    with pytest.raises(ConfigurationError, match=msg):
+        OnnxRuntimePredictor(clf, quantize="int8", calibration=X, **kw)
