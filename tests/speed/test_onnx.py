@@ -43,7 +43,13 @@ def _graph(path):
 
 
 def _consumers(nodes, tensor):
-    return {n.op_type for n in nodes if tensor in n.input}
+    """Op types reading ``tensor``, looking through Slice (the grayscale first conv reads
+    ``x[:, :1]``)."""
+    out = set()
+    for n in nodes:
+        if tensor in n.input:
+            out |= _consumers(nodes, n.output[0]) if n.op_type == "Slice" else {n.op_type}
+    return out
 
 
 def _last_conv_output(nodes):
