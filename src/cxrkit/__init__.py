@@ -24,6 +24,7 @@ from .estimators import (
     AcceleratedCXRClassifier,
     CXRClassifier,
     EpochProgress,
+    OnnxRuntimePredictor,
     SnapshotEnsembleClassifier,
     clear_feature_cache,
     feature_cache_stats,
@@ -64,6 +65,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AcceleratedCXRClassifier",
+    "OnnxRuntimePredictor",
     "CXRClassifier",
     "CXRDataset",
     "CxrkitError",

@@ -9,6 +9,7 @@ from ._feature_cache import (
     clear_feature_cache,
     feature_cache_stats,
 )
+from ._onnx import INT8_DEFAULTS, OnnxRuntimePredictor, export_onnx, quantize_onnx_int8
 from ._persist import load_model, save_model
 from ._recipes import RECIPES
 from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, SnapshotError
@@ -21,14 +22,18 @@ __all__ = [
     "EpochProgress",
     "FeatureAwareNet",
     "FeatureCache",
+    "INT8_DEFAULTS",
+    "OnnxRuntimePredictor",
     "POLICIES",
     "RECIPES",
     "SnapshotCallback",
     "SnapshotEnsembleClassifier",
     "SnapshotError",
     "clear_feature_cache",
+    "export_onnx",
     "feature_cache_stats",
     "load_model",
+    "quantize_onnx_int8",
     "resolve_device",
     "save_model",
 ]
