@@ -1,10 +1,10 @@
 """Optional ONNX Runtime inference for a fitted :class:`CXRClassifier`.
 
-Measured on the 2-core development VM, heavily shared (benchmarks/b2_inference.py,
-ResNet-101 random init, 224 px, 64 images, one run): torch eager fp32 preloaded 72
-images/min (1.00x), cxrkit torch end to end from PNG files 114 (1.58x), ONNX Runtime
-fp32 end to end 192 (2.67x), ONNX Runtime int8 with the default recipe end to end 683
-(9.5x). fp32 gives the same probabilities as torch up to float rounding; int8 (static
+Measured on the 2-core development VM, quiet (benchmarks/b2_inference.py, ResNet-101
+random init, 224 px, 64 images, median of 2): torch eager fp32 on preloaded tensors 445
+images/min (1.00x), cxrkit torch end to end from PNG files 511 (1.15x), ONNX Runtime fp32
+end to end 699 (1.57x), ONNX Runtime int8 with the default recipe end to end 1,119 (2.51x).
+fp32 gives the same probabilities as torch up to float rounding; int8 (static
 quantisation, QDQ, per-channel int8 weights) changes them. The int8 defaults
 (:data:`INT8_DEFAULTS`: MinMax calibration; the first convolution, the last convolution
 and the head kept in fp32; calibrate on ~128 real training images) passed the real-data
