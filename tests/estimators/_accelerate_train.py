@@ -40,6 +40,9 @@ def main(out: str) -> None:
     if acc.is_main_process:
         np.savez(out, proba=proba, all_ranks=gathered, world_size=acc.num_processes,
                  backend=str(acc.state.backend), train_acc=np.array(clf.history_[:, "train_acc"]))
+    # Tear the process group down before the interpreter exits: a gloo group left to the
+    # interpreter's shutdown aborts now and then ("terminate called without an active exception").
+    acc.end_training()
 
 
 if __name__ == "__main__":

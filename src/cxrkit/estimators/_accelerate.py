@@ -100,11 +100,12 @@ class AcceleratedCXRClassifier(CXRClassifier):
     --------
     ``train.py``::
 
-        from cxrkit.estimators import AcceleratedCXRClassifier
+        from cxrkit.estimators import AcceleratedCXRClassifier, save_model
         clf = AcceleratedCXRClassifier.from_recipe("hall2020", architecture="resnet50")
         clf.fit(paths, labels)
         if clf.accelerator_.is_main_process:
-            clf.save("model")
+            save_model(clf, "model")
+        clf.accelerator_.end_training()  # destroy the process group before exiting
 
     run with ``accelerate launch --multi_gpu --num_processes 4 train.py``.
     """
