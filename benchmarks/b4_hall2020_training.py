@@ -5,7 +5,10 @@ contiguous tensors, with the network's layers in the published order (activation
 pooling; every row computed). Variants: cxrkit's ``hall2020_cnn`` (the same function with
 pooling before the activations and the never-used border rows skipped; ``order``);
 channels-last memory format; the grayscale-aware first convolution
-(:func:`cxrkit.architectures.grayscale_first_conv`); combinations; and, with
+(:func:`cxrkit.architectures.grayscale_first_conv`); ``malloc``: the steps run inside
+:func:`cxrkit._memory.retain_freed_memory` (freed buffers stay in glibc's heap instead of
+being unmapped and page-faulted in again every step, as ``CXRClassifier.fit`` does by
+default; the baseline runs with glibc's defaults, as plain PyTorch does); combinations; and, with
 ``--compile``, ``torch.compile`` of the fastest eager variant (compilation time reported
 separately, not in the rate). Each rate is the median of ``--repeats`` timed runs of
 ``--steps`` steps. Loss trajectories: every variant is trained from the same initial
@@ -32,6 +35,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import header  # noqa: E402
 
+from cxrkit._memory import retain_freed_memory  # noqa: E402
 from cxrkit.architectures import create_architecture, grayscale_first_conv  # noqa: E402
 from cxrkit.estimators import CXRClassifier  # noqa: E402
 
@@ -74,14 +78,16 @@ def train(variant: str, X: torch.Tensor, y: torch.Tensor, steps: int, dropout: b
                         y[i:i + 16]))
     net.train()
     losses = []
-    t0 = time.perf_counter()
-    for xb, yb in batches:
-        loss = lossf(fwd(xb), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return steps * 16 / (time.perf_counter() - t0), losses
+    with retain_freed_memory("malloc" in variant):
+        t0 = time.perf_counter()
+        for xb, yb in batches:
+            loss = lossf(fwd(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        elapsed = time.perf_counter() - t0
+    return steps * 16 / elapsed, losses
 
 
 def main() -> None:
@@ -97,7 +103,8 @@ def main() -> None:
     X = torch.rand(16 * steps, 1, 100, 100, generator=g).expand(-1, 3, -1, -1).contiguous()
     y = (torch.rand(16 * steps, generator=g) > 0.5).float()
 
-    variants = ["eager", "cl", "gray+cl", "order", "order+cl", "order+gray", "order+gray+cl"]
+    variants = ["eager", "cl", "gray+cl", "order", "order+cl", "order+gray", "order+gray+cl",
+                "eager+malloc", "order+gray+cl+malloc"]
     rates: dict[str, float] = {}
     runs: dict[str, list[float]] = {v: [] for v in variants}
     train("eager", X, y, 3)  # warm-up
@@ -135,8 +142,11 @@ def main() -> None:
     yi = np.array([0, 1] * (8 * steps))
     e2e = {}
     for label, kw in (("CXRClassifier, every speed option off (cxrkit layer order)",
-                       {"grayscale_conv": False, "channels_last": False}),
-                      ("CXRClassifier defaults (grayscale_conv, channels_last: 'auto')", {})):
+                       {"grayscale_conv": False, "channels_last": False, "tune_malloc": False}),
+                      ("CXRClassifier, tune_malloc=False (session-3 defaults)",
+                       {"tune_malloc": False}),
+                      ("CXRClassifier defaults (grayscale_conv, channels_last, tune_malloc: "
+                       "'auto')", {})):
         clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=1,
                                         random_state=0, **kw)
         clf.fit(Xi[:32], yi[:32])  # warm-up

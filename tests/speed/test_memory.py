@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cxrkit._memory import release_free_memory
+from cxrkit._memory import glibc_malloc_available, release_free_memory, retain_freed_memory
 
 
 def _rss_mb() -> float:
@@ -29,3 +29,93 @@ def test_release_free_memory_returns_heap_to_the_os():
     assert release_free_memory() is True
     assert held - _rss_mb() > 60, "malloc_trim returned less than half of 120 MiB freed"
     assert keep.sum() > 0
+
+
+def _faults_while_reallocating(n: int = 7, mib: int = 48) -> float:
+    """Median minor page faults of allocating, touching and freeing a ``mib`` MiB buffer."""
+    import resource
+    import statistics
+
+    import torch
+
+    faults = []
+    for _ in range(n):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        buf = torch.empty(mib * 2**20 // 4)
+        buf.fill_(1.0)
+        del buf
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return statistics.median(faults)
+
+
+needs_glibc = pytest.mark.skipif(not glibc_malloc_available(),
+                                 reason="the allocator tuning needs glibc's malloc (Linux)")
+
+
+@needs_glibc
+def test_retain_freed_memory_stops_page_faulting_large_buffers_in_again():
+    # 48 MiB is above glibc's largest mmap threshold (32 MiB): by default every such buffer
+    # is a fresh mmap whose pages fault in again when touched; inside the block the freed
+    # buffer stays in the heap and the next one reuses its pages.
+    outside = _faults_while_reallocating()
+    with retain_freed_memory() as tuned:
+        assert tuned is True
+        inside = _faults_while_reallocating()  # the heap grows for the first one or two
+    after = _faults_while_reallocating()
+    assert outside >= 24  # at least one fault per 2 MiB huge page
+    assert inside * 10 < outside, (inside, outside)
+    assert after * 2 > outside, "the default behaviour is back after the block"
+
+
+@needs_glibc
+def test_retain_freed_memory_nests_and_gives_memory_back_on_exit():
+    import cxrkit._memory as mem
+
+    with retain_freed_memory():
+        with retain_freed_memory():
+            assert mem._depth == 2
+        assert mem._depth == 1
+        keep = np.ones(3 * 2**20 // 8)
+        blocks = [np.ones(3 * 2**20 // 8) for _ in range(30)]  # 90 MiB from the heap
+        del blocks
+        held = _rss_mb()
+    assert mem._depth == 0
+    assert held - _rss_mb() > 45, "leaving the block did not trim the retained heap"
+    assert keep.sum() > 0
+
+
+def test_retain_freed_memory_disabled_is_a_no_op():
+    import cxrkit._memory as mem
+
+    with retain_freed_memory(False) as tuned:
+        assert tuned is False and mem._depth == 0
+
+
+def test_fit_tunes_the_allocator_on_cpu_unless_switched_off(monkeypatch, separable):
+    import cxrkit.estimators._classifier as clf_mod
+    from cxrkit import CXRClassifier
+
+    seen: list[bool] = []
+    real = clf_mod.retain_freed_memory
+
+    def spy(enabled: bool = True):  # type: ignore[no-untyped-def]
+        seen.append(enabled)
+        return real(enabled)
+
+    monkeypatch.setattr(clf_mod, "retain_freed_memory", spy)
+    monkeypatch.setattr(clf_mod, "glibc_malloc_available", lambda: True)
+    X, y = separable
+    params = {"input_size": 16, "max_epochs": 2, "random_state": 0, "device": "cpu"}
+    a = CXRClassifier("tiny_cnn", **params).fit(X, y)
+    b = CXRClassifier("tiny_cnn", tune_malloc=False, **params).fit(X, y)
+    assert seen == [True, False]
+    # the allocator cannot change the arithmetic
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_tune_malloc_is_validated(separable):
+    from cxrkit import CXRClassifier
+    from cxrkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="'tune_malloc' parameter.*'auto', True or False"):
+        CXRClassifier("tiny_cnn", input_size=16, tune_malloc="yes").fit(*separable)

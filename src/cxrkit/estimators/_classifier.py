@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import numbers
 import os
 from collections.abc import Callable, Sequence
@@ -19,7 +20,12 @@ from skorch.callbacks import Callback, LRScheduler
 from skorch.helper import predefined_split
 from torch import nn
 
-from .._memory import TRIM_EVERY, release_free_memory
+from .._memory import (
+    TRIM_EVERY,
+    glibc_malloc_available,
+    release_free_memory,
+    retain_freed_memory,
+)
 from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
 from ..errors import ConfigurationError, DataError
 from ._callbacks import CosineRestarts, EpochAccuracy
@@ -35,6 +41,7 @@ from ._data import (
 from ._recipes import recipe_params
 
 __all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
+logger = logging.getLogger("cxrkit.estimators")
 
 ROUTED_PREFIXES = ("optimizer__", "module__", "lr_schedule__", "iterator_train__",
                    "iterator_valid__", "callbacks__", "criterion__")
@@ -133,6 +140,13 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         masks differ from a contiguous run's (same distribution).
     amp : {None, "bf16", "fp16"}, default=None
         Mixed-precision autocast for prediction on CUDA (ignored on CPU).
+    tune_malloc : {"auto", True, False}, default="auto"
+        While ``fit`` runs, keep freed large buffers in glibc's heap for reuse
+        instead of unmapping them (:func:`cxrkit._memory.retain_freed_memory`), so
+        training steps stop page-faulting their activation buffers in again;
+        ``hall2020_cnn`` trains ~1.8x faster on CPU. The memory is given back when
+        ``fit`` returns. ``"auto"``: when training on the CPU. A no-op (with a log
+        line of ``cxrkit.estimators``) where the C library is not glibc.
     **kwargs
         Routed parameters with the prefixes ``optimizer__``, ``module__``
         (architecture factory), ``lr_schedule__``, ``iterator_train__``,
@@ -178,7 +192,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                  verbose: int = 0,
                  feature_cache: bool | str = "auto", cache_dir: str | None = None,
                  grayscale_conv: bool | str = "auto", channels_last: bool | str = "auto",
-                 amp: str | None = None, **kwargs: Any) -> None:
+                 amp: str | None = None, tune_malloc: bool | str = "auto",
+                 **kwargs: Any) -> None:
         self.architecture = architecture
         self.pretrained = pretrained
         self.head = head
@@ -202,6 +217,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.grayscale_conv = grayscale_conv
         self.channels_last = channels_last
         self.amp = amp
+        self.tune_malloc = tune_malloc
         vars(self).update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
@@ -312,7 +328,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(self.optimizer, str) and self.optimizer.lower() not in _OPTIMIZERS:
             raise bad("optimizer", f"one of {sorted(_OPTIMIZERS)} or a torch optimizer class",
                       self.optimizer)
-        for name in ("grayscale_conv", "channels_last"):
+        for name in ("grayscale_conv", "channels_last", "tune_malloc"):
             if getattr(self, name) not in (True, False, "auto"):
                 raise bad(name, "'auto', True or False", getattr(self, name))
         if self.input_size is not None and (not isinstance(self.input_size, numbers.Integral)
@@ -407,38 +423,50 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         if groups is not None and len(groups) != len(src):
             raise DataError(f"groups has {len(groups)} entries but X has {len(src)} images.")
         self.device_ = resolve_device(self.device)
-        if self.random_state is not None:
-            torch.manual_seed(int(self.random_state))
-        module = self.build_module()
-        gray, channels_last = self._training_formats(module)
-        if gray:
-            from ..architectures._grayscale import grayscale_first_conv
+        with retain_freed_memory(self._tune_malloc()):
+            if self.random_state is not None:
+                torch.manual_seed(int(self.random_state))
+            module = self.build_module()
+            gray, channels_last = self._training_formats(module)
+            if gray:
+                from ..architectures._grayscale import grayscale_first_conv
 
-            module = grayscale_first_conv(module, inplace=True)
-        if channels_last:
-            module = module.to(memory_format=torch.channels_last)
-        self.preprocessing_ = self._make_preprocessing()
-        if src.array is not None and src.array.ndim == 2:
-            self.n_features_in_ = int(src.array.shape[1])
-        images = prepare_images(src, self.preprocessing_, self._transform_callables())
-        make_ds = self._dataset_factory(module, images)
-        train_ds: Any
-        if self.validation:
-            tr, va = self._validation_split(yy, groups)
-            train_ds = make_ds(tr, yy[tr], self.augment == "hflip")
-            valid_ds = make_ds(va, yy[va], False)
-            train_split: Any = predefined_split(valid_ds)
-            self.validation_indices_ = va
-        else:
-            train_ds = make_ds(slice(None), yy, self.augment == "hflip")
-            train_split = None
-        self.net_ = self._make_net(module, train_split)
-        self.net_.channels_last_input = channels_last
-        self.net_.fit(train_ds, None, **fit_params)
-        # The held-out images are not part of the model; keeping them would ship them with
-        # every pickled copy (joblib/Dask workers return fitted models).
-        self.net_.train_split = None
+                module = grayscale_first_conv(module, inplace=True)
+            if channels_last:
+                module = module.to(memory_format=torch.channels_last)
+            self.preprocessing_ = self._make_preprocessing()
+            if src.array is not None and src.array.ndim == 2:
+                self.n_features_in_ = int(src.array.shape[1])
+            images = prepare_images(src, self.preprocessing_, self._transform_callables())
+            make_ds = self._dataset_factory(module, images)
+            train_ds: Any
+            if self.validation:
+                tr, va = self._validation_split(yy, groups)
+                train_ds = make_ds(tr, yy[tr], self.augment == "hflip")
+                valid_ds = make_ds(va, yy[va], False)
+                train_split: Any = predefined_split(valid_ds)
+                self.validation_indices_ = va
+            else:
+                train_ds = make_ds(slice(None), yy, self.augment == "hflip")
+                train_split = None
+            self.net_ = self._make_net(module, train_split)
+            self.net_.channels_last_input = channels_last
+            self.net_.fit(train_ds, None, **fit_params)
+            # The held-out images are not part of the model; keeping them would ship them with
+            # every pickled copy (joblib/Dask workers return fitted models).
+            self.net_.train_split = None
         return self
+
+    def _tune_malloc(self) -> bool:
+        """Whether ``fit`` keeps freed buffers in the heap (``tune_malloc``)."""
+        tune = self.tune_malloc
+        if tune == "auto":
+            tune = str(self.device_) == "cpu"
+        if tune and not glibc_malloc_available():
+            logger.log(logging.WARNING if self.tune_malloc is True else logging.DEBUG,
+                       "tune_malloc: the C library is not glibc; the allocator is left as it is.")
+            return False
+        return bool(tune)
 
     def _training_formats(self, module: nn.Module) -> tuple[bool, bool]:
         """``(grayscale first conv, channels-last)`` for training ``module``."""
