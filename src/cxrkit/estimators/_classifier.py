@@ -141,12 +141,14 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     amp : {None, "bf16", "fp16"}, default=None
         Mixed-precision autocast for prediction on CUDA (ignored on CPU).
     tune_malloc : {"auto", True, False}, default="auto"
-        While ``fit`` runs, keep freed large buffers in glibc's heap for reuse
-        instead of unmapping them (:func:`cxrkit._memory.retain_freed_memory`), so
-        training steps stop page-faulting their activation buffers in again;
-        ``hall2020_cnn`` trains ~1.8x faster on CPU. The memory is given back when
-        ``fit`` returns. ``"auto"``: when training on the CPU. A no-op (with a log
-        line of ``cxrkit.estimators``) where the C library is not glibc.
+        While ``fit`` and prediction run, keep freed large buffers in glibc's heap
+        for reuse instead of unmapping them
+        (:func:`cxrkit._memory.retain_freed_memory`), so every step stops
+        page-faulting its activation buffers in again: ``hall2020_cnn`` trains
+        ~1.6x faster on CPU, ResNet-101 predicts ~1.1x faster. The memory goes back
+        to the system when the call returns (and every few batches of a long
+        prediction). ``"auto"``: on the CPU. A no-op (with a log line of
+        ``cxrkit.estimators``) where the C library is not glibc.
     **kwargs
         Routed parameters with the prefixes ``optimizer__``, ``module__``
         (architecture factory), ``lr_schedule__``, ``iterator_train__``,
@@ -458,15 +460,14 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _tune_malloc(self) -> bool:
-        """Whether ``fit`` keeps freed buffers in the heap (``tune_malloc``)."""
-        tune = self.tune_malloc
-        if tune == "auto":
-            tune = str(self.device_) == "cpu"
+        """Whether ``fit`` and prediction keep freed buffers in the heap (``tune_malloc``)."""
+        asked = getattr(self, "tune_malloc", "auto")  # models saved before the parameter existed
+        tune = str(self.device_) == "cpu" if asked == "auto" else bool(asked)
         if tune and not glibc_malloc_available():
-            logger.log(logging.WARNING if self.tune_malloc is True else logging.DEBUG,
+            logger.log(logging.WARNING if asked is True else logging.DEBUG,
                        "tune_malloc: the C library is not glibc; the allocator is left as it is.")
             return False
-        return bool(tune)
+        return tune
 
     def _training_formats(self, module: nn.Module) -> tuple[bool, bool]:
         """``(grayscale first conv, channels-last)`` for training ``module``."""
@@ -621,7 +622,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         outs = []
         cached = self.iter_cached_features(src)
         try:
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self._autocast(), retain_freed_memory(self._tune_malloc()):
                 for feats in cached or ():
                     outs.append(module.forward_head(feats.to(self.device_)).float().cpu())
                 for k, xb in enumerate(self.iter_batches(src) if cached is None else ()):

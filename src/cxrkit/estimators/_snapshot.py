@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
-from .._memory import TRIM_EVERY, release_free_memory
+from .._memory import TRIM_EVERY, release_free_memory, retain_freed_memory
 from ..errors import ConfigurationError, CxrkitError
 from ._classifier import CXRClassifier
 
@@ -323,7 +323,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         cached = est.iter_cached_features(src) if shared_backbone else None
         inputs = cached if cached is not None else est.iter_batches(src)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), retain_freed_memory(est._tune_malloc()):
                 for k, xb in enumerate(inputs):
                     if k % TRIM_EVERY == TRIM_EVERY - 1:
                         release_free_memory()
