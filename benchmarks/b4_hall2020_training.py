@@ -151,14 +151,16 @@ def main() -> None:
                                         random_state=0, **kw)
         clf.fit(Xi[:32], yi[:32])  # warm-up
         clf.set_params(max_epochs=2)
-        ts = []
+        ts, epochs = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             clf.fit(Xi, yi)
             ts.append(time.perf_counter() - t0)
-        e2e[label] = 2 * len(Xi) / statistics.median(ts)
-    for label, r in e2e.items():
-        print(f"{r:7.1f} images/s ({r / base:4.2f} x eager)  {label} (2-epoch fits, incl. setup)")
+            epochs += list(clf.history_[:, "dur"])  # skorch's per-epoch wall time
+        e2e[label] = (2 * len(Xi) / statistics.median(ts), len(Xi) / statistics.median(epochs))
+    for label, (r, r_epoch) in e2e.items():
+        print(f"{r:7.1f} images/s ({r / base:4.2f} x eager)  {label} (2-epoch fits, incl. setup); "
+              f"epochs alone (skorch's 'dur'): {r_epoch:.1f} images/s ({r_epoch / base:4.2f} x)")
 
 
 if __name__ == "__main__":
