@@ -86,7 +86,7 @@ def _run_protocol(name: str, options: dict[str, Any], datasets: dict[str, Any],
     from .evaluation import format_summary_table, write_report
     from .evaluation.protocols import create_protocol
 
-    protocol = create_protocol(name, **options)
+    protocol: Any = create_protocol(name, **options)  # each protocol's run() takes its own datasets
     _echo(quiet, f"Protocol: {protocol!r}")
     t0 = time.perf_counter()
     if name == "opacity2020":
@@ -226,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     common = dict(n_splits=3, n_snapshots=3, interval=2, n_bootstraps=500,
                   if_threshold_not_reached="last", random_state=args.seed,
                   device=args.device or "auto", n_jobs=args.n_jobs)
-    runs = [
+    runs: list[tuple[str, Path, dict[str, Any]]] = [
         ("hall2020_cnn", out, dict(architecture="hall2020_cnn", max_epochs=8 if args.quick else 16)),
         ("resnet18 (frozen, random init)", out / "resnet18-frozen",
          dict(architecture="resnet18", input_size=64, max_epochs=10 if args.quick else 20,

@@ -116,5 +116,5 @@ def parallel_backend(n_jobs: int | None = None, scheduler: str | Any | None = No
                                     client=client):
             yield client
     finally:
-        if own:
+        if own and not isinstance(client, str):
             client.close()

@@ -47,6 +47,9 @@ class GrayscaleConv2d(nn.Module):
     follows the same trajectory with any optimizer.
     """
 
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(self, conv: nn.Conv2d, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if conv.groups != 1 or conv.padding_mode != "zeros":

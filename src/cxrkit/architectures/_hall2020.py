@@ -104,6 +104,7 @@ def build_hall2020_cnn(pretrained: str | None = None, head: str = "hall2020", *,
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     load_pretrained_file(net, pretrained, strict=pretrained_strict, arch="hall2020_cnn")
     return net

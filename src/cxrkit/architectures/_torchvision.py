@@ -48,7 +48,7 @@ def build_resnet(name: str, pretrained: str | None = None, head: str = "hall2020
         (n, getattr(tv, n)) for n in
         ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
     ))
-    nfeat = tv.fc.in_features
+    nfeat = int(tv.fc.in_features)  # type: ignore[union-attr, arg-type]
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     net = CXRNet(backbone, pool, make_head(head, nfeat, hidden=hidden, dropout=dropout),
                  num_features=nfeat, preprocessing=TORCHVISION_PREPROCESSING, name=name)

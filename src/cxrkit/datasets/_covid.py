@@ -69,7 +69,7 @@ def _map_finding(finding: object, mapping: Mapping[str, str | None],
     if None in labels:
         return None, f"finding {finding.strip()!r} excluded by the label mapping"
     if len(labels) > 1:
-        return None, f"finding {finding.strip()!r} maps to several labels {sorted(labels)}"
+        return None, f"finding {finding.strip()!r} maps to several labels {sorted(map(str, labels))}"
     return labels.pop(), None
 
 

@@ -97,11 +97,11 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
                 f"CSV file '{csv}' has no group column {group_col!r}. Its columns are: "
                 f"{', '.join(map(str, df.columns))}.")
     table["patient_id"] = table[group_col] if group_col else np.nan
-    for std, col in (("source", source_col), ("view", view_col)):
-        if col is not None and col in table.columns:
-            table[std] = table[col]
-        elif col is not None and col != std:
-            raise DataError(f"CSV file '{csv}' has no {std} column {col!r}.")
+    for std, opt_col in (("source", source_col), ("view", view_col)):
+        if opt_col is not None and opt_col in table.columns:
+            table[std] = table[opt_col]
+        elif opt_col is not None and opt_col != std:
+            raise DataError(f"CSV file '{csv}' has no {std} column {opt_col!r}.")
     if labels is not None:
         keep = table["label"].isna() | table["label"].astype(str).isin([str(x) for x in labels])
         d = table.loc[~keep].copy()

@@ -285,9 +285,9 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
     if isinstance(excluded, list):
         parts = [e for e in excluded if e is not None and len(e)]
         excluded = pd.concat(parts, ignore_index=True) if parts else None
-    if excluded is None or len(excluded) == 0:
-        excluded = pd.DataFrame({"reason": pd.Series([], dtype=object)})
-    excluded = excluded.reset_index(drop=True)
+    excl: pd.DataFrame = (pd.DataFrame({"reason": pd.Series([], dtype=object)})
+                          if excluded is None or len(excluded) == 0 else excluded)
+    excl = excl.reset_index(drop=True)
     extra: list[pd.DataFrame] = []
 
     # missing labels
@@ -323,18 +323,18 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
             bad[list(errors)] = True
             d = table.loc[bad].copy()
             d["reason"] = UNREADABLE
-            d["error"] = [errors[i] for i in np.flatnonzero(bad)]
+            d["error"] = [errors[int(i)] for i in np.flatnonzero(bad)]
             extra.append(d)
             table = table.loc[~bad].reset_index(drop=True)
 
     if extra:
-        excluded = pd.concat([excluded] + extra, ignore_index=True)
+        excl = pd.concat([excl] + extra, ignore_index=True)
 
     if len(table) == 0:
-        reasons = excluded["reason"].astype(str).value_counts()
+        reasons = excl["reason"].astype(str).value_counts()
         detail = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
         raise DataError(
-            f"Dataset {name!r} is empty after filtering ({len(excluded)} rows excluded — {detail}). "
+            f"Dataset {name!r} is empty after filtering ({len(excl)} rows excluded — {detail}). "
             "Check the root folder and the filtering options (labels, views, target).")
     table["label"] = table["label"].astype(str)
     table["patient_id"] = [
@@ -354,7 +354,7 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         y=table["label"].to_numpy(dtype=object),
         groups=table["patient_id"].astype(str).to_numpy(dtype=object),
         metadata=table,
-        excluded=excluded,
+        excluded=excl,
         name=name,
         root=None if root is None else str(root),
     )

@@ -6,6 +6,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ def load_image_folder(root: str | os.PathLike[str] | None = None, *,
                 if fn.startswith(".") or not fn.lower().endswith(IMAGE_SUFFIXES):
                     skipped.append({"image": path, "label": cls, "reason": "not an image file"})
                     continue
-                pid = np.nan
+                pid: Any = np.nan
                 if rx is not None:
                     m = rx.search(Path(fn).stem)
                     pid = (m.group(1) if m.groups() else m.group(0)) if m else np.nan

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -210,7 +211,7 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
                "an int >= 1 or a (low, high) pair with 1 <= low <= high")
     rng = np.random.default_rng(random_state)
     base_seed = (int(random_state) if random_state is not None
-                 else int(np.random.SeedSequence().entropy % (2 ** 32)))
+                 else int(cast(int, np.random.SeedSequence().entropy)) % (2 ** 32))
     n_pos = int(round(prevalence * n_patients))
     is_pos = np.zeros(n_patients, bool)
     is_pos[rng.permutation(n_patients)[:n_pos]] = True
@@ -221,7 +222,7 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
             sidx = (0 if pos else 1) % len(sources)
         else:
             sidx = int(rng.integers(len(sources)))
-        pat = {
+        pat: dict[str, Any] = {
             "body_w": rng.uniform(0.82, 0.95), "lung_cu": rng.uniform(0.36, 0.42),
             "lung_w": rng.uniform(0.25, 0.31), "lung_h": rng.uniform(0.5, 0.6),
             "dome": rng.uniform(0.32, 0.42), "rib_freq": rng.uniform(4.5, 6.0),

@@ -8,7 +8,7 @@ import numbers
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -220,7 +220,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.channels_last = channels_last
         self.amp = amp
         self.tune_malloc = tune_malloc
-        vars(self).update(kwargs)  # routed parameters; validated in fit
+        self.__dict__.update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
     def _routed(self) -> dict[str, Any]:
@@ -403,7 +403,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     def _validation_split(self, y: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
         from ..validity.splits import holdout_split
 
-        return holdout_split(y, groups, self.validation, random_state=self.random_state)
+        return holdout_split(y, groups, self.validation or 0, random_state=self.random_state)
 
     # -- fit ---------------------------------------------------------------------
     def fit(self, X: Any, y: Any, groups: Any = None, **fit_params: Any) -> CXRClassifier:
@@ -433,9 +433,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             if gray:
                 from ..architectures._grayscale import grayscale_first_conv
 
-                module = grayscale_first_conv(module, inplace=True)
+                module = cast(CXRNet, grayscale_first_conv(module, inplace=True))
             if channels_last:
-                module = module.to(memory_format=torch.channels_last)
+                module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self.preprocessing_ = self._make_preprocessing()
             if src.array is not None and src.array.ndim == 2:
                 self.n_features_in_ = int(src.array.shape[1])

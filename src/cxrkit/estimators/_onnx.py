@@ -77,7 +77,8 @@ def export_onnx(module: torch.nn.Module, path: str, input_size: int, channels: i
     str
         ``path``; the graph's input is ``"x"``, its output ``"logit"`` (opset 17).
     """
-    module = copy.deepcopy(module).to("cpu", memory_format=torch.contiguous_format).eval()
+    module = copy.deepcopy(module).to("cpu")
+    module = module.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     dummy = torch.zeros(1, channels, input_size, input_size)
     torch.onnx.export(module, (dummy,), path, dynamo=False, input_names=["x"],
                       output_names=["logit"], opset_version=17,
@@ -266,7 +267,7 @@ class OnnxRuntimePredictor:
         self.clf = clf
         self.classes_ = clf.classes_
         self.quantize = quantize
-        self.int8_options_ = {"calibrate_method": calibrate_method, "percentile": percentile,
+        self.int8_options_: dict[str, Any] = {"calibrate_method": calibrate_method, "percentile": percentile,
                               "fp32_layers": tuple(fp32_layers),
                               "activation_type": activation_type,
                               "activation_symmetric": activation_symmetric,

@@ -7,7 +7,7 @@ import numbers
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from skorch.callbacks import Callback
 from .._memory import TRIM_EVERY, release_free_memory, retain_freed_memory
 from ..errors import ConfigurationError, CxrkitError
 from ._classifier import CXRClassifier
+
+if TYPE_CHECKING:
+    from ..architectures import CXRNet
 
 __all__ = ["SnapshotEnsembleClassifier", "SnapshotCallback", "SnapshotError", "POLICIES"]
 
@@ -364,7 +367,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         (e.g. imported weights). Each member stores its full state."""
         if not networks:
             raise ConfigurationError("from_networks needs at least one network.")
-        est = CXRClassifier.from_module(networks[0], classes, preprocessing=preprocessing)
+        est = CXRClassifier.from_module(cast("CXRNet", networks[0]), classes, preprocessing=preprocessing)
         ens = cls(estimator=clone(est), n_snapshots=len(networks), policy="last", interval=1)
         ens.estimator_ = est
         ens.members_ = [{k: v.detach().clone() for k, v in n.state_dict().items()}

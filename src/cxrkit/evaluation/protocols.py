@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sklearn.base import clone
@@ -82,13 +82,13 @@ def _balanced_subset(ds: Any, n_per_class: int | str | None, seed: int) -> Any:
         raise ConfigurationError(f"n_per_class must be a positive integer, 'balanced' or None; "
                                  f"got {n_per_class!r}.")
     rng = np.random.default_rng(seed)
-    idx = []
+    idx: list[int] = []
     for label in sorted(set(ds.y)):
         members = np.flatnonzero(ds.y == label)
         if len(members) < n_per_class:
             raise DataError(f"n_per_class={n_per_class} but label {label!r} has only "
                             f"{len(members)} images.")
-        idx.extend(rng.choice(members, n_per_class, replace=False))
+        idx.extend(int(i) for i in rng.choice(members, n_per_class, replace=False))
     return ds.subset(np.sort(np.asarray(idx)))
 
 
@@ -681,7 +681,8 @@ def create_protocol(name: str, /, **options: Any) -> Protocol:
     from ..plugins import get_registry
 
     factory = get_registry("protocol").get(name).factory
-    valid = {f.name for f in fields(factory)} if hasattr(factory, "__dataclass_fields__") else None
+    valid = ({f.name for f in fields(cast(Any, factory))} if hasattr(factory, "__dataclass_fields__")
+             else None)
     if valid is not None:
         bad = sorted(set(options) - valid)
         if bad:

@@ -168,8 +168,8 @@ def _decode_pil(data: bytes, name: str) -> np.ndarray:
             with Image.open(io.BytesIO(data)) as img:
                 fmt = img.format
                 img.load()
-                img = ImageOps.exif_transpose(img) if fmt == "JPEG" else img
-                return _pil_to_gray(img)
+                upright = ImageOps.exif_transpose(img) if fmt == "JPEG" else img
+                return _pil_to_gray(upright)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(
             f"Image '{name}' was refused as a possible decompression bomb ({exc}). If the "

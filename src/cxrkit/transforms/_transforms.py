@@ -78,6 +78,8 @@ class Resize(Transform):
     """
 
     _params = ("size", "interpolation")
+    size: int
+    interpolation: str
 
     def __init__(self, size: int = 224, interpolation: str = "bilinear") -> None:
         if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
@@ -144,6 +146,8 @@ class HorizontalFlip(Transform):
     """
 
     _params = ("p", "random_state")
+    p: float
+    _rng: np.random.Generator
 
     def __init__(self, p: float = 1.0, random_state: int | None = 0) -> None:
         if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
@@ -173,6 +177,7 @@ class JpegRecompress(Transform):
     """
 
     _params = ("quality",)
+    quality: int
 
     def __init__(self, quality: int = 90) -> None:
         if not isinstance(quality, numbers.Integral) or isinstance(quality, bool) or not 1 <= quality <= 95:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, LeakageError
-from ._result import GuardResult
+from ._result import GuardResult, Status
 from .confounding import check_confounding
 from .duplicates import SIMILARITY_THRESHOLD, compute_hashes, cross_duplicates, find_near_duplicates
 from .leakage import check_train_test_leakage
@@ -96,7 +96,7 @@ def duplicate_guard(images: Any, groups: Any = None, ids: Sequence[Any] | None =
     else:
         what = (f"{int(cross.sum())} of them under different patient ids" if g is not None
                 else "patient ids unknown")
-        status = "WARN" if cross.any() else "PASS"
+        status: Status = "WARN" if cross.any() else "PASS"
         out = [GuardResult(
             "near_duplicates", status,
             f"{len(pairs)} near-duplicate pair(s) among {len(h)} images ({what}).", numbers,

@@ -125,7 +125,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def _to_pil(item: Any, index: int) -> Image.Image:
     if isinstance(item, (str, os.PathLike)):
         try:
-            img = Image.open(item)
+            img: Image.Image = Image.open(item)
             img.draft("L", (2 * _BASE, 2 * _BASE))  # JPEG: decode at reduced scale
             if img.mode not in ("L", "F"):
                 img = img.convert("F") if img.mode.startswith("I") else img.convert("L")

@@ -55,6 +55,8 @@ class CentreBlackout:
     [[1, 1, 1, 1], [1, 0, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1]]
     """
 
+    fraction: float
+
     def __init__(self, fraction: float = 0.6) -> None:
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) \
                 or not 0 < fraction < 1:
