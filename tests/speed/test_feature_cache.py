@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -284,3 +286,52 @@ def test_head_training_on_cached_features_uses_one_thread_and_restores():
         assert seen.seen == {2}  # images through the whole net: threads help there
     finally:
         torch.set_num_threads(before)
+
+
+def _fit_in_worker(X, y, clear):
+    """Fit in a joblib worker process; return its cache statistics and store folder."""
+    from cxrkit.estimators._feature_cache import worker_cache_dir
+
+    if clear:
+        clear_feature_cache()
+    _clf(max_epochs=1).fit(X, y)
+    return feature_cache_stats(), str(worker_cache_dir())
+
+
+def test_worker_processes_share_an_on_disk_store_without_cache_dir(monkeypatch):
+    from joblib import Parallel, delayed
+
+    from cxrkit.estimators._feature_cache import _session_dir, worker_cache_dir
+
+    monkeypatch.delenv("CXRKIT_CACHE_DIR", raising=False)
+    assert worker_cache_dir() is None  # the main process keeps features in memory only
+    shared = _session_dir(os.getpid())
+    shutil.rmtree(shared, ignore_errors=True)
+    X, y = _data()
+    with Parallel(n_jobs=2, backend="loky") as par:
+        first = par(delayed(_fit_in_worker)(X, y, True) for _ in range(2))
+        assert {d for _, d in first} == {str(shared)}
+        # one file per distinct image and view, whichever worker computed it
+        assert len(list(shared.rglob("*.npy"))) == 2 * len(X)
+        # a worker with an empty memory cache reads every feature from the shared store
+        second = par(delayed(_fit_in_worker)(X, y, True) for _ in range(2))
+    for stats, _ in second:
+        assert stats["misses"] == 0
+        assert stats["disk_hits"] == 2 * len(X)
+    assert feature_cache_stats()["misses"] == 0  # nothing was computed in this process
+
+
+def test_resolve_cache_dir_order(monkeypatch, tmp_path):
+    import cxrkit.estimators._feature_cache as fc
+
+    monkeypatch.delenv("CXRKIT_CACHE_DIR", raising=False)
+    assert fc.resolve_cache_dir(None) is None  # main process: memory only
+    monkeypatch.setattr(fc, "_is_main_process", lambda: False)
+    monkeypatch.setenv(fc.SESSION_ENV, "424242")
+    assert fc.resolve_cache_dir(None) == str(fc._session_dir(424242))
+    monkeypatch.setenv("CXRKIT_CACHE_DIR", str(tmp_path / "env"))
+    assert fc.resolve_cache_dir(None) == str(tmp_path / "env")
+    assert fc.resolve_cache_dir(tmp_path / "explicit") == str(tmp_path / "explicit")
+    monkeypatch.setenv(fc.SESSION_ENV, str(os.getpid()))  # not a child of another process
+    monkeypatch.delenv("CXRKIT_CACHE_DIR")
+    assert fc.resolve_cache_dir(None) is None

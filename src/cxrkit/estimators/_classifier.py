@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import numbers
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -123,7 +122,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         backbone again). See :func:`cxrkit.estimators.feature_cache_stats`.
     cache_dir : path or None, default=None
         Also keep cached features as ``.npy`` files there, shared by processes
-        (default: the environment variable ``CXRKIT_CACHE_DIR``, if set).
+        (default: the environment variable ``CXRKIT_CACHE_DIR``, if set; without
+        either, worker processes of ``n_jobs > 1`` share a temporary folder that
+        the main process removes at exit).
     grayscale_conv : {"auto", True, False}, default="auto"
         Compute the first convolution from one of the identical grayscale
         input channels (exact; see :func:`cxrkit.architectures.grayscale_first_conv`).
@@ -589,14 +590,14 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         backbone weights and preprocessing are not passed through the backbone
         again: a fold's held-out images were training images of earlier folds.
         """
-        from ._feature_cache import CACHE_DIR_ENV, cached_features, feature_cache_reason
+        from ._feature_cache import cached_features, feature_cache_reason, resolve_cache_dir
 
         if getattr(self, "feature_cache", "auto") is False:
             return None
         module = self.module_
         if feature_cache_reason(module, None, self._transform_callables()) is not None:
             return None
-        cache_dir = getattr(self, "cache_dir", None) or os.environ.get(CACHE_DIR_ENV) or None
+        cache_dir = resolve_cache_dir(getattr(self, "cache_dir", None))
         prep = self.preprocessing_
         channels_last = getattr(self, "channels_last", False) in (True, "auto")
 

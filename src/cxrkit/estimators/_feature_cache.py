@@ -16,15 +16,22 @@ The process-wide in-memory store is bounded in bytes (least-recently-used
 eviction; evicted entries are recomputed or re-read from disk). With a
 ``cache_dir`` (or the environment variable ``CXRKIT_CACHE_DIR``) entries are
 also written as ``.npy`` files, atomically (temporary file + ``os.replace``),
-so concurrent processes (``n_jobs > 1``) share them safely.
+so concurrent processes share them safely. Without either, worker processes
+(``n_jobs > 1`` in ``cross_validate``, ``GridSearchCV``, cxrkit's protocols, a
+local Dask cluster) still share an on-disk store: :func:`resolve_cache_dir`
+gives them a folder in the temporary directory named after the main process,
+which that process removes when it exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import logging
+import multiprocessing
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -56,11 +63,15 @@ __all__ = [
     "backbone_fingerprint",
     "DEFAULT_CACHE_BYTES",
     "CACHE_DIR_ENV",
+    "resolve_cache_dir",
+    "worker_cache_dir",
 ]
 
 logger = logging.getLogger("cxrkit.feature_cache")
 
 CACHE_DIR_ENV = "CXRKIT_CACHE_DIR"
+#: Set by the main process on import (its pid) and inherited by its worker processes.
+SESSION_ENV = "CXRKIT_SESSION_PID"
 CACHE_BYTES_ENV = "CXRKIT_FEATURE_CACHE_BYTES"
 #: Default in-memory limit: 1 GiB (about 130,000 ResNet50 feature vectors).
 DEFAULT_CACHE_BYTES = 1 << 30
@@ -109,6 +120,57 @@ def backbone_fingerprint(net: CXRNet) -> str:
 
 def _preprocessing_fingerprint(prep: Preprocessing) -> str:
     return repr(sorted(prep.to_dict().items()))
+
+
+def _session_dir(pid: int | str) -> Path:
+    return Path(tempfile.gettempdir()) / f"cxrkit-features-{pid}"
+
+
+def _is_main_process() -> bool:
+    return multiprocessing.current_process().name == "MainProcess"
+
+
+def _start_session() -> None:
+    """Name this process as the session its worker processes share a feature store in."""
+    if _is_main_process():
+        os.environ[SESSION_ENV] = str(os.getpid())
+        atexit.register(shutil.rmtree, _session_dir(os.getpid()), True)
+
+
+_start_session()
+_announced_worker_dir = False
+
+
+def worker_cache_dir() -> Path | None:
+    """The on-disk store shared by the worker processes of one main process.
+
+    ``None`` in the main process itself (it keeps features in memory), and in a
+    process that did not inherit the main process's :data:`SESSION_ENV`.
+    Workers of joblib/loky, ``multiprocessing`` pools and a local Dask cluster
+    inherit it, so the folds and grid-search candidates they run share the
+    features each of them computes.
+    """
+    pid = os.environ.get(SESSION_ENV)
+    if _is_main_process() or not pid or pid == str(os.getpid()):
+        return None
+    return _session_dir(pid)
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> str | None:
+    """The on-disk store to use: ``cache_dir``, else ``CXRKIT_CACHE_DIR``, else
+    :func:`worker_cache_dir` (worker processes only), else none (memory only)."""
+    global _announced_worker_dir
+    explicit = cache_dir or os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return os.fspath(explicit)
+    shared = worker_cache_dir()
+    if shared is None:
+        return None
+    if not _announced_worker_dir:
+        _announced_worker_dir = True
+        logger.info("Worker process %d: sharing cached features with the other workers in %s "
+                    "(removed when the main process exits).", os.getpid(), shared)
+    return os.fspath(shared)
 
 
 class FeatureCache:
@@ -484,7 +546,7 @@ def cached_dataset_factory(clf: Any, module: CXRNet,
         level = logging.WARNING if switch is True else logging.INFO
         logger.log(level, "Feature cache not used: %s.", reason)
         return None
-    cache_dir = getattr(clf, "cache_dir", None) or os.environ.get(CACHE_DIR_ENV) or None
+    cache_dir = resolve_cache_dir(getattr(clf, "cache_dir", None))
     views = ("orig", "hflip") if clf.augment == "hflip" else ("orig",)
     feats = cached_features(module, images, clf.preprocessing_, views=views, device=clf.device_,
                             cache_dir=cache_dir, batch_size=max(int(clf.batch_size), 32))
