@@ -335,3 +335,46 @@ def test_resolve_cache_dir_order(monkeypatch, tmp_path):
     monkeypatch.setenv(fc.SESSION_ENV, str(os.getpid()))  # not a child of another process
     monkeypatch.delenv("CXRKIT_CACHE_DIR")
     assert fc.resolve_cache_dir(None) is None
+
+
+@pytest.mark.parametrize("opts", [{"shuffle": True}, {"shuffle": False, "drop_last": True},
+                                  {"shuffle": True, "generator": "seeded"}])
+def test_feature_batches_equal_dataloader_batches_and_rng_stream(opts):
+    from torch.utils.data import DataLoader
+
+    from cxrkit.estimators._feature_cache import FeatureBatches, FeatureDataset
+
+    rng = np.random.default_rng(0)
+    ds = FeatureDataset(rng.normal(size=(21, 5)), np.arange(21) % 2,
+                        rng.normal(size=(21, 5)), hflip=True)
+
+    def run(make):
+        torch.manual_seed(3)
+        kw = dict(opts)
+        if kw.get("generator") == "seeded":
+            kw["generator"] = torch.Generator().manual_seed(7)
+        batches = [b for _ in range(2) for b in make(ds, batch_size=4, **kw)]
+        return batches, torch.rand(3)  # where the global stream stands afterwards
+
+    ref, after_ref = run(DataLoader)
+    new, after_new = run(FeatureBatches)
+    assert len(new) == len(ref) == 2 * len(FeatureBatches(ds, 4, **{
+        k: v for k, v in opts.items() if k != "generator"}))
+    for (xr, yr), (xn, yn) in zip(ref, new):
+        assert torch.equal(xr, xn) and torch.equal(yr, yn)
+    assert torch.equal(after_ref, after_new)
+
+
+def test_cached_fit_uses_feature_batches_unless_the_iterator_is_customised():
+    from torch.utils.data import DataLoader
+
+    from cxrkit.estimators._feature_cache import FeatureBatches, FeatureDataset
+
+    X, y = _data()
+    fast = _clf(feature_cache=True).fit(X, y)
+    ds = FeatureDataset(np.zeros((4, 8)), np.zeros(4))
+    assert isinstance(fast.net_.get_iterator(ds, training=True), FeatureBatches)
+    # an option FeatureBatches does not reproduce: skorch's DataLoader, same trajectory
+    slow = _clf(feature_cache=True, iterator_train__num_workers=0).fit(X, y)
+    assert isinstance(slow.net_.get_iterator(ds, training=True), DataLoader)
+    np.testing.assert_array_equal(fast.history_[:, "train_loss"], slow.history_[:, "train_loss"])

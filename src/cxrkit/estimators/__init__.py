@@ -10,6 +10,7 @@ from ._feature_cache import (
     feature_cache_stats,
 )
 from ._onnx import INT8_DEFAULTS, OnnxRuntimePredictor, export_onnx, quantize_onnx_int8
+from ._optim import RMSprop
 from ._persist import load_model, save_model
 from ._recipes import RECIPES
 from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, SnapshotError
@@ -26,6 +27,7 @@ __all__ = [
     "OnnxRuntimePredictor",
     "POLICIES",
     "RECIPES",
+    "RMSprop",
     "SnapshotCallback",
     "SnapshotEnsembleClassifier",
     "SnapshotError",

@@ -37,6 +37,7 @@ from ._data import (
     decode_threads,
     prepare_images,
 )
+from ._optim import RMSprop
 from ._recipes import recipe_params
 
 __all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
@@ -47,7 +48,7 @@ ROUTED_PREFIXES = ("optimizer__", "module__", "lr_schedule__", "iterator_train__
 
 _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
+    "rmsprop": RMSprop,  # torch.optim.RMSprop, bit for bit, without subnormal stalls
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
 }

@@ -54,6 +54,7 @@ __all__ = [
     "FeatureCache",
     "FeatureDataset",
     "FeatureAwareNet",
+    "FeatureBatches",
     "HeadOnly",
     "get_feature_cache",
     "feature_cache_stats",
@@ -78,18 +79,25 @@ DEFAULT_CACHE_BYTES = 1 << 30
 VIEWS = ("orig", "hflip")
 
 
-def _hash_bytes(*parts: bytes) -> str:
-    h = hashlib.blake2b(digest_size=16)
+def _new_hash() -> Any:
+    """SHA-256 (hardware-accelerated on current x86 and ARM CPUs: 94 MB of ResNet50
+    weights in 0.06 s here, against 0.14 s for BLAKE2b), truncated to 128 bits."""
+    return hashlib.sha256()
+
+
+def _hash_bytes(*parts: bytes | memoryview) -> str:
+    h = _new_hash()
     for p in parts:
         h.update(p)
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
-def _tensor_bytes(t: torch.Tensor) -> bytes:
+def _tensor_bytes(t: torch.Tensor) -> memoryview:
+    """The tensor's bytes, without a copy for a contiguous CPU tensor."""
     t = t.detach().to("cpu").contiguous()
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
-    return t.numpy().tobytes()
+    return memoryview(t.numpy().reshape(-1)).cast("B")
 
 
 def backbone_fingerprint(net: CXRNet) -> str:
@@ -105,7 +113,7 @@ def backbone_fingerprint(net: CXRNet) -> str:
     cached = getattr(net, "_cxrkit_fingerprint", None)
     if cached is not None and cached[0] == versions:
         return cached[1]
-    h = hashlib.blake2b(digest_size=16)
+    h = _new_hash()
     h.update(str(getattr(net, "arch_name", type(net).__name__)).encode())
     h.update(repr(net.pool).encode())
     for k, v in tensors:
@@ -113,7 +121,7 @@ def backbone_fingerprint(net: CXRNet) -> str:
         h.update(str(v.dtype).encode())
         h.update(str(tuple(v.shape)).encode())
         h.update(_tensor_bytes(v))
-    fp = h.hexdigest()
+    fp = h.hexdigest()[:32]
     object.__setattr__(net, "_cxrkit_fingerprint", (versions, fp))
     return fp
 
@@ -361,7 +369,8 @@ def feature_cache_reason(module: CXRNet, augment: str | None,
 
 def _image_key(img: np.ndarray) -> str:
     a = np.ascontiguousarray(img)
-    return _hash_bytes(str(a.dtype).encode(), str(a.shape).encode(), a.tobytes())
+    return _hash_bytes(str(a.dtype).encode(), str(a.shape).encode(),
+                       memoryview(a.reshape(-1)).cast("B"))
 
 
 def cached_features(module: CXRNet, images: np.ndarray, prep: Preprocessing, *,
@@ -396,7 +405,7 @@ def cached_features(module: CXRNet, images: np.ndarray, prep: Preprocessing, *,
     """
     cache = cache or get_feature_cache()
     namespace = _hash_bytes(backbone_fingerprint(module).encode(),
-                            _preprocessing_fingerprint(prep).encode(), b"float32-v1")
+                            _preprocessing_fingerprint(prep).encode(), b"float32-v2")
     img_keys = [_image_key(img) for img in images]
     out: dict[str, np.ndarray] = {}
     for view in views:
@@ -479,12 +488,55 @@ class FeatureDataset(Dataset):
         Draws the flips as one ``torch.rand(n)``, which yields the same numbers as
         ``n`` calls of ``torch.rand(())``: a seeded run flips the same samples.
         """
+        return list(zip(*self.batch(indices)))
+
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features, labels)`` of ``indices`` as two tensors, drawing the flips as
+        :meth:`__getitems__` does."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         x = self.orig[idx]
         if self.hflip:
             flip = torch.rand(len(idx)) < 0.5
             x = torch.where(flip[:, None], self.flipped[idx], x)  # type: ignore[index]
-        return list(zip(x, self.y[idx]))
+        return x, self.y[idx]
+
+
+class FeatureBatches:
+    """Mini-batches of a :class:`FeatureDataset`, without ``DataLoader``'s per-batch
+    machinery (fetcher, collation of per-sample pairs).
+
+    The head of a ResNet50 trains in well under a millisecond per batch, so that
+    machinery was a fifth of the time of a cached fit. Each pass draws from
+    torch's global generator exactly as a single-process ``DataLoader`` with the
+    same ``batch_size``/``shuffle``/``drop_last``/``generator`` does (its base-seed
+    draw, then the sampler's permutation, then the flips of each batch), so a
+    seeded run yields the same batches either way.
+    """
+
+    #: ``iterator_train__``/``iterator_valid__`` options this class reproduces.
+    OPTIONS = frozenset({"batch_size", "shuffle", "drop_last", "generator"})
+
+    def __init__(self, dataset: FeatureDataset, batch_size: int = 1, shuffle: bool = False,
+                 drop_last: bool = False, generator: torch.Generator | None = None) -> None:
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+        # DataLoader's iterator draws a base seed for its workers, even with none.
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        sampler = (RandomSampler(self.dataset, generator=self.generator) if self.shuffle
+                   else SequentialSampler(self.dataset))
+        for indices in BatchSampler(sampler, self.batch_size, self.drop_last):
+            yield self.dataset.batch(indices)
 
 
 class HeadOnly(torch.nn.Module):
@@ -516,6 +568,17 @@ class FeatureAwareNet(NeuralNet):
         one = isinstance(X, FeatureDataset) and str(self.device).startswith("cpu")
         with _torch_threads(1) if one else contextlib.nullcontext():
             return super().fit_loop(X, y, epochs=epochs, **fit_params)  # type: ignore[no-any-return]
+
+    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
+        """:class:`FeatureBatches` for cached features with the default ``DataLoader``
+        and options it reproduces; otherwise skorch's iterator."""
+        iterator = self.iterator_train if training else self.iterator_valid
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        if (isinstance(dataset, FeatureDataset) and iterator is torch.utils.data.DataLoader
+                and set(kwargs) <= FeatureBatches.OPTIONS):
+            bs = kwargs.pop("batch_size", self.batch_size)
+            return FeatureBatches(dataset, len(dataset) if bs == -1 else bs, **kwargs)
+        return super().get_iterator(dataset, training=training)
 
     def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
         x = to_tensor(x, device=self.device)
