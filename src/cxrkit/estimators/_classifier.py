@@ -136,8 +136,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         Channels-last memory format for the network and its inputs. ``"auto"``:
         in prediction always (~1.2-1.3x faster for ResNet-101 on CPU), in
         training when the whole network is trained (``freeze="none"``; 1.4x for
-        ``hall2020_cnn``); a frozen backbone trains on cached features, where the
-        format does not matter. Results are the same up to float rounding, except
+        ``hall2020_cnn``) and for the backbone passes that fill the feature
+        cache (a frozen backbone then trains only its head, on cached features).
+        Results are the same up to float rounding, except
         that dropout draws its random masks in memory order, so a seeded run's
         masks differ from a contiguous run's (same distribution).
     amp : {None, "bf16", "fp16"}, default=None

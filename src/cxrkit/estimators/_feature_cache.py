@@ -427,6 +427,8 @@ def _compute(module: CXRNet, images: np.ndarray, positions: list[int], prep: Pre
              channels_last: bool = False) -> np.ndarray:
     was_training = module.training
     module.eval()
+    if channels_last:
+        _backbone_channels_last(module)
     chunks = []
     try:
         with torch.inference_mode():
@@ -439,6 +441,14 @@ def _compute(module: CXRNet, images: np.ndarray, positions: list[int], prep: Pre
     finally:
         module.train(was_training)
     return np.concatenate(chunks)
+
+
+def _backbone_channels_last(module: CXRNet) -> None:
+    """Store the backbone's 4-D weights channels-last (once; the values are unchanged,
+    so the fingerprint stays the same), so channels-last input is not converted back."""
+    weights = [p for p in module.backbone.parameters() if p.ndim == 4]
+    if weights and not weights[0].is_contiguous(memory_format=torch.channels_last):
+        module.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 @contextlib.contextmanager
@@ -473,6 +483,7 @@ class FeatureDataset(Dataset):
                         if flipped is not None else None)
         self.y = torch.as_tensor(np.asarray(y, dtype=np.float32))
         self.hflip = hflip
+        self._views = torch.cat([self.orig, self.flipped]) if hflip else self.orig
 
     def __len__(self) -> int:
         return len(self.orig)
@@ -494,11 +505,13 @@ class FeatureDataset(Dataset):
         """``(features, labels)`` of ``indices`` as two tensors, drawing the flips as
         :meth:`__getitems__` does."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        x = self.orig[idx]
         if self.hflip:
             flip = torch.rand(len(idx)) < 0.5
-            x = torch.where(flip[:, None], self.flipped[idx], x)  # type: ignore[index]
-        return x, self.y[idx]
+            # rows n..2n-1 of `_views` are the flipped views: one gather per batch
+            x = torch.index_select(self._views, 0, idx + flip * len(self.orig))
+        else:
+            x = torch.index_select(self.orig, 0, idx)
+        return x, torch.index_select(self.y, 0, idx)
 
 
 class FeatureBatches:
@@ -611,8 +624,10 @@ def cached_dataset_factory(clf: Any, module: CXRNet,
         return None
     cache_dir = resolve_cache_dir(getattr(clf, "cache_dir", None))
     views = ("orig", "hflip") if clf.augment == "hflip" else ("orig",)
+    channels_last = getattr(clf, "channels_last", "auto") in (True, "auto")
     feats = cached_features(module, images, clf.preprocessing_, views=views, device=clf.device_,
-                            cache_dir=cache_dir, batch_size=max(int(clf.batch_size), 32))
+                            cache_dir=cache_dir, batch_size=max(int(clf.batch_size), 32),
+                            channels_last=channels_last)
     logger.info("Feature cache used: %d images x %d view(s); %s.", len(images), len(views),
                 feature_cache_stats())
 

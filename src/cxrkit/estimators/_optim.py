@@ -22,6 +22,7 @@ The parameters, state and ``state_dict`` are exactly those of
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ _FLT_MIN = float(torch.finfo(torch.float32).tiny)
 _SQRT_FLT_MIN = float(np.sqrt(np.float32(_FLT_MIN)))
 
 
+@functools.lru_cache(maxsize=64)
 def exact_clamp_ok(eps: float) -> bool:
     """Whether ``float32(sqrt(x) + eps)`` is the same for every ``0 <= x < FLT_MIN``.
 
@@ -69,7 +71,8 @@ class RMSprop(torch.optim.RMSprop):
         return (not group["centered"] and not group["differentiable"]
                 and not group["capturable"] and not has_complex
                 and not isinstance(group["lr"], torch.Tensor)
-                and exact_clamp_ok(group["eps"])
+                and isinstance(group["eps"], (int, float))
+                and exact_clamp_ok(float(group["eps"]))
                 and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params))
 
     @_use_grad_for_differentiable
