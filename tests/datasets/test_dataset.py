@@ -37,6 +37,15 @@ def test_builtins_registered() -> None:
         load_dataset("cvs")
 
 
+def test_unknown_loader_option_is_named_with_the_accepted_ones(small_csv: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"does not take the option\(s\) \['path'\]\. "
+                       r"The data's location is passed as root=.*label_col"):
+        load_dataset("csv", path=small_csv)
+    with pytest.raises(ConfigurationError, match=r"\['n_patient'\]\. Did you mean 'n_patients'"):
+        load_dataset("synthetic", n_patient=3)
+    assert len(load_dataset("csv", root=small_csv, label_col="label").y) > 0
+
+
 def test_third_party_dataset_plugin() -> None:
     class Plugin:
         @hookimpl

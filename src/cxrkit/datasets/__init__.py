@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 from typing import Any
 
+from ..errors import ConfigurationError
 from ..plugins import get_registry
 from ._chestxray14 import ADJUDICATED_TARGETS, load_chestxray14
 from ._covid import COVID_FINDINGS, COVID_SECONDARY_FINDINGS, FRONTAL_VIEWS, load_covid_chestxray
@@ -61,4 +64,32 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None,
         Passed to the loader; every built-in takes ``on_error="raise"|"skip"``.
     """
     loader = get_registry("dataset").get(name).factory
+    _check_options(name, loader, options)
     return loader(root=root, **options)
+
+
+_ROOT_ALIASES = {"path", "file", "csv", "folder", "dir", "directory", "data_dir", "data", "src"}
+
+
+def _check_options(name: str, loader: Any, options: dict[str, Any]) -> None:
+    """Name an option the loader does not take, instead of a TypeError from inside it."""
+    try:
+        params = inspect.signature(loader).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: let it check its arguments
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = sorted(k for k, p in params.items() if k != "root" and p.kind in (
+        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        hint = ""
+        close = difflib.get_close_matches(unknown[0], accepted + ["root"], n=1)
+        if unknown[0] in _ROOT_ALIASES:
+            hint = " The data's location is passed as root=..."
+        elif close:
+            hint = f" Did you mean {close[0]!r}?"
+        raise ConfigurationError(
+            f"Dataset {name!r} does not take the option(s) {unknown}.{hint} Its options: "
+            f"root (the data's location), {', '.join(accepted) or 'none'}."
+        )
