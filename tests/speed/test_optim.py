@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cxrkit.estimators import CXRClassifier, RMSprop
-from cxrkit.estimators import _optim
+from cxrkit.estimators import CXRClassifier, RMSprop, _optim
 from cxrkit.estimators._optim import exact_clamp_ok
 
 FLT_MIN = torch.finfo(torch.float32).tiny
