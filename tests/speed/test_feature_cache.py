@@ -378,3 +378,15 @@ def test_cached_fit_uses_feature_batches_unless_the_iterator_is_customised():
     slow = _clf(feature_cache=True, iterator_train__num_workers=0).fit(X, y)
     assert isinstance(slow.net_.get_iterator(ds, training=True), DataLoader)
     np.testing.assert_array_equal(fast.history_[:, "train_loss"], slow.history_[:, "train_loss"])
+
+
+def test_optimizer_holds_only_trainable_parameters():
+    X, y = _data()
+    clf = _clf(feature_cache=True).fit(X, y)
+    in_opt = {id(p) for g in clf.net_.optimizer_.param_groups for p in g["params"]}
+    trainable = {id(p) for p in clf.module_.parameters() if p.requires_grad}
+    frozen = {id(p) for p in clf.module_.backbone.parameters()}
+    assert in_opt == trainable and frozen and not (in_opt & frozen)
+    whole = _clf(freeze="none", feature_cache=False, max_epochs=1).fit(X, y)
+    n_opt = sum(len(g["params"]) for g in whole.net_.optimizer_.param_groups)
+    assert n_opt == len(list(whole.module_.parameters()))

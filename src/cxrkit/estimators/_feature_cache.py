@@ -582,6 +582,20 @@ class FeatureAwareNet(NeuralNet):
         with _torch_threads(1) if one else contextlib.nullcontext():
             return super().fit_loop(X, y, epochs=epochs, **fit_params)  # type: ignore[no-any-return]
 
+    def get_all_learnable_params(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
+        """skorch's learnable parameters, less those that do not require gradients
+        when the optimizer is built (a frozen backbone's).
+
+        ``torch.optim`` skips parameters without a gradient anyway, but looks at
+        every one of them in every ``zero_grad`` and ``step``: the 161 frozen
+        tensors of a ResNet50 cost more than the step of its ``hall2020`` head.
+        Parameters frozen later by a callback (skorch's ``Freezer``) stay in the
+        optimizer, so ``Unfreezer`` works as usual.
+        """
+        for name, param in super().get_all_learnable_params():
+            if param.requires_grad:
+                yield name, param
+
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         """:class:`FeatureBatches` for cached features with the default ``DataLoader``
         and options it reproduces; otherwise skorch's iterator."""
