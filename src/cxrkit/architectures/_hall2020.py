@@ -41,13 +41,27 @@ class Hall2020Features(nn.Module):
       that matters (93 x 93 instead of 96 x 96 outputs). Branch b still pools the
       whole 100 x 100 input.
 
+    * **the first stage in cache-sized chunks.** conv1's output is by far the
+      largest tensor (64 x 93 x 93 floats, 2.2 MB per image); for a batch of 16
+      it is 35 MB, and pooling it, zero-filling its gradient and conv1's weight
+      gradient each stream it through memory. conv1 -> pool -> activation runs
+      on chunks of at most ``chunk_bytes`` of conv1 output (default 8 MiB, four
+      images), which stay in the CPU's cache: ~1.1x faster training steps
+      (B4). Per image the arithmetic is the same; conv1's weight gradient is
+      summed chunk by chunk, which changes its float rounding (~1e-7 relative).
+      ``chunk_bytes=None`` (or 0) runs the whole batch at once.
+
     ``tests/architectures`` checks outputs and gradients against the literal
-    layer order within 1e-5. Together these make a training step about 1.3x
+    layer order within 1e-5. Together these make a training step about 1.4x
     faster on CPU (``benchmarks/b4_hall2020_training.py``).
     """
 
-    def __init__(self, in_channels: int = 3) -> None:
+    #: Largest conv1 output (bytes) computed at once; see the class docstring.
+    DEFAULT_CHUNK_BYTES = 8 << 20
+
+    def __init__(self, in_channels: int = 3, chunk_bytes: int | None = DEFAULT_CHUNK_BYTES) -> None:
         super().__init__()
+        self.chunk_bytes = chunk_bytes
         self.conv1 = nn.Conv2d(in_channels, 64, 5)
         self.conv2 = nn.Conv2d(64, 64, 2)
         self.conv4 = nn.Conv2d(64 + in_channels, 64, 2)
@@ -62,13 +76,25 @@ class Hall2020Features(nn.Module):
         # Rows/columns of the input that reach the output through branch a (see above).
         used_h, used_w = _used_extent(h_in), _used_extent(w_in)
         a = x[..., :used_h, :used_w] if (used_h, used_w) != (h_in, w_in) else x
-        a = self.act(self.pool3(self.conv1(a)))
+        a = self._first_stage(a)
         a = self.drop_a(self.act(self.pool3(self.conv2(a))))
         b = self.drop_b(self.act(self.pool10(x)))
         h = torch.cat([b, a], dim=1)
         h = torch.relu(self.pool3(self.conv4(h)))
         # Keras flattens channels-last: (N, H, W, C) -> (N, H*W*C).
         return h.permute(0, 2, 3, 1).flatten(1)
+
+
+    def _first_stage(self, a: torch.Tensor) -> torch.Tensor:
+        """conv1 -> pool 3 -> activation, in chunks of at most ``chunk_bytes`` of conv1 output."""
+        k = self.conv1.kernel_size
+        per_image = (self.conv1.out_channels * max(1, a.shape[-2] - k[0] + 1)
+                     * max(1, a.shape[-1] - k[1] + 1) * a.element_size())
+        limit = getattr(self, "chunk_bytes", self.DEFAULT_CHUNK_BYTES)  # models pickled before it
+        n = a.shape[0] if not limit else max(1, int(limit) // per_image)
+        if a.shape[0] <= n:
+            return self.act(self.pool3(self.conv1(a)))
+        return torch.cat([self.act(self.pool3(self.conv1(c))) for c in a.split(n)])
 
 
 def _used_extent(n: int) -> int:
@@ -82,18 +108,21 @@ def _used_extent(n: int) -> int:
 
 def build_hall2020_cnn(pretrained: str | None = None, head: str = "hall2020", *,
                        dropout: float = 0.25, pretrained_strict: bool = True,
+                       chunk_bytes: int | None = Hall2020Features.DEFAULT_CHUNK_BYTES,
                        **_: object) -> CXRNet:
     """Hall et al. (2020) small CNN: two branches, 39,105 parameters, 100 px input.
 
     The head is the authors' own (dropout 0.25 -> dense 1); ``head`` is accepted
-    for interface compatibility and must be ``"hall2020"``.
+    for interface compatibility and must be ``"hall2020"``. ``chunk_bytes``: see
+    :class:`Hall2020Features` (``CXRClassifier(..., module__chunk_bytes=None)``
+    turns the chunking off).
     """
     if head not in ("hall2020", None):
         raise ValueError(
             f"Architecture 'hall2020_cnn' has a fixed head (dropout -> dense 1); got head={head!r}. "
             "Use head='hall2020'."
         )
-    backbone = Hall2020Features()
+    backbone = Hall2020Features(chunk_bytes=chunk_bytes)
     classifier = nn.Sequential()
     classifier.add_module("dropout", nn.Dropout(dropout))
     classifier.add_module("fc", nn.Linear(576, 1))
