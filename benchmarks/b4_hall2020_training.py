@@ -3,7 +3,10 @@
 Baseline, in the same process: a plain eager PyTorch training loop (RMSprop, BCE) on
 contiguous tensors, with the network's layers in the published order (activation, then
 pooling; every row computed). Variants: cxrkit's ``hall2020_cnn`` (the same function with
-pooling before the activations and the never-used border rows skipped; ``order``);
+pooling before the activations and the never-used border rows skipped; ``order``), with its
+first stage (conv1 -> pool -> activation) in cache-sized chunks of at most 8 MiB of conv1
+output (``chunk``; the default, ``chunk_bytes="auto"``, chunks only where freed memory is not
+retained, i.e. without ``malloc``);
 channels-last memory format; the grayscale-aware first convolution
 (:func:`cxrkit.architectures.grayscale_first_conv`); ``malloc``: the steps run inside
 :func:`cxrkit._memory.retain_freed_memory` (freed buffers stay in glibc's heap instead of
@@ -52,6 +55,8 @@ def build(variant: str, dropout: bool = True) -> tuple[nn.Module, nn.Module]:
     net = create_architecture("hall2020_cnn")
     if "order" not in variant:
         net.backbone.forward = types.MethodType(published_order, net.backbone)
+    else:  # "chunk": always chunk (the default, "auto", does not inside retain_freed_memory)
+        net.backbone.chunk_bytes = net.backbone.DEFAULT_CHUNK_BYTES if "chunk" in variant else None
     if not dropout:
         for m in net.modules():
             if isinstance(m, nn.Dropout):
@@ -103,8 +108,9 @@ def main() -> None:
     X = torch.rand(16 * steps, 1, 100, 100, generator=g).expand(-1, 3, -1, -1).contiguous()
     y = (torch.rand(16 * steps, generator=g) > 0.5).float()
 
-    variants = ["eager", "cl", "gray+cl", "order", "order+cl", "order+gray", "order+gray+cl",
-                "eager+malloc", "order+gray+cl+malloc"]
+    variants = ["eager", "cl", "gray+cl", "order", "order+chunk", "order+cl", "order+gray",
+                "order+gray+cl", "order+chunk+gray+cl", "eager+malloc", "order+gray+cl+malloc",
+                "order+chunk+gray+cl+malloc"]
     rates: dict[str, float] = {}
     runs: dict[str, list[float]] = {v: [] for v in variants}
     train("eager", X, y, 3)  # warm-up
@@ -131,7 +137,7 @@ def main() -> None:
         else:
             _, losses = train(v, X, y, steps, dropout=False)
             diff = max(abs(a - b) for a, b in zip(losses, ref))
-        print(f"{rates[v]:7.1f} images/s ({rates[v] / base:4.2f} x eager)  {v:16s} "
+        print(f"{rates[v]:7.1f} images/s ({rates[v] / base:4.2f} x eager)  {v:26s} "
               f"max |loss - eager loss| over {steps} steps (dropout off): {diff:.2e}")
     print(f"eager loss trajectory (dropout off): {np.round(ref, 4).tolist()}")
 
@@ -141,12 +147,15 @@ def main() -> None:
     Xi = rng.integers(0, 255, (16 * steps, 100, 100), dtype=np.uint8)
     yi = np.array([0, 1] * (8 * steps))
     e2e = {}
-    for label, kw in (("CXRClassifier, every speed option off (cxrkit layer order)",
-                       {"grayscale_conv": False, "channels_last": False, "tune_malloc": False}),
-                      ("CXRClassifier, tune_malloc=False (session-3 defaults)",
+    for label, kw in (("CXRClassifier, every speed option off (cxrkit layer order, unchunked)",
+                       {"grayscale_conv": False, "channels_last": False, "tune_malloc": False,
+                        "module__chunk_bytes": None}),
+                      ("CXRClassifier, tune_malloc=False, unchunked (session-3 defaults)",
+                       {"tune_malloc": False, "module__chunk_bytes": None}),
+                      ("CXRClassifier, tune_malloc=False: first stage chunked instead",
                        {"tune_malloc": False}),
-                      ("CXRClassifier defaults (grayscale_conv, channels_last, tune_malloc: "
-                       "'auto')", {})):
+                      ("CXRClassifier defaults (grayscale_conv, channels_last, tune_malloc; "
+                       "so unchunked)", {})):
         clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=1,
                                         random_state=0, **kw)
         clf.fit(Xi[:32], yi[:32])  # warm-up

@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["release_free_memory", "retain_freed_memory", "glibc_malloc_available", "TRIM_EVERY"]
+__all__ = ["release_free_memory", "retain_freed_memory", "freed_memory_retained",
+           "glibc_malloc_available", "TRIM_EVERY"]
 
 #: Batches between two calls of :func:`release_free_memory` in prediction loops.
 TRIM_EVERY = 8
@@ -81,6 +82,11 @@ def release_free_memory() -> bool:
         return False
     libc.malloc_trim(0)
     return True
+
+
+def freed_memory_retained() -> bool:
+    """Whether a :func:`retain_freed_memory` block that tuned the allocator is active."""
+    return _depth > 0
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torchvision
 
+from cxrkit._memory import glibc_malloc_available, retain_freed_memory
 from cxrkit.architectures import (
     CXRNet,
     create_architecture,
@@ -185,19 +186,23 @@ def _literal_hall2020_features(b, x):
     return b.pool3(torch.relu(b.conv4(h))).permute(0, 2, 3, 1).flatten(1)
 
 
-@pytest.mark.parametrize("chunk_bytes", ["default", None, 1])
+@pytest.mark.parametrize("chunk_bytes", ["auto", "auto-retained", None, 1])
 @pytest.mark.parametrize("size", [100, 64])
 def test_hall2020_cheaper_order_is_exact_with_gradients(size, chunk_bytes):
     torch.manual_seed(0)
     net = create_architecture("hall2020_cnn").eval()
-    if chunk_bytes != "default":
+    if chunk_bytes not in ("auto", "auto-retained"):
         net.backbone.chunk_bytes = chunk_bytes
+    retained = retain_freed_memory(chunk_bytes == "auto-retained")
+    if chunk_bytes == "auto-retained" and not glibc_malloc_available():
+        pytest.skip("retain_freed_memory needs glibc")
     calls = []
     net.backbone.conv1.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
     for p in net.parameters():  # random biases too, so that every sign occurs
         torch.nn.init.normal_(p, std=0.1)
     x = torch.randn(4, 3, size, size)
-    out = net.features(x)
+    with retained:
+        out = net.features(x)
     chunks = list(calls)
     grads = torch.autograd.grad(out.square().sum(), list(net.backbone.parameters()))
     ref = _literal_hall2020_features(net.backbone, x)
@@ -206,8 +211,10 @@ def test_hall2020_cheaper_order_is_exact_with_gradients(size, chunk_bytes):
     for g, r in zip(grads, ref_grads):  # summation order differs: within 1e-5 of each scale
         torch.testing.assert_close(g, r, atol=1e-5 * float(r.abs().max()), rtol=1e-4)
     assert out.abs().sum() > 0 and all(g.abs().sum() > 0 for g in grads)
-    # 4 images: conv1's output at 100 px is 2.2 MB an image, so the 8 MiB default runs 3 + 1
-    expected = {"default": [3, 1] if size == 100 else [4], None: [4], 1: [1, 1, 1, 1]}
+    # 4 images: conv1's output at 100 px is 2.2 MB an image, so 8 MiB chunks are 3 + 1; "auto"
+    # does not chunk while freed memory is retained (the estimators' default on glibc)
+    expected = {"auto": [3, 1] if size == 100 else [4], "auto-retained": [4], None: [4],
+                1: [1, 1, 1, 1]}
     assert chunks == expected[chunk_bytes]
 
 
