@@ -5,8 +5,7 @@ contiguous tensors, with the network's layers in the published order (activation
 pooling; every row computed). Variants: cxrkit's ``hall2020_cnn`` (the same function with
 pooling before the activations and the never-used border rows skipped; ``order``), with its
 first stage (conv1 -> pool -> activation) in cache-sized chunks of at most 8 MiB of conv1
-output (``chunk``; the default, ``chunk_bytes="auto"``, chunks only where freed memory is not
-retained, i.e. without ``malloc``);
+output (``chunk``; ``CXRClassifier`` trains with it by default);
 channels-last memory format; the grayscale-aware first convolution
 (:func:`cxrkit.architectures.grayscale_first_conv`); ``malloc``: the steps run inside
 :func:`cxrkit._memory.retain_freed_memory` (freed buffers stay in glibc's heap instead of
@@ -55,7 +54,7 @@ def build(variant: str, dropout: bool = True) -> tuple[nn.Module, nn.Module]:
     net = create_architecture("hall2020_cnn")
     if "order" not in variant:
         net.backbone.forward = types.MethodType(published_order, net.backbone)
-    else:  # "chunk": always chunk (the default, "auto", does not inside retain_freed_memory)
+    else:
         net.backbone.chunk_bytes = net.backbone.DEFAULT_CHUNK_BYTES if "chunk" in variant else None
     if not dropout:
         for m in net.modules():
@@ -152,10 +151,11 @@ def main() -> None:
                         "module__chunk_bytes": None}),
                       ("CXRClassifier, tune_malloc=False, unchunked (session-3 defaults)",
                        {"tune_malloc": False, "module__chunk_bytes": None}),
-                      ("CXRClassifier, tune_malloc=False: first stage chunked instead",
-                       {"tune_malloc": False}),
-                      ("CXRClassifier defaults (grayscale_conv, channels_last, tune_malloc; "
-                       "so unchunked)", {})):
+                      ("CXRClassifier, unchunked first stage (session-5 defaults)",
+                       {"module__chunk_bytes": None}),
+                      ("CXRClassifier, tune_malloc=False", {"tune_malloc": False}),
+                      ("CXRClassifier defaults (chunked first stage, grayscale_conv, "
+                       "channels_last, tune_malloc: 'auto')", {})):
         clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=1,
                                         random_state=0, **kw)
         clf.fit(Xi[:32], yi[:32])  # warm-up

@@ -211,11 +211,24 @@ def test_hall2020_cheaper_order_is_exact_with_gradients(size, chunk_bytes):
     for g, r in zip(grads, ref_grads):  # summation order differs: within 1e-5 of each scale
         torch.testing.assert_close(g, r, atol=1e-5 * float(r.abs().max()), rtol=1e-4)
     assert out.abs().sum() > 0 and all(g.abs().sum() > 0 for g in grads)
-    # 4 images: conv1's output at 100 px is 2.2 MB an image, so 8 MiB chunks are 3 + 1; "auto"
-    # does not chunk while freed memory is retained (the estimators' default on glibc)
-    expected = {"auto": [3, 1] if size == 100 else [4], "auto-retained": [4], None: [4],
-                1: [1, 1, 1, 1]}
+    # 4 images: conv1's output at 100 px is 2.2 MB an image, so 8 MiB chunks are 3 + 1
+    chunked = [3, 1] if size == 100 else [4]
+    expected = {"auto": chunked, "auto-retained": chunked, None: [4], 1: [1, 1, 1, 1]}
     assert chunks == expected[chunk_bytes]
+
+
+@pytest.mark.skipif(not glibc_malloc_available(), reason="retain_freed_memory needs glibc")
+def test_hall2020_auto_chunks_except_in_inference_with_retained_memory():
+    net = create_architecture("hall2020_cnn").eval()
+    calls = []
+    net.backbone.conv1.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    x = torch.rand(8, 3, 100, 100)
+    with torch.inference_mode():
+        plain = net(x)
+        with retain_freed_memory():
+            tuned = net(x)
+    assert calls == [3, 3, 2, 8]
+    torch.testing.assert_close(plain, tuned, atol=1e-6, rtol=1e-5)
 
 
 def test_hall2020_conv1_skips_the_rows_that_never_reach_the_output():
