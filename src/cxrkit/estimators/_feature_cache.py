@@ -97,7 +97,7 @@ def _tensor_bytes(t: torch.Tensor) -> memoryview:
     t = t.detach().to("cpu").contiguous()
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
-    return memoryview(t.numpy().reshape(-1)).cast("B")
+    return t.numpy().reshape(-1).view(np.uint8).data
 
 
 def backbone_fingerprint(net: CXRNet) -> str:
@@ -370,7 +370,7 @@ def feature_cache_reason(module: CXRNet, augment: str | None,
 def _image_key(img: np.ndarray) -> str:
     a = np.ascontiguousarray(img)
     return _hash_bytes(str(a.dtype).encode(), str(a.shape).encode(),
-                       memoryview(a.reshape(-1)).cast("B"))
+                       a.reshape(-1).view(np.uint8).data)
 
 
 def cached_features(module: CXRNet, images: np.ndarray, prep: Preprocessing, *,
@@ -483,7 +483,8 @@ class FeatureDataset(Dataset):
                         if flipped is not None else None)
         self.y = torch.as_tensor(np.asarray(y, dtype=np.float32))
         self.hflip = hflip
-        self._views = torch.cat([self.orig, self.flipped]) if hflip else self.orig
+        self._views = (torch.cat([self.orig, self.flipped])
+                       if hflip and self.flipped is not None else self.orig)
 
     def __len__(self) -> int:
         return len(self.orig)
