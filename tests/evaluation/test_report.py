@@ -13,7 +13,7 @@ from PIL import Image
 from cxrkit.errors import DataError
 from cxrkit.evaluation.metrics import compute_metrics, per_fold_metrics
 from cxrkit.evaluation.report import format_summary_table, write_report
-from cxrkit.evaluation.results import RunResult, model_efficiency
+from cxrkit.evaluation.results import RunResult, describe_hardware, model_efficiency
 
 
 def _result(folds: bool = True, extras: bool = True) -> RunResult:
@@ -58,10 +58,26 @@ def _result(folds: bool = True, extras: bool = True) -> RunResult:
 def test_model_efficiency_definition():
     eff = model_efficiency(350, 60.0, device="cpu")
     assert eff == {"images_per_minute": 350.0, "radiologist_images_per_minute": 1.75,
-                   "ratio": 200.0, "device": "cpu", "n_images": 350, "seconds": 60.0}
+                   "ratio": 200.0, "device": "cpu", "threads": None, "processes": 1,
+                   "n_images": 350, "seconds": 60.0}
     with pytest.raises(DataError, match=r"seconds must be a positive number \(the measured "
                        r"time\); got 0\.0\."):
         model_efficiency(10, 0.0)
+
+
+def test_model_efficiency_states_threads_and_processes():
+    """A CPU figure depends on the thread count; parallel folds predict one thread each."""
+    eff = model_efficiency(100, 6.0, device="cpu", threads=1, processes=2)
+    assert eff["images_per_minute"] == 1000.0
+    assert describe_hardware(eff) == ("cpu, 1 torch thread per process, 2 worker processes, "
+                                      "figure per process")
+    assert describe_hardware(model_efficiency(1, 1.0, device="cpu", threads=2)) == \
+        "cpu, 2 torch threads"
+    assert describe_hardware(model_efficiency(1, 1.0)) == "this machine"
+    with pytest.raises(DataError, match=r"threads must be None or a positive int; got 0\."):
+        model_efficiency(1, 1.0, threads=0)
+    with pytest.raises(DataError, match=r"processes must be a positive int; got 0\."):
+        model_efficiency(1, 1.0, processes=0)
 
 
 def test_run_result_checks_lengths_and_statuses():

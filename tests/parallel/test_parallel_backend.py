@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from cxrkit.datasets import load_dataset
 from cxrkit.errors import ConfigurationError
@@ -67,3 +68,8 @@ def test_protocol_n_jobs_2_equals_serial():
     assert p.config()["n_jobs"] == 2 and parallel.config["n_jobs"] == 2
     np.testing.assert_array_equal(parallel.y_score, serial.y_score)
     assert pd.DataFrame(parallel.per_fold).equals(pd.DataFrame(serial.per_fold))
+    # The efficiency figure says how it was measured: serial in this process's threads,
+    # parallel per worker process (loky gives each worker a share of the cores).
+    assert serial.efficiency["processes"] == 1
+    assert serial.efficiency["threads"] == torch.get_num_threads()
+    assert parallel.efficiency["processes"] == 2 and parallel.efficiency["threads"] >= 1

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -175,14 +176,13 @@ def _fit_cv_fold(est: Any, k: int, X_tr: Any, y_tr: np.ndarray, groups_tr: np.nd
                      "snapshot_rule": fold.policy_used_,
                      "epochs_trained": len(fold.estimator_.history_)},
             "device": str(fold.estimator_.device_),
+            "threads": torch.get_num_threads(),
             "model": _localize(fold) if keep_model else None}
 
 
 def _localize(est: Any) -> Any:
     """A model trained on a worker's GPU, usable where no GPU is visible: skorch
     maps its tensors to the CPU when unpickled; point the estimator there too."""
-    import torch
-
     base = est.estimator_ if hasattr(est, "estimator_") else est
     if str(getattr(base, "device_", "cpu")).startswith("cuda") and not torch.cuda.is_available():
         base.device_ = "cpu"
@@ -198,6 +198,13 @@ def _folds_in_this_process(n_jobs: int | None) -> bool:
 
     backend = type(get_active_backend()[0]).__name__
     return "Dask" not in backend and effective_n_jobs(n_jobs) == 1
+
+
+def _concurrent_fits(n_jobs: int | None, n_tasks: int) -> int:
+    """How many of ``n_tasks`` fits :func:`_run_folds` runs side by side."""
+    from joblib import effective_n_jobs
+
+    return 1 if _folds_in_this_process(n_jobs) else max(1, min(n_tasks, effective_n_jobs(n_jobs)))
 
 
 def _run_folds(est: Any, X: Any, y: np.ndarray, groups: np.ndarray, splits: list[Any],
@@ -384,7 +391,7 @@ class Hall2020CV(Protocol):
         leak = splitter_leakage(cv, X, y, groups)
         result.validity.append(leak.to_dict())
         splits = list(cv.split(X, y, groups))
-        fitted, device = None, None
+        fitted, device, threads = None, None, set()
         for r in _run_folds(est, X, y, groups, splits, pos, self.compare_last_epoch,
                             self.n_jobs, progress):
             te = splits[r["fold"]][1]
@@ -397,6 +404,7 @@ class Hall2020CV(Protocol):
             if r["model"] is not None:
                 fitted = r["model"]
             device = r["device"]
+            threads.add(r["threads"])
         result.y_score = scores
         result.folds = folds
         result.groups = groups
@@ -412,7 +420,9 @@ class Hall2020CV(Protocol):
                                    n_bootstraps=min(self.n_bootstraps, 500),
                                    random_state=self.random_state)
             result.extra["last_epoch_network"] = last
-        result.efficiency = model_efficiency(n_pred, max(seconds, 1e-9), device=device)
+        result.efficiency = model_efficiency(n_pred, max(seconds, 1e-9), device=device,
+                                             threads=max(threads) if threads else None,
+                                             processes=_concurrent_fits(self.n_jobs, len(splits)))
         result.data_summary = ds.summary()
         self._data_checks(ds, result)
         self._probes(est.estimator, ds, result, progress)
@@ -522,7 +532,8 @@ class Hall2020Unseen(Protocol):
                                   positive_label=pos, groups=groups, n_bootstraps=0)
             for name, ens in zip(self.architectures, vote.estimators_)}
         result.efficiency = model_efficiency(len(y_te), max(dt, 1e-9),
-                                             device=vote.estimators_[0].estimator_.device_)
+                                             device=vote.estimators_[0].estimator_.device_,
+                                             threads=torch.get_num_threads())
         result.data_summary = {"train": train.summary(), "test": test.summary(),
                                "jpeg_recompressed_label": label,
                                "jpeg_quality": self.jpeg_quality}
@@ -607,7 +618,8 @@ class Opacity2020(Protocol):
         result.extra["test_sampling"] = {"n_covid": n_pos, "n_no_finding": n_neg,
                                          "prevalence": n_pos / (n_pos + n_neg),
                                          "sampling_seed": self.random_state}
-        result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.device_)
+        result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.device_,
+                                             threads=torch.get_num_threads())
         result.data_summary = {"train": train_dataset.summary(), "covid": covid.summary(),
                                "controls": controls.summary()}
         # COVID-19 images and controls come from different collections: can the
@@ -660,7 +672,8 @@ class Hall2020Published(Protocol):
                                          prevalence=self.prevalence,
                                          n_bootstraps=self.n_bootstraps,
                                          random_state=self.random_state)
-        result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.estimator_.device_)
+        result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.estimator_.device_,
+                                             threads=torch.get_num_threads())
         result.data_summary = ds.summary()
         self._data_checks(ds, result)
         self.fitted_ = est

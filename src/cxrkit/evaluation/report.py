@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .metrics import METRIC_NAMES, compute_metrics
-from .results import GRADCAM_KINDS, RunResult
+from .results import GRADCAM_KINDS, RunResult, describe_hardware
 
 __all__ = ["write_report", "format_summary_table", "library_versions", "fold_summary",
            "METRIC_LABELS"]
@@ -179,7 +179,7 @@ def format_summary_table(result: RunResult) -> str:
     if result.efficiency:
         eff = result.efficiency
         lines.append(f"Model efficiency: {eff['images_per_minute']:.1f} images/minute "
-                     f"= {eff['ratio']:.0f}x a radiologist "
+                     f"({describe_hardware(eff)}) = {eff['ratio']:.0f}x a radiologist "
                      f"({eff['radiologist_images_per_minute']:g} images/minute)")
     for w in result.warnings:
         lines.append(f"WARNING: {w}")
@@ -535,7 +535,7 @@ def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | Non
     if result.efficiency:
         eff = result.efficiency
         add(f"<p>{eff['images_per_minute']:,.1f} images per minute on "
-            f"{_esc(eff.get('device') or 'this machine')} ({eff['n_images']} images in "
+            f"{_esc(describe_hardware(eff))} ({eff['n_images']} images in "
             f"{eff['seconds']:.2f} s), {eff['ratio']:,.0f} times a radiologist's "
             f"{eff['radiologist_images_per_minute']:g} images per minute.</p>")
         add(_img_tag(figs.get("efficiency"), "model efficiency"))

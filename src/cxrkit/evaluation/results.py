@@ -21,9 +21,22 @@ GRADCAM_KINDS = ("TP", "FP", "TN", "FN")
 VALIDITY_STATUSES = ("PASS", "WARN", "FAIL")
 
 
+def describe_hardware(eff: dict[str, Any]) -> str:
+    """Where an efficiency figure was measured, e.g. ``"cpu, 2 torch threads"``."""
+    parts = [str(eff.get("device") or "this machine")]
+    threads = eff.get("threads")
+    if threads:
+        parts.append(f"{threads} torch thread{'s' if threads != 1 else ''}"
+                     + (" per process" if eff.get("processes", 1) > 1 else ""))
+    if eff.get("processes", 1) > 1:
+        parts.append(f"{eff['processes']} worker processes, figure per process")
+    return ", ".join(parts)
+
+
 def model_efficiency(n_images: int, seconds: float,
                      radiologist_ipm: float = RADIOLOGIST_IMAGES_PER_MINUTE,
-                     device: str | None = None) -> dict[str, Any]:
+                     device: str | None = None, threads: int | None = None,
+                     processes: int = 1) -> dict[str, Any]:
     """Images per minute of the model and its ratio to a radiologist's speed.
 
     The opacity study's definition: the model's throughput in images per
@@ -40,12 +53,19 @@ def model_efficiency(n_images: int, seconds: float,
         A radiologist's images per minute.
     device : str, optional
         Where the model ran (``"cpu"``, ``"cuda"``...), recorded as given.
+    threads : int, optional
+        Intra-op (torch) threads of the timed process: a CPU figure depends on
+        it (folds run by ``n_jobs`` worker processes predict with one thread
+        each), so reports state it.
+    processes : int, default=1
+        How many processes the timed predictions ran in (``seconds`` is their
+        summed time, so the figure is per process).
 
     Returns
     -------
     dict
         ``images_per_minute``, ``radiologist_images_per_minute``, ``ratio``,
-        ``device``, ``n_images``, ``seconds``.
+        ``device``, ``threads``, ``processes``, ``n_images``, ``seconds``.
 
     Examples
     --------
@@ -56,6 +76,10 @@ def model_efficiency(n_images: int, seconds: float,
         raise DataError(f"n_images must be a positive int; got {n_images!r}.")
     if not isinstance(seconds, numbers.Real) or not seconds > 0:
         raise DataError(f"seconds must be a positive number (the measured time); got {seconds!r}.")
+    if threads is not None and (not isinstance(threads, numbers.Integral) or threads < 1):
+        raise DataError(f"threads must be None or a positive int; got {threads!r}.")
+    if not isinstance(processes, numbers.Integral) or processes < 1:
+        raise DataError(f"processes must be a positive int; got {processes!r}.")
     if not isinstance(radiologist_ipm, numbers.Real) or not radiologist_ipm > 0:
         raise DataError(f"radiologist_ipm must be a positive number; got {radiologist_ipm!r}.")
     ipm = 60.0 * int(n_images) / float(seconds)
@@ -64,6 +88,8 @@ def model_efficiency(n_images: int, seconds: float,
         "radiologist_images_per_minute": float(radiologist_ipm),
         "ratio": ipm / float(radiologist_ipm),
         "device": device,
+        "threads": None if threads is None else int(threads),
+        "processes": int(processes),
         "n_images": int(n_images),
         "seconds": float(seconds),
     }
