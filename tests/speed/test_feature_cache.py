@@ -5,6 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -205,6 +210,89 @@ def test_disk_store_shared_between_caches(tmp_path):
     got = b.get_many("ns", keys, fail, cache_dir=tmp_path)
     np.testing.assert_array_equal(got, rows)
     assert b.stats()["disk_hits"] == 2
+
+
+def _slow_rows(rows, calls, seconds_per_row=0.02):
+    def compute(pos):
+        calls.append(list(pos))
+        time.sleep(seconds_per_row * len(pos))  # long enough for the other "process" to arrive
+        return rows[pos]
+    return compute
+
+
+def test_concurrent_misses_are_split_not_duplicated(tmp_path):
+    """Two stores (as two worker processes) missing the same rows at once compute each
+    row once between them: claimed rows are read when the claimer has written them."""
+    keys = [f"k{i}" for i in range(40)]
+    rows = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
+    caches, calls = [FeatureCache(), FeatureCache()], [[], []]
+    for c in caches:
+        c.claim_chunk = 4
+    out = [None, None]
+    start = threading.Barrier(2)
+
+    def work(j):
+        start.wait()
+        out[j] = caches[j].get_many("ns", keys, _slow_rows(rows, calls[j], 0.05),
+                                    cache_dir=tmp_path)
+
+    threads = [threading.Thread(target=work, args=(j,)) for j in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for j in range(2):
+        np.testing.assert_array_equal(out[j], rows)
+    done = [sorted(i for c in calls[j] for i in c) for j in range(2)]
+    assert sorted(done[0] + done[1]) == list(range(40))  # every row computed exactly once
+    assert done[0] and done[1]  # and both did part of it
+    stats = [c.stats() for c in caches]
+    assert stats[0]["misses"] + stats[1]["misses"] == 40
+    assert all(s["hits"] + s["misses"] == 40 for s in stats)
+    assert not list(tmp_path.rglob("*.claim")) and len(list(tmp_path.rglob("*.npy"))) == 40
+
+
+def _claim_file(tmp_path, key, text):
+    path = FeatureCache._path(tmp_path, "ns", key).with_suffix(".claim")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_claim_of_a_dead_process_is_taken_over(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # its pid is now dead
+    claim = _claim_file(tmp_path, "b", f"{socket.gethostname()} {proc.pid}")
+    rows = np.arange(6, dtype=np.float32).reshape(2, 3)
+    calls = []
+    got = FeatureCache().get_many("ns", ["a", "b"], _slow_rows(rows, calls), cache_dir=tmp_path)
+    np.testing.assert_array_equal(got, rows)
+    assert calls == [[0], [1]] and not claim.exists()
+
+
+def test_claim_from_another_host_waits_then_times_out(tmp_path):
+    claim = _claim_file(tmp_path, "a", "elsewhere 12345")
+    rows = np.ones((1, 3), dtype=np.float32)
+    cache = FeatureCache()
+    cache.claim_timeout = 0.3  # a live claim from another machine is waited for this long
+    calls = []
+    t0 = time.perf_counter()
+    got = cache.get_many("ns", ["a"], _slow_rows(rows, calls), cache_dir=tmp_path)
+    assert time.perf_counter() - t0 >= 0.25 and calls == [[0]] and not claim.exists()
+    np.testing.assert_array_equal(got, rows)
+
+
+def test_failed_computation_releases_its_claims(tmp_path):
+    def boom(pos):
+        raise RuntimeError("backbone failed")
+
+    with pytest.raises(RuntimeError, match="backbone failed"):
+        FeatureCache().get_many("ns", ["a", "b"], boom, cache_dir=tmp_path)
+    assert not list(tmp_path.rglob("*.claim"))  # the next process is not kept waiting
+    rows = np.zeros((2, 3), dtype=np.float32)
+    calls = []
+    FeatureCache().get_many("ns", ["a", "b"], _slow_rows(rows, calls), cache_dir=tmp_path)
+    assert calls == [[0, 1]]
 
 
 def test_cache_dir_env_var(tmp_path, monkeypatch):

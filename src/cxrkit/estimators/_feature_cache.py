@@ -32,6 +32,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -203,6 +204,13 @@ class FeatureCache:
         self.hits = self.misses = self.disk_hits = self.evictions = 0
         self.compute_seconds = 0.0
 
+    #: Rows claimed (and computed) at a time by a process sharing a disk store.
+    claim_chunk = 32
+    #: Seconds after which a claim without a result is taken over (a claimer on another host).
+    claim_timeout = 600.0
+    #: Seconds between two looks for rows another process is computing.
+    claim_poll = 0.05
+
     # -- memory store ----------------------------------------------------------
     def _get_mem(self, key: tuple[str, str]) -> np.ndarray | None:
         with self._lock:
@@ -252,10 +260,132 @@ class FeatureCache:
                 pass
             raise
 
+    # -- claims: processes sharing a disk store split the missing work -----------------
+    @staticmethod
+    def _claim(path: Path) -> bool:
+        """Atomically mark ``path`` as being computed by this process (``O_EXCL``)."""
+        try:
+            fd = os.open(path.with_suffix(".claim"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{socket.gethostname()} {os.getpid()}")
+        return True
+
+    @staticmethod
+    def _release(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(path.with_suffix(".claim"))
+
+    def _claim_is_stale(self, path: Path) -> bool:
+        """The claimer is gone: a dead process on this host, or no result for
+        ``claim_timeout`` seconds (a claimer on another machine)."""
+        claim = path.with_suffix(".claim")
+        try:
+            host, pid = claim.read_text().split()
+            age = time.time() - claim.stat().st_mtime
+        except (OSError, ValueError):
+            return True  # released meanwhile, or an unreadable leftover
+        if host == socket.gethostname():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except (OSError, ValueError):
+                pass  # alive but not ours to signal
+        return age > self.claim_timeout
+
+    def _compute_shared(self, namespace: str, keys: Sequence[str], missing: list[int],
+                        compute: Callable[[list[int]], np.ndarray], cdir: Path,
+                        rows: list[np.ndarray | None]) -> tuple[int, int]:
+        """Fill ``rows[missing]`` with processes that share ``cdir`` splitting the work.
+
+        The missing rows are claimed ``claim_chunk`` at a time (an exclusive
+        ``.claim`` file per row); rows another process has claimed are not
+        computed again but read once it has written them. Returns ``(computed
+        here, read from the store)``.
+        """
+        paths = {i: self._path(cdir, namespace, keys[i]) for i in missing}
+        next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
+        computed = read = 0
+        deferred: list[int] = []
+
+        def take(found: int, arr: np.ndarray) -> None:
+            rows[found] = arr
+            self._put_mem((namespace, keys[found]), arr)
+
+        def claim_or_read(i: int, stale_ok: bool = False) -> str:
+            """"read" (the row is in the store), "mine" (claimed) or "wait"."""
+            for _ in range(2):
+                arr = self._read_disk(paths[i])
+                if arr is not None:
+                    take(i, arr)
+                    return "read"
+                if self._claim(paths[i]):
+                    # The claimer writes the row before releasing its claim: a row finished
+                    # between the read above and this claim is in the store now.
+                    arr = self._read_disk(paths[i])
+                    if arr is None:
+                        return "mine"
+                    self._release(paths[i])
+                    take(i, arr)
+                    return "read"
+                if not (stale_ok and self._claim_is_stale(paths[i])):
+                    return "wait"
+                self._release(paths[i])  # a dead claimer's: remove it and try once more
+            return "wait"
+
+        def run(mine: list[int]) -> None:
+            nonlocal computed
+            try:
+                t0 = time.perf_counter()
+                new = np.asarray(compute(mine), dtype=np.float32)
+                with self._lock:
+                    self.compute_seconds += time.perf_counter() - t0
+                for j, i in enumerate(mine):
+                    arr = np.ascontiguousarray(new[j])
+                    arr.setflags(write=False)
+                    take(i, arr)
+                    self._write_disk(paths[i], arr)
+                computed += len(mine)
+            finally:
+                for i in mine:
+                    self._release(paths[i])
+
+        for s in range(0, len(missing), self.claim_chunk):
+            mine: list[int] = []
+            for i in missing[s:s + self.claim_chunk]:
+                got = claim_or_read(i)
+                if got == "read":
+                    read += 1
+                else:
+                    (mine if got == "mine" else deferred).append(i)
+            if mine:
+                run(mine)
+        while deferred:  # rows other processes are computing
+            waiting: list[int] = []
+            mine = []
+            for i in deferred:
+                got = claim_or_read(i, stale_ok=True)
+                if got == "read":
+                    read += 1
+                else:
+                    (mine if got == "mine" else waiting).append(i)
+            if mine:
+                logger.info("Computing %d cached features whose claimer stopped.", len(mine))
+                run(mine)
+            elif waiting:
+                time.sleep(self.claim_poll)
+            deferred = waiting
+        return computed, read
+
     # -- public API ----------------------------------------------------------------
     def get_many(self, namespace: str, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray],
                  cache_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
         """Look ``keys`` up; ``compute(missing_positions)`` returns the missing rows.
+
+        With ``cache_dir``, processes that miss the same rows at the same time
+        split them (see :meth:`_compute_shared`) instead of each computing all.
 
         Returns an array of shape ``(len(keys), ...)`` in the order of ``keys``.
         """
@@ -275,11 +405,12 @@ class FeatureCache:
             else:
                 n_hits += 1
                 rows[i] = arr
-        with self._lock:
-            self.hits += n_hits
-            self.disk_hits += n_disk
-            self.misses += len(missing)
-        if missing:
+        if missing and cdir is not None:
+            computed, read = self._compute_shared(namespace, keys, missing, compute, cdir, rows)
+            n_hits += read
+            n_disk += read
+            n_missed = computed
+        elif missing:
             t0 = time.perf_counter()
             new = np.asarray(compute(missing), dtype=np.float32)
             with self._lock:
@@ -289,8 +420,13 @@ class FeatureCache:
                 arr.setflags(write=False)
                 rows[i] = arr
                 self._put_mem((namespace, keys[i]), arr)
-                if cdir is not None:
-                    self._write_disk(self._path(cdir, namespace, keys[i]), arr)
+            n_missed = len(missing)
+        else:
+            n_missed = 0
+        with self._lock:
+            self.hits += n_hits
+            self.disk_hits += n_disk
+            self.misses += n_missed
         return np.stack(rows)  # type: ignore[arg-type]
 
     def stats(self) -> dict[str, Any]:
