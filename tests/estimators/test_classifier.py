@@ -67,6 +67,15 @@ def test_same_random_state_same_probabilities():
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_predict_proba_of_extreme_logits_warns_nothing():
+    """A confident network's logits (|z| > 710) must not overflow exp into a RuntimeWarning."""
+    X, y = make_separable(8, 32)
+    clf = CXRClassifier("tiny_cnn", max_epochs=1, random_state=0).fit(X, y)
+    clf.decision_function = lambda X: np.array([-1000.0, 0.0, 1000.0])  # type: ignore[method-assign]
+    np.testing.assert_array_equal(clf.predict_proba(X[:3]), [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+
+
 def test_string_labels_and_proba_order():
     X, y = make_separable(20, 32)
     y2 = np.where(y == "pos", "covid", "pneumonia")

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
@@ -652,7 +653,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of shape ``(n, 2)``, columns in ``classes_`` order."""
-        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p1 = expit(self.decision_function(X))  # no overflow warning for large logits
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X: Any) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from ..errors import ConfigurationError
 
@@ -297,7 +298,7 @@ class OnnxRuntimePredictor:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities ``(n, 2)`` in ``classes_`` order."""
-        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p1 = expit(self.decision_function(X))  # no overflow warning for large logits
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X: Any) -> np.ndarray:

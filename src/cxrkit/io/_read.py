@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy.special import expit
 
 from ..errors import ImageDecodeError
 
@@ -148,7 +149,7 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
         width = max(width, 1.0)
         func = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").upper()
         if func == "SIGMOID":
-            out = 1.0 / (1.0 + np.exp(-4.0 * (arr - centre) / width))
+            out = expit(4.0 * (arr - centre) / width)
         elif func == "LINEAR_EXACT":
             out = (arr - centre) / width + 0.5
         else:  # LINEAR, DICOM PS3.3 C.11.2.1.2.1
