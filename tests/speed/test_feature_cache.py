@@ -18,6 +18,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_validate
 
 from cxrkit.architectures import create_architecture
+from cxrkit.errors import ConfigurationError
 from cxrkit.estimators import CXRClassifier
 from cxrkit.estimators._feature_cache import (
     FeatureAwareNet,
@@ -293,6 +294,16 @@ def test_failed_computation_releases_its_claims(tmp_path):
     calls = []
     FeatureCache().get_many("ns", ["a", "b"], _slow_rows(rows, calls), cache_dir=tmp_path)
     assert calls == [[0, 1]]
+
+
+def test_unwritable_cache_dir_is_a_configuration_error(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    bad = tmp_path / "a-file" / "cache"
+    with pytest.raises(ConfigurationError, match=r"^The feature cache folder '.*a-file/cache' "
+                       r"cannot be written \(.*\)\. Pass a writable cache_dir \(or set "
+                       r"CXRKIT_CACHE_DIR to one\), or cache_dir=None"):
+        FeatureCache().get_many("ns", ["a"], lambda pos: np.zeros((1, 2), np.float32),
+                                cache_dir=bad)
 
 
 def test_cache_dir_env_var(tmp_path, monkeypatch):

@@ -306,7 +306,15 @@ class FeatureCache:
         here, read from the store)``.
         """
         paths = {i: self._path(cdir, namespace, keys[i]) for i in missing}
-        next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
+        folder = next(iter(paths.values())).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"The feature cache folder {os.fspath(cdir)!r} cannot be written ({exc}). Pass a "
+                f"writable cache_dir (or set {CACHE_DIR_ENV} to one), or cache_dir=None to keep "
+                "features in memory only."
+            ) from None
         computed = read = 0
         deferred: list[int] = []
 
