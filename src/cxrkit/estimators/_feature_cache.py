@@ -260,6 +260,20 @@ class FeatureCache:
                 pass
             raise
 
+    def _computed_rows(self, compute: Callable[[list[int]], np.ndarray],
+                       positions: list[int]) -> list[np.ndarray]:
+        """``compute(positions)`` as read-only float32 rows, its time added to the statistics."""
+        t0 = time.perf_counter()
+        new = np.asarray(compute(positions), dtype=np.float32)
+        with self._lock:
+            self.compute_seconds += time.perf_counter() - t0
+        out = []
+        for row in new:
+            arr = np.ascontiguousarray(row)
+            arr.setflags(write=False)
+            out.append(arr)
+        return out
+
     # -- claims: processes sharing a disk store split the missing work -----------------
     @staticmethod
     def _claim(path: Path) -> bool:
@@ -346,13 +360,7 @@ class FeatureCache:
         def run(mine: list[int]) -> None:
             nonlocal computed
             try:
-                t0 = time.perf_counter()
-                new = np.asarray(compute(mine), dtype=np.float32)
-                with self._lock:
-                    self.compute_seconds += time.perf_counter() - t0
-                for j, i in enumerate(mine):
-                    arr = np.ascontiguousarray(new[j])
-                    arr.setflags(write=False)
+                for i, arr in zip(mine, self._computed_rows(compute, mine)):
                     take(i, arr)
                     self._write_disk(paths[i], arr)
                 computed += len(mine)
@@ -419,13 +427,7 @@ class FeatureCache:
             n_disk += read
             n_missed = computed
         elif missing:
-            t0 = time.perf_counter()
-            new = np.asarray(compute(missing), dtype=np.float32)
-            with self._lock:
-                self.compute_seconds += time.perf_counter() - t0
-            for j, i in enumerate(missing):
-                arr = np.ascontiguousarray(new[j])
-                arr.setflags(write=False)
+            for i, arr in zip(missing, self._computed_rows(compute, missing)):
                 rows[i] = arr
                 self._put_mem((namespace, keys[i]), arr)
             n_missed = len(missing)
