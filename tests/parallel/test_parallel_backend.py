@@ -60,7 +60,7 @@ def test_protocol_n_jobs_2_equals_serial():
     ds = load_dataset("synthetic", n_patients=12, images_per_patient=2, size=32)
     kw = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 20, "n_splits": 3,
           "n_snapshots": 2, "interval": 1, "max_epochs": 2, "if_threshold_not_reached": "last",
-          "probes": False,
+          "probe_epochs": 1, "probe_splits": 2,
           "estimator_params": {"freeze": "none", "lr": 3e-3, "lr_schedule": None}}
     serial = Hall2020CV(**kw).run(ds, progress=True)
     p = Hall2020CV(**kw, n_jobs=2)
@@ -68,6 +68,10 @@ def test_protocol_n_jobs_2_equals_serial():
     assert p.config()["n_jobs"] == 2 and parallel.config["n_jobs"] == 2
     np.testing.assert_array_equal(parallel.y_score, serial.y_score)
     assert pd.DataFrame(parallel.per_fold).equals(pd.DataFrame(serial.per_fold))
+    # The probes' folds run in the workers too, with the same result.
+    probe = {r["name"]: r for r in serial.validity}["shortcut_probe"]
+    assert "auc" in probe["numbers"]
+    assert {r["name"]: r for r in parallel.validity}["shortcut_probe"] == probe
     # The efficiency figure says how it was measured: serial in this process's threads,
     # parallel per worker process (loky gives each worker a share of the cores).
     assert serial.efficiency["processes"] == 1

@@ -103,3 +103,33 @@ def test_shortcut_probe_warns_when_hiding_the_lungs_changes_nothing():
     assert "kept" in same.summary and same.numbers["auc_whole_images"] == round(auc + 0.01, 4)
     strong = shortcut_probe(make, X, y, cv=CV, reference_auc=0.97)
     assert strong.status == "PASS" and strong.numbers["retained"] < 0.75
+
+
+def test_protocol_probes_use_its_n_jobs(monkeypatch):
+    """The probes' cross-validation gets the protocol's ``n_jobs`` (both probes)."""
+    import pandas as pd
+
+    from cxrkit.evaluation.protocols import Hall2020CV
+    from cxrkit.evaluation.results import RunResult
+    from cxrkit.validity import probes
+
+    seen = []
+
+    def fake_cross_val_predict(est, X, y, *, groups, cv, method, n_jobs):
+        seen.append(n_jobs)
+        return np.column_stack([np.full(len(y), 0.5), np.full(len(y), 0.5)])
+
+    monkeypatch.setattr(probes, "cross_val_predict", fake_cross_val_predict)
+    n = 24
+    ds = type("DS", (), {"X": _images(n, 3), "y": np.array(["covid", "pneumonia"] * (n // 2)),
+                         "groups": np.arange(n).astype(str),
+                         "metadata": pd.DataFrame({"source": ["a", "b", "c"] * (n // 3)})})()
+    for n_jobs in (None, 2):
+        seen.clear()
+        result = RunResult(protocol="t", config={}, positive_label="covid",
+                           classes=["pneumonia", "covid"], images=[str(i) for i in range(n)],
+                           y_true=ds.y,
+                           y_score=np.zeros(n))
+        Hall2020CV(n_jobs=n_jobs, probe_splits=2)._probes(_make(), ds, result, progress=False)
+        assert seen == [n_jobs, n_jobs]  # source probe (one source vs the rest), shortcut probe
+        assert {r["name"] for r in result.validity} == {"source_probe", "shortcut_probe"}

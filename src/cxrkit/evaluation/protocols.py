@@ -279,7 +279,8 @@ class Protocol:
         ensemble) is trained for ``probe_epochs`` epochs in ``probe_splits``
         patient-grouped folds, once to predict the image source (when the
         metadata names more than one) and once on images whose centre is
-        blacked out. Both go into the report's Validity section.
+        blacked out. Both go into the report's Validity section. With ``n_jobs``
+        their folds run side by side, as the protocol's own do.
         """
         if not (self.validity_checks and self.probes):
             return
@@ -304,11 +305,12 @@ class Protocol:
         sources = (md["source"].to_numpy() if md is not None and "source" in md.columns
                    else None)
         jobs = [("source_probe", lambda: source_probe(probe, X, sources, groups, cv,
-                                                      max_sources=1))] if sources is not None \
-            else []
+                                                      max_sources=1, n_jobs=self.n_jobs))] \
+            if sources is not None else []
         full = (result.metrics or {}).get("auc", {}).get("value")
         jobs.append(("shortcut_probe", lambda: shortcut_probe(probe, X, y, groups, cv,
-                                                              reference_auc=full)))
+                                                              reference_auc=full,
+                                                              n_jobs=self.n_jobs)))
         for name, job in _progress(jobs, progress, desc="validity probes", unit="probe"):
             try:
                 guard = job().to_dict()

@@ -167,15 +167,17 @@ def _make(make_estimator: Any) -> Any:
     )
 
 
-def _oof_auc(est: Any, X: Any, y: np.ndarray, groups: Any, cv: Any) -> float:
-    proba = cross_val_predict(est, X, y, groups=groups, cv=cv, method="predict_proba")
+def _oof_auc(est: Any, X: Any, y: np.ndarray, groups: Any, cv: Any,
+             n_jobs: int | None = None) -> float:
+    proba = cross_val_predict(est, X, y, groups=groups, cv=cv, method="predict_proba",
+                              n_jobs=n_jobs)
     classes = np.unique(y)
     return float(roc_auc_score(y == classes[1], proba[:, 1]))
 
 
 def source_probe(make_estimator: Callable[[], Any] | Any, X: Any, sources: Any,
                  groups: Any = None, cv: Any = 5, *, max_sources: int = 3,
-                 warn_auc: float = SOURCE_AUC_WARN) -> GuardResult:
+                 warn_auc: float = SOURCE_AUC_WARN, n_jobs: int | None = None) -> GuardResult:
     """Can the pipeline tell where an image came from?
 
     The same estimator is cross-validated (``cross_val_predict``, grouped by
@@ -196,6 +198,11 @@ def source_probe(make_estimator: Callable[[], Any] | Any, X: Any, sources: Any,
     max_sources : int, default=3
     warn_auc : float, default=0.75
         AUC at or above which the result is ``WARN``.
+    n_jobs : int, optional
+        Folds fitted side by side, passed to ``cross_val_predict`` (joblib worker
+        processes, or the active ``joblib.parallel_config`` backend). The result
+        does not depend on it: each fold's estimator is seeded by its
+        ``random_state``.
 
     Returns
     -------
@@ -215,7 +222,7 @@ def source_probe(make_estimator: Callable[[], Any] | Any, X: Any, sources: Any,
     aucs: dict[str, float] = {}
     for s in probes:
         target = np.where(src == s, "this_source", "other_source")
-        aucs[str(s)] = round(_oof_auc(_make(make_estimator), X, target, groups, cv), 4)
+        aucs[str(s)] = round(_oof_auc(_make(make_estimator), X, target, groups, cv, n_jobs), 4)
     best = max(aucs, key=lambda k: abs(aucs[k] - 0.5))
     auc = aucs[best]
     numbers = {"auc": auc, "auc_per_source": aucs, "n_sources": int(len(levels)),
@@ -248,7 +255,8 @@ def _with_blackout(est: Any, X: Any, blackout: CentreBlackout) -> tuple[Any, Any
 def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, groups: Any = None,
                    cv: Any = 5, fraction: float = 0.6, *,
                    warn_auc: float = SHORTCUT_AUC_WARN, reference_auc: float | None = None,
-                   warn_retained: float = SHORTCUT_RETAINED_WARN) -> GuardResult:
+                   warn_retained: float = SHORTCUT_RETAINED_WARN,
+                   n_jobs: int | None = None) -> GuardResult:
     """Re-run the evaluation with the centre of every image blacked out.
 
     Parameters
@@ -273,6 +281,11 @@ def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, grou
         hiding the lungs then barely changes what the model achieves, even if
         both are modest.
     warn_retained : float, default=0.75
+    n_jobs : int, optional
+        Folds fitted side by side, passed to ``cross_val_predict`` (joblib worker
+        processes, or the active ``joblib.parallel_config`` backend). The result
+        does not depend on it: each fold's estimator is seeded by its
+        ``random_state``.
 
     Returns
     -------
@@ -286,7 +299,7 @@ def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, grou
         raise DataError(f"shortcut_probe needs two classes in y; got {list(np.unique(yy))[:10]}.")
     blackout = CentreBlackout(fraction)
     est, Xb = _with_blackout(_make(make_estimator), X, blackout)
-    auc = round(_oof_auc(est, Xb, yy, groups, cv), 4)
+    auc = round(_oof_auc(est, Xb, yy, groups, cv, n_jobs), 4)
     numbers: dict[str, Any] = {"auc": auc, "fraction": fraction}
     summary = (f"With the central {fraction:.0%} x {fraction:.0%} of every image blacked out, "
                f"the pipeline still reaches AUC {auc:.2f}.")
