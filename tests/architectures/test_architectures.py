@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import socket
@@ -110,6 +111,32 @@ def test_imagenet_weights_load_offline_from_torch_hub_cache(tmp_path, monkeypatc
     ref = reference.state_dict()
     for k, v in net.backbone.state_dict().items():
         assert torch.equal(v, ref[k]), k
+
+
+def test_vgg16_allocates_only_its_convolutions_and_checks_imagenet_keys(monkeypatch):
+    """VGG16's classifier (replaced by the head) is built on the meta device only: the
+    network is on the CPU, initialised as torchvision initialises it, and ImageNet
+    weights still load through the whole torchvision model with an exact key check."""
+    from cxrkit.architectures import _torchvision
+
+    torch.manual_seed(0)
+    net = create_architecture("vgg16")
+    tensors = [*net.parameters(), *net.buffers()]
+    assert all(t.device.type == "cpu" and bool(torch.isfinite(t).all()) for t in tensors)
+    assert sum(p.numel() for p in net.backbone.parameters()) == 14_714_688
+    last = net.backbone[28]  # 512 -> 512, 3x3: Kaiming fan-out std sqrt(2 / (512 * 9))
+    assert abs(last.weight.std().item() / math.sqrt(2 / (512 * 9)) - 1) < 0.02
+    assert not last.bias.any()
+    with torch.device("meta"):
+        full = torchvision.models.vgg16(weights=None).state_dict()
+    state = {k: torch.randn(v.shape) if k.startswith("features.") else v for k, v in full.items()}
+    monkeypatch.setattr(_torchvision, "load_imagenet_state_dict", lambda enum: state)
+    net = create_architecture("vgg16", pretrained="imagenet")
+    for k, v in net.backbone.state_dict().items():
+        assert torch.equal(v, state["features." + k]), k
+    del state["classifier.6.bias"]
+    with pytest.raises(WeightsError, match=r"Missing keys: classifier\.6\.bias"):
+        create_architecture("vgg16", pretrained="imagenet")
 
 
 def test_imagenet_weights_missing_offline_gives_clear_error(tmp_path, monkeypatch):
