@@ -28,6 +28,18 @@ def test_fp32_matches_torch(fitted):
     np.testing.assert_allclose(ort_pred.predict_proba(X), clf.predict_proba(X), atol=1e-5)
 
 
+@pytest.mark.parametrize("allow_spinning", [False, True])
+def test_intra_op_spinning_is_off_by_default_and_can_be_turned_on(fitted, allow_spinning):
+    clf, X = fitted
+    default = OnnxRuntimePredictor(clf)
+    opts = default.session_.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    pred = OnnxRuntimePredictor(clf, allow_spinning=allow_spinning)
+    opts = pred.session_.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == str(int(allow_spinning))
+    np.testing.assert_array_equal(pred.predict_proba(X), default.predict_proba(X))
+
+
 def test_int8_runs_and_stays_close(fitted):
     clf, X = fitted
     q = OnnxRuntimePredictor(clf, quantize="int8", calibration=X)
