@@ -16,7 +16,9 @@ separately, not in the rate). Each rate is the median of ``--repeats`` timed run
 ``--steps`` steps. Loss trajectories: every variant is trained from the same initial
 weights on the same batches with dropout switched off (so that only arithmetic differs)
 and the largest per-step loss difference to the baseline is printed. Finally the
-end-to-end ``CXRClassifier.fit`` rate (skorch loop, data pipeline) with the best options.
+end-to-end ``CXRClassifier.fit`` rate (skorch loop, data pipeline) with the best options,
+against an eager loop timed again in each round between the fits (interleaved, so that a
+change of the host's load hits the fits and their baseline alike).
 
 Run:  PYTHONPATH=src python benchmarks/b4_hall2020_training.py [--quick] [--compile]
 """
@@ -145,31 +147,42 @@ def main() -> None:
     rng = np.random.default_rng(0)
     Xi = rng.integers(0, 255, (16 * steps, 100, 100), dtype=np.uint8)
     yi = np.array([0, 1] * (8 * steps))
-    e2e = {}
-    for label, kw in (("CXRClassifier, every speed option off (cxrkit layer order, unchunked)",
-                       {"grayscale_conv": False, "channels_last": False, "tune_malloc": False,
-                        "module__chunk_bytes": None}),
-                      ("CXRClassifier, tune_malloc=False, unchunked (session-3 defaults)",
-                       {"tune_malloc": False, "module__chunk_bytes": None}),
-                      ("CXRClassifier, unchunked first stage (session-5 defaults)",
-                       {"module__chunk_bytes": None}),
-                      ("CXRClassifier, tune_malloc=False", {"tune_malloc": False}),
-                      ("CXRClassifier defaults (chunked first stage, grayscale_conv, "
-                       "channels_last, tune_malloc: 'auto')", {})):
+    configs = (("CXRClassifier, every speed option off (cxrkit layer order, unchunked)",
+                {"grayscale_conv": False, "channels_last": False, "tune_malloc": False,
+                 "module__chunk_bytes": None}),
+               ("CXRClassifier, tune_malloc=False, unchunked (session-3 defaults)",
+                {"tune_malloc": False, "module__chunk_bytes": None}),
+               ("CXRClassifier, unchunked first stage (session-5 defaults)",
+                {"module__chunk_bytes": None}),
+               ("CXRClassifier, tune_malloc=False", {"tune_malloc": False}),
+               ("CXRClassifier defaults (chunked first stage, grayscale_conv, "
+                "channels_last, tune_malloc: 'auto')", {}))
+    clfs = {}
+    for label, kw in configs:
         clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=1,
                                         random_state=0, **kw)
         clf.fit(Xi[:32], yi[:32])  # warm-up
         clf.set_params(max_epochs=2)
-        ts, epochs = [], []
-        for _ in range(repeats):
+        clfs[label] = clf
+    ts: dict[str, list[float]] = {label: [] for label in clfs}
+    epochs: dict[str, list[float]] = {label: [] for label in clfs}
+    eager_now = []
+    for _ in range(repeats):  # interleaved with an eager loop, so each ratio has a same-time base
+        eager_now.append(train("eager", X, y, steps)[0])
+        for label, clf in clfs.items():
             t0 = time.perf_counter()
             clf.fit(Xi, yi)
-            ts.append(time.perf_counter() - t0)
-            epochs += list(clf.history_[:, "dur"])  # skorch's per-epoch wall time
-        e2e[label] = (2 * len(Xi) / statistics.median(ts), len(Xi) / statistics.median(epochs))
-    for label, (r, r_epoch) in e2e.items():
-        print(f"{r:7.1f} images/s ({r / base:4.2f} x eager)  {label} (2-epoch fits, incl. setup); "
-              f"epochs alone (skorch's 'dur'): {r_epoch:.1f} images/s ({r_epoch / base:4.2f} x)")
+            ts[label].append(time.perf_counter() - t0)
+            epochs[label] += list(clf.history_[:, "dur"])  # skorch's per-epoch wall time
+    base_now = statistics.median(eager_now)
+    print(f"{base_now:7.1f} images/s (1.00 x eager)  eager loop, measured again between the fits "
+          "below (their base)")
+    for label in clfs:
+        r = 2 * len(Xi) / statistics.median(ts[label])
+        r_epoch = len(Xi) / statistics.median(epochs[label])
+        print(f"{r:7.1f} images/s ({r / base_now:4.2f} x eager)  {label} (2-epoch fits, incl. "
+              f"setup); epochs alone (skorch's 'dur'): {r_epoch:.1f} images/s "
+              f"({r_epoch / base_now:4.2f} x)")
 
 
 if __name__ == "__main__":
