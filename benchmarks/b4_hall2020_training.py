@@ -5,7 +5,9 @@ contiguous tensors, with the network's layers in the published order (activation
 pooling; every row computed). Variants: cxrkit's ``hall2020_cnn`` (the same function with
 pooling before the activations and the never-used border rows skipped; ``order``), with its
 first stage (conv1 -> pool -> activation) in cache-sized chunks of at most 8 MiB of conv1
-output (``chunk``; ``CXRClassifier`` trains with it by default);
+output (``chunk``; ``CXRClassifier`` trains with it by default); conv1's sparse weight
+gradient (``sparse``: :func:`cxrkit.architectures._conv_pool.max_pooled_conv2d`, on by
+default; without it the "order" variants run the plain autograd backward);
 channels-last memory format; the grayscale-aware first convolution
 (:func:`cxrkit.architectures.grayscale_first_conv`); ``malloc``: the steps run inside
 :func:`cxrkit._memory.retain_freed_memory` (freed buffers stay in glibc's heap instead of
@@ -58,6 +60,7 @@ def build(variant: str, dropout: bool = True) -> tuple[nn.Module, nn.Module]:
         net.backbone.forward = types.MethodType(published_order, net.backbone)
     else:
         net.backbone.chunk_bytes = net.backbone.DEFAULT_CHUNK_BYTES if "chunk" in variant else None
+        net.backbone.sparse_backward = "sparse" in variant
     if not dropout:
         for m in net.modules():
             if isinstance(m, nn.Dropout):
@@ -110,8 +113,9 @@ def main() -> None:
     y = (torch.rand(16 * steps, generator=g) > 0.5).float()
 
     variants = ["eager", "cl", "gray+cl", "order", "order+chunk", "order+cl", "order+gray",
-                "order+gray+cl", "order+chunk+gray+cl", "eager+malloc", "order+gray+cl+malloc",
-                "order+chunk+gray+cl+malloc"]
+                "order+gray+cl", "order+chunk+gray+cl", "order+chunk+gray+cl+sparse", "eager+malloc",
+                "order+gray+cl+malloc", "order+chunk+gray+cl+malloc",
+                "order+chunk+gray+cl+sparse+malloc"]
     rates: dict[str, float] = {}
     runs: dict[str, list[float]] = {v: [] for v in variants}
     train("eager", X, y, 3)  # warm-up
@@ -149,14 +153,11 @@ def main() -> None:
     yi = np.array([0, 1] * (8 * steps))
     configs = (("CXRClassifier, every speed option off (cxrkit layer order, unchunked)",
                 {"grayscale_conv": False, "channels_last": False, "tune_malloc": False,
-                 "module__chunk_bytes": None}),
-               ("CXRClassifier, tune_malloc=False, unchunked (session-3 defaults)",
-                {"tune_malloc": False, "module__chunk_bytes": None}),
-               ("CXRClassifier, unchunked first stage (session-5 defaults)",
-                {"module__chunk_bytes": None}),
-               ("CXRClassifier, tune_malloc=False", {"tune_malloc": False}),
-               ("CXRClassifier defaults (chunked first stage, grayscale_conv, "
-                "channels_last, tune_malloc: 'auto')", {}))
+                 "module__chunk_bytes": None, "module__sparse_backward": False}),
+               ("CXRClassifier, sparse_backward=False (session-8 defaults)",
+                {"module__sparse_backward": False}),
+               ("CXRClassifier defaults (sparse conv1 backward, chunked first stage, "
+                "grayscale_conv, channels_last, tune_malloc: 'auto')", {}))
     clfs = {}
     for label, kw in configs:
         clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=1,

@@ -7,6 +7,7 @@ import os
 import pickle
 import socket
 import warnings
+from unittest import mock
 
 import pytest
 import torch
@@ -15,10 +16,12 @@ import torchvision
 from cxrkit._memory import glibc_malloc_available, retain_freed_memory
 from cxrkit.architectures import (
     CXRNet,
+    _conv_pool,
     create_architecture,
     get_preprocessing,
     hub_checkpoint_dir,
 )
+from cxrkit.architectures._conv_pool import sparse_backward_available
 from cxrkit.errors import WeightsError
 
 
@@ -206,6 +209,20 @@ def test_shared_vgg16_backbone_loads(shared_weights):
     assert isinstance(net, CXRNet) and net.num_features == 512
 
 
+def _uses_sparse_backward(out):
+    """Whether ``out``'s autograd graph contains the sparse conv -> pool node."""
+    seen, todo = set(), [out.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if "MaxPooledConv2d" in type(fn).__name__:
+            return True
+        todo.extend(f for f, _ in fn.next_functions)
+    return False
+
+
 def _literal_hall2020_features(b, x):
     """The published layer order: activation before pooling, every row computed."""
     a = b.drop_a(b.pool3(b.act(b.conv2(b.pool3(b.act(b.conv1(x)))))))
@@ -213,24 +230,32 @@ def _literal_hall2020_features(b, x):
     return b.pool3(torch.relu(b.conv4(h))).permute(0, 2, 3, 1).flatten(1)
 
 
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse-backward", "plain-backward"])
 @pytest.mark.parametrize("chunk_bytes", ["auto", "auto-retained", None, 1])
 @pytest.mark.parametrize("size", [100, 64])
-def test_hall2020_cheaper_order_is_exact_with_gradients(size, chunk_bytes):
+def test_hall2020_cheaper_order_is_exact_with_gradients(size, chunk_bytes, sparse):
     torch.manual_seed(0)
-    net = create_architecture("hall2020_cnn").eval()
+    net = create_architecture("hall2020_cnn", sparse_backward=sparse).eval()
+    if sparse and not sparse_backward_available():
+        pytest.skip("the sparse backward needs numba")
     if chunk_bytes not in ("auto", "auto-retained"):
         net.backbone.chunk_bytes = chunk_bytes
     retained = retain_freed_memory(chunk_bytes == "auto-retained")
     if chunk_bytes == "auto-retained" and not glibc_malloc_available():
         pytest.skip("retain_freed_memory needs glibc")
-    calls = []
-    net.backbone.conv1.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
-    for p in net.parameters():  # random biases too, so that every sign occurs
-        torch.nn.init.normal_(p, std=0.1)
-    x = torch.randn(4, 3, size, size)
-    with retained:
-        out = net.features(x)
+    calls = []  # the images in each conv1 call (5x5 kernel), either path
+    conv2d = torch.nn.functional.conv2d
+    with mock.patch.object(_conv_pool.F, "conv2d",
+                           side_effect=lambda x, w, *a: (w.shape[-1] == 5 and calls.append(len(x)))
+                           or conv2d(x, w, *a)):
+        for p in net.parameters():  # random biases too, so that every sign occurs
+            torch.nn.init.normal_(p, std=0.1)
+        x = torch.randn(4, 3, size, size)
+        with retained:
+            out = net.features(x)
     chunks = list(calls)
+    assert (out.grad_fn.next_functions is not None) and \
+        (_uses_sparse_backward(out) == sparse)
     grads = torch.autograd.grad(out.square().sum(), list(net.backbone.parameters()))
     ref = _literal_hall2020_features(net.backbone, x)
     ref_grads = torch.autograd.grad(ref.square().sum(), list(net.backbone.parameters()))
@@ -262,10 +287,14 @@ def test_hall2020_conv1_skips_the_rows_that_never_reach_the_output():
     # 100 -> conv1 96 -> pool 32 -> conv2 31 -> pool 10 reads 30 rows: input rows 97-99 are
     # unused by branch a (exactness with them dropped is the test above).
     net = create_architecture("hall2020_cnn").eval()
-    seen = {}
-    net.backbone.conv1.register_forward_hook(lambda m, i, o: seen.update(c1=i[0].shape))
-    net.features(torch.rand(1, 3, 100, 100))
-    assert seen["c1"][-2:] == (97, 97)
+    seen = []
+    conv2d = torch.nn.functional.conv2d
+    with mock.patch.object(_conv_pool.F, "conv2d", side_effect=lambda x, w, *a: (
+            w.shape[-1] == 5 and seen.append(tuple(x.shape[-2:]))) or conv2d(x, w, *a)):
+        net.features(torch.rand(1, 3, 100, 100))  # training: the sparse path
+        with torch.no_grad():
+            net.features(torch.rand(1, 3, 100, 100))  # the plain path
+    assert seen == [(97, 97), (97, 97)]
 
 
 def test_frozen_backbone_stays_in_eval_mode_through_train_calls():

@@ -87,8 +87,12 @@ class GrayscaleConv2d(nn.Module):
             self._map = (key, m)
         return m
 
+    def folded_weight(self) -> torch.Tensor:
+        """The one-channel kernel ``sum_c a_c W_c`` (differentiable in ``weight``)."""
+        return (self.weight * self.scale).sum(1, keepdim=True)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = (self.weight * self.scale).sum(1, keepdim=True)
+        w = self.folded_weight()
         out = F.conv2d(x[:, :1], w, self.bias, self.stride, self.padding, self.dilation)
         if self.needs_map:
             out = out + self._offset_map(x)

@@ -7,6 +7,8 @@ from torch import nn
 
 from .._memory import freed_memory_retained
 from ._base import CXRNet, Preprocessing
+from ._conv_pool import max_pooled_conv2d
+from ._grayscale import GrayscaleConv2d
 from ._weights import load_pretrained_file
 
 __all__ = ["Hall2020Features", "build_hall2020_cnn", "HALL2020_PREPROCESSING"]
@@ -59,6 +61,16 @@ class Hall2020Features(nn.Module):
       chunk by chunk (float rounding, ~1e-6 of its scale). An int always chunks
       at that size; ``None`` never does.
 
+    * **conv1's sparse weight gradient.** Training (a parameter gradient is
+      needed and the input needs none) runs conv1 -> pool 3 through
+      :func:`~cxrkit.architectures._conv_pool.max_pooled_conv2d`: only the
+      pooled map and the maxima's positions are kept, and conv1's weight
+      gradient is summed over the 1 in 9 positions the pooling passes a gradient
+      to (a compiled loop), instead of zero-filling a 35 MB gradient map,
+      scattering into it and running a dense weight gradient over it. Same
+      forward result, gradients within float rounding; a training step
+      ~1.3x faster. ``sparse_backward=False`` turns it off.
+
     ``tests/architectures`` checks outputs and gradients against the literal
     layer order within 1e-5. Together these make a training step about 1.3x
     faster on CPU (``benchmarks/b4_hall2020_training.py``).
@@ -67,9 +79,11 @@ class Hall2020Features(nn.Module):
     #: Largest conv1 output (bytes) computed at once when chunking; see the class docstring.
     DEFAULT_CHUNK_BYTES = 8 << 20
 
-    def __init__(self, in_channels: int = 3, chunk_bytes: int | str | None = "auto") -> None:
+    def __init__(self, in_channels: int = 3, chunk_bytes: int | str | None = "auto",
+                 sparse_backward: bool = True) -> None:
         super().__init__()
         self.chunk_bytes = chunk_bytes
+        self.sparse_backward = sparse_backward
         self.conv1 = nn.Conv2d(in_channels, 64, 5)
         self.conv2 = nn.Conv2d(64, 64, 2)
         self.conv4 = nn.Conv2d(64 + in_channels, 64, 2)
@@ -103,9 +117,34 @@ class Hall2020Features(nn.Module):
             inference_tuned = freed_memory_retained() and not torch.is_grad_enabled()
             limit = None if inference_tuned else self.DEFAULT_CHUNK_BYTES
         n = a.shape[0] if not limit else max(1, int(limit) // per_image)
+        sparse = self._sparse_conv_args(a)
+        if sparse is not None:
+            x, weight, bias = sparse
+            return self.act(max_pooled_conv2d(x, weight, bias, 3, chunk=n))
         if a.shape[0] <= n:
             return self.act(self.pool3(self.conv1(a)))
         return torch.cat([self.act(self.pool3(self.conv1(c))) for c in a.split(n)])
+
+
+    def _sparse_conv_args(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                            torch.Tensor | None] | None:
+        """``(input, weight, bias)`` of conv1 for :func:`max_pooled_conv2d`, or ``None``."""
+        if not getattr(self, "sparse_backward", True) or not torch.is_grad_enabled():
+            return None
+        conv, pool = self.conv1, self.pool3
+        if (conv.stride, conv.padding, conv.dilation) not in (((1, 1), (0, 0), (1, 1)),
+                                                              ((1, 1), "valid", (1, 1))):
+            return None
+        if (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode) != \
+                (3, 3, 0, 1, False):
+            return None
+        if isinstance(conv, GrayscaleConv2d):
+            if conv.needs_map:
+                return None
+            return a[:, :1], conv.folded_weight(), conv.bias
+        if isinstance(conv, nn.Conv2d) and conv.groups == 1:
+            return a, conv.weight, conv.bias
+        return None
 
 
 def _used_extent(n: int) -> int:
@@ -119,21 +158,22 @@ def _used_extent(n: int) -> int:
 
 def build_hall2020_cnn(pretrained: str | None = None, head: str = "hall2020", *,
                        dropout: float = 0.25, pretrained_strict: bool = True,
-                       chunk_bytes: int | str | None = "auto",
+                       chunk_bytes: int | str | None = "auto", sparse_backward: bool = True,
                        **_: object) -> CXRNet:
     """Hall et al. (2020) small CNN: two branches, 39,105 parameters, 100 px input.
 
     The head is the authors' own (dropout 0.25 -> dense 1); ``head`` is accepted
     for interface compatibility and must be ``"hall2020"``. ``chunk_bytes``: see
     :class:`Hall2020Features` (``CXRClassifier(..., module__chunk_bytes=None)``
-    turns the chunking off).
+    turns the chunking off); ``sparse_backward=False``
+    (``module__sparse_backward=False``) runs conv1's plain autograd backward.
     """
     if head not in ("hall2020", None):
         raise ValueError(
             f"Architecture 'hall2020_cnn' has a fixed head (dropout -> dense 1); got head={head!r}. "
             "Use head='hall2020'."
         )
-    backbone = Hall2020Features(chunk_bytes=chunk_bytes)
+    backbone = Hall2020Features(chunk_bytes=chunk_bytes, sparse_backward=sparse_backward)
     classifier = nn.Sequential()
     classifier.add_module("dropout", nn.Dropout(dropout))
     classifier.add_module("fc", nn.Linear(576, 1))

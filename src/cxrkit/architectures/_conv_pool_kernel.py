@@ -1,0 +1,57 @@
+"""The compiled loop of :func:`cxrkit.architectures._conv_pool.max_pooled_conv2d`'s backward pass.
+
+Imported lazily: importing :mod:`numba` costs about a second, and the first call
+compiles the loop (a few seconds; ``cache=True`` keeps the machine code next to
+this file, or in numba's cache directory, for later processes).
+"""
+
+import numba
+import numpy as np
+
+__all__ = ["sparse_weight_grad"]
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore[no-untyped-def]
+    """Add images ``n0:n1``'s weight and bias gradients to ``dw`` and ``db``; return the
+    number of pooling indices found outside their window (0 unless the input is wrong).
+    """
+    # x (N, C, H, W): the convolution's input; g, idx (N, PH, PW, O): the pooled
+    # gradient and the flat position (in the HC x WC convolution map) of each
+    # window's maximum; dw (O, KP) with KP >= C*kh*kw and db (O,): accumulators.
+    c_in = x.shape[1]
+    wc = x.shape[3] - kw + 1
+    ph, pw, n_out = g.shape[1], g.shape[2], g.shape[3]
+    kp = dw.shape[1]
+    pp = pool * pool
+    patches = np.zeros((pp, kp), np.float32)
+    bad = 0
+    for n in range(n0, n1):
+        for py in range(ph):
+            for px in range(pw):
+                base = pool * py * wc + pool * px
+                for j in range(pp):
+                    y0 = pool * py + j // pool
+                    x0 = pool * px + j % pool
+                    k = 0
+                    for c in range(c_in):
+                        for a in range(kh):
+                            for b in range(kw):
+                                patches[j, k] = x[n, c, y0 + a, x0 + b]
+                                k += 1
+                for o in range(n_out):
+                    gv = g[n, py, px, o]
+                    db[o] += gv
+                    off = idx[n, py, px, o] - base
+                    dy = 0
+                    while off >= wc:
+                        off -= wc
+                        dy += 1
+                    if off < 0 or off >= pool or dy >= pool:
+                        bad += 1
+                        continue
+                    row = patches[dy * pool + off]
+                    acc = dw[o]
+                    for k in range(kp):
+                        acc[k] += gv * row[k]
+    return bad

@@ -1,0 +1,121 @@
+"""max_pooled_conv2d: the sparse weight gradient of conv -> non-overlapping max-pool."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cxrkit.architectures import _conv_pool, create_architecture, grayscale_first_conv
+from cxrkit.architectures._conv_pool import max_pooled_conv2d, sparse_backward_available
+
+needs_numba = pytest.mark.skipif(not sparse_backward_available(),
+                                 reason="the sparse backward needs numba")
+
+
+def _uses_sparse(out: torch.Tensor) -> bool:
+    return "MaxPooledConv2d" in type(out.grad_fn).__name__
+
+
+def _reference(x, w, b, pool):
+    out = F.max_pool2d(F.conv2d(x, w, b), pool)
+    return out, torch.autograd.grad(out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(),
+                                    [w] + ([b] if b is not None else []))
+
+
+@needs_numba
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("channels,kernel,pool,size,chunk,bias", [
+    (1, 5, 3, 40, None, True),   # hall2020_cnn's conv1 after the grayscale fold
+    (3, 5, 3, 37, 2, True),      # three channels, a size the pooling floors, chunks
+    (2, 3, 2, 17, 1, False),     # another kernel and pool, no bias
+])
+def test_forward_is_exact_and_gradients_match_autograd(channels, kernel, pool, size, chunk, bias,
+                                                       threads):
+    torch.manual_seed(0)
+    x = torch.randn(5, channels, size, size)
+    w = torch.randn(8, channels, kernel, kernel, requires_grad=True)
+    b = torch.randn(8, requires_grad=True) if bias else None
+    ref, ref_grads = _reference(x, w, b, pool)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = max_pooled_conv2d(x, w, b, pool, chunk=chunk)
+        assert _uses_sparse(out)
+        grads = torch.autograd.grad(
+            out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(),
+            [w] + ([b] if b is not None else []))
+    finally:
+        torch.set_num_threads(before)
+    if chunk is None:  # the same convolution and pooling kernels on the same batch
+        assert torch.equal(out, ref)
+    else:  # a smaller batch may make the convolution pick another algorithm: rounding
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=1e-5 * float(r.abs().max()), rtol=1e-5)
+
+
+@needs_numba
+def test_ties_send_the_gradient_where_max_pool_does():
+    # a black border: every window position of a constant region ties; torch's
+    # max_pool2d gives the gradient to the first maximum, and so must the sparse path
+    x = torch.zeros(2, 1, 23, 23)
+    x[:, :, 8:, 8:] = torch.rand(2, 1, 15, 15)
+    w = torch.randn(4, 1, 5, 5, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    ref, ref_grads = _reference(x, w, b, 3)
+    out = max_pooled_conv2d(x, w, b, 3)
+    grads = torch.autograd.grad(out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(),
+                                [w, b])
+    assert torch.equal(out, ref)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=1e-5 * float(r.abs().max()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["no-grad", "input-grad", "float64", "switched-off", "no-numba"])
+def test_falls_back_to_the_plain_operators(case, monkeypatch):
+    torch.manual_seed(1)
+    dtype = torch.float64 if case == "float64" else torch.float32
+    x = torch.randn(3, 1, 20, 20, dtype=dtype, requires_grad=case == "input-grad")
+    w = torch.randn(4, 1, 5, 5, dtype=dtype, requires_grad=True)
+    b = torch.randn(4, dtype=dtype, requires_grad=True)
+    if case == "no-numba":
+        monkeypatch.setattr(_conv_pool, "_KERNEL", None)
+        monkeypatch.setattr(_conv_pool, "_KERNEL_ERROR", "numba is not importable (test)")
+    with torch.set_grad_enabled(case != "no-grad"):
+        out = max_pooled_conv2d(x, w, b, 3, sparse_backward=case != "switched-off")
+    assert not _uses_sparse(out) if out.grad_fn is not None else case == "no-grad"
+    assert torch.equal(out, F.max_pool2d(F.conv2d(x, w, b), 3))
+    if case == "input-grad":  # the plain path gives the input its gradient
+        (gx,) = torch.autograd.grad(out.sum(), [x])
+        assert gx.abs().sum() > 0
+
+
+@needs_numba
+def test_indices_outside_their_window_are_an_error():
+    x = torch.randn(1, 1, 11, 11)
+    g = torch.ones(1, 2, 2, 2)
+    idx = torch.zeros(1, 2, 2, 2, dtype=torch.int64)  # every window claims position 0
+    with pytest.raises(RuntimeError, match="outside their window"):
+        _conv_pool._weight_grad(x, g, idx, (5, 5), 3)
+
+
+@needs_numba
+def test_hall2020_training_step_matches_the_plain_backward():
+    """The network as CXRClassifier trains it: grayscale fold, channels-last, dropout off."""
+    torch.manual_seed(0)
+    grads = {}
+    for sparse in (True, False):
+        torch.manual_seed(0)
+        net = create_architecture("hall2020_cnn", sparse_backward=sparse)
+        net = grayscale_first_conv(net, inplace=True).to(memory_format=torch.channels_last).eval()
+        g = torch.rand(6, 1, 100, 100)
+        g[:, :, :10] = 0  # a black band: ties in conv1's pooling
+        x = g.expand(6, 3, 100, 100).contiguous(memory_format=torch.channels_last)
+        out = net(x)
+        out.square().sum().backward()
+        grads[sparse] = (out.detach(), {k: p.grad.clone() for k, p in net.named_parameters()})
+    assert torch.equal(grads[True][0], grads[False][0])
+    for k, r in grads[False][1].items():
+        torch.testing.assert_close(grads[True][1][k], r, atol=1e-5 * float(r.abs().max()),
+                                   rtol=1e-5, msg=k)
