@@ -44,10 +44,10 @@ def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore
                     db[o] += gv
                     off = idx[n, py, px, o] - base
                     dy = 0
-                    while off >= wc:
-                        off -= wc
-                        dy += 1
-                    if off < 0 or off >= pool or dy >= pool:
+                    for t in range(1, pool):  # the row in the window, without a branch
+                        dy += off >= t * wc
+                    off -= dy * wc
+                    if off < 0 or off >= pool:
                         bad += 1
                         continue
                     row = patches[dy * pool + off]
