@@ -25,33 +25,37 @@ def _reference(x, w, b, pool):
 
 @needs_numba
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("channels,kernel,pool,size,chunk,bias", [
-    (1, 5, 3, 40, None, True),   # hall2020_cnn's conv1 after the grayscale fold
-    (3, 5, 3, 37, 2, True),      # three channels, a size the pooling floors, chunks
-    (2, 3, 2, 17, 1, False),     # another kernel and pool, no bias
+@pytest.mark.parametrize("channels,kernel,pool,size,chunk,bias,input_grad", [
+    (1, 5, 3, 40, None, True, False),   # hall2020_cnn's conv1 after the grayscale fold
+    (3, 5, 3, 37, 2, True, False),      # three channels, a size the pooling floors, chunks
+    (2, 3, 2, 17, 1, False, True),      # another kernel and pool, no bias, input gradient
+    (16, 2, 3, 13, None, True, True),   # hall2020_cnn's conv2 / conv4: many channels
+    (16, 2, 3, 13, None, True, False),
 ])
 def test_forward_is_exact_and_gradients_match_autograd(channels, kernel, pool, size, chunk, bias,
-                                                       threads):
+                                                       input_grad, threads):
     torch.manual_seed(0)
-    x = torch.randn(5, channels, size, size)
+    x = torch.randn(5, channels, size, size, requires_grad=input_grad)
     w = torch.randn(8, channels, kernel, kernel, requires_grad=True)
     b = torch.randn(8, requires_grad=True) if bias else None
-    ref, ref_grads = _reference(x, w, b, pool)
+    wrt = ([x] if input_grad else []) + [w] + ([b] if b is not None else [])
+    ref = F.max_pool2d(F.conv2d(x, w, b), pool)
+    weights = torch.linspace(-1, 2, ref.numel()).view_as(ref)
+    ref_grads = torch.autograd.grad(ref.mul(weights).sum(), wrt)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         out = max_pooled_conv2d(x, w, b, pool, chunk=chunk)
         assert _uses_sparse(out)
-        grads = torch.autograd.grad(
-            out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(),
-            [w] + ([b] if b is not None else []))
+        grads = torch.autograd.grad(out.mul(weights).sum(), wrt)
     finally:
         torch.set_num_threads(before)
-    if chunk is None:  # the same convolution and pooling kernels on the same batch
+    if chunk is None and channels < 8:  # the same kernels on the same batch and layout
         assert torch.equal(out, ref)
-    else:  # a smaller batch may make the convolution pick another algorithm: rounding
+    else:  # smaller batches or the channels-last copy may pick another algorithm: rounding
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     for g, r in zip(grads, ref_grads):
+        assert g.shape == r.shape
         torch.testing.assert_close(g, r, atol=1e-5 * float(r.abs().max()), rtol=1e-5)
 
 
@@ -72,11 +76,11 @@ def test_ties_send_the_gradient_where_max_pool_does():
         torch.testing.assert_close(g, r, atol=1e-5 * float(r.abs().max()), rtol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["no-grad", "input-grad", "float64", "switched-off", "no-numba"])
+@pytest.mark.parametrize("case", ["no-grad", "float64", "switched-off", "no-numba"])
 def test_falls_back_to_the_plain_operators(case, monkeypatch):
     torch.manual_seed(1)
     dtype = torch.float64 if case == "float64" else torch.float32
-    x = torch.randn(3, 1, 20, 20, dtype=dtype, requires_grad=case == "input-grad")
+    x = torch.randn(3, 1, 20, 20, dtype=dtype)
     w = torch.randn(4, 1, 5, 5, dtype=dtype, requires_grad=True)
     b = torch.randn(4, dtype=dtype, requires_grad=True)
     if case == "no-numba":
@@ -86,9 +90,6 @@ def test_falls_back_to_the_plain_operators(case, monkeypatch):
         out = max_pooled_conv2d(x, w, b, 3, sparse_backward=case != "switched-off")
     assert not _uses_sparse(out) if out.grad_fn is not None else case == "no-grad"
     assert torch.equal(out, F.max_pool2d(F.conv2d(x, w, b), 3))
-    if case == "input-grad":  # the plain path gives the input its gradient
-        (gx,) = torch.autograd.grad(out.sum(), [x])
-        assert gx.abs().sum() > 0
 
 
 @needs_numba
@@ -97,7 +98,9 @@ def test_indices_outside_their_window_are_an_error():
     g = torch.ones(1, 2, 2, 2)
     idx = torch.zeros(1, 2, 2, 2, dtype=torch.int64)  # every window claims position 0
     with pytest.raises(RuntimeError, match="outside their window"):
-        _conv_pool._weight_grad(x, g, idx, (5, 5), 3)
+        _conv_pool._grads(x, torch.randn(2, 1, 5, 5), g, idx, 3, need_dx=False)
+    with pytest.raises(RuntimeError, match="outside their window"):
+        _conv_pool._grads(x, torch.randn(2, 1, 5, 5), g, idx, 3, need_dx=True)
 
 
 @needs_numba

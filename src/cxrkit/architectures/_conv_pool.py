@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -53,23 +54,23 @@ _POOL_SIZE = 0
 
 
 def _load_kernel() -> Any:
-    """The compiled weight-gradient loop, or ``None`` (the reason is kept in ``_KERNEL_ERROR``)."""
+    """The compiled loops (a module), or ``None`` (the reason is kept in ``_KERNEL_ERROR``)."""
     global _KERNEL, _KERNEL_ERROR
     if _KERNEL is not None or _KERNEL_ERROR is not None:
         return _KERNEL
     try:
-        from ._conv_pool_kernel import sparse_weight_grad
+        from . import _conv_pool_kernel
     except ImportError as exc:  # pragma: no cover - numba is a dependency
         _KERNEL_ERROR = f"numba is not importable ({exc})"
         logger.info("max_pooled_conv2d: %s; the plain autograd operators run instead.",
                     _KERNEL_ERROR)
         return None
-    _KERNEL = sparse_weight_grad
+    _KERNEL = _conv_pool_kernel
     return _KERNEL
 
 
 def sparse_backward_available() -> bool:
-    """Whether the compiled sparse weight gradient can run here (``numba`` importable)."""
+    """Whether the compiled sparse gradients can run here (``numba`` importable)."""
     return _load_kernel() is not None
 
 
@@ -83,41 +84,63 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _POOL
 
 
-def _weight_grad(x: torch.Tensor, g: torch.Tensor, idx: torch.Tensor, kernel_size: tuple[int, int],
-                 pool: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(dW, db)`` from the pooled gradient ``g`` and the maxima's positions ``idx`` (NCHW)."""
-    kern = _load_kernel()
-    n, c = x.shape[:2]
-    kh, kw = kernel_size
-    n_out = g.shape[1]
-    xs = x.detach().contiguous().numpy()
-    gs = g.detach().permute(0, 2, 3, 1).contiguous().numpy()  # free when g is channels-last
-    ids = idx.permute(0, 2, 3, 1).contiguous().numpy()
-    kp = math.ceil(c * kh * kw / 8) * 8  # whole SIMD vectors
+def _run_split(kernel: Any, n: int, args: Callable[[int, int, int], tuple]) -> int:
+    """Run ``kernel(*args(t, n0, n1))`` over the images split into PyTorch's thread count."""
     threads = max(1, min(torch.get_num_threads(), n))
-    dws = np.zeros((threads, n_out, kp), np.float32)
-    dbs = np.zeros((threads, n_out), np.float32)
     bounds = np.linspace(0, n, threads + 1).astype(int)
-    if threads == 1 or not kern.signatures:  # the first call compiles (or loads) in this thread
-        bad = [kern(xs, gs, ids, kh, kw, pool, bounds[0], bounds[1], dws[0], dbs[0])]
+    bad, first = [], 0
+    if threads == 1 or not kernel.signatures:  # the first call compiles (or loads) in this thread
+        bad.append(kernel(*args(0, bounds[0], bounds[1])))
         first = 1
-    else:
-        bad, first = [], 0
     if threads > first:
-        futures = [_pool(threads).submit(kern, xs, gs, ids, kh, kw, pool, bounds[t], bounds[t + 1],
-                                         dws[t], dbs[t]) for t in range(first, threads)]
+        futures = [_pool(threads).submit(kernel, *args(t, bounds[t], bounds[t + 1]))
+                   for t in range(first, threads)]
         bad += [f.result() for f in futures]
-    if sum(bad):
-        raise RuntimeError(f"max_pooled_conv2d: {sum(bad)} pooling indices lie outside their "
+    return threads if sum(bad) == 0 else -sum(bad)
+
+
+def _grads(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, idx: torch.Tensor, pool: int,
+           need_dx: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """``(dx, dW, db)`` from the pooled gradient ``g`` and the maxima's positions ``idx``."""
+    kern = _load_kernel()
+    n, c, h, w_in = x.shape
+    n_out, _, kh, kw = weight.shape
+    threads = max(1, min(torch.get_num_threads(), n))
+    gs = g.detach().permute(0, 2, 3, 1).numpy()  # views: the loops read any strides
+    ids = idx.permute(0, 2, 3, 1).numpy()
+    if need_dx or c >= 8:  # channels-last loops: contiguous runs of C values
+        xs = x.detach().permute(0, 2, 3, 1).numpy()
+        ws = weight.detach().permute(0, 2, 3, 1).contiguous().numpy()
+        dws = np.zeros((threads, n_out, kh, kw, c), np.float32)
+        dbs = np.zeros((threads, n_out), np.float32)
+        dx = np.zeros((n, h, w_in, c) if need_dx else (1, 1, 1, c), np.float32)
+        done = _run_split(kern.sparse_grads_channels_last, n, lambda t, n0, n1: (
+            xs, gs, ids, ws, pool, n0, n1, dws[t], dbs[t], dx, need_dx))
+        dw = torch.from_numpy(dws[: max(done, 1)].sum(0)).permute(0, 3, 1, 2)
+        dx_t = torch.from_numpy(dx).permute(0, 3, 1, 2) if need_dx else None
+    else:  # few input channels (conv1 on a grayscale image): a table of window patches
+        xs = x.detach().contiguous().numpy()
+        kp = math.ceil(c * kh * kw / 8) * 8  # whole SIMD vectors
+        dwp = np.zeros((threads, n_out, kp), np.float32)
+        dbs = np.zeros((threads, n_out), np.float32)
+        gs, ids = np.ascontiguousarray(gs), np.ascontiguousarray(ids)
+        done = _run_split(kern.sparse_weight_grad, n, lambda t, n0, n1: (
+            xs, gs, ids, kh, kw, pool, n0, n1, dwp[t], dbs[t]))
+        dw = torch.from_numpy(dwp[: max(done, 1)].sum(0)[:, : c * kh * kw]).reshape(
+            n_out, c, kh, kw)
+        dx_t = None
+    if done < 0:
+        raise RuntimeError(f"max_pooled_conv2d: {-done} pooling indices lie outside their "
                            "window; the pooling is not the non-overlapping max-pool it was given.")
-    dw = torch.from_numpy(dws.sum(0)[:, : c * kh * kw]).reshape(n_out, c, kh, kw)
-    return dw, torch.from_numpy(dbs.sum(0))
+    return dx_t, dw, torch.from_numpy(dbs[:done].sum(0))
 
 
 class _MaxPooledConv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 pool: int, chunk: int) -> torch.Tensor:
+        if x.shape[1] >= 8:  # the backward loops read the input channels-last
+            x = x.contiguous(memory_format=torch.channels_last)
         outs, ids = [], []
         for part in x.split(chunk):
             out, idx = F.max_pool2d_with_indices(F.conv2d(part, weight, bias), (pool, pool))
@@ -125,16 +148,15 @@ class _MaxPooledConv2d(torch.autograd.Function):
             ids.append(idx)
         out = outs[0] if len(outs) == 1 else torch.cat(outs)
         idx = ids[0] if len(ids) == 1 else torch.cat(ids)
-        ctx.save_for_backward(x, idx)
-        ctx.pool, ctx.kernel_size, ctx.has_bias = pool, tuple(weight.shape[-2:]), bias is not None
-        ctx.weight_dtype = weight.dtype
+        ctx.save_for_backward(x, weight, idx)
+        ctx.pool, ctx.has_bias = pool, bias is not None
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        x, idx = ctx.saved_tensors
-        dw, db = _weight_grad(x, grad, idx, ctx.kernel_size, ctx.pool)
-        return (None, dw.to(ctx.weight_dtype), db.to(ctx.weight_dtype) if ctx.has_bias else None,
+        x, weight, idx = ctx.saved_tensors
+        dx, dw, db = _grads(x, weight, grad, idx, ctx.pool, need_dx=ctx.needs_input_grad[0])
+        return (dx, dw.to(weight.dtype), db.to(weight.dtype) if ctx.has_bias else None,
                 None, None)
 
 
@@ -143,8 +165,6 @@ def _applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -
     if not torch.is_grad_enabled() or not (weight.requires_grad or
                                            (bias is not None and bias.requires_grad)):
         return "no parameter gradient is needed"
-    if x.requires_grad:
-        return "the input needs a gradient"
     if x.device.type != "cpu" or weight.device.type != "cpu":
         return "not on the CPU"
     if x.dtype != torch.float32 or weight.dtype != torch.float32:

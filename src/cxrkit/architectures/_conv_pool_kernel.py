@@ -55,3 +55,48 @@ def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore
                     for k in range(kp):
                         acc[k] += gv * row[k]
     return bad
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def sparse_grads_channels_last(x, g, idx, w, pool, n0, n1, dw, db, dx, need_dx):  # type: ignore[no-untyped-def]
+    """The same sums as :func:`sparse_weight_grad` for many input channels, and the input's
+    gradient; everything channels-last. Return the number of misplaced pooling indices.
+
+    ``x`` and ``dx`` are (N, H, W, C); ``g`` and ``idx`` (N, PH, PW, O); ``w`` (O, KH, KW, C);
+    ``dw`` (O, KH, KW, C) and ``db`` (O,) accumulators. Each pooled gradient adds its input
+    patch (KH rows of KW * C contiguous values) to its output channel's weight gradient,
+    and, when ``need_dx``, that channel's kernel to the input gradient under its maximum.
+    """
+    wc = x.shape[2] - w.shape[2] + 1
+    ph, pw, n_out = g.shape[1], g.shape[2], g.shape[3]
+    kh, kw, c_in = w.shape[1], w.shape[2], w.shape[3]
+    bad = 0
+    for n in range(n0, n1):
+        for py in range(ph):
+            for px in range(pw):
+                base = pool * py * wc + pool * px
+                for o in range(n_out):
+                    gv = g[n, py, px, o]
+                    db[o] += gv
+                    off = idx[n, py, px, o] - base
+                    dy = 0
+                    for t in range(1, pool):
+                        dy += off >= t * wc
+                    off -= dy * wc
+                    if off < 0 or off >= pool:
+                        bad += 1
+                        continue
+                    y0 = pool * py + dy
+                    x0 = pool * px + off
+                    for a in range(kh):
+                        for b in range(kw):
+                            src = x[n, y0 + a, x0 + b]
+                            acc = dw[o, a, b]
+                            for c in range(c_in):
+                                acc[c] += gv * src[c]
+                            if need_dx:
+                                dst = dx[n, y0 + a, x0 + b]
+                                wr = w[o, a, b]
+                                for c in range(c_in):
+                                    dst[c] += gv * wr[c]
+    return bad

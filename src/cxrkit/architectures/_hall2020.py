@@ -99,10 +99,10 @@ class Hall2020Features(nn.Module):
         used_h, used_w = _used_extent(h_in), _used_extent(w_in)
         a = x[..., :used_h, :used_w] if (used_h, used_w) != (h_in, w_in) else x
         a = self._first_stage(a)
-        a = self.drop_a(self.act(self.pool3(self.conv2(a))))
+        a = self.drop_a(self.act(self._conv_pool3(self.conv2, a)))
         b = self.drop_b(self.act(self.pool10(x)))
         h = torch.cat([b, a], dim=1)
-        h = torch.relu(self.pool3(self.conv4(h)))
+        h = torch.relu(self._conv_pool3(self.conv4, h))
         # Keras flattens channels-last: (N, H, W, C) -> (N, H*W*C).
         return h.permute(0, 2, 3, 1).flatten(1)
 
@@ -117,7 +117,7 @@ class Hall2020Features(nn.Module):
             inference_tuned = freed_memory_retained() and not torch.is_grad_enabled()
             limit = None if inference_tuned else self.DEFAULT_CHUNK_BYTES
         n = a.shape[0] if not limit else max(1, int(limit) // per_image)
-        sparse = self._sparse_conv_args(a)
+        sparse = self._sparse_conv_args(self.conv1, a)
         if sparse is not None:
             x, weight, bias = sparse
             return self.act(max_pooled_conv2d(x, weight, bias, 3, chunk=n))
@@ -126,24 +126,31 @@ class Hall2020Features(nn.Module):
         return torch.cat([self.act(self.pool3(self.conv1(c))) for c in a.split(n)])
 
 
-    def _sparse_conv_args(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                            torch.Tensor | None] | None:
-        """``(input, weight, bias)`` of conv1 for :func:`max_pooled_conv2d`, or ``None``."""
+    def _conv_pool3(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``pool3(conv(x))``, with sparse gradients where they apply."""
+        sparse = self._sparse_conv_args(conv, x)
+        if sparse is None:
+            return self.pool3(conv(x))
+        return max_pooled_conv2d(*sparse, 3)
+
+    def _sparse_conv_args(self, conv: nn.Module, x: torch.Tensor) -> tuple[
+            torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """``(input, weight, bias)`` of ``conv`` for :func:`max_pooled_conv2d`, or ``None``."""
         if not getattr(self, "sparse_backward", True) or not torch.is_grad_enabled():
             return None
-        conv, pool = self.conv1, self.pool3
-        if (conv.stride, conv.padding, conv.dilation) not in (((1, 1), (0, 0), (1, 1)),
-                                                              ((1, 1), "valid", (1, 1))):
-            return None
+        pool = self.pool3
         if (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode) != \
                 (3, 3, 0, 1, False):
+            return None
+        if getattr(conv, "stride", None) != (1, 1) or getattr(conv, "dilation", None) != (1, 1) \
+                or getattr(conv, "padding", None) not in ((0, 0), "valid"):
             return None
         if isinstance(conv, GrayscaleConv2d):
             if conv.needs_map:
                 return None
-            return a[:, :1], conv.folded_weight(), conv.bias
-        if isinstance(conv, nn.Conv2d) and conv.groups == 1:
-            return a, conv.weight, conv.bias
+            return x[:, :1], conv.folded_weight(), conv.bias
+        if type(conv) is nn.Conv2d and conv.groups == 1:
+            return x, conv.weight, conv.bias
         return None
 
 
