@@ -122,3 +122,28 @@ def test_hall2020_training_step_matches_the_plain_backward():
     for k, r in grads[False][1].items():
         torch.testing.assert_close(grads[True][1][k], r, atol=1e-5 * float(r.abs().max()),
                                    rtol=1e-5, msg=k)
+
+
+@needs_numba
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_threads():
+    import os
+
+    x = torch.randn(4, 16, 9, 9)
+    w = torch.randn(4, 16, 2, 2, requires_grad=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        max_pooled_conv2d(x, w, None, 3).sum().backward()  # the parent starts its pool
+    finally:
+        torch.set_num_threads(before)
+    assert _conv_pool._POOL is not None
+    pid = os.fork()
+    if pid == 0:  # child: the inherited pool has no threads; a new one must be made
+        code = 1
+        try:
+            code = 0 if _conv_pool._pool(2).submit(lambda: 42).result(timeout=20) == 42 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -1,40 +1,45 @@
-"""A convolution followed by non-overlapping max pooling, with a sparse weight gradient.
+"""A convolution followed by non-overlapping max pooling, with sparse gradients.
 
 ``maxpool(conv(x, W) + b)`` with pooling windows that do not overlap (kernel ==
 stride) passes each window's gradient to exactly one convolution output: the
-window's maximum. The convolution's full output-gradient map is therefore
-zero everywhere except at those maxima (1 value in ``pool * pool``), yet the
-plain autograd graph
+window's maximum. The convolution's output-gradient map is therefore zero
+everywhere except at those maxima (1 value in ``pool * pool``), yet the plain
+autograd graph
 
 * keeps the whole convolution output alive until the backward pass (for the
   shape of ``max_pool2d``'s backward),
 * zero-fills a gradient map the size of that output and scatters the pooled
   gradient into it, and
-* runs the convolution's dense weight gradient over it, ``pool * pool`` times
-  more multiply-adds than the non-zero entries need.
+* runs the convolution's dense weight (and input) gradient over it, ``pool *
+  pool`` times more multiply-adds than the non-zero entries need.
 
 :func:`max_pooled_conv2d` computes the same function and the same gradients
-without any of these: the forward pass keeps only the input and the window
-maxima's positions, and the backward pass adds, for every pooled output, its
-gradient times the input patch under its maximum to the weight gradient. That
-sum is a small compiled loop (:mod:`numba`, ``nogil``) run on the CPU in as
-many threads as PyTorch uses; it is taken only where it applies (CPU,
-``float32``, stride 1, no padding or dilation, the input needs no gradient,
-pooling kernel == stride) and otherwise the plain operators run.
+without any of these. The forward pass runs the same convolution and pooling
+kernels and keeps only the input and the window maxima's positions; the
+backward pass adds, for every pooled output, its gradient times the input patch
+under its maximum to the weight gradient (and that output channel's kernel to
+the input gradient under it). These sums are small compiled loops
+(:mod:`cxrkit.architectures._conv_pool_kernel`, :mod:`numba`, ``nogil``) run in
+as many threads as PyTorch uses, on disjoint images. They are taken only where
+they apply (CPU, ``float32``, no autocast, stride 1, no padding or dilation, a
+parameter needs a gradient, pooling kernel == stride); otherwise the plain
+operators run.
 
-For the first stage of ``hall2020_cnn`` (conv 5x5x64 on one channel after the
-grayscale fold, max-pool 3) this makes a whole training step about 1.3x
-faster on a 2-core CPU (``benchmarks/b4_hall2020_training.py``). The forward
-result is the plain operators' (the same convolution and pooling kernels run:
-bit for bit on the same batches); the weight and bias gradients agree within float rounding
-(~1e-6 relative: they are summed in a different order), which ``tests/
-architectures/test_conv_pool.py`` checks against the literal layers.
+``hall2020_cnn`` puts a 3x3 max-pool after each of its three convolutions
+(:class:`~cxrkit.architectures.Hall2020Features`); with this a training step
+is 1.40x faster at one thread (interleaved steps, batch 16; 1.11-1.16x at two
+threads on a 2-vCPU host, see ``docs/performance.md``). The forward result is
+the plain operators' (bit for bit on the same batches and memory layout); the
+gradients agree within float rounding (~1e-6 relative: they are summed in
+another order), which ``tests/architectures/test_conv_pool.py`` checks against
+autograd, ties in the pooling included.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -72,6 +77,15 @@ def _load_kernel() -> Any:
 def sparse_backward_available() -> bool:
     """Whether the compiled sparse gradients can run here (``numba`` importable)."""
     return _load_kernel() is not None
+
+
+def _forget_pool() -> None:  # a forked child does not inherit the pool's threads
+    global _POOL, _POOL_SIZE
+    _POOL, _POOL_SIZE = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
