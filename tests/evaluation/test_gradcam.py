@@ -77,3 +77,20 @@ def test_bad_input_and_layers_are_reported(trained):
         gradcam(clf.module_, torch.zeros(2, 3, 32, 32), target_layer=clf.module_.pool)
     with pytest.raises(ConfigurationError, match=r"Linear has no Conv2d layer in its backbone"):
         default_target_layer(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("target", ["default", "pool3"])
+def test_hall2020_cnn_maps_with_the_sparse_backward_on(target):
+    # training runs conv -> pool without calling the layer modules; a hooked layer
+    # (Grad-CAM's target) must still run, so the maps equal those of the plain path
+    from cxrkit.architectures import create_architecture
+
+    x = torch.rand(3, 3, 100, 100)
+    maps = []
+    for sparse in (True, False):
+        torch.manual_seed(0)
+        net = create_architecture("hall2020_cnn", sparse_backward=sparse)
+        layer = None if target == "default" else net.backbone.pool3
+        maps.append(gradcam(net, x, layer))
+    assert maps[0].shape == (3, 100, 100) and maps[0].max() > 0
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)

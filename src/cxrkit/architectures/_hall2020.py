@@ -142,6 +142,8 @@ class Hall2020Features(nn.Module):
         if not getattr(self, "sparse_backward", True) or not torch.is_grad_enabled():
             return None
         pool = self.pool3
+        if _hooked(conv) or _hooked(pool):  # e.g. Grad-CAM's: the layers themselves must run
+            return None
         if (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode) != \
                 (3, 3, 0, 1, False):
             return None
@@ -155,6 +157,18 @@ class Hall2020Features(nn.Module):
         if type(conv) is nn.Conv2d and conv.groups == 1:
             return x, conv.weight, conv.bias
         return None
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether forward or backward hooks (the module's own or global ones) would see ``module``."""
+    from torch.nn.modules import module as _m
+
+    own = (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks,
+           getattr(module, "_backward_pre_hooks", None))
+    glob = (getattr(_m, name, None) for name in (
+        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+        "_global_backward_pre_hooks"))
+    return any(bool(h) for h in own) or any(bool(h) for h in glob)
 
 
 def _used_extent(n: int) -> int:
