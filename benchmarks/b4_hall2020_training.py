@@ -156,7 +156,7 @@ def main() -> None:
                  "module__chunk_bytes": None, "module__sparse_backward": False}),
                ("CXRClassifier, sparse_backward=False (session-8 defaults)",
                 {"module__sparse_backward": False}),
-               ("CXRClassifier defaults (sparse conv1 backward, chunked first stage, "
+               ("CXRClassifier defaults (sparse conv-pool gradients, chunked first stage, "
                 "grayscale_conv, channels_last, tune_malloc: 'auto')", {}))
     clfs = {}
     for label, kw in configs:
