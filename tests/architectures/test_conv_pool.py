@@ -147,3 +147,19 @@ def test_a_forked_child_gets_its_own_threads():
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@needs_numba
+def test_a_second_derivative_is_an_error_not_a_silent_zero():
+    x = torch.randn(2, 1, 11, 11)
+    w = torch.randn(3, 1, 5, 5, requires_grad=True)
+    out = max_pooled_conv2d(x, w, None, 3)
+    (gw,) = torch.autograd.grad(out.square().sum(), [w], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|not have been used"):
+        torch.autograd.grad(gw.sum(), [w])
+    # through the incoming gradient too, which the loops also treat as a constant
+    x2 = torch.randn(2, 1, 11, 11)
+    out = max_pooled_conv2d(x2, w, None, 3)
+    (gw,) = torch.autograd.grad(out.square().sum(), [w], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        gw.sum().backward()

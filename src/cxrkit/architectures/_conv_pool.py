@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 __all__ = ["max_pooled_conv2d", "sparse_backward_available"]
 
@@ -167,6 +168,7 @@ class _MaxPooledConv2d(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # the loops are not differentiable: a second derivative is an error
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         x, weight, idx = ctx.saved_tensors
         dx, dw, db = _grads(x, weight, grad, idx, ctx.pool, need_dx=ctx.needs_input_grad[0])
