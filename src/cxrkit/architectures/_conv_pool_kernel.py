@@ -11,6 +11,29 @@ import numpy as np
 __all__ = ["sparse_weight_grad"]
 
 
+@numba.njit(inline="always")
+def _in_window(off, wc, pool):  # type: ignore[no-untyped-def]
+    """Row and column, within its pooling window, of a maximum ``off`` values past the window's
+    first (flat, rows ``wc`` long), found without a branch; ``(-1, -1)`` if it lies outside."""
+    dy = 0
+    for t in range(1, pool):
+        dy += off >= t * wc
+    dx = off - dy * wc
+    if dx < 0 or dx >= pool:
+        return -1, -1
+    return dy, dx
+
+
+@numba.njit(inline="always")
+def _pooled(g, idx, db, n, py, px, o, base, wc, pool):  # type: ignore[no-untyped-def]
+    """Output channel ``o``'s pooled gradient at window ``(py, px)`` of image ``n`` (added to
+    its bias gradient) and its maximum's row and column in the window (see ``_in_window``)."""
+    gv = g[n, py, px, o]
+    db[o] += gv
+    ry, rx = _in_window(idx[n, py, px, o] - base, wc, pool)
+    return gv, ry, rx
+
+
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore[no-untyped-def]
     """Add images ``n0:n1``'s weight and bias gradients to ``dw`` and ``db``; return the
@@ -40,17 +63,11 @@ def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore
                                 patches[j, k] = x[n, c, y0 + a, x0 + b]
                                 k += 1
                 for o in range(n_out):
-                    gv = g[n, py, px, o]
-                    db[o] += gv
-                    off = idx[n, py, px, o] - base
-                    dy = 0
-                    for t in range(1, pool):  # the row in the window, without a branch
-                        dy += off >= t * wc
-                    off -= dy * wc
-                    if off < 0 or off >= pool:
+                    gv, ry, rx = _pooled(g, idx, db, n, py, px, o, base, wc, pool)
+                    if ry < 0:
                         bad += 1
                         continue
-                    row = patches[dy * pool + off]
+                    row = patches[ry * pool + rx]
                     acc = dw[o]
                     for k in range(kp):
                         acc[k] += gv * row[k]
@@ -76,18 +93,12 @@ def sparse_grads_channels_last(x, g, idx, w, pool, n0, n1, dw, db, dx, need_dx):
             for px in range(pw):
                 base = pool * py * wc + pool * px
                 for o in range(n_out):
-                    gv = g[n, py, px, o]
-                    db[o] += gv
-                    off = idx[n, py, px, o] - base
-                    dy = 0
-                    for t in range(1, pool):
-                        dy += off >= t * wc
-                    off -= dy * wc
-                    if off < 0 or off >= pool:
+                    gv, ry, rx = _pooled(g, idx, db, n, py, px, o, base, wc, pool)
+                    if ry < 0:
                         bad += 1
                         continue
-                    y0 = pool * py + dy
-                    x0 = pool * px + off
+                    y0 = pool * py + ry
+                    x0 = pool * px + rx
                     for a in range(kh):
                         for b in range(kw):
                             src = x[n, y0 + a, x0 + b]
