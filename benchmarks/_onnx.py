@@ -26,6 +26,9 @@ def session(path: str) -> ort.InferenceSession:
 #: int8 recipes timed on preloaded tensors: (label, quantize_onnx_int8 keyword arguments).
 INT8_VARIANTS = [
     (f"default: fp32_layers={INT8_DEFAULTS['fp32_layers']}", {}),
+    ("fp32_layers=('first_conv', 'last_conv', 'head')",
+     {"fp32_layers": ("first_conv", "last_conv", "head")}),
+    ("fp32_layers=('last_conv', 'head')", {"fp32_layers": ("last_conv", "head")}),
     ("fp32_layers=('first_conv', 'head')", {"fp32_layers": ("first_conv", "head")}),
     ("fp32_layers=() (every layer int8)", {"fp32_layers": ()}),
 ]

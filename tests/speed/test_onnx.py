@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -26,6 +27,22 @@ def test_fp32_matches_torch(fitted):
     clf, X = fitted
     ort_pred = OnnxRuntimePredictor(clf)
     np.testing.assert_allclose(ort_pred.predict_proba(X), clf.predict_proba(X), atol=1e-5)
+
+
+def test_hall2020_cnn_exports_with_a_batch_free_graph():
+    """The chunked, sparse-gradient first stage of ``hall2020_cnn`` must not be traced into
+    the graph: the exported model takes any batch size and matches torch."""
+    from cxrkit.architectures import create_architecture
+    from cxrkit.architectures._hall2020 import HALL2020_PREPROCESSING
+
+    torch.manual_seed(0)
+    net = create_architecture("hall2020_cnn", chunk_bytes=1)  # chunks of one image
+    clf = CXRClassifier.from_module(net, ["covid", "pneumonia"], batch_size=5,
+                                    preprocessing=HALL2020_PREPROCESSING)
+    X = np.random.default_rng(1).integers(0, 255, (7, 110, 110), dtype=np.uint8)
+    with torch.enable_grad():  # the export must not take the sparse-gradient path either
+        pred = OnnxRuntimePredictor(clf)
+    np.testing.assert_allclose(pred.predict_proba(X), clf.predict_proba(X), atol=1e-5)
 
 
 @pytest.mark.parametrize("allow_spinning", [False, True])

@@ -112,6 +112,8 @@ class Hall2020Features(nn.Module):
 
     def _first_stage(self, a: torch.Tensor) -> torch.Tensor:
         """conv1 -> pool 3 -> activation, in chunks of at most ``chunk_bytes`` of conv1 output."""
+        if _exporting():  # a traced graph must not bake in the dummy batch's chunk sizes
+            return self.act(self.pool3(self.conv1(a)))
         k = self.conv1.kernel_size
         per_image = (self.conv1.out_channels * max(1, a.shape[-2] - k[0] + 1)
                      * max(1, a.shape[-1] - k[1] + 1) * a.element_size())
@@ -139,7 +141,8 @@ class Hall2020Features(nn.Module):
     def _sparse_conv_args(self, conv: nn.Module, x: torch.Tensor) -> tuple[
             torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
         """``(input, weight, bias)`` of ``conv`` for :func:`max_pooled_conv2d`, or ``None``."""
-        if not getattr(self, "sparse_backward", True) or not torch.is_grad_enabled():
+        if not getattr(self, "sparse_backward", True) or not torch.is_grad_enabled() \
+                or _exporting():
             return None
         pool = self.pool3
         if _hooked(conv) or _hooked(pool):  # e.g. Grad-CAM's: the layers themselves must run
@@ -157,6 +160,11 @@ class Hall2020Features(nn.Module):
         if type(conv) is nn.Conv2d and conv.groups == 1:
             return x, conv.weight, conv.bias
         return None
+
+
+def _exporting() -> bool:
+    """Whether the forward pass is being traced (``torch.jit.trace``, ``torch.onnx.export``)."""
+    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
 
 
 def _hooked(module: nn.Module) -> bool:

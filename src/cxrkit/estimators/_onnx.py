@@ -22,6 +22,7 @@ import copy
 import os
 import shutil
 import tempfile
+import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -81,9 +82,12 @@ def export_onnx(module: torch.nn.Module, path: str, input_size: int, channels: i
     module = copy.deepcopy(module).to("cpu")
     module = module.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     dummy = torch.zeros(1, channels, input_size, input_size)
-    torch.onnx.export(module, (dummy,), path, dynamo=False, input_names=["x"],
-                      output_names=["logit"], opset_version=17,
-                      dynamic_axes={"x": {0: "n"}, "logit": {0: "n"}})
+    with warnings.catch_warnings():
+        # Python branches on the image size: the graph's size is fixed, only the batch varies.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(module, (dummy,), path, dynamo=False, input_names=["x"],
+                          output_names=["logit"], opset_version=17,
+                          dynamic_axes={"x": {0: "n"}, "logit": {0: "n"}})
     return path
 
 
