@@ -125,3 +125,43 @@ def test_int8_bad_options_are_rejected(fitted, kw, msg):
     clf, X = fitted
     with pytest.raises(ConfigurationError, match=msg):
         OnnxRuntimePredictor(clf, quantize="int8", calibration=X, **kw)
+
+
+class _Stem(torch.nn.Module):
+    """conv -> ReLU -> max-pool -> two convs -> pooled linear logit: ResNet's shape in small."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2, 1),
+            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 1))
+
+    def forward(self, x):
+        return self.body(x)[:, 0]
+
+
+@pytest.mark.parametrize("fp32_layers", [("first_conv", "last_conv", "head"), ()])
+def test_int8_max_pool_runs_quantised_and_channels_last(tmp_path, monkeypatch, fp32_layers):
+    import onnx
+    import onnxruntime as ort
+
+    from cxrkit.estimators import _onnx
+
+    torch.manual_seed(0)
+    src = _onnx.export_onnx(_Stem().eval(), str(tmp_path / "m.onnx"), 20)
+    x = np.random.default_rng(0).normal(size=(8, 3, 20, 20)).astype(np.float32)
+    new = _onnx.quantize_onnx_int8(src, str(tmp_path / "new.onnx"), [x], fp32_layers=fp32_layers)
+    kinds = [n.op_type for n in onnx.load(new).graph.node]
+    assert kinds.count("NhwcMaxPool") == 1
+    assert kinds.count("MaxPool") == 0
+    monkeypatch.setattr(_onnx, "_quantize_before_max_pools", lambda model: 0)
+    old = _onnx.quantize_onnx_int8(src, str(tmp_path / "old.onnx"), [x], fp32_layers=fp32_layers)
+    assert "NhwcMaxPool" not in [n.op_type for n in onnx.load(old).graph.node]
+
+    def run(path):
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return sess.run(None, {"x": x})[0]
+
+    np.testing.assert_array_equal(run(new), run(old))  # q(max(x)) == max(q(x)): same bytes
