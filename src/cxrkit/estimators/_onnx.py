@@ -165,6 +165,12 @@ def quantize_onnx_int8(src: str, dst: str, calibration: Iterable[np.ndarray], *,
     reduce_range : bool, default=False
         7-bit weights (for old CPUs without VNNI, avoids int16 saturation).
 
+    Notes
+    -----
+    Max-pools that feed a quantised layer are rewritten to ONNX Runtime's channels-last
+    8-bit ``com.microsoft.NhwcMaxPool`` (same outputs, faster), so the written model is
+    for ONNX Runtime's CPU execution provider.
+
     Returns
     -------
     str
