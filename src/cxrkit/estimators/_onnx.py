@@ -165,16 +165,16 @@ def quantize_onnx_int8(src: str, dst: str, calibration: Iterable[np.ndarray], *,
     reduce_range : bool, default=False
         7-bit weights (for old CPUs without VNNI, avoids int16 saturation).
 
+    Returns
+    -------
+    str
+        ``dst``.
+
     Notes
     -----
     Max-pools that feed a quantised layer are rewritten to ONNX Runtime's channels-last
     8-bit ``com.microsoft.NhwcMaxPool`` (same outputs, faster), so the written model is
     for ONNX Runtime's CPU execution provider.
-
-    Returns
-    -------
-    str
-        ``dst``.
     """
     _check_int8_options(calibrate_method, percentile, fp32_layers, activation_type)
     try:
