@@ -123,8 +123,8 @@ def _grads(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, idx: torch.Te
     threads = max(1, min(torch.get_num_threads(), n))
     gs = g.detach().permute(0, 2, 3, 1).numpy()  # views: the loops read any strides
     ids = idx.permute(0, 2, 3, 1).numpy()
-    if need_dx or c >= 8:  # channels-last loops: contiguous runs of C values
-        xs = x.detach().permute(0, 2, 3, 1).numpy()
+    if need_dx or c >= 8:  # channels-last loops: contiguous runs of KW * C values
+        xs = np.ascontiguousarray(x.detach().permute(0, 2, 3, 1).numpy())  # a view if channels-last
         ws = weight.detach().permute(0, 2, 3, 1).contiguous().numpy()
         dws = np.zeros((threads, n_out, kh, kw, c), np.float32)
         dbs = np.zeros((threads, n_out), np.float32)
@@ -135,7 +135,7 @@ def _grads(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, idx: torch.Te
         dx_t = torch.from_numpy(dx).permute(0, 3, 1, 2) if need_dx else None
     else:  # few input channels (conv1 on a grayscale image): a table of window patches
         xs = x.detach().contiguous().numpy()
-        kp = math.ceil(c * kh * kw / 8) * 8  # whole SIMD vectors
+        kp = math.ceil((c * kh * kw + 1) / 8) * 8  # + the bias column; whole SIMD vectors
         dwp = np.zeros((threads, n_out, kp), np.float32)
         dbs = np.zeros((threads, n_out), np.float32)
         gs, ids = np.ascontiguousarray(gs), np.ascontiguousarray(ids)
