@@ -27,7 +27,7 @@ operators run.
 
 ``hall2020_cnn`` puts a 3x3 max-pool after each of its three convolutions
 (:class:`~cxrkit.architectures.Hall2020Features`); with this a training step
-is 1.40x faster at one thread (interleaved steps, batch 16; 1.11-1.16x at two
+is 1.7x faster at one thread (interleaved steps, batch 16; 1.25x at two
 threads on a 2-vCPU host, see ``docs/performance.md``). The forward result is
 the plain operators' (bit for bit on the same batches and memory layout); the
 gradients agree within float rounding (~1e-6 relative: they are summed in
