@@ -28,6 +28,7 @@ def _reference(x, w, b, pool):
 @pytest.mark.parametrize("channels,kernel,pool,size,chunk,bias,input_grad", [
     (1, 5, 3, 40, None, True, False),   # hall2020_cnn's conv1 after the grayscale fold
     (3, 5, 3, 37, 2, True, False),      # three channels, a size the pooling floors, chunks
+    (2, 2, 3, 14, None, True, False),   # C*kh*kw = 8: the bias column starts a SIMD vector
     (2, 3, 2, 17, 1, False, True),      # another kernel and pool, no bias, input gradient
     (16, 2, 3, 13, None, True, True),   # hall2020_cnn's conv2 / conv4: many channels
     (16, 2, 3, 13, None, True, False),
