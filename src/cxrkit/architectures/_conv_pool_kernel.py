@@ -43,6 +43,8 @@ def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore
     ph, pw, n_out = g.shape[1], g.shape[2], g.shape[3]
     kp = dw.shape[1]
     kb = c_in * kh * kw
+    if kp <= kb:
+        raise ValueError("sparse_weight_grad: dw needs a column past C*kh*kw for the bias")
     pp = pool * pool
     patches = np.zeros((pw, pp, kp), np.float32)
     patches[:, :, kb] = 1.0
