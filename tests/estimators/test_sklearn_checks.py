@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cxrkit import CXRClassifier, SnapshotEnsembleClassifier
@@ -27,11 +28,20 @@ EXPECTED_FAILED = {
                                                             "the check sets a parameter literally "
                                                             "named 'kwargs', which is not one",
     },
+    "SnapshotEnsembleClassifier": COMMON,
+}
+
+# Checks whose outcome depends on float rounding, not on the estimator's behaviour:
+# both outcomes are accepted (a non-strict expected failure), with the reason.
+# check_methods_subset_invariance compares predictions on a subset with the same
+# rows predicted as part of the whole set at rtol 1e-7; the snapshot members are
+# float32 convolutions, and a batch of a different size may take another kernel
+# (different summation order), so the two differ by about 1e-7 on some machines
+# and library versions and not on others.
+ROUNDING_DEPENDENT = {
     "SnapshotEnsembleClassifier": {
-        **COMMON,
-        "check_methods_subset_invariance": "members are evaluated batch by batch; float32 "
-                                           "convolutions batched differently differ at 1e-7, "
-                                           "above the check's tolerance",
+        "check_methods_subset_invariance": "float32 convolutions over batches of other sizes "
+                                           "differ by ~1e-7, at the check's tolerance",
     },
 }
 
@@ -49,5 +59,9 @@ def _expected_failed_checks(estimator):
     ],
     expected_failed_checks=_expected_failed_checks,
 )
-def test_sklearn_compatible(estimator, check):
+def test_sklearn_compatible(estimator, check, request):
+    name = check.func.__name__ if hasattr(check, "func") else check.__name__
+    reason = ROUNDING_DEPENDENT.get(type(estimator).__name__, {}).get(name)
+    if reason is not None:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
     check(estimator)
