@@ -40,9 +40,18 @@ def _options(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
 
 
 def _load(spec: str, options: dict[str, Any] | None = None) -> Any:
-    from .datasets import load_dataset
+    from .datasets import list_datasets, load_dataset
+    from .errors import ConfigurationError
 
     name, _, root = spec.partition(":")
+    if name not in list_datasets():
+        guess = ("csv" if spec.lower().endswith(".csv") else
+                 "image-folder" if Path(spec).is_dir() else None)
+        raise ConfigurationError(
+            f"Unknown dataset {name!r} in {spec!r}: dataset options take the form NAME:ROOT "
+            f"with NAME one of {', '.join(list_datasets())}"
+            + (f"; for this path: {guess}:{spec}" if guess else
+               ", e.g. csv:../shared/data/cxr-dev/metadata.csv") + ".")
     return load_dataset(name, root=root or None, **(options or {}))
 
 
@@ -81,29 +90,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # -- run -------------------------------------------------------------------------
-def _run_protocol(name: str, options: dict[str, Any], datasets: dict[str, Any],
-                  out: Path, quiet: bool) -> Any:
-    from .evaluation import format_summary_table, write_report
-    from .evaluation.protocols import create_protocol
+def _print_warnings(result: Any) -> None:
+    for w in result.warnings:
+        print(f"Warning: {w}")
 
-    protocol: Any = create_protocol(name, **options)  # each protocol's run() takes its own datasets
-    _echo(quiet, f"Protocol: {protocol!r}")
-    t0 = time.perf_counter()
-    if name == "opacity2020":
-        missing = [k for k in ("data", "test_data", "controls") if datasets.get(k) is None]
-        if missing:
-            raise SystemExit("cxrkit: error: opacity2020 needs --data chestxray14:ROOT (proxy "
-                             "labels), --test-data (COVID-19 images) and --controls (No Finding "
-                             "images)")
-        result = protocol.run(datasets["data"], datasets["test_data"], datasets["controls"],
-                              progress=not quiet)
-    elif name == "hall2020-unseen":
-        result = protocol.run(datasets["data"], datasets.get("test_data"), progress=not quiet)
-    else:
-        result = protocol.run(datasets["data"], progress=not quiet)
-    seconds = time.perf_counter() - t0
-    result.extra["wall_seconds"] = seconds
-    files = write_report(result, out)
+
+def _print_result(result: Any, files: dict[str, Any], seconds: float) -> None:
+    from .evaluation import format_summary_table
+
     print(format_summary_table(result))
     if "last_epoch_network" in result.extra:
         last = result.extra["last_epoch_network"]
@@ -113,30 +107,122 @@ def _run_protocol(name: str, options: dict[str, Any], datasets: dict[str, Any],
             print(f"  {m:12s} ensemble {ens[m]['value']:.3f} [{ens[m]['ci_low']:.3f}, "
                   f"{ens[m]['ci_high']:.3f}]   last epoch {last[m]['value']:.3f} "
                   f"[{last[m]['ci_low']:.3f}, {last[m]['ci_high']:.3f}]")
-    bad = [v for v in result.validity if v.get("status") != "PASS"]
-    for v in bad:
-        print(f"Validity {v['status']}: {v['name']}: {v['summary']}")
+    for v in result.validity:
+        if v.get("status") != "PASS":
+            print(f"Validity {v['status']}: {v['name']}: {v['summary']}")
+    _print_warnings(result)
     print(f"Report: {files['html']}  ({seconds:.0f} s)")
+
+
+def _run_protocol(name: str, options: dict[str, Any], datasets: dict[str, Any],
+                  out: Path, quiet: bool) -> Any:
+    """Create protocol ``name`` with ``options``, run it on ``datasets`` (keys:
+    ``data``, ``test``, ``controls``), write and print its report."""
+    import warnings
+
+    from .evaluation import write_report
+    from .evaluation.protocols import create_protocol
+
+    protocol: Any = create_protocol(name, **options)
+    _echo(quiet, f"Protocol {name}: " + ", ".join(
+        f"{k}={v}" for k, v in options.items() if k != "estimator_params")
+        + (f", estimator {options['estimator_params']}" if options.get("estimator_params")
+           else ""))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        # cxrkit's own warnings reach the user through result.warnings, in plain words.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"cxrkit\..*")
+        result = protocol.run(datasets["data"], test=datasets.get("test"),
+                              controls=datasets.get("controls"), progress=not quiet)
+    seconds = time.perf_counter() - t0
+    result.extra["wall_seconds"] = seconds
+    files = write_report(result, out)
+    _print_result(result, files, seconds)
     return protocol, result
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    options = _options(args.set, "--set")
+def _estimator_param(key: str, text: str) -> tuple[str, Any]:
+    """``--set`` keys that are CXRClassifier parameters go to ``estimator_params``."""
+    from .errors import ConfigurationError
+    from .estimators import CXRClassifier
+    from .estimators._classifier import ROUTED_PREFIXES
+
+    if key in CXRClassifier._get_param_names() or key.startswith(ROUTED_PREFIXES):
+        return key, _parse_value(text)
+    raise ConfigurationError(key)
+
+
+def _pretrained(spec: str, has_members: bool) -> Any:
+    """``--pretrained PATH`` or, for ensembles, ``ARCH=PATH[,ARCH=PATH]``."""
+    if has_members and "=" in spec:
+        return dict(p.split("=", 1) for p in spec.split(",") if p)
+    return spec
+
+
+def protocol_run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``cxrkit run``, typed by the protocol's own fields."""
+    from difflib import get_close_matches
+
+    from .errors import ConfigurationError
+    from .evaluation.protocols import parse_option, protocol_options
+
+    opts = {o.name: o for o in protocol_options(args.protocol)}
+    out: dict[str, Any] = {}
+    estimator: dict[str, Any] = {}
+
+    def put(key: str, text: str, flag: str) -> None:
+        key = key.strip().replace("-", "_")
+        if key in opts:
+            out[key] = parse_option(opts[key], text)
+            return
+        try:
+            k, v = _estimator_param(key, text)
+        except ConfigurationError:
+            near = get_close_matches(key, list(opts), n=1)
+            raise ConfigurationError(
+                f"{flag}: protocol {args.protocol!r} has no option {key!r}"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f". Options: {', '.join(sorted(opts))}; CXRClassifier parameters such as lr= "
+                "or module__pretrained_strict= are also accepted. See `cxrkit run "
+                f"{args.protocol} --help`.") from None
+        estimator[k] = v
+
+    for pair in args.set or ():
+        if "=" not in pair:
+            raise SystemExit(f"cxrkit: error: --set {pair!r} must look like key=value")
+        k, v = pair.split("=", 1)
+        put(k, v.strip(), "--set")
     if args.arch:
-        options["architecture"] = args.arch
-    if args.device:
-        options["device"] = args.device
-    if args.seed is not None:
-        options["random_state"] = args.seed
-    if args.labels:
-        options["labels"] = tuple(args.labels.split(","))
-    if args.weights:
-        options["weights"] = args.weights
-    if args.n_jobs is not None:
-        options["n_jobs"] = args.n_jobs
+        put("architectures" if "architectures" in opts else "architecture", args.arch, "--arch")
+    for flag, key, value in (("--device", "device", args.device), ("--seed", "random_state",
+                             None if args.seed is None else str(args.seed)),
+                             ("--labels", "labels", args.labels),
+                             ("--test-labels", "test_labels", args.test_labels),
+                             ("--weights", "weights", args.weights),
+                             ("--n-jobs", "n_jobs",
+                              None if args.n_jobs is None else str(args.n_jobs))):
+        if value is not None:
+            if key not in opts:
+                raise ConfigurationError(f"{flag} does not apply to protocol {args.protocol!r}.")
+            put(key, value, flag)
+    if args.pretrained:
+        out["pretrained"] = _pretrained(args.pretrained, "architectures" in opts)
+    if args.pretrained_partial:
+        estimator["module__pretrained_strict"] = False
+    if args.interpolation:
+        estimator["interpolation"] = args.interpolation
+    if args.save and "refit" in opts and "refit" not in out:
+        out["refit"] = True
+    if estimator:
+        out["estimator_params"] = {**out.get("estimator_params", {}), **estimator}
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    options = protocol_run_options(args)
     datasets = {"data": _load(args.data, _options(args.data_option, "--data-option"))}
     if args.test_data:
-        datasets["test_data"] = _load(args.test_data, _options(args.test_option, "--test-option"))
+        datasets["test"] = _load(args.test_data, _options(args.test_option, "--test-option"))
     if args.controls:
         datasets["controls"] = _load(args.controls, _options(args.controls_option,
                                                              "--controls-option"))
@@ -253,13 +339,41 @@ def _add_parallel_flags(p: argparse.ArgumentParser) -> None:
                         "(pip install 'cxrkit[dask]'; see docs/scaling.md)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose epilog may be computed when help is shown."""
+
+    lazy_epilog: Any = None
+
+    def format_help(self) -> str:
+        if self.lazy_epilog is not None:
+            self.epilog = self.lazy_epilog()
+        return super().format_help()
+
+
+def _run_epilog() -> str:
+    """Every protocol's datasets and options with defaults, for ``run --help``."""
+    from .evaluation.protocols import SLOT_FLAGS, get_protocol_class, list_protocols
+    from .evaluation.protocols import protocol_options as options_of
+
+    lines = ["protocols, their datasets and their --set options (default in brackets):"]
+    for name in list_protocols():
+        cls = get_protocol_class(name)
+        slots = ", ".join(SLOT_FLAGS[s.name] + ("" if s.required else " (optional)")
+                          for s in cls.inputs)
+        lines.append(f"\n  {name}: {slots}")
+        for o in options_of(cls):
+            default = ",".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
+            lines.append(f"      {o.name}={o.type_text} [{default}]")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cxrkit", description="Chest X-ray classification protocols, reports and checks.")
     parser.add_argument("--version", action="version", version=f"cxrkit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("demo", help="run hall2020-cv on built-in synthetic data (no download)")
     p.add_argument("--out", default="cxrkit-report", help="report folder (default: %(default)s)")
@@ -270,28 +384,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("run", help="run a registered protocol and write its report")
+    p = sub.add_parser("run", help="run a registered protocol and write its report",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.lazy_epilog = _run_epilog  # type: ignore[attr-defined]
     p.add_argument("protocol", help="a name from `cxrkit list protocols`")
     p.add_argument("--data", required=True, metavar="NAME:ROOT",
                    help="dataset name and location, e.g. csv:../shared/data/cxr-dev/metadata.csv")
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
                    help="loader option for --data (repeatable), e.g. target=airspace_opacity")
-    p.add_argument("--test-data", metavar="NAME:ROOT", help="unseen test set (hall2020-unseen, "
-                   "opacity2020's COVID-19 images)")
-    p.add_argument("--test-option", action="append", metavar="KEY=VALUE")
-    p.add_argument("--controls", metavar="NAME:ROOT", help="opacity2020's No Finding controls")
-    p.add_argument("--controls-option", action="append", metavar="KEY=VALUE")
-    p.add_argument("--arch", help="architecture name (see `cxrkit list architectures`)")
+    p.add_argument("--test-data", metavar="NAME:ROOT",
+                   help="a separate test set, for protocols that take one (see below)")
+    p.add_argument("--test-option", action="append", metavar="KEY=VALUE",
+                   help="loader option for --test-data (repeatable)")
+    p.add_argument("--controls", metavar="NAME:ROOT",
+                   help="control images, for protocols that take them (opacity2020)")
+    p.add_argument("--controls-option", action="append", metavar="KEY=VALUE",
+                   help="loader option for --controls (repeatable), e.g. target=no_finding")
+    p.add_argument("--arch", help="architecture name (see `cxrkit list architectures`); a "
+                                  "comma-separated list for ensembles")
     p.add_argument("--labels", help="the two labels to compare, e.g. covid,pneumonia")
+    p.add_argument("--test-labels", help="the test set's two labels where they differ from "
+                                         "--labels, e.g. covid,normal (hall2020-unseen)")
     p.add_argument("--weights", help="weights folder (hall2020-published)")
+    p.add_argument("--pretrained", metavar="PATH",
+                   help="initial weights: 'imagenet' or a weights file; for ensembles per "
+                        "architecture as ARCH=PATH[,ARCH=PATH]")
+    p.add_argument("--pretrained-partial", action="store_true",
+                   help="the weights file holds only part of the network (e.g. a backbone "
+                        "without its head): load the matching tensors, initialise the rest")
+    p.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"],
+                   help="resize interpolation of the input images")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="protocol option (repeatable), e.g. grouped=false, n_splits=5")
-    p.add_argument("--out", default="cxrkit-report")
-    p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--save", metavar="MODEL", help="save the trained model (safetensors + JSON)")
+                   help="protocol option (repeatable; listed below), or a CXRClassifier "
+                        "parameter such as lr=1e-4")
+    p.add_argument("--out", default="cxrkit-report",
+                   help="report folder (default: %(default)s)")
+    p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    p.add_argument("--save", metavar="MODEL",
+                   help="save the trained model (safetensors + JSON); cross-validation "
+                        "protocols first refit it on all the data")
     _add_parallel_flags(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or banners")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("predict", help="probabilities for images from a saved model")

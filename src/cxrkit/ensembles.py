@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import sklearn
 from sklearn.ensemble import VotingClassifier
 
 from .estimators import CXRClassifier, SnapshotEnsembleClassifier
 
-__all__ = ["hall2020_ensemble", "HALL2020_ARCHITECTURES"]
+__all__ = ["hall2020_ensemble", "fit_with_groups", "HALL2020_ARCHITECTURES"]
 
 HALL2020_ARCHITECTURES = ("resnet50", "vgg16", "hall2020_cnn")
 
 
 def hall2020_ensemble(architectures: tuple[str, ...] = HALL2020_ARCHITECTURES, *,
-                      pretrained: str | None = "imagenet", n_snapshots: int = 7,
+                      pretrained: str | Mapping[str, str | None] | None = "imagenet", n_snapshots: int = 7,
                       interval: int = 10, monitor: str = "valid_acc", threshold: float = 0.8,
                       validation: float | int | None = 18, max_epochs: int = 150,
                       n_jobs: int | None = None, **estimator_params: Any) -> VotingClassifier:
@@ -32,9 +34,11 @@ def hall2020_ensemble(architectures: tuple[str, ...] = HALL2020_ARCHITECTURES, *
     ----------
     architectures : tuple of str
         Registered architecture names.
-    pretrained : None, "imagenet" or path, default="imagenet"
+    pretrained : None, "imagenet", path or mapping, default="imagenet"
         Initial weights of the torchvision backbones (the small CNN is always
-        trained from scratch).
+        trained from scratch). A mapping gives them per architecture, e.g.
+        ``{"vgg16": "vgg16_features.pth"}``; architectures it does not name
+        start from random weights.
     n_snapshots, interval, monitor, threshold, validation, max_epochs
         Passed to each :class:`SnapshotEnsembleClassifier`.
     n_jobs : int or None
@@ -49,10 +53,40 @@ def hall2020_ensemble(architectures: tuple[str, ...] = HALL2020_ARCHITECTURES, *
     estimators = []
     for arch in architectures:
         params = dict(estimator_params)
-        if arch != "hall2020_cnn" and pretrained is not None:
-            params.setdefault("pretrained", pretrained)
+        weights = pretrained.get(arch) if isinstance(pretrained, Mapping) else pretrained
+        if arch != "hall2020_cnn" and weights is not None:
+            params.setdefault("pretrained", weights)
         base = CXRClassifier.from_recipe("hall2020", architecture=arch, **params)
         estimators.append((arch, SnapshotEnsembleClassifier(
             base, n_snapshots=n_snapshots, interval=interval, policy="threshold",
             monitor=monitor, threshold=threshold, validation=validation, max_epochs=max_epochs)))
     return VotingClassifier(estimators, voting="soft", n_jobs=n_jobs)
+
+
+def fit_with_groups(ensemble: VotingClassifier, X: Any, y: Any, groups: Any) -> VotingClassifier:
+    """Fit a ``VotingClassifier`` of snapshot ensembles, passing patient ids to each member.
+
+    Each member's internal validation split is grouped by patient, so the
+    members need ``groups``. scikit-learn passes such metadata to the members of
+    a meta-estimator only through metadata routing; this turns it on for the
+    fit alone and requests ``groups`` for every member, which works the same
+    on every scikit-learn version cxrkit supports.
+
+    Parameters
+    ----------
+    ensemble : VotingClassifier
+        E.g. from :func:`hall2020_ensemble`.
+    X, y : array-like
+        Training images and labels.
+    groups : array-like of shape (n,)
+        Patient ids.
+
+    Returns
+    -------
+    VotingClassifier
+        ``ensemble``, fitted.
+    """
+    with sklearn.config_context(enable_metadata_routing=True):
+        for _, member in ensemble.estimators:
+            member.set_fit_request(groups=True)
+        return ensemble.fit(X, y, groups=groups)

@@ -101,7 +101,7 @@ def test_opacity2020_end_to_end_with_real_google_labels(shared_data, tmp_path):
     controls = as_ds(np.arange(120), "no_finding", "n")
     p = Opacity2020(architecture="tiny_cnn", pretrained=None, input_size=32, max_epochs=2,
                     n_bootstraps=50)
-    r = p.run(train, covid, controls, progress=False)
+    r = p.run(train, test=covid, controls=controls, progress=False)
     assert r.extra["test_sampling"]["n_covid"] == 2
     assert r.extra["test_sampling"]["n_no_finding"] == round(2 * (1 - 0.0257) / 0.0257)
     assert len(r.extra["training"]) == 2 and r.extra["training"][0]["valid_acc"] is not None

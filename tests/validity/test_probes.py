@@ -121,15 +121,19 @@ def test_protocol_probes_use_its_n_jobs(monkeypatch):
 
     monkeypatch.setattr(probes, "cross_val_predict", fake_cross_val_predict)
     n = 24
-    ds = type("DS", (), {"X": _images(n, 3), "y": np.array(["covid", "pneumonia"] * (n // 2)),
-                         "groups": np.arange(n).astype(str),
-                         "metadata": pd.DataFrame({"source": ["a", "b", "c"] * (n // 3)})})()
+    from cxrkit.datasets import CXRDataset
+    from cxrkit.evaluation.protocols import Evaluation
+
+    ds = CXRDataset(X=_images(n, 3), y=np.array(["covid", "pneumonia"] * (n // 2)),
+                    groups=np.arange(n).astype(str),
+                    metadata=pd.DataFrame({"source": ["a", "b", "c"] * (n // 3)}))
     for n_jobs in (None, 2):
         seen.clear()
         result = RunResult(protocol="t", config={}, positive_label="covid",
                            classes=["pneumonia", "covid"], images=[str(i) for i in range(n)],
                            y_true=ds.y,
                            y_score=np.zeros(n))
-        Hall2020CV(n_jobs=n_jobs, probe_splits=2)._probes(_make(), ds, result, progress=False)
+        Hall2020CV(n_jobs=n_jobs, probe_splits=2).probe(
+            Evaluation(result=result, data=ds, probe_estimator=_make()), progress=False)
         assert seen == [n_jobs, n_jobs]  # source probe (one source vs the rest), shortcut probe
         assert {r["name"] for r in result.validity} == {"source_probe", "shortcut_probe"}

@@ -3,6 +3,7 @@
 from ._accelerate import AcceleratedCXRClassifier
 from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
+from ._data import as_image_source
 from ._feature_cache import (
     FeatureAwareNet,
     FeatureCache,
@@ -28,6 +29,7 @@ __all__ = [
     "POLICIES",
     "RECIPES",
     "RMSprop",
+    "as_image_source",
     "SnapshotCallback",
     "SnapshotEnsembleClassifier",
     "SnapshotError",

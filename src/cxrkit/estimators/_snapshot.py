@@ -92,7 +92,7 @@ class SnapshotCallback(Callback):
         self.trace_.append(float(value) if value is not None else float("nan"))
         take = False
         if self.policy == "threshold":
-            if self.start_epoch_ is None and value > self.threshold:
+            if self.start_epoch_ is None and value > self.threshold and epoch <= self.max_epochs:
                 self.start_epoch_ = epoch
             take = self.start_epoch_ is not None and (epoch - self.start_epoch_) % self.interval == 0
             # Keep what the documented fallback ("last") would need, cheaply.
@@ -110,6 +110,8 @@ class SnapshotCallback(Callback):
             self.snapshots_.append(info)
             if len(self.members_) == self.n_snapshots:
                 raise KeyboardInterrupt  # skorch's way to end training early
+        if self.policy == "threshold" and self.start_epoch_ is None and epoch >= self.max_epochs:
+            raise KeyboardInterrupt  # not met by max_epochs: the fallback's members are kept
 
 
 class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
@@ -129,7 +131,9 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         ``threshold`` -- training accuracy > 0.9 in their cross-validation,
         validation accuracy > 0.8 in their unseen-test experiment -- keep that
         epoch and every ``interval``-th after it until ``n_snapshots`` are kept,
-        then stop. ``"cyclic"`` (Huang et al. 2017, Snapshot Ensembles): cosine
+        then stop. The threshold must be met by epoch ``max_epochs``; training
+        then continues for up to ``(n_snapshots - 1) * interval`` more epochs,
+        so that every member fits. ``"cyclic"`` (Huang et al. 2017, Snapshot Ensembles): cosine
         learning rate restarted every ``interval`` epochs, a member at the end
         of each cycle (``n_snapshots * interval`` epochs). ``"last"``: the last
         ``n_snapshots`` epochs, ``interval`` apart.
@@ -143,7 +147,8 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         by patient when ``groups`` is passed to ``fit``. Never the test set.
         ``None`` with ``monitor="valid_acc"`` uses 18 per class.
     max_epochs : int or None, default=None
-        Training cap; ``None`` uses the estimator's ``max_epochs``
+        Training length (for ``"threshold"``: the epoch by which the threshold
+        must be met); ``None`` uses the estimator's ``max_epochs``
         (``"cyclic"`` always trains ``n_snapshots * interval`` epochs).
     if_threshold_not_reached : {"raise", "last"}, default="raise"
         What happens when the threshold policy cannot complete its members:
@@ -262,6 +267,8 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             est.set_params(validation=validation)
         cb = SnapshotCallback(self.policy, self.n_snapshots, self.interval, self.monitor,
                               self.threshold, max_epochs)
+        if self.policy == "threshold":  # room for every member after a late threshold
+            max_epochs += (self.n_snapshots - 1) * self.interval
         est.set_params(max_epochs=max_epochs,
                        callbacks=[*(est.callbacks or []), ("snapshots", cb)])
         est.fit(X, y, groups=groups)
