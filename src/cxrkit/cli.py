@@ -131,7 +131,7 @@ def _run_protocol(name: str, options: dict[str, Any], datasets: dict[str, Any],
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # cxrkit's own warnings reach the user through result.warnings, in plain words.
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"cxrkit\..*")
+        warnings.filterwarnings("ignore", category=UserWarning)
         result = protocol.run(datasets["data"], test=datasets.get("test"),
                               controls=datasets.get("controls"), progress=not quiet)
     seconds = time.perf_counter() - t0

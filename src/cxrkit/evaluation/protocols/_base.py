@@ -93,26 +93,22 @@ class Evaluation:
 
 @contextmanager
 def captured_warnings(into: list[str]) -> Iterator[None]:
-    """Collect cxrkit's own ``UserWarning`` messages into ``into`` (deduplicated,
-    with a count) and re-issue them afterwards, so that Python callers still
-    see them and reports can list them in plain words."""
+    """Collect the ``UserWarning`` messages raised inside into ``into``
+    (deduplicated, with a count) and re-issue them afterwards, so that Python
+    callers still see them and reports list them in plain words."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        try:
-            yield
-        finally:
-            counts: dict[str, int] = {}
-            for w in caught:
-                if issubclass(w.category, UserWarning) and "cxrkit" in str(w.filename):
-                    msg = str(w.message)
-                    counts[msg] = counts.get(msg, 0) + 1
+        yield
+    counts: dict[str, int] = {}
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            counts[str(w.message)] = counts.get(str(w.message), 0) + 1
     for msg, n in counts.items():
         text = msg if n == 1 else f"{msg} ({n} times)"
         if text not in into:
             into.append(text)
     for w in caught:
-        if not (issubclass(w.category, UserWarning) and "cxrkit" in str(w.filename)):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @dataclass
