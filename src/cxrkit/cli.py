@@ -240,11 +240,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _save_any(model: Any, path: Path) -> None:
+    from .ensembles import save_voting_ensemble
     from .estimators import save_model
 
     if hasattr(model, "estimators_") and hasattr(model, "named_estimators_"):
-        for name, est in model.named_estimators_.items():
-            save_model(est, path / name)
+        save_voting_ensemble(model, path)
     else:
         save_model(model, path)
 
@@ -255,8 +255,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .estimators import load_model
 
-    model = load_model(args.model, device=args.device or "auto") if not (
-        Path(args.model) / "ensemble.json").is_file() else load_model(args.model)
+    from .ensembles import load_voting_ensemble
+
+    if (Path(args.model) / "voting.json").is_file():
+        model = load_voting_ensemble(args.model)
+    elif (Path(args.model) / "ensemble.json").is_file():
+        model = load_model(args.model)
+    else:
+        model = load_model(args.model, device=args.device or "auto")
     paths = np.asarray(args.images, dtype=object)
     proba = model.predict_proba(paths)
     classes = [str(c) for c in model.classes_]
@@ -277,6 +283,8 @@ def _write_gradcams(model: Any, paths: Any, proba: Any, out: Path) -> None:
     from .estimators._data import as_image_source
     from .evaluation import gradcam
 
+    if hasattr(model, "named_estimators_"):  # a voting ensemble: its first member's network
+        model = model.estimators_[0]
     base = model.estimator_ if hasattr(model, "estimator_") else model
     out.mkdir(parents=True, exist_ok=True)
     batch = next(base.iter_batches(as_image_source(paths), batch_size=len(paths)))

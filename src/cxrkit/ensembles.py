@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sklearn
 from sklearn.ensemble import VotingClassifier
 
 from .estimators import CXRClassifier, SnapshotEnsembleClassifier
 
-__all__ = ["hall2020_ensemble", "fit_with_groups", "HALL2020_ARCHITECTURES"]
+__all__ = ["hall2020_ensemble", "fit_with_groups", "save_voting_ensemble", "load_voting_ensemble",
+           "HALL2020_ARCHITECTURES"]
 
 HALL2020_ARCHITECTURES = ("resnet50", "vgg16", "hall2020_cnn")
 
@@ -90,3 +95,69 @@ def fit_with_groups(ensemble: VotingClassifier, X: Any, y: Any, groups: Any) -> 
         for _, member in ensemble.estimators:
             member.set_fit_request(groups=True)
         return ensemble.fit(X, y, groups=groups)
+
+
+def save_voting_ensemble(ensemble: VotingClassifier, directory: str | os.PathLike[str]) -> Path:
+    """Save a fitted soft-voting ensemble: one model folder per member plus ``voting.json``.
+
+    scikit-learn fits the members of a ``VotingClassifier`` on label-encoded
+    targets (0, 1, ...); each member is saved with the ensemble's class names
+    instead, so that every folder, and :func:`load_voting_ensemble`, predicts
+    names such as ``covid``.
+
+    Parameters
+    ----------
+    ensemble : VotingClassifier
+        Fitted, ``voting="soft"``, members saveable by :func:`cxrkit.save_model`.
+    directory : path
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from .estimators import save_model
+
+    out = Path(directory)
+    names = list(ensemble.named_estimators_)
+    classes = np.asarray(ensemble.classes_)
+    for name, member in ensemble.named_estimators_.items():
+        inner = getattr(member, "estimator_", member)
+        saved = (member.classes_, inner.classes_)
+        member.classes_ = inner.classes_ = classes
+        try:
+            save_model(member, out / name)
+        finally:
+            member.classes_, inner.classes_ = saved
+    (out / "voting.json").write_text(json.dumps({
+        "kind": "VotingClassifier", "format": 1, "voting": ensemble.voting,
+        "weights": ensemble.weights, "classes": classes.tolist(), "members": names}, indent=2))
+    return out
+
+
+def load_voting_ensemble(directory: str | os.PathLike[str]) -> VotingClassifier:
+    """Load an ensemble written by :func:`save_voting_ensemble` as a fitted ``VotingClassifier``."""
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
+    from .errors import ConfigurationError
+    from .estimators import load_model
+
+    d = Path(directory)
+    try:
+        meta = json.loads((d / "voting.json").read_text())
+        names, classes = list(meta["members"]), list(meta["classes"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(f"'{d / 'voting.json'}' is not a cxrkit voting-ensemble file "
+                                 f"({type(exc).__name__}: {exc}).") from None
+    members = [(name, load_model(d / name)) for name in names]
+    for name, member in members:
+        if [str(c) for c in member.classes_] != [str(c) for c in classes]:
+            raise ConfigurationError(f"Member '{d / name}' predicts {list(member.classes_)}, "
+                                     f"but voting.json names {classes}.")
+    vote = VotingClassifier(members, voting=meta.get("voting", "soft"),
+                            weights=meta.get("weights"))
+    vote.estimators_ = [m for _, m in members]
+    vote.named_estimators_ = Bunch(**dict(members))
+    vote.le_ = LabelEncoder().fit(classes)
+    vote.classes_ = vote.le_.classes_
+    return vote

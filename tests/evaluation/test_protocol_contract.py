@@ -8,10 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cxrkit import plugins
 from cxrkit.cli import main
 from cxrkit.datasets import load_dataset
+from cxrkit.ensembles import load_voting_ensemble, save_voting_ensemble
 from cxrkit.errors import ConfigurationError
 from cxrkit.evaluation import write_report
 from cxrkit.evaluation.protocols import (
@@ -77,7 +79,7 @@ def test_run_help_lists_every_protocols_inputs_and_options(capsys):
         assert f"\n  {flag}" in out
 
 
-def test_unseen_end_to_end_with_test_labels_the_model_never_saw(tmp_path):
+def test_unseen_end_to_end_with_test_labels_the_model_never_saw(tmp_path, capsys):
     data = load_dataset("synthetic", n_patients=30, images_per_patient=1, size=32,
                         random_state=1)
     labels = np.where(np.asarray(data.y) == "covid", "covid", "pneumonia")
@@ -104,6 +106,20 @@ def test_unseen_end_to_end_with_test_labels_the_model_never_saw(tmp_path):
         assert any("Snapshot threshold not met" in w for w in r.warnings)
     write_report(r, tmp_path / "rep")
     assert "never saw" in (tmp_path / "rep" / "report.html").read_text()
+
+    # The saved ensemble keeps its class names (members are fitted on encoded labels).
+    save_voting_ensemble(p.fitted_, tmp_path / "model")
+    loaded = load_voting_ensemble(tmp_path / "model")
+    assert list(loaded.classes_) == ["covid", "pneumonia"]
+    pos = list(loaded.classes_).index("covid")
+    covid = np.asarray(test.y) == "covid"  # the normal images were scored re-encoded as JPEG
+    np.testing.assert_allclose(loaded.predict_proba(test.X[covid])[:, pos], r.y_score[covid],
+                               atol=1e-6)
+    img = tmp_path / "one.png"
+    Image.fromarray(np.asarray(test.X[0], dtype=np.uint8)).save(img)
+    assert main(["predict", str(tmp_path / "model"), str(img)]) == 0
+    out = capsys.readouterr().out
+    assert "p(covid)\tp(pneumonia)" in out and ("\tcovid" in out or "\tpneumonia" in out)
 
 
 def _install_protocol_plugin(tmp_path, monkeypatch):
