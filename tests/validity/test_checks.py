@@ -61,3 +61,36 @@ def test_duplicate_under_other_patient_warns_and_missing_ids_warn():
 def test_not_a_dataset():
     with pytest.raises(ValueError, match=r"^run_data_checks needs an object with X and y"):
         run_data_checks(object())
+
+
+def test_image_folder_without_patient_ids_is_a_warning_in_check(tmp_path, capsys):
+    """Without patient ids every image is its own patient: WARN with advice, not PASS."""
+    from PIL import Image
+
+    from cxrkit.cli import main
+
+    rng = np.random.default_rng(0)
+    for label in ("covid", "normal"):
+        (tmp_path / label).mkdir()
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(
+                tmp_path / label / f"{i}.png")
+    with pytest.warns(UserWarning, match="has no patient ids"):
+        main(["check", "--data", f"image-folder:{tmp_path}", "--quiet"])
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "patient_ids" in ln)
+    assert "WARN" in line and "PASS" not in line
+    results = run_data_checks(load_dataset_quiet(tmp_path))
+    guard = next(r for r in results if r.name == "patient_ids")
+    assert guard.status == "WARN" and "every image is treated as its own patient" in guard.summary
+    assert "patient_pattern=" in guard.advice
+
+
+def load_dataset_quiet(root):
+    import warnings
+
+    from cxrkit.datasets import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_dataset("image-folder", root=str(root))

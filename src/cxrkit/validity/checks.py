@@ -48,7 +48,17 @@ def patient_coverage(groups: Any, n_images: int) -> GuardResult:
             "cannot be checked and splits cannot be grouped.", {"n_images": n_images},
             "Provide a patient_id column; without it, treat every result as possibly inflated.")
     g = pd.Series(np.asarray(groups, dtype=object))
+    # Loaders give an image without a patient id its own id, "image:<path>".
+    assumed = int(g.astype(str).str.startswith("image:").sum())
+    g = g.mask(g.astype(str).str.startswith("image:"))
     missing = int(g.isna().sum())
+    if assumed == n_images:
+        return GuardResult(
+            "patient_ids", "WARN", f"No patient ids for the {n_images} images: every image is "
+            "treated as its own patient, so patient-grouped splits cannot prevent leakage "
+            "between images of one patient.", {"n_images": n_images, "missing_ids": assumed},
+            "Give the loader patient ids (a patient_id column, or patient_pattern= for an image "
+            "folder); until then, treat every result as possibly inflated.")
     counts = g.dropna().astype(str).value_counts()
     numbers = {"n_images": n_images, "n_patients": int(len(counts)),
                "patients_with_several_images": int((counts > 1).sum()),
