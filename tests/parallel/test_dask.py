@@ -67,7 +67,7 @@ def test_hall2020_cv_on_dask_equals_serial(cluster, files, tmp_path):
 @pytest.mark.filterwarnings("ignore:Snapshot threshold not met")
 def test_shared_feature_cache_on_dask(cluster, files, tmp_path):
     """Frozen backbone: one worker's features are read from the shared cache_dir by the other."""
-    from cxrkit.estimators._feature_cache import clear_feature_cache, feature_cache_stats
+    from cxrkit.estimators import clear_feature_cache, feature_cache_stats
 
     frozen = {**TRAIN_WHOLE, "freeze": "backbone", "cache_dir": str(tmp_path / "cache")}
     p = Hall2020CV(**SETTINGS, estimator_params=frozen)

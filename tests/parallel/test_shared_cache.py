@@ -13,7 +13,7 @@ def _features_in_a_fresh_process(cache_dir: str, seed_images: int, n_repeats: in
     torch.set_num_threads(1)
     from cxrkit.architectures import create_architecture, get_preprocessing
     from cxrkit.datasets import make_synthetic_cxr
-    from cxrkit.estimators._feature_cache import FeatureCache, cached_features
+    from cxrkit.estimators._cache import FeatureCache, cached_features
 
     torch.manual_seed(0)
     net = create_architecture("tiny_cnn", freeze="backbone")

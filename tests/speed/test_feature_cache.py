@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -19,9 +18,9 @@ from sklearn.model_selection import GridSearchCV, cross_validate
 
 from cxrkit.architectures import create_architecture
 from cxrkit.errors import ConfigurationError
-from cxrkit.estimators import CXRClassifier
-from cxrkit.estimators._feature_cache import (
-    FeatureAwareNet,
+from cxrkit.estimators import CXRClassifier, FeatureAwareNet
+from cxrkit.estimators._cache import (
+    DiskStore,
     FeatureCache,
     backbone_fingerprint,
     cached_features,
@@ -254,7 +253,7 @@ def test_concurrent_misses_are_split_not_duplicated(tmp_path):
 
 
 def _claim_file(tmp_path, key, text):
-    path = FeatureCache._path(tmp_path, "ns", key).with_suffix(".claim")
+    path = DiskStore.entry_path(tmp_path, "ns", key).with_suffix(".claim")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
@@ -389,7 +388,7 @@ def test_head_training_on_cached_features_uses_one_thread_and_restores():
 
 def _fit_in_worker(X, y, clear):
     """Fit in a joblib worker process; return its cache statistics and store folder."""
-    from cxrkit.estimators._feature_cache import worker_cache_dir
+    from cxrkit.estimators._cache import worker_cache_dir
 
     if clear:
         clear_feature_cache()
@@ -400,12 +399,13 @@ def _fit_in_worker(X, y, clear):
 def test_worker_processes_share_an_on_disk_store_without_cache_dir(monkeypatch):
     from joblib import Parallel, delayed
 
-    from cxrkit.estimators._feature_cache import _session_dir, worker_cache_dir
+    from cxrkit.estimators._cache import start_session, worker_cache_dir
 
     monkeypatch.delenv("CXRKIT_CACHE_DIR", raising=False)
     assert worker_cache_dir() is None  # the main process keeps features in memory only
-    shared = _session_dir(os.getpid())
-    shutil.rmtree(shared, ignore_errors=True)
+    shared = start_session()  # the session folder, created on first use of the cache
+    for entry in shared.iterdir():
+        shutil.rmtree(entry)
     X, y = _data()
     with Parallel(n_jobs=2, backend="loky") as par:
         first = par(delayed(_fit_in_worker)(X, y, True) for _ in range(2))
@@ -421,17 +421,20 @@ def test_worker_processes_share_an_on_disk_store_without_cache_dir(monkeypatch):
 
 
 def test_resolve_cache_dir_order(monkeypatch, tmp_path):
-    import cxrkit.estimators._feature_cache as fc
+    import cxrkit.estimators._cache._session as fc
 
     monkeypatch.delenv("CXRKIT_CACHE_DIR", raising=False)
     assert fc.resolve_cache_dir(None) is None  # main process: memory only
+    own = fc.start_session()
     monkeypatch.setattr(fc, "_is_main_process", lambda: False)
-    monkeypatch.setenv(fc.SESSION_ENV, "424242")
-    assert fc.resolve_cache_dir(None) == str(fc._session_dir(424242))
+    parents = tmp_path / "parent"
+    parents.mkdir(mode=0o700)
+    monkeypatch.setenv(fc.SESSION_ENV, str(parents))
+    assert fc.resolve_cache_dir(None) == str(parents)
     monkeypatch.setenv("CXRKIT_CACHE_DIR", str(tmp_path / "env"))
     assert fc.resolve_cache_dir(None) == str(tmp_path / "env")
     assert fc.resolve_cache_dir(tmp_path / "explicit") == str(tmp_path / "explicit")
-    monkeypatch.setenv(fc.SESSION_ENV, str(os.getpid()))  # not a child of another process
+    monkeypatch.setenv(fc.SESSION_ENV, str(own))  # not a child of another process
     monkeypatch.delenv("CXRKIT_CACHE_DIR")
     assert fc.resolve_cache_dir(None) is None
 
@@ -441,7 +444,7 @@ def test_resolve_cache_dir_order(monkeypatch, tmp_path):
 def test_feature_batches_equal_dataloader_batches_and_rng_stream(opts):
     from torch.utils.data import DataLoader
 
-    from cxrkit.estimators._feature_cache import FeatureBatches, FeatureDataset
+    from cxrkit.estimators._cache import FeatureBatches, FeatureDataset
 
     rng = np.random.default_rng(0)
     ds = FeatureDataset(rng.normal(size=(21, 5)), np.arange(21) % 2,
@@ -467,7 +470,7 @@ def test_feature_batches_equal_dataloader_batches_and_rng_stream(opts):
 def test_cached_fit_uses_feature_batches_unless_the_iterator_is_customised():
     from torch.utils.data import DataLoader
 
-    from cxrkit.estimators._feature_cache import FeatureBatches, FeatureDataset
+    from cxrkit.estimators._cache import FeatureBatches, FeatureDataset
 
     X, y = _data()
     fast = _clf(feature_cache=True).fit(X, y)

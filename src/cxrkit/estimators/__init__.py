@@ -1,15 +1,11 @@
 """scikit-learn estimators of cxrkit."""
 
 from ._accelerate import AcceleratedCXRClassifier
+from ._cache import FeatureCache, clear_feature_cache, feature_cache_stats
 from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
-from ._data import as_image_source
-from ._feature_cache import (
-    FeatureAwareNet,
-    FeatureCache,
-    clear_feature_cache,
-    feature_cache_stats,
-)
+from ._data import ImageSource, as_image_source
+from ._feature_net import FeatureAwareNet
 from ._onnx import INT8_DEFAULTS, OnnxRuntimePredictor, export_onnx, quantize_onnx_int8
 from ._optim import RMSprop
 from ._persist import load_model, save_model
@@ -25,6 +21,7 @@ __all__ = [
     "FeatureAwareNet",
     "FeatureCache",
     "INT8_DEFAULTS",
+    "ImageSource",
     "OnnxRuntimePredictor",
     "POLICIES",
     "RECIPES",

@@ -21,7 +21,7 @@ from skorch.hf import AccelerateMixin
 from ..errors import ConfigurationError
 from ._classifier import CXRClassifier
 from ._data import ImageTensorDataset
-from ._feature_cache import FeatureAwareNet
+from ._feature_net import FeatureAwareNet
 
 __all__ = ["AcceleratedCXRClassifier", "AcceleratedFeatureAwareNet", "default_accelerator",
            "ACCELERATE_INSTALL_HINT"]

@@ -28,6 +28,13 @@ from .._memory import (
 )
 from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
 from ..errors import ConfigurationError, DataError
+from ._cache import (
+    FeatureDataset,
+    feature_cache_reason,
+    get_feature_cache,
+    join_session,
+    session_for_workers,
+)
 from ._callbacks import CosineRestarts, EpochAccuracy
 from ._data import (
     ImageSource,
@@ -38,6 +45,7 @@ from ._data import (
     decode_threads,
     prepare_images,
 )
+from ._feature_net import FeatureAwareNet
 from ._optim import RMSprop
 from ._recipes import recipe_params
 
@@ -257,6 +265,18 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         tags.non_deterministic = False
         return tags
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Worker processes that receive this estimator share cached features in the
+        # session folder of the process that sent it (see cxrkit.estimators._cache._session).
+        state = dict(super().__getstate__())
+        state["_feature_session"] = session_for_workers()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        join_session(state.pop("_feature_session", None))
+        super().__setstate__(state)
 
     @classmethod
     def from_recipe(cls, recipe: str, architecture: str | None = None,
@@ -485,13 +505,43 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def _dataset_factory(self, module: CXRNet, images: np.ndarray) -> Callable[..., Any]:
         """``(index, y, hflip) -> dataset`` of images, or of cached features when exact."""
-        from ._feature_cache import cached_dataset_factory
+        views = self._cached_views(module, self.augment, training=True)
+        if views is None:
+            prep = self.preprocessing_
+            return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
+        cache = get_feature_cache()
+        feats = cache.features(module, images, self.preprocessing_, views=views,
+                               device=self.device_, cache_dir=getattr(self, "cache_dir", None),
+                               batch_size=max(int(self.batch_size), 32),
+                               channels_last=getattr(self, "channels_last", "auto") in (True, "auto"))
+        logging.getLogger("cxrkit.feature_cache").info(
+            "Feature cache used: %d images x %d view(s); %s.", len(images), len(views),
+            cache.stats())
+        flipped = feats.get("hflip")
+        return lambda idx, y, hflip: FeatureDataset(
+            feats["orig"][idx], y, None if flipped is None else flipped[idx], hflip=hflip)
 
-        factory = cached_dataset_factory(self, module, images)
-        if factory is not None:
-            return factory
-        prep = self.preprocessing_
-        return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
+    def _cached_views(self, module: nn.Module, augment: str | None,
+                      training: bool = False) -> tuple[str, ...] | None:
+        """The views of cached features that training with ``augment`` (or prediction,
+        ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact
+        (in training with a log line of ``cxrkit.feature_cache`` that says why)."""
+        switch = getattr(self, "feature_cache", "auto")
+        if training and switch not in (True, False, "auto"):
+            raise ConfigurationError(
+                "The 'feature_cache' parameter of CXRClassifier must be True, False or 'auto'. "
+                f"Got {switch!r} instead."
+            )
+        if switch is False:
+            return None
+        reason = feature_cache_reason(module, augment, self._transform_callables())
+        if reason is not None:
+            if training:
+                logging.getLogger("cxrkit.feature_cache").log(
+                    logging.WARNING if switch is True else logging.INFO,
+                    "Feature cache not used: %s.", reason)
+            return None
+        return ("orig", "hflip") if augment == "hflip" else ("orig",)
 
     def _make_net(self, module: nn.Module, train_split: Any) -> NeuralNet:
         opt = self.optimizer
@@ -522,8 +572,6 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     def _build_net(self, **kwargs: Any) -> NeuralNet:
         """Instantiate the skorch net from ``_make_net``'s arguments (a subclass
         may use another net class, e.g. for Accelerate)."""
-        from ._feature_cache import FeatureAwareNet
-
         return FeatureAwareNet(**kwargs)
 
     @property
@@ -593,24 +641,20 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         backbone weights and preprocessing are not passed through the backbone
         again: a fold's held-out images were training images of earlier folds.
         """
-        from ._feature_cache import cached_features, feature_cache_reason, resolve_cache_dir
-
-        if getattr(self, "feature_cache", "auto") is False:
-            return None
         module = self.module_
-        if feature_cache_reason(module, None, self._transform_callables()) is not None:
+        if self._cached_views(module, None) is None:
             return None
-        cache_dir = resolve_cache_dir(getattr(self, "cache_dir", None))
+        cache = get_feature_cache()
+        cache_dir = getattr(self, "cache_dir", None)
         prep = self.preprocessing_
         channels_last = getattr(self, "channels_last", False) in (True, "auto")
 
         def batches():  # type: ignore[no-untyped-def]
             for images in self.iter_prepared(src, batch_size):
-                feats = cached_features(module, np.stack(images), prep, views=("orig",),
-                                        device=self.device_, cache_dir=cache_dir,
-                                        batch_size=len(images),
-                                        channels_last=channels_last)["orig"]
-                yield torch.from_numpy(feats)
+                feats = cache.features(module, np.stack(images), prep, views=("orig",),
+                                       device=self.device_, cache_dir=cache_dir,
+                                       batch_size=len(images), channels_last=channels_last)
+                yield torch.from_numpy(feats["orig"])
 
         return batches()
 
