@@ -58,3 +58,9 @@ def public_metadata(shared_data: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"public metadata files not available in {shared_data}")
     return path
+
+
+@pytest.fixture(scope="session")
+def dicom() -> object:
+    """The :func:`write_dicom` helper."""
+    return write_dicom
