@@ -42,7 +42,16 @@ def test_real_rows_patients_views_and_codes(chexpert: CXRDataset, train_csv: Pat
     assert row["patient_id"] == "patient00002" and row["study_id"] == "patient00002/study2"
     assert row["image"].endswith("/train/patient00002/study2/view1_frontal.jpg")
     assert chexpert.labels.iloc[1]["cardiomegaly"] == -1.0  # kept as uncertain
+
+
+def test_200k_rows_hold_paths_and_metadata_only(chexpert: CXRDataset) -> None:
     assert not chexpert.in_memory and chexpert.X.dtype == object
+    assert all(isinstance(x, str) for x in chexpert.X[:1000])
+    size = (chexpert.metadata.memory_usage(deep=True).sum()
+            + chexpert.labels.memory_usage(deep=True).sum())
+    assert size < 400 * 2**20  # ~1.5 kB per image: names and labels, no pixels
+    sub = chexpert.subset(np.arange(0, len(chexpert), 1000))
+    assert len(sub) == 224 and sub.labels.shape == (224, 14)
 
 
 def test_uncertain_policy(chexpert: CXRDataset, train_csv: Path) -> None:
@@ -86,7 +95,12 @@ def test_bad_targets_and_codes(train_csv: Path, tmp_path: Path) -> None:
                      on_error="skip", target="fracture")
 
 
-def test_pixels_under_real_names_and_missing_files(train_csv: Path, tmp_path: Path) -> None:
+def _no_decode(path: object) -> None:
+    raise AssertionError(f"{path} was decoded")
+
+
+def test_pixels_under_real_names_and_missing_files(train_csv: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "CheXpert-v1.0-small"
     df = pd.read_csv(train_csv, nrows=40)
     root.mkdir()
@@ -102,7 +116,9 @@ def test_pixels_under_real_names_and_missing_files(train_csv: Path, tmp_path: Pa
     with pytest.raises(DataError, match=r"^2 of 40 images listed by dataset 'chexpert' have no "
                                         r"file under"):
         load_dataset("chexpert", root=root, progress=False)
-    ds = load_dataset("chexpert", root=root, on_error="skip")
+    with monkeypatch.context() as m:  # the existence check never decodes an image
+        m.setattr("cxrkit.datasets._dataset.read_xray", _no_decode)
+        ds = load_dataset("chexpert", root=root, on_error="skip")
     assert len(ds) == 38 and ds.summary()["excluded"] == {"missing image file": 2}
     decoded = load_dataset("chexpert", root=root, on_error="skip", check_images="decode")
     assert decoded.summary()["skipped_files"] == 2 and len(decoded) == 38
