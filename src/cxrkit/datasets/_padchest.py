@@ -174,7 +174,7 @@ def load_padchest(root: str | os.PathLike[str] | None = None, *,
     })
     native_cols = sorted({x for row in lists if row for x in row} - {"exclude"}, key=str.lower)
     native = multi_hot(lists, native_cols, index=df.index)
-    drop = np.array([bool(x) and "exclude" in x for x in lists])
+    drop = np.array([x is not None and "exclude" in x for x in lists], dtype=bool)
     excluded = [exclude_rows(table, drop, "PadChest label 'exclude'")]
     return finish_release("padchest", base, table.loc[~drop], native.loc[~drop], PADCHEST_MAPPING,
                           excluded, target=target, uncertain=uncertain, views=views,
