@@ -31,8 +31,10 @@ def small_csv(tmp_path: Path, png) -> Path:
 
 
 def test_builtins_registered() -> None:
-    assert list_datasets() == ["chestxray14", "covid-chestxray", "csv", "image-folder", "synthetic"]
-    assert list_datasets("c*") == ["chestxray14", "covid-chestxray", "csv"]
+    assert list_datasets() == ["chestxray14", "chexpert", "covid-chestxray", "csv", "image-folder",
+                               "mimic-cxr", "padchest", "rsna-pneumonia", "synthetic",
+                               "vindr-cxr"]
+    assert list_datasets("c*") == ["chestxray14", "chexpert", "covid-chestxray", "csv"]
     with pytest.raises(UnknownNameError, match=r"^Unknown dataset 'cvs'\. Did you mean 'csv'"):
         load_dataset("cvs")
 

@@ -14,15 +14,36 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..plugins import get_registry
-from ._chestxray14 import ADJUDICATED_TARGETS, load_chestxray14
+from ._chestxray14 import ADJUDICATED_TARGETS, NIH_FINDINGS, load_chestxray14
+from ._chexpert import CHEXPERT_OBSERVATIONS, load_chexpert
 from ._covid import COVID_FINDINGS, COVID_SECONDARY_FINDINGS, FRONTAL_VIEWS, load_covid_chestxray
 from ._csv import load_csv_dataset
 from ._dataset import METADATA_COLUMNS, UNREADABLE, CXRDataset, check_images, finalize_dataset
+from ._files import MISSING_FILE, missing_files
 from ._folder import IMAGE_SUFFIXES, load_image_folder
+from ._mimic import load_mimic_cxr
+from ._padchest import PADCHEST_MAPPING, load_padchest
+from ._rsna import load_rsna_pneumonia
 from ._synthetic import DEFAULT_DIFFICULTY, load_synthetic, make_synthetic_cxr
+from ._vindr import READER_RULES, VINDR_MAPPING, load_vindr_cxr
+from ._vocabulary import FINDINGS, UNCERTAIN_POLICIES
 
 __all__ = [
     "ADJUDICATED_TARGETS",
+    "CHEXPERT_OBSERVATIONS",
+    "FINDINGS",
+    "MISSING_FILE",
+    "NIH_FINDINGS",
+    "PADCHEST_MAPPING",
+    "READER_RULES",
+    "UNCERTAIN_POLICIES",
+    "VINDR_MAPPING",
+    "load_chexpert",
+    "load_mimic_cxr",
+    "load_padchest",
+    "load_rsna_pneumonia",
+    "load_vindr_cxr",
+    "missing_files",
     "COVID_FINDINGS",
     "COVID_SECONDARY_FINDINGS",
     "CXRDataset",
@@ -57,6 +78,7 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None,
     ----------
     name : str
         A name from :func:`list_datasets` (``covid-chestxray``, ``chestxray14``,
+        ``chexpert``, ``mimic-cxr``, ``padchest``, ``rsna-pneumonia``, ``vindr-cxr``,
         ``image-folder``, ``csv``, ``synthetic`` or a plugin's).
     root : path, optional
         Where the user's copy of the data is (a folder, or the CSV file for ``csv``).

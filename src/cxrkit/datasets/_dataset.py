@@ -14,6 +14,8 @@ import pandas as pd
 from ..errors import ConfigurationError, DataError, ImageDecodeError
 from ..io import read_xray
 from ..io._loader import format_failures
+from ._files import MISSING_FILE, check_mode, missing_files, missing_files_message
+from ._vocabulary import FINDINGS, apply_uncertain, finding_counts, require_labels
 
 __all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE", "finalize_dataset", "check_images"]
 
@@ -57,6 +59,13 @@ class CXRDataset:
         The dataset name it was loaded with.
     root : str or None
         The folder (or file) it was loaded from.
+    labels : pandas.DataFrame or None
+        Multi-label loaders only: one row per image (order of ``X``), one
+        ``float32`` column per finding of the common vocabulary
+        (:data:`cxrkit.datasets.FINDINGS`), values ``1`` positive, ``0``
+        negative, ``-1`` uncertain and ``NaN`` not labelled, as in the source.
+        :meth:`label_matrix` applies an ``uncertain=`` policy; ``y`` stays the
+        one label per image that binary estimators take.
     """
 
     X: np.ndarray
@@ -66,6 +75,7 @@ class CXRDataset:
     excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"reason": []}))
     name: str = "dataset"
     root: str | None = None
+    labels: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -77,12 +87,17 @@ class CXRDataset:
             raise DataError(f"CXRDataset metadata has {len(self.metadata)} rows but X has {n} images.")
         if "reason" not in self.excluded.columns:
             raise DataError("CXRDataset.excluded must have a 'reason' column.")
+        if self.labels is not None and len(self.labels) != n:
+            raise DataError(f"CXRDataset labels has {len(self.labels)} rows but X has {n} images.")
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __repr__(self) -> str:
-        labels = ", ".join(f"{k}={v}" for k, v in self.label_counts().items())
+        counts = list(self.label_counts().items())
+        labels = ", ".join(f"{k}={v}" for k, v in counts[:8])
+        if len(counts) > 8:
+            labels += f", ... {len(counts) - 8} more labels"
         kind = "in-memory" if self.in_memory else "files"
         return (f"CXRDataset(name={self.name!r}, n={len(self)}, patients={self.n_patients}, "
                 f"{labels}, excluded={len(self.excluded)}, {kind})")
@@ -105,6 +120,58 @@ class CXRDataset:
     def label_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in pd.Series(self.y).value_counts().sort_index().items()}
 
+    # -- multi-label view ---------------------------------------------------
+    @property
+    def findings(self) -> list[str]:
+        """The columns of :attr:`labels` (empty for single-label datasets)."""
+        return [] if self.labels is None else [str(c) for c in self.labels.columns]
+
+    def label_matrix(self, findings: Sequence[str] | None = None, *,
+                     uncertain: str = "ignore") -> np.ndarray:
+        """The per-finding labels as a ``float32`` array of shape ``(n, k)``.
+
+        Parameters
+        ----------
+        findings : list of str, optional
+            Columns of :attr:`labels`, in this order (default: all).
+        uncertain : {"ignore", "ones", "zeros"}, default="ignore"
+            What a ``-1`` becomes: NaN (masked), 1 (U-Ones) or 0 (U-Zeros).
+            Missing labels stay NaN under every policy.
+        """
+        labels = require_labels(self.labels, self.name)
+        cols = self._columns(findings)
+        return apply_uncertain(labels[cols].to_numpy(dtype=np.float32), uncertain)
+
+    def label_summary(self) -> pd.DataFrame:
+        """Per finding: counts of positive, negative, uncertain (-1) and missing labels."""
+        return finding_counts(require_labels(self.labels, self.name))
+
+    def relabel(self, findings: Sequence[str]) -> CXRDataset:
+        """A copy whose :attr:`labels` has exactly ``findings`` as columns.
+
+        Findings this dataset does not label become all-NaN columns, so that
+        datasets with different findings can be stacked for one model.
+        Names must come from the common vocabulary.
+        """
+        labels = require_labels(self.labels, self.name)
+        unknown = [f for f in findings if f not in FINDINGS]
+        if unknown:
+            raise DataError(f"relabel() takes names of the common vocabulary; {unknown} are not. "
+                            f"Known names: {', '.join(FINDINGS)}.")
+        out = self.subset(np.arange(len(self)))
+        out.labels = labels.reindex(columns=list(findings)).astype(np.float32)
+        return out
+
+    def _columns(self, findings: Sequence[str] | None) -> list[str]:
+        if findings is None:
+            return self.findings
+        findings = [findings] if isinstance(findings, str) else list(findings)
+        missing = [f for f in findings if f not in self.findings]
+        if missing:
+            raise DataError(f"Dataset {self.name!r} has no finding(s) {missing}; its findings: "
+                            f"{', '.join(self.findings)}. relabel() adds absent ones as NaN.")
+        return findings
+
     # -- selections ---------------------------------------------------------
     def subset(self, idx: Any) -> CXRDataset:
         """A new dataset with the images at ``idx`` (indices or boolean mask).
@@ -116,9 +183,11 @@ class CXRDataset:
             if len(idx) != len(self):
                 raise DataError(f"Boolean mask has {len(idx)} entries; the dataset has {len(self)}.")
             idx = np.flatnonzero(idx)
+        labels = None if self.labels is None else self.labels.iloc[idx].reset_index(drop=True)
         return CXRDataset(X=self.X[idx], y=self.y[idx], groups=self.groups[idx],
                           metadata=self.metadata.iloc[idx].reset_index(drop=True),
-                          excluded=self.excluded.copy(), name=self.name, root=self.root)
+                          excluded=self.excluded.copy(), name=self.name, root=self.root,
+                          labels=labels)
 
     def select(self, labels: Sequence[str]) -> CXRDataset:
         """Keep the images whose label is in ``labels``.
@@ -157,7 +226,9 @@ class CXRDataset:
             sources, images_per_patient`` (number of images -> number of
             patients), ``excluded`` (reason -> count), ``n_excluded``,
             ``skipped_files`` (how many files could not be decoded) and
-            ``skipped_examples`` (the first 10 of those, with their errors).
+            ``skipped_examples`` (the first 10 of those, with their errors);
+            with a label matrix also ``findings`` (finding -> counts of
+            positive, negative, uncertain, missing).
         """
         md = self.metadata
 
@@ -175,7 +246,7 @@ class CXRDataset:
         if len(skipped):
             err = skipped["error"] if "error" in skipped else pd.Series([""] * len(skipped))
             examples = [str(e) for e in err.head(10)]
-        return {
+        out = {
             "name": self.name,
             "n_images": len(self),
             "n_patients": self.n_patients,
@@ -189,6 +260,10 @@ class CXRDataset:
             "skipped_files": int(len(skipped)),
             "skipped_examples": examples,
         }
+        if self.labels is not None:
+            out["findings"] = {str(f): {k: int(v) for k, v in row.items()}
+                               for f, row in self.label_summary().iterrows()}
+        return out
 
     def format_summary(self, max_rows: int = 15) -> str:
         """:meth:`summary` as a readable plain-text report."""
@@ -216,6 +291,11 @@ class CXRDataset:
         table("Sources", s["sources"])
         table("Images per patient (images: patients)", s["images_per_patient"], key_name="n")
         table(f"Excluded ({s['n_excluded']} rows)", s["excluded"])
+        if "findings" in s:
+            lines.append("Findings (positive / negative / uncertain / missing):")
+            for f, c in s["findings"].items():
+                lines.append(f"  {f:<26} {c['positive']:>7} {c['negative']:>7} "
+                             f"{c['uncertain']:>7} {c['missing']:>7}")
         if s["skipped_files"]:
             lines.append(f"Skipped unreadable files: {s['skipped_files']}")
             lines.extend(f"  {e}" for e in s["skipped_examples"])
@@ -256,8 +336,9 @@ def _pid(v: Any) -> str:
 
 def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
                      excluded: list[pd.DataFrame] | pd.DataFrame | None = None, *,
-                     on_error: str = "raise", check: bool = True, min_classes: int = 2,
-                     X: np.ndarray | None = None) -> CXRDataset:
+                     on_error: str = "raise", check: bool | str = True, min_classes: int = 2,
+                     X: np.ndarray | None = None, labels: pd.DataFrame | None = None,
+                     progress: bool | None = None) -> CXRDataset:
     """Turn a table of kept rows into a checked :class:`CXRDataset`.
 
     Parameters
@@ -270,15 +351,30 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
     on_error : {"raise", "skip"}
         Unreadable images (and missing labels) raise one :class:`DataError` /
         :class:`ImageDecodeError` listing them all, or are excluded and counted.
-    check : bool, default=True
-        Decode every image before returning.
+    check : bool or {"decode", "exists", "none"}, default=True
+        ``True``/``"decode"``: decode every image before returning;
+        ``"exists"``: only check that every file exists (streamed, one folder
+        listing at a time, with a progress bar; for 100,000s of images);
+        ``False``/``"none"``: trust the paths. Missing or unreadable files
+        follow ``on_error``.
     min_classes : int, default=2
         Fewer distinct labels than this is an error.
     X : ndarray, optional
         In-memory images (then ``image`` holds identifiers, not paths).
+    labels : DataFrame, optional
+        The per-finding label matrix, row for row with ``table``; rows left out
+        here are left out of it too.
+    progress : bool or None, default=None
+        Progress bar of the ``"exists"`` check (``None``: on a terminal only).
     """
     _check_on_error(on_error)
+    mode = check_mode(check)
     table = table.reset_index(drop=True).copy()
+    if labels is not None:
+        if len(labels) != len(table):
+            raise DataError(f"labels has {len(labels)} rows but the table has {len(table)}.")
+        labels = labels.reset_index(drop=True)
+        table["_row"] = np.arange(len(table))
     for col in METADATA_COLUMNS:
         if col not in table.columns:
             table[col] = np.nan
@@ -309,8 +405,21 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         if X is not None:
             X = X[keep]
 
+    # listed but absent
+    if X is None and mode == "exists" and len(table):
+        gone = missing_files(table["image"].astype(str).to_numpy(), progress=progress,
+                             desc=f"{name}: checking image files")
+        if gone.any():
+            if on_error == "raise":
+                raise DataError(missing_files_message(
+                    table.loc[gone, "image"].astype(str).tolist(), len(table), name, root))
+            d = table.loc[gone].copy()
+            d["reason"] = MISSING_FILE
+            extra.append(d)
+            table = table.loc[~gone].reset_index(drop=True)
+
     # unreadable images
-    if X is None and check and len(table):
+    if X is None and mode == "decode" and len(table):
         errors = check_images(table["image"].astype(str).tolist())
         if errors:
             if on_error == "raise":
@@ -328,7 +437,10 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
             table = table.loc[~bad].reset_index(drop=True)
 
     if extra:
+        extra = [e.drop(columns="_row", errors="ignore") for e in extra]
         excl = pd.concat([excl] + extra, ignore_index=True)
+    if labels is not None:
+        labels = labels.iloc[table.pop("_row").to_numpy()].reset_index(drop=True)
 
     if len(table) == 0:
         reasons = excl["reason"].astype(str).value_counts()
@@ -339,7 +451,8 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
     table["label"] = table["label"].astype(str)
     table["patient_id"] = [
         _pid(v) if _nan_to_none(v) is not None else f"image:{img}"
-        for v, img in zip(table["patient_id"].astype(object), table["image"].astype(str))]
+        for v, img in zip(table["patient_id"].to_numpy(dtype=object),
+                          table["image"].to_numpy(dtype=object))]
     classes = sorted(table["label"].unique())
     if len(classes) < min_classes:
         raise DataError(
@@ -357,4 +470,5 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         excluded=excl,
         name=name,
         root=None if root is None else str(root),
+        labels=labels,
     )

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ..errors import DataError, LeakageError
+from ._folds import stratified_group_folds
 from ._result import GuardResult
 
 __all__ = [
@@ -182,10 +183,21 @@ def warn_if_splitter_leaks(cv: Any, X: Any, y: Any, groups: Any | None,
     return res
 
 
+def _fast_folds_apply(y: np.ndarray, groups: np.ndarray, n_splits: int) -> bool:
+    """Whether the compiled folds give exactly StratifiedGroupKFold's answer (and no warning)."""
+    if y.ndim != 1 or len(y) != len(groups):
+        return False
+    _, counts = np.unique(y, return_counts=True)
+    return 2 <= len(counts) <= 8 and counts.min() >= n_splits and \
+        len(np.unique(groups)) >= n_splits
+
+
 class GroupAwareCV:
     """Stratified K-fold that keeps each patient's images in one fold.
 
-    With ``groups`` it is :class:`sklearn.model_selection.StratifiedGroupKFold`;
+    With ``groups`` it gives the folds of
+    :class:`sklearn.model_selection.StratifiedGroupKFold` (computed by a compiled
+    loop for up to 8 classes, so that 100,000s of patients take seconds);
     without (no patient ids known) it falls back to ``StratifiedKFold``. Every
     grouped split is verified: a patient on both sides raises ``LeakageError``.
 
@@ -226,7 +238,14 @@ class GroupAwareCV:
             yield from self._inner(False).split(X, y)
             return
         g = _as_groups(groups, "groups")
-        for tr, te in self._inner(True).split(X, y, g):
+        yy = np.asarray(y)
+        if _fast_folds_apply(yy, g, self.n_splits):
+            rs = self.random_state if self.shuffle else None
+            splits = stratified_group_folds(yy, g, self.n_splits, shuffle=self.shuffle,
+                                            random_state=rs)
+        else:
+            splits = self._inner(True).split(X, y, g)
+        for tr, te in splits:
             check_train_test_leakage(g[tr], g[te])
             yield tr, te
 

@@ -46,22 +46,24 @@ def holdout_split(y: Any, groups: Any, size: float | int, *,
     if groups is None:
         groups = np.arange(n)
     groups = np.asarray(groups)
-    uniq = np.unique(groups)
-    rng.shuffle(uniq)
-    counts = {c: 0 for c in classes}
-    valid_groups = []
-    for g in uniq:
-        members = y[groups == g]
-        if all(counts[c] >= target[c] for c in classes):
+    uniq, g_inv = np.unique(groups, return_inverse=True)
+    _, y_inv = np.unique(y, return_inverse=True)
+    per_group = np.zeros((len(uniq), len(classes)), dtype=np.int64)
+    np.add.at(per_group, (np.ravel(g_inv), np.ravel(y_inv)), 1)
+    order = np.arange(len(uniq))
+    rng.shuffle(order)  # the same permutation as shuffling the ids themselves
+    want = np.array([target[c] for c in classes], dtype=np.int64)
+    counts = np.zeros(len(classes), dtype=np.int64)
+    chosen = np.zeros(len(uniq), dtype=bool)
+    for gi in order:
+        if (counts >= want).all():
             break
-        labels, cnt = np.unique(members, return_counts=True)
-        # Only take a patient if it helps a class that still needs images and
-        # does not overfill another one by more than its own size.
-        if any(counts[c] < target[c] for c in labels):
-            valid_groups.append(g)
-            for c, k in zip(labels, cnt):
-                counts[c] += int(k)
-    valid_mask = np.isin(groups, valid_groups)
+        row = per_group[gi]
+        # Only take a patient if it helps a class that still needs images.
+        if ((row > 0) & (counts < want)).any():
+            chosen[gi] = True
+            counts += row
+    valid_mask = chosen[np.ravel(g_inv)]
     tr, va = np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
     if len(tr) == 0 or len(np.unique(y[tr])) < len(classes):
         raise DataError(
