@@ -85,6 +85,31 @@ def _preview(img: np.ndarray) -> str:
     return png_data_url(np.asarray(pil))
 
 
+class _SecurityHeaders:
+    """ASGI middleware: ``nosniff`` and ``no-referrer`` everywhere, the CSP on the page."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+        if scope.get("path") in _PAGE_FILES:
+            extra += [(b"content-security-policy", PAGE_CSP.encode()),
+                      (b"cache-control", b"no-cache")]
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", ())}
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  *(h for h in extra if h[0] not in names)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class _Service:
     """The state one app shares between requests: model, batcher, decoding threads."""
 
@@ -209,16 +234,6 @@ def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig 
     async def busy(_request: Request, exc: ServerBusy) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.url.path in _PAGE_FILES:
-            response.headers["Content-Security-Policy"] = PAGE_CSP
-            response.headers["Cache-Control"] = "no-cache"
-        return response
-
     def page_file(path: str) -> Any:
         name, media = _PAGE_FILES[path]
         data = resources.files("cxrkit.serve").joinpath("static", name).read_bytes()
@@ -273,4 +288,5 @@ def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Authorization"])
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(_SecurityHeaders)
     return app

@@ -223,9 +223,12 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge as exc:
+        except BaseException as exc:
+            too_large = _find_too_large(exc)
+            if too_large is None:
+                raise
             if not started:
-                await self._refuse(send, exc.seen)
+                await self._refuse(send, too_large.seen)
 
     async def _refuse(self, send: Any, size: int) -> None:
         import json
@@ -238,6 +241,17 @@ class BodySizeLimit:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+def _find_too_large(exc: BaseException) -> _TooLarge | None:
+    """The :class:`_TooLarge` in ``exc``, also inside (nested) exception groups."""
+    if isinstance(exc, _TooLarge):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _find_too_large(inner)
+        if found is not None:
+            return found
+    return None
 
 
 class _TooLarge(Exception):
