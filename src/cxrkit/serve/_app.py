@@ -5,6 +5,7 @@ annotations at run time, and they name classes imported inside :func:`create_app
 """
 
 import asyncio
+import functools
 import os
 import secrets
 import time
@@ -158,7 +159,7 @@ class _Service:
             p = proba[i]
             overlay = None
             if gradcam:
-                call = self.batcher.call(lambda x=prepared: self.served.gradcam_overlay(x))
+                call = self.batcher.call(functools.partial(self.served.gradcam_overlay, prepared))
                 overlay = await asyncio.wrap_future(call)
             results.append({
                 **info,
@@ -170,6 +171,46 @@ class _Service:
                 "gradcam": overlay,
             })
         return results
+
+
+def _add_error_handlers(app: Any) -> None:
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    @app.exception_handler(UploadRejected)
+    async def rejected(_request: Request, exc: UploadRejected) -> JSONResponse:
+        body: dict[str, Any] = {"detail": str(exc)}
+        if exc.status == 415:
+            body["accepted"] = sorted(ACCEPTED_TYPES.values())
+        return JSONResponse(body, status_code=exc.status)
+
+    @app.exception_handler(ServerBusy)
+    async def busy(_request: Request, exc: ServerBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+
+def _add_page(app: Any) -> None:
+    from fastapi.responses import Response
+
+    def page_file(path: str) -> Any:
+        name, media = _PAGE_FILES[path]
+        data = resources.files("cxrkit.serve").joinpath("static", name).read_bytes()
+
+        def handler() -> Response:
+            return Response(data, media_type=media)
+        return handler
+
+    for path in _PAGE_FILES:
+        app.add_api_route(path, page_file(path), methods=["GET"], include_in_schema=False)
+
+
+_PREDICT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "PNG, JPEG or DICOM files"},
+        "gradcam": {"type": "boolean", "description": "add a Grad-CAM overlay (PNG data URL)"},
+        "preview": {"type": "boolean", "description": "add the decoded image (PNG data URL)"},
+    }}}}}}
 
 
 def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig | None = None,
@@ -190,7 +231,6 @@ def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig 
     fastapi.FastAPI
     """
     from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.responses import JSONResponse, Response
 
     from .. import __version__
 
@@ -223,27 +263,8 @@ def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig 
                                 "'Authorization: Bearer <token>' (the page asks for it).",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    @app.exception_handler(UploadRejected)
-    async def rejected(_request: Request, exc: UploadRejected) -> JSONResponse:
-        body: dict[str, Any] = {"detail": str(exc)}
-        if exc.status == 415:
-            body["accepted"] = sorted(ACCEPTED_TYPES.values())
-        return JSONResponse(body, status_code=exc.status)
-
-    @app.exception_handler(ServerBusy)
-    async def busy(_request: Request, exc: ServerBusy) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
-
-    def page_file(path: str) -> Any:
-        name, media = _PAGE_FILES[path]
-        data = resources.files("cxrkit.serve").joinpath("static", name).read_bytes()
-
-        def handler() -> Response:
-            return Response(data, media_type=media)
-        return handler
-
-    for path in _PAGE_FILES:
-        app.add_api_route(path, page_file(path), methods=["GET"], include_in_schema=False)
+    _add_error_handlers(app)
+    _add_page(app)
 
     @app.get("/healthz", summary="Liveness and batching counters")
     def healthz() -> dict[str, Any]:
@@ -257,16 +278,8 @@ def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig 
         return {**served.card(), "accepted_types": sorted(ACCEPTED_TYPES.values()),
                 "server": {**limits, "token_required": config.token is not None}}
 
-    predict_body = {"requestBody": {"required": True, "content": {"multipart/form-data": {
-        "schema": {"type": "object", "required": ["files"], "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                      "description": "PNG, JPEG or DICOM files"},
-            "gradcam": {"type": "boolean", "description": "add a Grad-CAM overlay (PNG data URL)"},
-            "preview": {"type": "boolean", "description": "add the decoded image (PNG data URL)"},
-        }}}}}}
-
     @app.post("/v1/predict", summary="Probabilities, decision and warnings for uploaded images",
-              dependencies=[Depends(check_token)], openapi_extra=predict_body)
+              dependencies=[Depends(check_token)], openapi_extra=_PREDICT_BODY)
     async def predict(request: Request, gradcam: bool = False,
                       preview: bool = False) -> dict[str, Any]:
         t0 = time.perf_counter()

@@ -220,11 +220,12 @@ def fit_ood_reference(model: ServedModel | str | os.PathLike[str], X: Any, *,
     """
     served = model if isinstance(model, ServedModel) else ServedModel.from_directory(model)
     src = as_image_source(X)
-    feats = []
+    feats: list[np.ndarray] = []
     for start in range(0, len(src), batch_size):
         idx = range(start, min(len(src), start + batch_size))
         imgs = [src.load(i) for i in idx]
         _, f = served.predict_batch(np.stack([served.prepare(im) for im in imgs]), embed=True)
+        assert f is not None  # embed=True always returns the embeddings
         feats.append(f)
     ref = OODReference.fit(np.concatenate(feats), quantile=quantile, calibration=calibration,
                            random_state=random_state)
