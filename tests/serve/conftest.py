@@ -11,8 +11,8 @@ from PIL import Image
 
 from ..conftest import make_separable
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed: "
-                    "pip install 'cxrkit[serve]'")
+#: Reason of the skips where the ``serve`` extra is missing.
+NO_SERVE_EXTRA = "the serve extra is not installed: pip install 'cxrkit[serve]'"
 
 
 @pytest.fixture(scope="session")

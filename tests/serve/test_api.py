@@ -13,7 +13,9 @@ from PIL import Image
 from cxrkit import load_model
 from cxrkit.serve import OODReference, ServedModel, fit_ood_reference
 
-from .conftest import dicom_bytes, jpeg_bytes, png_bytes
+from .conftest import NO_SERVE_EXTRA, dicom_bytes, jpeg_bytes, png_bytes
+
+pytest.importorskip("fastapi", reason=NO_SERVE_EXTRA)
 
 
 def _files(*items: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -12,7 +12,10 @@ import pytest
 from cxrkit import load_model
 from cxrkit.serve import MicroBatcher, ServeConfig, ServedModel, ServerBusy, create_app
 
-from .conftest import png_bytes
+from .conftest import NO_SERVE_EXTRA, png_bytes
+
+pytest.importorskip("fastapi", reason=NO_SERVE_EXTRA)
+pytest.importorskip("httpx", reason=NO_SERVE_EXTRA)
 
 
 def _slow_identity(sizes: list[int], delay: float = 0.02):

@@ -23,7 +23,10 @@ import pytest
 
 from cxrkit import load_model
 
-from .conftest import png_bytes
+from .conftest import NO_SERVE_EXTRA, png_bytes
+
+pytest.importorskip("fastapi", reason=NO_SERVE_EXTRA)
+pytest.importorskip("uvicorn", reason=NO_SERVE_EXTRA)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

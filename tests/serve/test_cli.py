@@ -6,6 +6,10 @@ import pytest
 
 from cxrkit.cli import build_parser, main
 
+from .conftest import NO_SERVE_EXTRA
+
+pytest.importorskip("uvicorn", reason=NO_SERVE_EXTRA)
+
 
 def test_serve_parser_defaults():
     args = build_parser().parse_args(["serve", "model-dir"])

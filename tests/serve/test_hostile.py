@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import dicom_bytes, png_bytes
+from .conftest import NO_SERVE_EXTRA, dicom_bytes, png_bytes
+
+pytest.importorskip("fastapi", reason=NO_SERVE_EXTRA)
 
 
 def _files(*items: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
