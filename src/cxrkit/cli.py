@@ -313,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="restrict to these labels, e.g. covid,pneumonia")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_check)
+
+    from .segmentation._cli import add_parser as add_train_lungs
+
+    add_train_lungs(sub)
     return parser
 
 

@@ -3,6 +3,7 @@
 from ._accelerate import AcceleratedCXRClassifier
 from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
+from ._data import ImageSource, as_image_source
 from ._feature_cache import (
     FeatureAwareNet,
     FeatureCache,
@@ -24,6 +25,7 @@ __all__ = [
     "FeatureAwareNet",
     "FeatureCache",
     "INT8_DEFAULTS",
+    "ImageSource",
     "OnnxRuntimePredictor",
     "POLICIES",
     "RECIPES",
@@ -31,6 +33,7 @@ __all__ = [
     "SnapshotCallback",
     "SnapshotEnsembleClassifier",
     "SnapshotError",
+    "as_image_source",
     "clear_feature_cache",
     "export_onnx",
     "feature_cache_stats",

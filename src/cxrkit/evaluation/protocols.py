@@ -698,6 +698,10 @@ def create_protocol(name: str, /, **options: Any) -> Protocol:
     factory = get_registry("protocol").get(name).factory
     valid = ({f.name for f in fields(cast(Any, factory))} if hasattr(factory, "__dataclass_fields__")
              else None)
+    if valid is not None and "transforms" in options and "transforms" not in valid:
+        t = options.pop("transforms")  # e.g. --set transforms=lung_crop: the classifier's option
+        options["estimator_params"] = {**options.get("estimator_params", {}),
+                                       "transforms": [t] if isinstance(t, str) else list(t)}
     if valid is not None:
         bad = sorted(set(options) - valid)
         if bad:
