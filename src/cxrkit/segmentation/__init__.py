@@ -9,6 +9,7 @@ validity guards use a fitted segmenter through the process-wide
 """
 
 from ._cache import MaskCache, clear_mask_cache, get_mask_cache, lung_mask_stats
+from ._cli import write_overlays
 from ._cv import cluster_bootstrap_mean, cross_validate_segmenter
 from ._data import LungMaskSet, load_lung_masks, synthetic_lung_images
 from ._estimator import LungSegmenter, read_images, read_masks
@@ -24,4 +25,5 @@ __all__ = [
     "default_segmenter", "dice_iou", "get_mask_cache", "judge_lung_mask",
     "list_segmentation_networks", "load_lung_masks", "load_segmenter", "lung_mask_stats",
     "random_affine", "read_images", "read_masks", "save_segmenter", "synthetic_lung_images",
+    "write_overlays",
 ]

@@ -42,8 +42,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def write_overlays(images: list[np.ndarray], truth: list[np.ndarray], pred: list[np.ndarray],
-                   titles: list[str], path: Path, ncols: int = 4) -> Path:
-    """A PNG grid: each image with the manual mask (green) and the predicted one (red)."""
+                   titles: list[str], path: Path, ncols: int = 4,
+                   heading: str = "manual mask (green), predicted on held-out patients (red)"
+                   ) -> Path:
+    """A PNG grid: each image with the manual mask (green, where given) and the predicted
+    one (red)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,7 +64,7 @@ def write_overlays(images: list[np.ndarray], truth: list[np.ndarray], pred: list
         if p is not None and p.any():
             ax.contour(p, levels=[0.5], colors="red", linewidths=1)
         ax.set_title(title, fontsize=8)
-    fig.suptitle("manual mask (green), predicted on held-out patients (red)", fontsize=10)
+    fig.suptitle(heading, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
