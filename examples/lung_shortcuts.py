@@ -26,6 +26,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 
 from cxrkit import CXRClassifier, load_dataset
+from cxrkit.errors import DataError
 from cxrkit.evaluation.metrics import compute_metrics
 from cxrkit.segmentation import load_segmenter, lung_mask_stats, read_images, write_overlays
 from cxrkit.transforms import LungCrop
@@ -39,8 +40,12 @@ def _cv_with_attribution(est: Any, X: np.ndarray, y: np.ndarray, g: np.ndarray, 
     for tr, te in cv.split(X, y, g):
         clf = clone(est).fit(X[tr], y[tr])
         scores[te] = clf.predict_proba(X[te])[:, list(clf.classes_).index("pneumonia")]
-        guard = attribution_in_lungs(clf, X[te], y[te], g[te], segmenter=seg)
-        attributions.append(guard.to_dict())
+        try:
+            guard = attribution_in_lungs(clf, X[te], y[te], g[te], segmenter=seg)
+            attributions.append(guard.to_dict())
+        except DataError as exc:  # e.g. every Grad-CAM of the fold is empty
+            attributions.append({"status": "NOT SCORED", "error": str(exc),
+                                 "numbers": {"per_class": {}}})
     return scores, attributions
 
 
@@ -54,6 +59,9 @@ def _summarise(attributions: list[dict[str, Any]]) -> dict[str, Any]:
     for label in ("covid", "pneumonia"):
         rows = [a["numbers"]["per_class"][label] for a in attributions
                 if label in a["numbers"]["per_class"]]
+        if not rows:
+            out[label] = {"not_scored": [a.get("error", "") for a in attributions][:1]}
+            continue
         out[label] = {"share_in_lungs_mean_over_folds": round(float(np.mean(
             [r["share_in_lungs"] for r in rows])), 4),
             "lung_area_share": round(float(np.mean([r["lung_area_share"] for r in rows])), 4),

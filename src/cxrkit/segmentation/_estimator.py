@@ -79,7 +79,7 @@ def _resize_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if img.shape == shape:
         return img.astype(np.float32, copy=False)
     pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.float32), mode="F")
-    return np.asarray(pil.resize((shape[1], shape[0]), Image.BILINEAR), dtype=np.float32)
+    return np.asarray(pil.resize((shape[1], shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 class LungSegmenter(BaseEstimator):

@@ -72,7 +72,8 @@ def load_segmenter(folder: str | os.PathLike[str], device: str = "cpu") -> LungS
         seg.architecture, pretrained=str(root / "model.safetensors"),
         **(seg.architecture_params or {})).to(device).eval()
     fitted = config["fitted"]
-    seg.lung_fraction_range_ = tuple(float(v) for v in fitted["lung_fraction_range_"])
+    lo, hi = (float(v) for v in fitted["lung_fraction_range_"])
+    seg.lung_fraction_range_ = (lo, hi)
     seg.n_train_images_ = int(fitted["n_train_images_"])
     seg.fit_seconds_ = float(fitted["fit_seconds_"])
     with Image.open(root / "mean_mask.png") as im:

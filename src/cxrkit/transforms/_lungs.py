@@ -136,6 +136,8 @@ class LungCrop(_LungTransform):
     """
 
     _params = ("segmenter", "margin", "size")
+    margin: float
+    size: int | None
     _name = "lung_crop"
     _fallback = "the uncropped image was used"
 
