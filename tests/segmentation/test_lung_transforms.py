@@ -99,3 +99,13 @@ def test_classifier_trains_on_lung_crops(fitted_segmenter, lung_data) -> None:
                         random_state=0).fit(X[:16], y)
     assert clf.predict_proba(X[40:44]).shape == (4, 2)
     assert lung_mask_stats()["misses"] == 20
+
+
+def test_protocol_option_routes_transforms_to_the_classifier() -> None:
+    from cxrkit.evaluation.protocols import create_protocol
+
+    proto = create_protocol("hall2020-cv", transforms="lung_crop",
+                            estimator_params={"lr": 1e-3})
+    assert proto.estimator_params == {"lr": 1e-3, "transforms": ["lung_crop"]}
+    est, _ = proto.build()
+    assert est.estimator.transforms == ["lung_crop"]
