@@ -459,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve._cli import add_parser as add_serve_parser
 
     add_serve_parser(sub)
+    from .segmentation._cli import add_parser as add_train_lungs
+
+    add_train_lungs(sub)
     return parser
 
 

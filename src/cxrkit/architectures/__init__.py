@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ConfigurationError
 from ..plugins import get_registry
 from ._base import FREEZE_MODES, IMAGENET_MEAN, IMAGENET_STD, CXRNet, Preprocessing
 from ._grayscale import GrayscaleConv2d, grayscale_first_conv
@@ -70,6 +71,10 @@ def create_architecture(name: str, pretrained: str | None = None, head: str | No
         Passed to the architecture's factory (e.g. ``dropout``, ``hidden``).
     """
     entry = get_registry("architecture").get(name)
+    if entry.meta.get("task", "classification") != "classification":
+        raise ConfigurationError(
+            f"Architecture {name!r} is a {entry.meta['task']} network, not a classifier; build it "
+            "with cxrkit.segmentation.create_segmentation_network or use it in LungSegmenter.")
     if head is not None:
         kwargs["head"] = head
     net = entry.factory(pretrained=pretrained, **kwargs)

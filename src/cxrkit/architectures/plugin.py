@@ -8,6 +8,7 @@ from ..hookspecs import hookimpl
 from ._hall2020 import HALL2020_PREPROCESSING, build_hall2020_cnn
 from ._tiny import TINY_PREPROCESSING, build_tiny_cnn
 from ._torchvision import TORCHVISION_PREPROCESSING, build_resnet, build_vgg16
+from ._unet import UNET_PREPROCESSING, build_lung_unet
 
 
 @hookimpl
@@ -26,3 +27,5 @@ def cxrkit_register_architectures(register):  # type: ignore[no-untyped-def]
              pretrained=(), description=build_hall2020_cnn.__doc__)
     register("tiny_cnn", build_tiny_cnn, preprocessing=TINY_PREPROCESSING, pretrained=(),
              description=build_tiny_cnn.__doc__)
+    register("lung_unet", build_lung_unet, preprocessing=UNET_PREPROCESSING, pretrained=(),
+             task="segmentation", description=build_lung_unet.__doc__)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..plugins import get_registry
+from ._lungs import ImplausibleLungMaskWarning, LungCrop, LungMask, lung_blackout
 from ._transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -29,6 +30,10 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ImageNetNormalize",
+    "ImplausibleLungMaskWarning",
+    "LungCrop",
+    "LungMask",
+    "lung_blackout",
     "JpegRecompress",
     "Resize",
     "Transform",

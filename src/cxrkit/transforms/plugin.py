@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
+from ._lungs import LungCrop, LungMask, lung_blackout
 from ._transforms import (
     CentreBlackout,
     CentreCrop,
@@ -23,3 +24,6 @@ def cxrkit_register_transforms(register):  # type: ignore[no-untyped-def]
     register("jpeg_recompress", JpegRecompress)
     register("centre_crop", CentreCrop)
     register("centre_blackout", CentreBlackout)
+    register("lung_crop", LungCrop)
+    register("lung_mask", LungMask)
+    register("lung_blackout", lung_blackout)
