@@ -90,11 +90,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # -- run -------------------------------------------------------------------------
-def _print_warnings(result: Any) -> None:
-    for w in result.warnings:
-        print(f"Warning: {w}")
-
-
 def _print_result(result: Any, files: dict[str, Any], seconds: float) -> None:
     from .evaluation import format_summary_table
 
@@ -110,7 +105,6 @@ def _print_result(result: Any, files: dict[str, Any], seconds: float) -> None:
     for v in result.validity:
         if v.get("status") != "PASS":
             print(f"Validity {v['status']}: {v['name']}: {v['summary']}")
-    _print_warnings(result)
     print(f"Report: {files['html']}  ({seconds:.0f} s)")
 
 
