@@ -141,6 +141,8 @@ def _estimator_param(key: str, text: str) -> tuple[str, Any]:
     from .estimators import CXRClassifier
     from .estimators._classifier import ROUTED_PREFIXES
 
+    if key == "transforms":
+        return key, [t.strip() for t in text.split(",") if t.strip()]
     if key in CXRClassifier._get_param_names() or key.startswith(ROUTED_PREFIXES):
         return key, _parse_value(text)
     raise ConfigurationError(key)

@@ -69,6 +69,11 @@ def create_protocol(name: str, /, **options: Any) -> Protocol:
     """Build a registered protocol; unknown options are reported with the valid ones."""
     cls = get_protocol_class(name)
     valid = {o.name for o in protocol_options(cls)}
+    if "transforms" in options and "transforms" not in valid:
+        # Input transforms (e.g. lung_crop) belong to every network the protocol trains.
+        t = options.pop("transforms")
+        t = [t] if isinstance(t, str) else list(t or ())
+        options["estimator_params"] = {**options.get("estimator_params", {}), "transforms": t}
     bad = sorted(set(options) - valid)
     if bad:
         from difflib import get_close_matches
