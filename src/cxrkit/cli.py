@@ -121,6 +121,11 @@ def _run_protocol(name: str, options: dict[str, Any], datasets: dict[str, Any],
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ._outputs import check_model_destination, check_output_folder
+
+    check_output_folder(args.out, "--out")
+    if args.save:
+        check_model_destination(args.save, "--save")
     options = _options(args.set, "--set")
     if args.arch:
         options["architecture"] = args.arch
@@ -167,8 +172,11 @@ def _save_any(model: Any, path: Path) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ._outputs import check_output_folder
     from .estimators import load_model
 
+    if args.gradcam:
+        check_output_folder(args.gradcam, "--gradcam")
     model = load_model(args.model, device=args.device or "auto") if not (
         Path(args.model) / "ensemble.json").is_file() else load_model(args.model)
     paths = np.asarray(args.images, dtype=object)
@@ -214,8 +222,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """hall2020-cv on built-in synthetic data, no download."""
     import warnings
 
+    from ._outputs import check_output_folder
     from .datasets import load_dataset
 
+    check_output_folder(args.out, "--out")
     t0 = time.perf_counter()
     n_patients = 24 if args.quick else 32
     _echo(args.quiet, f"Generating synthetic chest X-rays ({n_patients} patients, 2 images each)...")
