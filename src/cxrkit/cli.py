@@ -209,7 +209,7 @@ def _write_gradcams(model: Any, paths: Any, proba: Any, out: Path) -> None:
         fig, ax = plt.subplots(figsize=(4, 4))
         ax.imshow(img, cmap="gray")
         ax.imshow(maps[j], cmap="jet", alpha=0.4)
-        ax.set_title(f"p({base.classes_[1]}) = {proba[j, 1]:.3f}")
+        ax.set_title(f"p({base.classes_[1]}) = {proba[j, 1]:.3f}", parse_math=False)
         ax.axis("off")
         target = out / (Path(str(path)).stem + "_gradcam.png")
         fig.savefig(target, dpi=100, bbox_inches="tight")
