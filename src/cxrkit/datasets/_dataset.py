@@ -14,6 +14,7 @@ import pandas as pd
 from ..errors import ConfigurationError, DataError, ImageDecodeError
 from ..io import read_xray
 from ..io._loader import format_failures
+from ._quality import announce_skipped, drop_duplicate_rows, label_case_notes
 
 __all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE", "finalize_dataset", "check_images"]
 
@@ -57,6 +58,10 @@ class CXRDataset:
         The dataset name it was loaded with.
     root : str or None
         The folder (or file) it was loaded from.
+    notes : list of str
+        Data problems found while loading that did not stop it (repeated rows,
+        labels that differ only by case, paths outside the root, files left
+        out); each was also issued as a warning.
     """
 
     X: np.ndarray
@@ -66,6 +71,7 @@ class CXRDataset:
     excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"reason": []}))
     name: str = "dataset"
     root: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -118,7 +124,8 @@ class CXRDataset:
             idx = np.flatnonzero(idx)
         return CXRDataset(X=self.X[idx], y=self.y[idx], groups=self.groups[idx],
                           metadata=self.metadata.iloc[idx].reset_index(drop=True),
-                          excluded=self.excluded.copy(), name=self.name, root=self.root)
+                          excluded=self.excluded.copy(), name=self.name, root=self.root,
+                          notes=list(self.notes))
 
     def select(self, labels: Sequence[str]) -> CXRDataset:
         """Keep the images whose label is in ``labels``.
@@ -157,7 +164,8 @@ class CXRDataset:
             sources, images_per_patient`` (number of images -> number of
             patients), ``excluded`` (reason -> count), ``n_excluded``,
             ``skipped_files`` (how many files could not be decoded) and
-            ``skipped_examples`` (the first 10 of those, with their errors).
+            ``skipped_examples`` (the first 10 of those, with their errors) and
+            ``notes`` (see the ``notes`` attribute).
         """
         md = self.metadata
 
@@ -188,6 +196,7 @@ class CXRDataset:
             "n_excluded": int(len(self.excluded)),
             "skipped_files": int(len(skipped)),
             "skipped_examples": examples,
+            "notes": list(self.notes),
         }
 
     def format_summary(self, max_rows: int = 15) -> str:
@@ -219,6 +228,9 @@ class CXRDataset:
         if s["skipped_files"]:
             lines.append(f"Skipped unreadable files: {s['skipped_files']}")
             lines.extend(f"  {e}" for e in s["skipped_examples"])
+        if s["notes"]:
+            lines.append("Notes:")
+            lines.extend(f"  - {n}" for n in s["notes"])
         return "\n".join(lines)
 
 
@@ -257,7 +269,7 @@ def _pid(v: Any) -> str:
 def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
                      excluded: list[pd.DataFrame] | pd.DataFrame | None = None, *,
                      on_error: str = "raise", check: bool = True, min_classes: int = 2,
-                     X: np.ndarray | None = None) -> CXRDataset:
+                     X: np.ndarray | None = None, notes: list[str] | None = None) -> CXRDataset:
     """Turn a table of kept rows into a checked :class:`CXRDataset`.
 
     Parameters
@@ -276,8 +288,12 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         Fewer distinct labels than this is an error.
     X : ndarray, optional
         In-memory images (then ``image`` holds identifiers, not paths).
+    notes : list of str, optional
+        The loader's own notes (see :attr:`CXRDataset.notes`); the shared checks
+        (:mod:`cxrkit.datasets._quality`) add theirs.
     """
     _check_on_error(on_error)
+    notes = list(notes or [])
     table = table.reset_index(drop=True).copy()
     for col in METADATA_COLUMNS:
         if col not in table.columns:
@@ -304,10 +320,18 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         d = table.loc[bad_label].copy()
         d["reason"] = "missing label"
         extra.append(d)
+        notes += announce_skipped([str(i) for i in d["image"]], len(table), name,
+                                  "have no label")
         keep = ~bad_label.to_numpy()
         table = table.loc[keep].reset_index(drop=True)
         if X is not None:
             X = X[keep]
+
+    if X is None and len(table):
+        table, parts, found = drop_duplicate_rows(table, name, on_error)
+        table = table.reset_index(drop=True)
+        extra += parts
+        notes += found
 
     # unreadable images
     if X is None and check and len(table):
@@ -325,6 +349,8 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
             d["reason"] = UNREADABLE
             d["error"] = [errors[int(i)] for i in np.flatnonzero(bad)]
             extra.append(d)
+            notes += announce_skipped(list(errors.values()), len(table), name,
+                                      "could not be decoded")
             table = table.loc[~bad].reset_index(drop=True)
 
     if extra:
@@ -340,6 +366,7 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
     table["patient_id"] = [
         _pid(v) if _nan_to_none(v) is not None else f"image:{img}"
         for v, img in zip(table["patient_id"].astype(object), table["image"].astype(str))]
+    notes += label_case_notes(table["label"], name)
     classes = sorted(table["label"].unique())
     if len(classes) < min_classes:
         raise DataError(
@@ -357,4 +384,5 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         excluded=excl,
         name=name,
         root=None if root is None else str(root),
+        notes=notes,
     )
