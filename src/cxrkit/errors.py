@@ -19,6 +19,7 @@ __all__ = [
     "ModelFormatError",
     "TrainingInterruptedError",
     "OutputPathError",
+    "NonFiniteLossError",
 ]
 
 
@@ -67,3 +68,7 @@ class TrainingInterruptedError(CxrkitError, RuntimeError):
 
 class OutputPathError(CxrkitError, OSError):
     """An output file or folder cannot be written."""
+
+
+class NonFiniteLossError(CxrkitError, FloatingPointError):
+    """Training produced a NaN or infinite loss."""

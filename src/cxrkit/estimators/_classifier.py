@@ -28,7 +28,7 @@ from .._memory import (
 )
 from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
 from ..errors import ConfigurationError, DataError
-from ._callbacks import CosineRestarts, EpochAccuracy
+from ._callbacks import CosineRestarts, EpochAccuracy, FiniteLoss
 from ._data import (
     ImageSource,
     ImageTensorDataset,
@@ -531,7 +531,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     def _make_net(self, module: nn.Module, train_split: Any) -> NeuralNet:
         opt = self.optimizer
         opt_cls = _OPTIMIZERS[opt.lower()] if isinstance(opt, str) else opt
-        callbacks: list[Any] = [("accuracy", EpochAccuracy())]
+        callbacks: list[Any] = [("accuracy", EpochAccuracy()), ("finite_loss", FiniteLoss())]
         callbacks += self._lr_callbacks()
         callbacks += list(self.callbacks or [])
         extra = {k: v for k, v in self._routed().items()
