@@ -55,10 +55,11 @@ def interrupted_saves(target: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def _remove_stale(target: Path) -> None:
-    """Remove temporary folders of earlier saves of ``target`` by dead processes of this host."""
+def _remove_stale(target: Path, what: str) -> None:
+    """Remove the hidden ``what`` folders (``"partial"``, ``"old"``) that earlier saves of
+    ``target`` by processes of this host, no longer running, left behind."""
     host = socket.gethostname()
-    for p in target.parent.glob(f".{target.name}.partial-{host}-*"):
+    for p in target.parent.glob(f".{target.name}.{what}-{host}-*"):
         try:
             pid = int(p.name.split("-")[-2])
             os.kill(pid, 0)
@@ -127,7 +128,7 @@ def atomic_folder(target: Path, is_replaceable: Callable[[Path], bool]) -> Itera
         )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(target)
+        _remove_stale(target, "partial")
         tmp = Path(tempfile.mkdtemp(prefix=_prefix(target, "partial"), dir=target.parent))
     except OSError as exc:
         raise OutputPathError(f"Cannot write the folder '{target}' ({exc.strerror or exc}). "
@@ -137,6 +138,7 @@ def atomic_folder(target: Path, is_replaceable: Callable[[Path], bool]) -> Itera
         _fsync_tree(tmp)
         os.chmod(tmp, 0o755)  # mkdtemp made it private
         _swap_in(tmp, target)
+        _remove_stale(target, "old")  # copies kept by interrupted saves are superseded now
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
