@@ -137,8 +137,11 @@ def _check_inflated_size(data: bytes, name: str) -> None:
     total = 0
     chunk = data[start:]
     try:
-        while chunk and total <= bound:
-            total += len(inflater.decompress(chunk, 1 << 20))
+        while chunk and total <= bound and not inflater.eof:  # bytes after the end: padding
+            out = len(inflater.decompress(chunk, 1 << 20))
+            if out == 0 and inflater.unconsumed_tail == chunk:
+                break  # no progress: a damaged stream, reported by the decoder
+            total += out
             chunk = inflater.unconsumed_tail
     except zlib.error:
         return  # damaged stream: reported by the decoder
