@@ -215,6 +215,11 @@ def protocol_run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ._outputs import check_model_destination, check_output_folder
+
+    check_output_folder(args.out, "--out")
+    if args.save:
+        check_model_destination(args.save, "--save")
     options = protocol_run_options(args)
     datasets = {"data": _load(args.data, _options(args.data_option, "--data-option"))}
     if args.test_data:
@@ -249,10 +254,13 @@ def _save_any(model: Any, path: Path) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ._outputs import check_output_folder
     from .estimators import load_model
 
     from .ensembles import load_voting_ensemble
 
+    if args.gradcam:
+        check_output_folder(args.gradcam, "--gradcam")
     if (Path(args.model) / "voting.json").is_file():
         model = load_voting_ensemble(args.model)
     elif (Path(args.model) / "ensemble.json").is_file():
@@ -291,7 +299,7 @@ def _write_gradcams(model: Any, paths: Any, proba: Any, out: Path) -> None:
         fig, ax = plt.subplots(figsize=(4, 4))
         ax.imshow(img, cmap="gray")
         ax.imshow(maps[j], cmap="jet", alpha=0.4)
-        ax.set_title(f"p({base.classes_[1]}) = {proba[j, 1]:.3f}")
+        ax.set_title(f"p({base.classes_[1]}) = {proba[j, 1]:.3f}", parse_math=False)
         ax.axis("off")
         target = out / (Path(str(path)).stem + "_gradcam.png")
         fig.savefig(target, dpi=100, bbox_inches="tight")
@@ -304,8 +312,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """hall2020-cv on built-in synthetic data, no download."""
     import warnings
 
+    from ._outputs import check_output_folder
     from .datasets import load_dataset
 
+    check_output_folder(args.out, "--out")
     t0 = time.perf_counter()
     n_patients = 24 if args.quick else 32
     _echo(args.quiet, f"Generating synthetic chest X-rays ({n_patients} patients, 2 images each)...")

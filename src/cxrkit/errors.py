@@ -16,6 +16,10 @@ __all__ = [
     "WeightsError",
     "ConfigurationError",
     "LeakageError",
+    "ModelFormatError",
+    "TrainingInterruptedError",
+    "OutputPathError",
+    "NonFiniteLossError",
 ]
 
 
@@ -52,3 +56,19 @@ class ConfigurationError(CxrkitError, ValueError):
 
 class LeakageError(CxrkitError, ValueError):
     """The same patient appears on both sides of a train/test split."""
+
+
+class ModelFormatError(CxrkitError, ValueError):
+    """A saved model folder is incomplete, damaged or not in a format this cxrkit reads."""
+
+
+class TrainingInterruptedError(CxrkitError, RuntimeError):
+    """An estimator whose training was interrupted was asked to predict or to be saved."""
+
+
+class OutputPathError(CxrkitError, OSError):
+    """An output file or folder cannot be written."""
+
+
+class NonFiniteLossError(CxrkitError, FloatingPointError):
+    """Training produced a NaN or infinite loss."""

@@ -125,7 +125,7 @@ def test_save_and_load_members(tmp_path, data):
                                      interval=2).fit(X, y)
     ens.save(tmp_path / "model")
     files = sorted(p.name for p in (tmp_path / "model").iterdir())
-    assert files == ["config.json", "ensemble.json", "member_00.safetensors",
+    assert files == ["config.json", "ensemble.json", "manifest.json", "member_00.safetensors",
                      "member_01.safetensors", "model.safetensors"]
     loaded = load_model(tmp_path / "model")
     np.testing.assert_allclose(loaded.predict_proba(X), ens.predict_proba(X), atol=1e-7)

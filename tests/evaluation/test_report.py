@@ -173,3 +173,22 @@ def test_summary_table(tmp_path):
     assert sum(line.startswith(("AUC", "Sensitivity", "Specificity", "Accuracy", "PPV", "NPV"))
                for line in lines) == 6
     assert lines[-1] == "WARNING: folds were not grouped by patient"
+
+
+def test_dollar_signs_in_user_strings_are_drawn_as_text(tmp_path):
+    from cxrkit.evaluation.metrics import compute_metrics, per_fold_metrics
+
+    r = _result()
+    pos, neg = r"$\undefinedmacro$", "$a$ and $b"
+    y = np.where(r.y_true == "covid", pos, neg)
+    r.y_true, r.positive_label, r.classes = y, pos, [neg, pos]
+    r.metrics = compute_metrics(y, r.y_score, positive_label=pos, groups=r.groups,
+                                n_bootstraps=50, random_state=0)
+    r.per_fold = per_fold_metrics(y, r.y_score, r.folds, positive_label=pos)
+    for g in r.gradcam:
+        g["id"] = "$x^{$.png"
+        g["label"] = pos if g["label"] == "covid" else neg
+    files = write_report(r, tmp_path / "rep")
+    for name in ("roc", "confusion_matrix", "gradcam"):
+        assert Image.open(files[name]).size[0] > 100
+    assert r"$\undefinedmacro$" in files["html"].read_text()

@@ -237,3 +237,51 @@ def test_vgg16_wrong_block_shape_is_refused(tmp_path, vgg_features):
            "(128, 256, 3, 3)) but '12.weight' has shape (256, 256, 3, 3).")
     with pytest.raises(WeightsError, match=re.escape(msg)):
         load_keras_vgg16_into(vgg_features, path)
+
+
+def _with_dense_bias(tmp_path, make):
+    """A weights file whose dense_1 bias is replaced by ``make(group, name, other_file)``."""
+    path = tmp_path / "w.h5"
+    w = hall2020_random_weights()
+    write_keras_file(path, w, None, layout="weights", layer_names=list(w))
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.float32([42.0]).tobytes())
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("data", data=np.float32([42.0]))
+    with h5py.File(path, "a") as f:
+        g = f["dense_1/dense_1"]
+        del g["bias:0"]
+        make(g, "bias:0", secret, other)
+    return path
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda g, n, secret, other: g.create_dataset(n, shape=(1,), dtype="f4",
+                                                  external=[(str(secret), 0, 4)]),
+     r"'dense_1/dense_1/bias:0' is a dataset with external storage in '.*secret.bin'"),
+    (lambda g, n, secret, other: g.__setitem__(n, h5py.ExternalLink(str(other), "/data")),
+     r"'dense_1/dense_1/bias:0' is an external link to '.*other.h5:/data'"),
+    (lambda g, n, secret, other: g.create_virtual_dataset(n, _virtual(other)),
+     r"'dense_1/dense_1/bias:0' is a virtual dataset mapped from \['.*other.h5'\]"),
+])
+def test_data_outside_the_file_is_refused(tmp_path, make, what):
+    path = _with_dense_bias(tmp_path, make)
+    with pytest.raises(WeightsError, match=rf"Keras file '.*w.h5' is refused: {what}, so "
+                                           "reading it would read another file"):
+        read_keras_hdf5(path)
+
+
+def _virtual(other):
+    layout = h5py.VirtualLayout(shape=(1,), dtype="f4")
+    layout[:] = h5py.VirtualSource(str(other), "data", shape=(1,))
+    return layout
+
+
+def test_soft_links_inside_the_file_are_read(tmp_path):
+    def soft(g, n, secret, other):
+        g["real_bias"] = np.float32([7.0])
+        g[n] = h5py.SoftLink("/dense_1/dense_1/real_bias")
+
+    _, weights = read_keras_hdf5(_with_dense_bias(tmp_path, soft))
+    assert weights["dense_1"]["bias"].tolist() == [7.0]

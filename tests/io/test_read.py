@@ -141,6 +141,21 @@ def test_text_named_png(tmp_path: Path) -> None:
         read_xray(tmp_path / "notes.png")
 
 
+@pytest.mark.parametrize("content, kind", [
+    (b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n",
+     "a text file"),
+    (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", r"a file of another type \(Adobe Portable Document"),
+    (bytes(range(256)) * 4, "binary data of no known type"),
+])
+def test_not_an_image_names_the_type_never_the_content(tmp_path: Path, content: bytes,
+                                                        kind: str) -> None:
+    (tmp_path / "x.png").write_bytes(content)
+    with pytest.raises(ImageDecodeError, match=rf"^Image '.*x\.png' is not an image: its "
+                                               rf"content is {kind}") as exc:
+        read_xray(tmp_path / "x.png")
+    assert repr(content[:8])[2:-1] not in str(exc.value) and "root:x" not in str(exc.value)
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
 def test_truncated(tmp_path: Path, fmt: str) -> None:
     rng = np.random.default_rng(0)
@@ -222,3 +237,35 @@ def test_real_cxr_dev_image(shared_data: Path) -> None:
     img = read_xray(shared_data / "cxr-dev" / "images" / "ieee8023__00870a9c.png")
     assert img.shape == (256, 256) and img.dtype == np.float32
     assert 0 <= img.min() < img.max() <= 1
+
+
+def _deflated(path: Path, pixels: np.ndarray) -> Path:
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(_dicom(path, pixels))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def test_dicom_pixel_limit_applies_to_the_header_before_decoding(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    # A header that declares 30000x30000 pixels (the pixel data itself is small).
+    path = _dicom(tmp_path / "lie.dcm", np.zeros((64, 64)), Rows=30000, Columns=30000)
+    with pytest.raises(ImageDecodeError, match=r"'.*lie.dcm' was refused as a possible "
+                       r"decompression bomb \(its header declares 30000x30000 pixels x 1 "
+                       r"frame\(s\) x 1 sample\(s\) = 900000000, more than the limit of "):
+        read_xray(path)
+    px = (np.arange(2000 * 2000).reshape(2000, 2000) % 4096).astype(np.uint16)
+    big = _deflated(tmp_path / "big.dcm", px)
+    assert big.stat().st_size < 200_000  # deflated: small on disk, 8 MB inflated
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3_000_000)  # bound 13 MB: header check
+    with pytest.raises(ImageDecodeError, match=r"header declares 2000x2000 pixels"):
+        read_xray(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # bound 5 MB: never inflated
+    with pytest.raises(ImageDecodeError, match=r"its deflated data set inflates to more than "
+                                               r"5048576 bytes, more than the limit of 1000000"):
+        read_xray(big)
+    small = _deflated(tmp_path / "small.dcm", px[:32, :32])
+    np.testing.assert_allclose(read_xray(small), px[:32, :32] / 4095.0, atol=1e-6)

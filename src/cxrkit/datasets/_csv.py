@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ._dataset import CXRDataset, finalize_dataset
+from ._quality import outside_root_note
 
 __all__ = ["load_csv_dataset"]
 
@@ -32,7 +33,8 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
                      source_col: str | None = "source", view_col: str | None = "view",
                      labels: Sequence[str] | None = None, base_dir: str | None = None,
                      sep: str = ",", on_error: str = "raise", check_images: bool = True,
-                     min_classes: int = 2, name: str = "csv") -> CXRDataset:
+                     min_classes: int = 2, name: str = "csv",
+                     allow_outside_root: bool = True) -> CXRDataset:
     """Any CSV with one row per image: path, label and (optionally) patient id.
 
     Parameters
@@ -57,6 +59,17 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
     check_images : bool, default=True
         Decode every image before returning.
     min_classes : int, default=2
+    allow_outside_root : bool, default=True
+        Whether image paths may lie outside ``base_dir`` (e.g. ``../other/a.png``
+        or absolute paths elsewhere). When they do, a warning and a note in the
+        dataset summary say how many; ``False`` makes that an error.
+
+    Notes
+    -----
+    A row that repeats an earlier one (same file, label and patient) is used
+    once and counted in ``excluded`` as ``"duplicate row"``; one file listed
+    with different labels or patient ids is an error (or, with
+    ``on_error="skip"``, all its rows are left out).
 
     Examples
     --------
@@ -102,6 +115,8 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
             table[std] = table[opt_col]
         elif opt_col is not None and opt_col != std:
             raise DataError(f"CSV file '{csv}' has no {std} column {opt_col!r}.")
+    notes = outside_root_note(table["image"].astype(str).tolist(), base.resolve(), name,
+                              allow=allow_outside_root)
     if labels is not None:
         keep = table["label"].isna() | table["label"].astype(str).isin([str(x) for x in labels])
         d = table.loc[~keep].copy()
@@ -109,4 +124,4 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
         excluded.append(d)
         table = table.loc[keep]
     return finalize_dataset(name, str(csv), table, excluded, on_error=on_error,
-                            check=check_images, min_classes=min_classes)
+                            check=check_images, min_classes=min_classes, notes=notes)

@@ -16,6 +16,7 @@ from ..io import read_xray
 from ..io._loader import format_failures
 from ._files import MISSING_FILE, check_mode, missing_files, missing_files_message
 from ._vocabulary import FINDINGS, apply_uncertain, finding_counts, require_labels
+from ._quality import announce_skipped, drop_duplicate_rows, label_case_notes
 
 __all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE", "finalize_dataset", "check_images"]
 
@@ -66,6 +67,10 @@ class CXRDataset:
         negative, ``-1`` uncertain and ``NaN`` not labelled, as in the source.
         :meth:`label_matrix` applies an ``uncertain=`` policy; ``y`` stays the
         one label per image that binary estimators take.
+    notes : list of str
+        Data problems found while loading that did not stop it (repeated rows,
+        labels that differ only by case, paths outside the root, files left
+        out); each was also issued as a warning.
     """
 
     X: np.ndarray
@@ -76,6 +81,7 @@ class CXRDataset:
     name: str = "dataset"
     root: str | None = None
     labels: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -187,7 +193,7 @@ class CXRDataset:
         return CXRDataset(X=self.X[idx], y=self.y[idx], groups=self.groups[idx],
                           metadata=self.metadata.iloc[idx].reset_index(drop=True),
                           excluded=self.excluded.copy(), name=self.name, root=self.root,
-                          labels=labels)
+                          labels=labels, notes=list(self.notes))
 
     def select(self, labels: Sequence[str]) -> CXRDataset:
         """Keep the images whose label is in ``labels``.
@@ -229,6 +235,8 @@ class CXRDataset:
             ``skipped_examples`` (the first 10 of those, with their errors);
             with a label matrix also ``findings`` (finding -> counts of
             positive, negative, uncertain, missing).
+            ``skipped_examples`` (the first 10 of those, with their errors) and
+            ``notes`` (see the ``notes`` attribute).
         """
         md = self.metadata
 
@@ -259,6 +267,7 @@ class CXRDataset:
             "n_excluded": int(len(self.excluded)),
             "skipped_files": int(len(skipped)),
             "skipped_examples": examples,
+            "notes": list(self.notes),
         }
         if self.labels is not None:
             out["findings"] = {str(f): {k: int(v) for k, v in row.items()}
@@ -299,6 +308,9 @@ class CXRDataset:
         if s["skipped_files"]:
             lines.append(f"Skipped unreadable files: {s['skipped_files']}")
             lines.extend(f"  {e}" for e in s["skipped_examples"])
+        if s["notes"]:
+            lines.append("Notes:")
+            lines.extend(f"  - {n}" for n in s["notes"])
         return "\n".join(lines)
 
 
@@ -338,7 +350,8 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
                      excluded: list[pd.DataFrame] | pd.DataFrame | None = None, *,
                      on_error: str = "raise", check: bool | str = True, min_classes: int = 2,
                      X: np.ndarray | None = None, labels: pd.DataFrame | None = None,
-                     progress: bool | None = None) -> CXRDataset:
+                     progress: bool | None = None,
+                     notes: list[str] | None = None) -> CXRDataset:
     """Turn a table of kept rows into a checked :class:`CXRDataset`.
 
     Parameters
@@ -366,9 +379,13 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         here are left out of it too.
     progress : bool or None, default=None
         Progress bar of the ``"exists"`` check (``None``: on a terminal only).
+    notes : list of str, optional
+        The loader's own notes (see :attr:`CXRDataset.notes`); the shared checks
+        (:mod:`cxrkit.datasets._quality`) add theirs.
     """
     _check_on_error(on_error)
     mode = check_mode(check)
+    notes = list(notes or [])
     table = table.reset_index(drop=True).copy()
     if labels is not None:
         if len(labels) != len(table):
@@ -400,6 +417,8 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         d = table.loc[bad_label].copy()
         d["reason"] = "missing label"
         extra.append(d)
+        notes += announce_skipped([str(i) for i in d["image"]], len(table), name,
+                                  "have no label")
         keep = ~bad_label.to_numpy()
         table = table.loc[keep].reset_index(drop=True)
         if X is not None:
@@ -417,6 +436,11 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
             d["reason"] = MISSING_FILE
             extra.append(d)
             table = table.loc[~gone].reset_index(drop=True)
+    if X is None and len(table):
+        table, parts, found = drop_duplicate_rows(table, name, on_error)
+        table = table.reset_index(drop=True)
+        extra += parts
+        notes += found
 
     # unreadable images
     if X is None and mode == "decode" and len(table):
@@ -434,6 +458,8 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
             d["reason"] = UNREADABLE
             d["error"] = [errors[int(i)] for i in np.flatnonzero(bad)]
             extra.append(d)
+            notes += announce_skipped(list(errors.values()), len(table), name,
+                                      "could not be decoded")
             table = table.loc[~bad].reset_index(drop=True)
 
     if extra:
@@ -453,6 +479,7 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         _pid(v) if _nan_to_none(v) is not None else f"image:{img}"
         for v, img in zip(table["patient_id"].to_numpy(dtype=object),
                           table["image"].to_numpy(dtype=object))]
+    notes += label_case_notes(table["label"], name)
     classes = sorted(table["label"].unique())
     if len(classes) < min_classes:
         raise DataError(
@@ -471,4 +498,5 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         name=name,
         root=None if root is None else str(root),
         labels=labels,
+        notes=notes,
     )

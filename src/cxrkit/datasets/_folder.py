@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ._dataset import CXRDataset, finalize_dataset
+from ._quality import unread_files_note
 
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
 
@@ -42,7 +43,8 @@ def load_image_folder(root: str | os.PathLike[str] | None = None, *,
     -----
     Files whose extension is not an image extension (:data:`IMAGE_SUFFIXES`)
     are not read; they are listed in ``excluded`` with the reason
-    ``"not an image file"``. Hidden files (``.DS_Store``) likewise.
+    ``"not an image file"``, and a warning (and a note in the summary) counts
+    them by extension. Hidden files (``.DS_Store``) are listed without a warning.
     """
     if root is None:
         raise DataError("The image-folder dataset needs root= a folder with one subfolder per class.")
@@ -80,6 +82,7 @@ def load_image_folder(root: str | os.PathLike[str] | None = None, *,
         warnings.warn(f"patient_pattern {patient_pattern!r} matched no patient id in {n} file "
                       "names; those images are treated as their own patients.", UserWarning,
                       stacklevel=2)
+    notes = unread_files_note(skipped, base, "image-folder")
     return finalize_dataset("image-folder", str(base), table,
                             pd.DataFrame(skipped) if skipped else None, on_error=on_error,
-                            check=check_images, min_classes=min_classes)
+                            check=check_images, min_classes=min_classes, notes=notes)

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["EpochAccuracy", "CosineRestarts", "EpochProgress"]
+from ..errors import NonFiniteLossError
+
+__all__ = ["EpochAccuracy", "CosineRestarts", "EpochProgress", "FiniteLoss"]
 
 
 class EpochAccuracy(Callback):
@@ -124,3 +126,30 @@ class EpochProgress(Callback):
         state = dict(self.__dict__)
         state.pop("bar_", None)
         return state
+
+
+class FiniteLoss(Callback):
+    """Stop training with :class:`~cxrkit.errors.NonFiniteLossError` when a
+    training batch's loss is NaN or infinite.
+
+    Such a loss never recovers: every later update is NaN too, and the model
+    would predict NaN for every image. It comes from NaN/inf in the inputs
+    (images, cached features) or from a learning rate that made training
+    diverge.
+    """
+
+    def on_batch_end(self, net: Any, batch: Any = None, training: bool = False,
+                     loss: torch.Tensor | None = None, **kwargs: Any) -> None:
+        if not training or loss is None:
+            return
+        value = float(loss.detach())
+        if math.isfinite(value):
+            return
+        epoch = len(net.history)
+        batches = len(net.history[-1]["batches"]) if epoch else 0
+        raise NonFiniteLossError(
+            f"The training loss became {value} in epoch {epoch}, batch {batches}; training "
+            "cannot recover from it. The inputs hold NaN or infinite values (check the images "
+            "with `cxrkit check`; with cache_dir=, remove the cached features there), or the "
+            f"learning rate (lr={net.lr:g}) made training diverge: lower it."
+        )

@@ -36,6 +36,7 @@ from ._cache import (
     session_for_workers,
 )
 from ._callbacks import CosineRestarts, EpochAccuracy
+from ._callbacks import CosineRestarts, EpochAccuracy, FiniteLoss
 from ._data import (
     ImageSource,
     ImageTensorDataset,
@@ -46,6 +47,7 @@ from ._data import (
     prepare_images,
 )
 from ._feature_net import FeatureAwareNet
+from ._interrupt import refuse_interrupted, watch_sigint
 from ._optim import RMSprop
 from ._recipes import recipe_params
 
@@ -182,6 +184,10 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         The device training ran on.
     n_features_in_ : int
         Only for 2-D array input: the row width seen in ``fit``.
+    interrupted_ : str or None
+        ``None`` after a complete ``fit``; otherwise why it did not finish
+        (e.g. ``"Ctrl-C after 12 of 100 epochs"``). ``predict`` and
+        :func:`cxrkit.save_model` refuse an interrupted estimator.
 
     Examples
     --------
@@ -325,6 +331,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         est.preprocessing_ = preprocessing or module.preprocessing
         est.net_ = est._make_net(module, None)
         est.net_.initialize()
+        est.interrupted_ = None
         module.eval()
         return est
 
@@ -442,8 +449,38 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             Patient ids; the internal validation split never separates a patient.
         **fit_params
             Passed to :meth:`skorch.NeuralNet.fit`.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            On Ctrl-C (``SIGINT``) during training, which skorch would otherwise
+            treat as the end of training; the estimator is then marked in
+            ``interrupted_``. Callbacks that end training early (``EarlyStopping``,
+            snapshots) still do so by raising ``KeyboardInterrupt`` themselves.
         """
         self._check_params()
+        self.interrupted_: str | None = "fit did not finish"
+        with watch_sigint() as sigint:
+            try:
+                self._fit(X, y, groups, fit_params)
+            except KeyboardInterrupt:
+                self.interrupted_ = f"Ctrl-C {self._epochs_done()}"
+                raise
+            except BaseException as exc:
+                self.interrupted_ = f"fit raised {type(exc).__name__}"
+                raise
+        if sigint.seen:  # skorch's partial_fit swallowed the KeyboardInterrupt
+            self.interrupted_ = f"Ctrl-C {self._epochs_done()}"
+            raise KeyboardInterrupt(f"CXRClassifier.fit interrupted {self._epochs_done()}")
+        self.interrupted_ = None
+        return self
+
+    def _epochs_done(self) -> str:
+        net = self.__dict__.get("net_")
+        done = len(net.history) if net is not None and net.initialized_ else 0
+        return f"after {done} of {self.max_epochs} epochs"
+
+    def _fit(self, X: Any, y: Any, groups: Any, fit_params: dict[str, Any]) -> None:
         src = as_image_source(X)
         yy = self._encode_y(y, len(src))
         if groups is not None and len(groups) != len(src):
@@ -481,7 +518,6 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             # The held-out images are not part of the model; keeping them would ship them with
             # every pickled copy (joblib/Dask workers return fitted models).
             self.net_.train_split = None
-        return self
 
     def _tune_malloc(self) -> bool:
         """Whether ``fit`` and prediction keep freed buffers in the heap (``tune_malloc``)."""
@@ -546,7 +582,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     def _make_net(self, module: nn.Module, train_split: Any) -> NeuralNet:
         opt = self.optimizer
         opt_cls = _OPTIMIZERS[opt.lower()] if isinstance(opt, str) else opt
-        callbacks: list[Any] = [("accuracy", EpochAccuracy())]
+        callbacks: list[Any] = [("accuracy", EpochAccuracy()), ("finite_loss", FiniteLoss())]
         callbacks += self._lr_callbacks()
         callbacks += list(self.callbacks or [])
         extra = {k: v for k, v in self._routed().items()
@@ -588,6 +624,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     # -- prediction --------------------------------------------------------------
     def _check_predict_input(self, X: Any) -> ImageSource:
         check_is_fitted(self, "net_")
+        refuse_interrupted(self, "predict")
         src = as_image_source(X)
         if hasattr(self, "n_features_in_"):
             if src.array is None or src.array.ndim != 2:

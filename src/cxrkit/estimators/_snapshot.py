@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import numbers
 import os
 import warnings
@@ -16,8 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from .._memory import TRIM_EVERY, release_free_memory, retain_freed_memory
-from ..errors import ConfigurationError, CxrkitError
+from ..errors import ConfigurationError, CxrkitError, ModelFormatError
 from ._classifier import CXRClassifier
+from ._interrupt import refuse_interrupted
 
 if TYPE_CHECKING:
     from ..architectures import CXRNet
@@ -174,6 +174,9 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     classes_ : ndarray of shape (2,)
     n_features_in_ : int
         Only when the estimator was fitted on 2-D arrays.
+    interrupted_ : str or None
+        ``None`` after a complete ``fit``; otherwise why the last ``fit`` did not
+        finish (prediction and saving then refuse the ensemble).
 
     Examples
     --------
@@ -271,7 +274,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             max_epochs += (self.n_snapshots - 1) * self.interval
         est.set_params(max_epochs=max_epochs,
                        callbacks=[*(est.callbacks or []), ("snapshots", cb)])
-        est.fit(X, y, groups=groups)
+        try:
+            est.fit(X, y, groups=groups)
+        except BaseException:
+            self.interrupted_ = est.__dict__.get("interrupted_") or "fit did not finish"
+            raise
         cb = dict(est.net_.callbacks_)["snapshots"]
         members, infos = cb.members_, cb.snapshots_
         self.policy_used_ = self.policy
@@ -288,6 +295,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         self.classes_ = est.classes_
         if hasattr(est, "n_features_in_"):
             self.n_features_in_ = est.n_features_in_
+        self.interrupted_ = None
         return self
 
     def _incomplete(self, cb: SnapshotCallback, epochs: int) -> tuple[list, list]:
@@ -323,6 +331,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         computed once and only the members' heads are evaluated.
         """
         check_is_fitted(self, "members_")
+        refuse_interrupted(self, "predict")
         est = self.estimator_
         src = est._check_predict_input(X)
         module = est.module_
@@ -383,43 +392,24 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                                         "lr": None, "nbytes": _nbytes(m)} for m in ens.members_]
         ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
         ens.classes_ = est.classes_
+        ens.interrupted_ = None
         return ens
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the shared network and one safetensors file per member."""
-        from safetensors.torch import save_file
-
+        """Write the shared network and one safetensors file per member
+        (:func:`cxrkit.save_model`: all at once, with a manifest)."""
         from ._persist import save_model
 
-        check_is_fitted(self, "members_")
-        out = Path(directory)
-        save_model(self.estimator_, out)
-        for j, member in enumerate(self.members_):
-            save_file({k: v.contiguous() for k, v in member.items()},
-                      str(out / f"member_{j:02d}.safetensors"))
-        meta = {"kind": "SnapshotEnsembleClassifier", "n_members": len(self.members_),
-                "snapshots": self.snapshots_,
-                "params": {k: v for k, v in self.get_params(deep=False).items()
-                           if k != "estimator" and isinstance(v, (int, float, str, type(None)))}}
-        (out / "ensemble.json").write_text(json.dumps(meta, indent=2))
-        return out
+        return save_model(self, directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> SnapshotEnsembleClassifier:
         """Read an ensemble written by :meth:`save` (no pickled code is executed)."""
-        from safetensors.torch import load_file
+        from ._persist import load_model
 
-        from ._persist import load_classifier
-
-        d = Path(directory)
-        meta = json.loads((d / "ensemble.json").read_text())
-        est = load_classifier(d)
-        ens = cls(estimator=clone(est), **meta["params"])
-        ens.estimator_ = est
-        ens.members_ = [load_file(str(d / f"member_{j:02d}.safetensors"))
-                        for j in range(meta["n_members"])]
-        ens.snapshots_ = meta["snapshots"]
-        ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
-        ens.classes_ = est.classes_
+        ens = load_model(directory)
+        if not isinstance(ens, cls):
+            raise ModelFormatError(f"'{directory}' holds a single {type(ens).__name__}, not a "
+                                   "snapshot ensemble; load it with cxrkit.load_model.")
         return ens

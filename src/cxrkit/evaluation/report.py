@@ -599,14 +599,16 @@ def write_report(result: RunResult, out_dir: str | Path, *, n_roc_bootstraps: in
     figs: dict[str, Path | None] = {}
     roc, conf, fold, gpath, epath = (out / f"{name}.png" for name in (
         "roc", "confusion_matrix", "per_fold", "gradcam", "efficiency"))
-    _plot_roc(result, metrics, roc, n_roc_bootstraps, seed)
-    _plot_confusion(result, metrics, conf)
-    _plot_per_fold(result, fold)
-    figs.update(roc=roc, confusion_matrix=conf, per_fold=fold)
-    figs["gradcam"] = gpath if _plot_gradcam(result, gpath, gradcam_per_kind) else None
-    if result.efficiency:
-        _plot_efficiency(result.efficiency, epath)
-        figs["efficiency"] = epath
+    # Labels, file names and dataset names are drawn as written: a "$" starts no mathtext.
+    with _pyplot().rc_context({"text.parse_math": False}):
+        _plot_roc(result, metrics, roc, n_roc_bootstraps, seed)
+        _plot_confusion(result, metrics, conf)
+        _plot_per_fold(result, fold)
+        figs.update(roc=roc, confusion_matrix=conf, per_fold=fold)
+        figs["gradcam"] = gpath if _plot_gradcam(result, gpath, gradcam_per_kind) else None
+        if result.efficiency:
+            _plot_efficiency(result.efficiency, epath)
+            figs["efficiency"] = epath
     for stale, key in ((gpath, "gradcam"), (epath, "efficiency")):
         if figs.get(key) is None:  # a figure left from an earlier run would mislead
             stale.unlink(missing_ok=True)

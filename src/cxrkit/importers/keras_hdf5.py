@@ -149,6 +149,42 @@ def _layer_weights(group: Any, layer: str) -> dict[str, np.ndarray]:
     return out
 
 
+def _check_self_contained(f: Any, p: Path) -> None:
+    """Refuse a file whose data lives outside it: external links, datasets with
+    external storage, virtual datasets (each can make h5py read any local file)."""
+    import h5py
+
+    def refuse(name: str, what: str) -> WeightsError:
+        return WeightsError(
+            f"Keras file '{p}' is refused: '{name}' is {what}, so reading it would read another "
+            "file. cxrkit reads only weights stored in the file itself; re-save the model with "
+            "Keras (model.save or model.save_weights) to get a self-contained file."
+        )
+
+    def problem(name: str, link: Any) -> str | None:
+        if isinstance(link, h5py.ExternalLink):
+            return f"an external link to '{link.filename}:{link.path}'"
+        if not isinstance(link, h5py.HardLink):
+            return None  # soft links name a path inside this file; what they reach is visited
+        obj = f.get(name)
+        if not isinstance(obj, h5py.Dataset):
+            return None
+        if obj.is_virtual:
+            return f"a virtual dataset mapped from {sorted({s.file_name for s in obj.virtual_sources()})}"
+        dcpl = obj.id.get_create_plist()
+        if dcpl.get_external_count() > 0:
+            ext = dcpl.get_external(0)[0]
+            return ("a dataset with external storage in "
+                    f"'{ext.decode(errors='replace') if isinstance(ext, bytes) else ext}'")
+        return None
+
+    # A non-None return value stops the visit (raising inside it is not supported by h5py).
+    found = f.visititems_links(lambda name, link: (name, what) if (
+        what := problem(name, link)) else None)
+    if found is not None:
+        raise refuse(*found)
+
+
 def read_keras_hdf5(path: str | os.PathLike[str]
                     ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """Read the architecture and the weights of a Keras HDF5 file.
@@ -173,7 +209,8 @@ def read_keras_hdf5(path: str | os.PathLike[str]
     Raises
     ------
     WeightsError
-        The file is missing or is not a Keras HDF5 file.
+        The file is missing or is not a Keras HDF5 file, or its data is not all
+        stored in it (external links, external storage, virtual datasets).
     """
     import h5py
 
@@ -188,6 +225,7 @@ def read_keras_hdf5(path: str | os.PathLike[str]
             "file written by model.save or model.save_weights."
         ) from None
     with f:
+        _check_self_contained(f, p)
         config: dict[str, Any] = {}
         if "model_config" in f.attrs:
             raw = _decode(f.attrs["model_config"])

@@ -17,6 +17,10 @@ its file format:
   VOI LUT or the first window (centre/width, LINEAR or SIGMOID), the result is
   scaled to ``[0, 1]`` using the range the bit depth allows (``BitsStored``),
   and ``MONOCHROME1`` images are inverted so that bone is bright in every image.
+  The pixel limit of other images (Pillow's ``MAX_IMAGE_PIXELS``) applies to the
+  pixels the header declares (``Rows`` x ``Columns`` x ``NumberOfFrames`` x
+  ``SamplesPerPixel``) before anything is decoded, and a deflated data set that
+  would inflate beyond 4 bytes per allowed pixel is refused before it is inflated.
 
 Bad files raise :class:`~cxrkit.errors.ImageDecodeError` with the reason: a missing
 file, a zero-byte file, a file that is not an image (e.g. text named ``.png``), a
@@ -31,7 +35,9 @@ from __future__ import annotations
 import io
 import os
 import warnings
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -39,7 +45,7 @@ from scipy.special import expit
 
 from ..errors import ImageDecodeError
 
-__all__ = ["read_xray", "read_xray_bytes", "resize_image", "INTERPOLATIONS", "MIN_SIDE",
+__all__ = ["read_xray", "read_xray_bytes", "describe_content", "resize_image", "INTERPOLATIONS", "MIN_SIDE",
            "DICOM_SUFFIXES"]
 
 INTERPOLATIONS = {
@@ -95,15 +101,101 @@ def _looks_like_text(data: bytes) -> bool:
     return printable / len(head) > 0.95
 
 
+_DEFLATED = b"1.2.840.10008.1.2.1.99"
+
+
+def _pixel_limit() -> int | None:
+    """Pillow's ``MAX_IMAGE_PIXELS`` (read at call time; ``None``: no limit)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return int(limit) if limit else None
+
+
+def _bomb(name: str, what: str, limit: int) -> ImageDecodeError:
+    return ImageDecodeError(
+        f"Image '{name}' was refused as a possible decompression bomb ({what}, more than the "
+        f"limit of {limit} pixels). If the image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS "
+        "before reading it."
+    )
+
+
+def _check_inflated_size(data: bytes, name: str) -> None:
+    """Refuse a deflated DICOM whose data set inflates beyond what the pixel
+    limit allows (4 bytes a pixel), without holding the inflated bytes.
+
+    pydicom inflates a whole ``Deflated Explicit VR Little Endian`` data set in
+    memory before reading a single header field, so this runs first.
+    """
+    limit = _pixel_limit()
+    if limit is None or _DEFLATED not in data[128:2048] or data[128:132] != b"DICM":
+        return
+    # The file meta group is never deflated; its first element (0002,0000) UL gives its length.
+    if data[132:136] != b"\x02\x00\x00\x00" or data[136:138] != b"UL":
+        return  # unusual meta group: pydicom's own reading decides
+    start = 144 + int.from_bytes(data[140:144], "little")
+    bound = 4 * limit + (1 << 20)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    chunk = data[start:]
+    try:
+        while chunk and total <= bound and not inflater.eof:  # bytes after the end: padding
+            out = len(inflater.decompress(chunk, 1 << 20))
+            if out == 0 and inflater.unconsumed_tail == chunk:
+                break  # no progress: a damaged stream, reported by the decoder
+            total += out
+            chunk = inflater.unconsumed_tail
+    except zlib.error:
+        return  # damaged stream: reported by the decoder
+    if total > bound:
+        raise _bomb(name, f"its deflated data set inflates to more than {bound} bytes", limit)
+
+
+def _check_dicom_pixels(ds: Any, name: str) -> None:
+    """Refuse a DICOM whose header declares more pixels than the limit, before decoding."""
+    limit = _pixel_limit()
+    if limit is None:
+        return
+    dims = {}
+    for key in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"):
+        try:
+            dims[key] = max(int(ds.get(key, 1) or 1), 1)
+        except (TypeError, ValueError):
+            dims[key] = 1
+    pixels = dims["Rows"] * dims["Columns"] * dims["NumberOfFrames"] * dims["SamplesPerPixel"]
+    if pixels > limit:
+        raise _bomb(name, f"its header declares {dims['Columns']}x{dims['Rows']} pixels x "
+                          f"{dims['NumberOfFrames']} frame(s) x {dims['SamplesPerPixel']} "
+                          f"sample(s) = {pixels}", limit)
+
+
+def describe_content(data: bytes) -> str:
+    """The detected type of a file's content, for messages (never the content itself)."""
+    import puremagic
+
+    try:
+        match = puremagic.magic_string(data[:4096])
+    except (puremagic.PureError, ValueError):
+        match = []
+    if match:
+        kind = match[0].name or match[0].extension
+        return f"a file of another type ({kind}), not an image format Pillow recognises"
+    if _looks_like_text(data):
+        return "a text file"
+    return "binary data of no known type, not an image format Pillow recognises"
+
+
 def _decode_dicom(data: bytes, name: str) -> np.ndarray:
     try:
         import pydicom
         from pydicom.pixels import apply_modality_lut, apply_voi_lut
     except ImportError as exc:  # pragma: no cover - pydicom is a dependency
         raise ImageDecodeError(f"Image '{name}' is DICOM but pydicom is not installed ({exc}).") from None
+    _check_inflated_size(data, name)
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        _check_dicom_pixels(ds, name)
         raw = ds.pixel_array
+    except ImageDecodeError:
+        raise
     except Exception as exc:
         raise ImageDecodeError(
             f"Image '{name}' could not be decoded as DICOM ({type(exc).__name__}: {exc}). "
@@ -177,10 +269,9 @@ def _decode_pil(data: bytes, name: str) -> np.ndarray:
             "image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS before reading it."
         ) from None
     except UnidentifiedImageError:
-        what = "a text file" if _looks_like_text(data) else "not an image format Pillow recognises"
         raise ImageDecodeError(
-            f"Image '{name}' is not an image: its content is {what} (first bytes "
-            f"{data[:8]!r}). Remove it or replace it with the real image."
+            f"Image '{name}' is not an image: its content is {describe_content(data)}. "
+            "Remove it or replace it with the real image."
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc)
