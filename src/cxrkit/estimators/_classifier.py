@@ -346,8 +346,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
         return resolve_transforms(self.transforms, type(self).__name__)
 
-    def _make_preprocessing(self) -> Preprocessing:
-        base = get_preprocessing(self.architecture)
+    def _make_preprocessing(self, module: CXRNet | None = None) -> Preprocessing:
+        # The built network's own (it may depend on module__ options such as in_chans).
+        base = getattr(module, "preprocessing", None) or get_preprocessing(self.architecture)
         changes: dict[str, Any] = {}
         if self.input_size is not None:
             changes["input_size"] = int(self.input_size)
@@ -440,7 +441,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 module = cast(CXRNet, grayscale_first_conv(module, inplace=True))
             if channels_last:
                 module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self.preprocessing_ = self._make_preprocessing()
+            self.preprocessing_ = self._make_preprocessing(module)
             if src.array is not None and src.array.ndim == 2:
                 self.n_features_in_ = int(src.array.shape[1])
             images = prepare_images(src, self.preprocessing_, self._transform_callables())

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from ..architectures import Preprocessing
 from ..errors import DataError, ImageDecodeError
-from ..io import read_xray, resize_image
+from ..io import read_xray
 from ..io._pool import map_collecting_errors
 
 __all__ = ["ImageSource", "as_image_source", "prepare_images", "ImageTensorDataset",
@@ -143,7 +143,7 @@ def _prepare_one(src: ImageSource, i: int, transforms: Sequence[Transform],
     img = src.load(i)
     for t in transforms:
         img = t(img)
-    return resize_image(img, prep.input_size, prep.interpolation)
+    return prep.resize(img)
 
 
 def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform] = (),
