@@ -12,8 +12,8 @@ from cxrkit.errors import ConfigurationError, DataError, UnknownNameError
 from cxrkit.io import read_xray
 from cxrkit.transforms import create_transform, list_transforms
 
-BUILTINS = ["centre_blackout", "centre_crop", "gray_to_3ch", "hflip", "imagenet_normalize",
-            "jpeg_recompress", "resize"]
+BUILTINS = ["centre_blackout", "centre_crop", "cxr_light", "cxr_strong", "gray_to_3ch", "hflip",
+            "imagenet_normalize", "jpeg_recompress", "resize"]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..plugins import get_registry
+from ._augment import CXRLight, CXRStrong, RandomGamma, TorchvisionAugment, resolve_augment
 from ._transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -22,6 +23,11 @@ from ._transforms import (
 )
 
 __all__ = [
+    "CXRLight",
+    "CXRStrong",
+    "RandomGamma",
+    "TorchvisionAugment",
+    "resolve_augment",
     "CentreBlackout",
     "CentreCrop",
     "GrayTo3Channel",

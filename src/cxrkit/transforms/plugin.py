@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
+from ._augment import CXRLight, CXRStrong
 from ._transforms import (
     CentreBlackout,
     CentreCrop,
@@ -23,3 +24,5 @@ def cxrkit_register_transforms(register):  # type: ignore[no-untyped-def]
     register("jpeg_recompress", JpegRecompress)
     register("centre_crop", CentreCrop)
     register("centre_blackout", CentreBlackout)
+    register("cxr_light", CXRLight)
+    register("cxr_strong", CXRStrong)
