@@ -3,6 +3,7 @@
 from ._accelerate import AcceleratedCXRClassifier
 from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
+from ._embedder import CXREmbedder, make_linear_probe
 from ._feature_cache import (
     FeatureAwareNet,
     FeatureCache,
@@ -18,6 +19,7 @@ from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, S
 __all__ = [
     "AcceleratedCXRClassifier",
     "CXRClassifier",
+    "CXREmbedder",
     "CosineRestarts",
     "EpochAccuracy",
     "EpochProgress",
@@ -35,6 +37,7 @@ __all__ = [
     "export_onnx",
     "feature_cache_stats",
     "load_model",
+    "make_linear_probe",
     "quantize_onnx_int8",
     "resolve_device",
     "save_model",
