@@ -23,12 +23,14 @@ from .errors import CxrkitError
 from .estimators import (
     AcceleratedCXRClassifier,
     CXRClassifier,
+    CXREmbedder,
     EpochProgress,
     OnnxRuntimePredictor,
     SnapshotEnsembleClassifier,
     clear_feature_cache,
     feature_cache_stats,
     load_model,
+    make_linear_probe,
     save_model,
 )
 from .evaluation import (
@@ -68,6 +70,7 @@ __all__ = [
     "OnnxRuntimePredictor",
     "CXRClassifier",
     "CXRDataset",
+    "CXREmbedder",
     "CxrkitError",
     "EpochProgress",
     "GuardResult",
@@ -95,6 +98,7 @@ __all__ = [
     "load_keras_weights",
     "load_model",
     "make_cxr_scorers",
+    "make_linear_probe",
     "make_synthetic_cxr",
     "model_efficiency",
     "parallel_backend",

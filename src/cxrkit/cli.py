@@ -449,6 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_predict)
 
+    from .estimators._embed_cli import add_parser as add_embed_parser
+
+    add_embed_parser(sub)
+
     p = sub.add_parser("list", help="list registered plugins' names")
     p.add_argument("kind", choices=["architectures", "datasets", "transforms", "protocols",
                                     "plugins"])

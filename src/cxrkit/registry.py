@@ -10,6 +10,7 @@ import difflib
 import fnmatch
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .errors import DuplicateNameError, UnknownNameError
@@ -91,12 +92,25 @@ class Registry:
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern.lower()))
 
     def get(self, name: str) -> Entry:
-        """Return the entry for ``name`` or raise :class:`UnknownNameError`."""
+        """Return the entry for ``name`` or raise :class:`UnknownNameError`.
+
+        A name registered with a ``*`` (e.g. ``"timm:*"``) is a pattern: any name it
+        matches resolves to an entry whose factory (and callable ``preprocessing``
+        meta) receive the part that ``*`` matched as their first argument
+        (``"timm:convnext_tiny"`` -> ``factory("convnext_tiny", ...)``).
+        """
         key = str(name).lower()
-        try:
+        if key in self._entries:
             return self._entries[key]
-        except KeyError:
-            raise UnknownNameError(self.unknown_message(name)) from None
+        for pattern, entry in self._entries.items():
+            if "*" in pattern and fnmatch.fnmatchcase(key, pattern):
+                head, _, tail = pattern.partition("*")
+                matched = str(name)[len(head):len(str(name)) - len(tail)]
+                meta = dict(entry.meta)
+                if callable(meta.get("preprocessing")):
+                    meta["preprocessing"] = partial(meta["preprocessing"], matched)
+                return Entry(key, partial(entry.factory, matched), entry.plugin, meta)
+        raise UnknownNameError(self.unknown_message(name))
 
     def unknown_message(self, name: str) -> str:
         available = self.names()

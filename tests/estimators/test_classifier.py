@@ -146,7 +146,8 @@ def test_pickle_roundtrip():
     ({}, ["a", "b", "a"], "X has 4 images but y has 3 labels"),
     ({"batch_size": 0}, ["a", "b"] * 2, r"The 'batch_size' parameter of CXRClassifier must be an "
                                         r"int in the range \[1, inf\)\. Got 0 instead\."),
-    ({"augment": "rotate"}, ["a", "b"] * 2, r"must be None or 'hflip'\. Got 'rotate'"),
+    ({"augment": "rotate"}, ["a", "b"] * 2,
+     r"must be None, 'hflip', a registered transform name \(.*\) or a torchvision\.transforms\.v2 pipeline\. Got 'rotate'"),
 ])
 def test_bad_input_is_explained(kwargs, y, match):
     X = np.zeros((4, 8, 8), dtype=np.uint8)

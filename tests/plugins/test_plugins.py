@@ -42,7 +42,7 @@ def test_builtins_are_registered_through_the_plugin_manager():
 
 def test_unknown_name_suggests_closest():
     with pytest.raises(UnknownNameError, match=r"Unknown architecture 'resnet5'\. Did you mean "
-                       r"'resnet50'.*\? Available: hall2020_cnn, lung_unet, resnet101"):
+                       r"'resnet50'.*\? Available: hall2020_cnn, (.*, )?resnet101"):
         create_architecture("resnet5")
     with pytest.raises(KeyError):  # also a KeyError for callers that do not know cxrkit
         create_architecture("nope")

@@ -12,8 +12,9 @@ from cxrkit.errors import ConfigurationError, DataError, UnknownNameError
 from cxrkit.io import read_xray
 from cxrkit.transforms import create_transform, list_transforms
 
-BUILTINS = ["centre_blackout", "centre_crop", "gray_to_3ch", "hflip", "imagenet_normalize",
-            "jpeg_recompress", "lung_blackout", "lung_crop", "lung_mask", "resize"]
+BUILTINS = ["centre_blackout", "centre_crop", "cxr_light", "cxr_strong", "gray_to_3ch", "hflip",
+            "imagenet_normalize", "jpeg_recompress", "lung_blackout", "lung_crop", "lung_mask",
+            "resize"]
 #: The lung transforms need a fitted segmenter; tests/segmentation covers them.
 NO_OPTIONS = [n for n in BUILTINS if not n.startswith("lung_")]
 

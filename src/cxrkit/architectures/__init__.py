@@ -48,6 +48,8 @@ def get_preprocessing(name: str) -> Preprocessing:
     """The preprocessing an architecture declares (input size, interpolation, normalisation)."""
     entry = get_registry("architecture").get(name)
     prep = entry.meta.get("preprocessing", Preprocessing())
+    if callable(prep):  # resolved from the name (e.g. a timm model's pretrained_cfg)
+        prep = prep()
     return prep if isinstance(prep, Preprocessing) else Preprocessing(**prep)
 
 

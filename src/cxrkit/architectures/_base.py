@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +32,18 @@ class Preprocessing:
         ``(0, 0, 0)`` and ``(1, 1, 1)`` mean "values / 255" only.
     channels : int
         Number of identical grayscale channels the network takes.
+    crop : {"none", "square"}
+        ``"square"`` keeps the largest central square before resizing (the aspect
+        ratio is kept, as torchxrayvision's ``XRayCenterCrop`` and the resize-then-
+        centre-crop of timm and Hugging Face image processors do); ``"none"``
+        stretches the whole image to the square input.
+    crop_pct : float in (0, 1]
+        timm's ``crop_pct``: the image is resized to
+        ``floor(input_size / crop_pct)`` and the central ``input_size`` square kept.
+
+    With ``interpolation="skimage"`` images are resized as torchxrayvision's
+    ``XRayResizer`` does (``skimage.transform.resize``, order 1, antialiased when
+    shrinking, edges padded with the value that normalises to 0).
     """
 
     input_size: int = 224
@@ -38,9 +51,17 @@ class Preprocessing:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     channels: int = 3
+    crop: str = "none"
+    crop_pct: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def resize(self, img: np.ndarray) -> np.ndarray:
+        """Crop and resize a 2-D image in ``[0, 1]`` to ``(input_size, input_size)``, float32."""
+        from ._geometry import crop_and_resize
+
+        return crop_and_resize(img, self)
 
 
 class CXRNet(nn.Module):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..hookspecs import hookimpl
+from ._extra_backbones import register_extra_backbones
 from ._hall2020 import HALL2020_PREPROCESSING, build_hall2020_cnn
 from ._tiny import TINY_PREPROCESSING, build_tiny_cnn
 from ._torchvision import TORCHVISION_PREPROCESSING, build_resnet, build_vgg16
@@ -29,3 +30,4 @@ def cxrkit_register_architectures(register):  # type: ignore[no-untyped-def]
              description=build_tiny_cnn.__doc__)
     register("lung_unet", build_lung_unet, preprocessing=UNET_PREPROCESSING, pretrained=(),
              task="segmentation", description=build_lung_unet.__doc__)
+    register_extra_backbones(register)

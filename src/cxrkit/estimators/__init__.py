@@ -5,6 +5,7 @@ from ._cache import FeatureCache, clear_feature_cache, feature_cache_stats
 from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
 from ._data import ImageSource, as_image_source
+from ._embedder import CXREmbedder, make_linear_probe
 from ._feature_net import FeatureAwareNet
 from ._onnx import INT8_DEFAULTS, OnnxRuntimePredictor, export_onnx, quantize_onnx_int8
 from ._optim import RMSprop
@@ -15,6 +16,7 @@ from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, S
 __all__ = [
     "AcceleratedCXRClassifier",
     "CXRClassifier",
+    "CXREmbedder",
     "CosineRestarts",
     "EpochAccuracy",
     "EpochProgress",
@@ -34,6 +36,7 @@ __all__ = [
     "export_onnx",
     "feature_cache_stats",
     "load_model",
+    "make_linear_probe",
     "quantize_onnx_int8",
     "resolve_device",
     "save_model",

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import numbers
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
@@ -35,15 +34,17 @@ from ._cache import (
     join_session,
     session_for_workers,
 )
+from ..transforms import resolve_augment
 from ._callbacks import CosineRestarts, EpochAccuracy
 from ._callbacks import CosineRestarts, EpochAccuracy, FiniteLoss
 from ._data import (
+    AugmentedImageDataset,
+    FlippedSource,
     ImageSource,
     ImageTensorDataset,
-    _prepare_one,
     _to_tensor,
     as_image_source,
-    decode_threads,
+    iter_prepared,
     prepare_images,
 )
 from ._feature_net import FeatureAwareNet
@@ -78,6 +79,13 @@ def resolve_device(device: str | torch.device | None) -> str:
     return dev
 
 
+def _logit_of_mean_probability(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``logit((sigmoid(a) + sigmoid(b)) / 2)``, finite for any finite logits."""
+    log_p = np.logaddexp(-np.logaddexp(0, -a), -np.logaddexp(0, -b))
+    log_q = np.logaddexp(-np.logaddexp(0, a), -np.logaddexp(0, b))
+    return log_p - log_q
+
+
 class CXRClassifier(ClassifierMixin, BaseEstimator):
     """Binary chest X-ray classifier: a registered CNN trained with skorch.
 
@@ -96,9 +104,14 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         (224 for torchvision backbones, 100 for ``hall2020_cnn``).
     interpolation : {"nearest", "bilinear", "bicubic"} or None, default=None
         Resampling to ``input_size``; ``None`` uses the architecture's.
-    augment : {None, "hflip"}, default=None
-        Training-time augmentation: ``"hflip"`` flips each image horizontally
-        with probability 1/2 every epoch.
+    augment : None, str or torchvision.transforms.v2 pipeline, default=None
+        Training-time augmentation, applied to each image every epoch: ``"hflip"``
+        flips it horizontally with probability 1/2; ``"cxr_light"`` and
+        ``"cxr_strong"`` (or any registered transform name) and any
+        ``torchvision.transforms.v2`` pipeline (on a ``(1, S, S)`` tensor in
+        ``[0, 1]``, after resizing) are seeded by ``random_state``
+        (see :mod:`cxrkit.transforms._augment`). Only ``None`` and ``"hflip"``
+        keep the frozen-backbone feature cache.
     transforms : sequence of callables or str, default=()
         Applied to each 2-D image in ``[0, 1]`` before resizing, at fit and
         predict time (registered transform names are looked up).
@@ -154,6 +167,10 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         masks differ from a contiguous run's (same distribution).
     amp : {None, "bf16", "fp16"}, default=None
         Mixed-precision autocast for prediction on CUDA (ignored on CPU).
+    tta : {None, "hflip"}, default=None
+        Test-time augmentation: ``"hflip"`` averages the probabilities of each
+        image and of its mirror image (prediction reads both through the
+        feature cache).
     tune_malloc : {"auto", True, False}, default="auto"
         While ``fit`` and prediction run, keep freed large buffers in glibc's heap
         for reuse instead of unmapping them
@@ -213,7 +230,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                  feature_cache: bool | str = "auto", cache_dir: str | None = None,
                  grayscale_conv: bool | str = "auto", channels_last: bool | str = "auto",
                  amp: str | None = None, tune_malloc: bool | str = "auto",
-                 **kwargs: Any) -> None:
+                 tta: str | None = None, **kwargs: Any) -> None:
         self.architecture = architecture
         self.pretrained = pretrained
         self.head = head
@@ -238,6 +255,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.channels_last = channels_last
         self.amp = amp
         self.tune_malloc = tune_malloc
+        self.tta = tta
         self.__dict__.update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
@@ -354,8 +372,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 raise bad(name, "an int in the range [1, inf)", v)
         if not isinstance(self.lr, numbers.Real) or self.lr <= 0:
             raise bad("lr", "a float in the range (0, inf)", self.lr)
-        if self.augment not in (None, "hflip"):
-            raise bad("augment", "None or 'hflip'", self.augment)
+        resolve_augment(self.augment, self.random_state)
+        if self.tta not in (None, "hflip"):
+            raise bad("tta", "None or 'hflip'", self.tta)
         if self.lr_schedule not in _SCHEDULES:
             raise bad("lr_schedule", f"one of {_SCHEDULES}", self.lr_schedule)
         if isinstance(self.optimizer, str) and self.optimizer.lower() not in _OPTIMIZERS:
@@ -373,8 +392,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
         return resolve_transforms(self.transforms, type(self).__name__)
 
-    def _make_preprocessing(self) -> Preprocessing:
-        base = get_preprocessing(self.architecture)
+    def _make_preprocessing(self, module: CXRNet | None = None) -> Preprocessing:
+        # The built network's own (it may depend on module__ options such as in_chans).
+        base = getattr(module, "preprocessing", None) or get_preprocessing(self.architecture)
         changes: dict[str, Any] = {}
         if self.input_size is not None:
             changes["input_size"] = int(self.input_size)
@@ -497,7 +517,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 module = cast(CXRNet, grayscale_first_conv(module, inplace=True))
             if channels_last:
                 module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            self.preprocessing_ = self._make_preprocessing()
+            self.preprocessing_ = self._make_preprocessing(module)
             if src.array is not None and src.array.ndim == 2:
                 self.n_features_in_ = int(src.array.shape[1])
             images = prepare_images(src, self.preprocessing_, self._transform_callables())
@@ -505,12 +525,12 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             train_ds: Any
             if self.validation:
                 tr, va = self._validation_split(yy, groups)
-                train_ds = make_ds(tr, yy[tr], self.augment == "hflip")
+                train_ds = make_ds(tr, yy[tr], self.augment is not None)
                 valid_ds = make_ds(va, yy[va], False)
                 train_split: Any = predefined_split(valid_ds)
                 self.validation_indices_ = va
             else:
-                train_ds = make_ds(slice(None), yy, self.augment == "hflip")
+                train_ds = make_ds(slice(None), yy, self.augment is not None)
                 train_split = None
             self.net_ = self._make_net(module, train_split)
             self.net_.channels_last_input = channels_last
@@ -544,6 +564,10 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         views = self._cached_views(module, self.augment, training=True)
         if views is None:
             prep = self.preprocessing_
+            aug = resolve_augment(self.augment, self.random_state)
+            if aug not in (None, "hflip"):  # a random augmentation, per image and epoch
+                return lambda idx, y, train: (AugmentedImageDataset(images[idx], y, prep, aug)
+                                              if train else ImageTensorDataset(images[idx], y, prep))
             return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
         cache = get_feature_cache()
         feats = cache.features(module, images, self.preprocessing_, views=views,
@@ -557,7 +581,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         return lambda idx, y, hflip: FeatureDataset(
             feats["orig"][idx], y, None if flipped is None else flipped[idx], hflip=hflip)
 
-    def _cached_views(self, module: nn.Module, augment: str | None,
+    def _cached_views(self, module: nn.Module, augment: Any,
                       training: bool = False) -> tuple[str, ...] | None:
         """The views of cached features that training with ``augment`` (or prediction,
         ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact
@@ -639,29 +663,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     def iter_prepared(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
         """Yield lists of prepared images (decoded, transformed, resized; float32
         2-D arrays); with files, decoding of the next batches overlaps compute."""
-        bs = batch_size or max(self.batch_size, 32)
-        prep = self.preprocessing_
-        transforms = self._transform_callables()
-        n = len(src)
-        if not src.is_paths:
-            for start in range(0, n, bs):
-                yield [_prepare_one(src, i, transforms, prep)
-                       for i in range(start, min(n, start + bs))]
-            return
-        threads = decode_threads()
-        with ThreadPoolExecutor(threads) as pool:
-            def make_parallel(start: int) -> Any:
-                idx = range(start, min(n, start + bs))
-                return [pool.submit(_prepare_one, src, i, transforms, prep) for i in idx]
-
-            pending = [make_parallel(s) for s in range(0, min(n, 2 * bs), bs)]
-            next_start = 2 * bs
-            while pending:
-                futures = pending.pop(0)
-                if next_start < n:
-                    pending.append(make_parallel(next_start))
-                    next_start += bs
-                yield [f.result() for f in futures]
+        yield from iter_prepared(src, self.preprocessing_, self._transform_callables(),
+                                 batch_size or max(self.batch_size, 32))
 
     def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
         """Yield normalised input batches; decoding of the next batch overlaps compute."""
@@ -696,8 +699,15 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         return batches()
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """The network's logit for ``classes_[1]``, shape ``(n,)``."""
+        """The network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"``
+        the logit of the probability averaged over the image and its mirror image."""
         src = self._check_predict_input(X)
+        logits = self._logits(src)
+        if getattr(self, "tta", None) == "hflip":
+            logits = _logit_of_mean_probability(logits, self._logits(FlippedSource(src)))
+        return logits
+
+    def _logits(self, src: ImageSource) -> np.ndarray:
         module = self.module_
         was_training = module.training
         module.eval()

@@ -12,11 +12,12 @@ from torch.utils.data import Dataset
 
 from ..architectures import Preprocessing
 from ..errors import DataError, ImageDecodeError
-from ..io import read_xray, resize_image
+from ..io import read_xray
 from ..io._pool import map_collecting_errors
 
 __all__ = ["ImageSource", "as_image_source", "prepare_images", "ImageTensorDataset",
-           "LazyImageDataset", "decode_threads"]
+           "LazyImageDataset", "AugmentedImageDataset", "FlippedSource", "decode_threads",
+           "iter_prepared"]
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -143,7 +144,7 @@ def _prepare_one(src: ImageSource, i: int, transforms: Sequence[Transform],
     img = src.load(i)
     for t in transforms:
         img = t(img)
-    return resize_image(img, prep.input_size, prep.interpolation)
+    return prep.resize(img)
 
 
 def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform] = (),
@@ -245,3 +246,66 @@ class LazyImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         img = _prepare_one(self.src, i, self.transforms, self.prep)
         return _to_tensor(img, self.prep, False), torch.tensor(0.0)
+
+
+class AugmentedImageDataset(Dataset):
+    """Prepared images (``(n, S, S)``) -> normalised tensors, each image passed through
+    ``augment`` (a 2-D image callable, e.g. :class:`cxrkit.transforms.CXRLight`) on
+    every access."""
+
+    def __init__(self, images: np.ndarray, y: np.ndarray | None, prep: Preprocessing,
+                 augment: Transform) -> None:
+        self.images = images
+        self.y = y
+        self.prep = prep
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = self.augment(np.asarray(self.images[i], dtype=np.float32))
+        x = _to_tensor(img, self.prep, False)
+        y = torch.tensor(self.y[i] if self.y is not None else 0.0, dtype=torch.float32)
+        return x, y
+
+
+class FlippedSource(ImageSource):
+    """The images of another source, mirrored left-right as they are loaded
+    (test-time augmentation)."""
+
+    def __init__(self, source: ImageSource) -> None:
+        super().__init__(paths=source.paths, array=source.array)
+
+    def load(self, i: int) -> np.ndarray:
+        return np.ascontiguousarray(super().load(i)[..., ::-1])
+
+    def subset(self, idx: np.ndarray) -> ImageSource:
+        return FlippedSource(super().subset(idx))
+
+
+def iter_prepared(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform],
+                  batch_size: int):  # type: ignore[no-untyped-def]
+    """Yield lists of prepared images (decoded, transformed, resized; float32 2-D
+    arrays), ``batch_size`` at a time; with files, decoding of the next two
+    batches runs in a thread pool while the caller computes on this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bs, n = int(batch_size), len(src)
+    if not src.is_paths:
+        for start in range(0, n, bs):
+            yield [_prepare_one(src, i, transforms, prep) for i in range(start, min(n, start + bs))]
+        return
+    with ThreadPoolExecutor(decode_threads()) as pool:
+        def submit(start: int) -> list:  # type: ignore[type-arg]
+            return [pool.submit(_prepare_one, src, i, transforms, prep)
+                    for i in range(start, min(n, start + bs))]
+
+        pending = [submit(s) for s in range(0, min(n, 2 * bs), bs)]
+        next_start = 2 * bs
+        while pending:
+            futures = pending.pop(0)
+            if next_start < n:
+                pending.append(submit(next_start))
+                next_start += bs
+            yield [f.result() for f in futures]

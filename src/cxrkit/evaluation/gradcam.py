@@ -13,12 +13,17 @@ __all__ = ["gradcam", "default_target_layer"]
 
 
 def default_target_layer(module: nn.Module) -> nn.Module:
-    """The last ``Conv2d`` of ``module.backbone`` (of ``module`` if it has no backbone).
+    """The layer a network names in ``gradcam_target`` (e.g. a ViT's patch-token grid,
+    see :mod:`cxrkit.architectures._raddino`), else the last ``Conv2d`` of
+    ``module.backbone`` (of ``module`` if it has no backbone).
 
     For torchvision ResNets the output of the last residual block
     (``net.backbone.layer4[-1]``) is a common alternative; pass it as
     ``target_layer``.
     """
+    named = getattr(module, "gradcam_target", None)
+    if isinstance(named, str):
+        return module.get_submodule(named)
     root = getattr(module, "backbone", module)
     convs = [m for m in root.modules() if isinstance(m, nn.Conv2d)]
     if not convs:

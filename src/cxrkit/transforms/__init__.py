@@ -9,6 +9,7 @@ import numpy as np
 
 from ..plugins import get_registry
 from ._lungs import ImplausibleLungMaskWarning, LungCrop, LungMask, lung_blackout
+from ._augment import CXRLight, CXRStrong, RandomGamma, TorchvisionAugment, resolve_augment
 from ._transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -23,6 +24,11 @@ from ._transforms import (
 )
 
 __all__ = [
+    "CXRLight",
+    "CXRStrong",
+    "RandomGamma",
+    "TorchvisionAugment",
+    "resolve_augment",
     "CentreBlackout",
     "CentreCrop",
     "GrayTo3Channel",

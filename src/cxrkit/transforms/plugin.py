@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..hookspecs import hookimpl
 from ._lungs import LungCrop, LungMask, lung_blackout
+from ._augment import CXRLight, CXRStrong
 from ._transforms import (
     CentreBlackout,
     CentreCrop,
@@ -27,3 +28,5 @@ def cxrkit_register_transforms(register):  # type: ignore[no-untyped-def]
     register("lung_crop", LungCrop)
     register("lung_mask", LungMask)
     register("lung_blackout", lung_blackout)
+    register("cxr_light", CXRLight)
+    register("cxr_strong", CXRStrong)
