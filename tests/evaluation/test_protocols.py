@@ -29,7 +29,7 @@ def synth():
 
 def test_registered_protocols():
     assert list_protocols() == ["hall2020-cv", "hall2020-published", "hall2020-unseen",
-                                "opacity2020"]
+                                "linear-probe-cv", "opacity2020"]
     with pytest.raises(ConfigurationError, match=r"Protocol 'hall2020-cv' has no option\(s\) "
                                                  r"\['folds'\]\. Options: \["):
         create_protocol("hall2020-cv", folds=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -14,9 +14,11 @@ from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ..datasets import CXRDataset
 from ..estimators import CXREmbedder
-from .metrics import compute_metrics, per_fold_metrics
-from .protocols import Protocol, _balanced_subset, _label_counts, _progress, _two_labels
+from .metrics import per_fold_metrics
+from .protocols import Evaluation, InputSlot, Protocol
+from .protocols._common import balanced_subset, label_counts, progress_bar, two_labels
 from .results import RunResult, model_efficiency
 
 __all__ = ["LinearProbeCV"]
@@ -36,6 +38,9 @@ class LinearProbeCV(Protocol):
     embedder learns nothing. The report has every figure with its confidence
     interval (patient-level bootstrap), per-fold figures and the chosen ``C``.
     """
+
+    inputs: ClassVar[tuple[InputSlot, ...]] = (
+        InputSlot("data", "the images, labels and patient ids to cross-validate"),)
 
     architecture: str = "resnet50"
     n_splits: int = 10
@@ -67,13 +72,13 @@ class LinearProbeCV(Protocol):
         outer = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
         return embedder, search, outer
 
-    def run(self, dataset: Any, *, progress: bool = True) -> RunResult:
+    def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
         from sklearn.base import clone
 
         from ..validity import splitter_leakage
 
-        ds, pos, neg = _two_labels(dataset, self.labels, self.positive_label)
-        ds = _balanced_subset(ds, self.n_per_class, self.random_state)
+        ds, pos, neg = two_labels(inputs["data"], self.labels, self.positive_label)
+        ds = balanced_subset(ds, self.n_per_class, self.random_state)
         embedder, search, outer = self.build()
         X, y, groups = ds.X, np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
         embedder.set_params(progress=progress)
@@ -88,29 +93,30 @@ class LinearProbeCV(Protocol):
         scores, folds, chosen = np.full(len(y), np.nan), np.full(len(y), -1), []
         splits = list(outer.split(feats, y, groups))
         t1 = time.perf_counter()
-        for k, (tr, te) in enumerate(_progress(splits, progress, desc="folds", unit="fold")):
+        for k, (tr, te) in enumerate(progress_bar(splits, progress, desc="folds", unit="fold")):
             fold = clone(search).fit(feats[tr], y[tr], groups=groups[tr])
             col = int(np.flatnonzero(fold.classes_ == pos)[0])
             scores[te], folds[te] = fold.predict_proba(feats[te])[:, col], k
             chosen.append(float(fold.best_params_["probe__C"]))
         probe_seconds = time.perf_counter() - t1
         result.y_score, result.folds, result.groups = scores, folds, groups
-        result.metrics = compute_metrics(y, scores, positive_label=pos, groups=groups,
-                                         prevalence=self.prevalence,
-                                         n_bootstraps=self.n_bootstraps,
-                                         random_state=self.random_state)
-        result.per_fold = per_fold_metrics(y, scores, folds, positive_label=pos)
-        for row, c in zip(result.per_fold, chosen):
-            row["C"] = c
+        result.per_fold = [{"C": c} for c in chosen]
         result.extra.update({"embedding_seconds": embed_seconds, "probe_seconds": probe_seconds,
                              "n_features": int(feats.shape[1]), "chosen_C": chosen,
-                             "label_counts": _label_counts(ds)})
+                             "label_counts": label_counts(ds)})
         result.efficiency = model_efficiency(len(y), max(embed_seconds, 1e-9),
                                              device=str(embedder.device_))
         result.data_summary = ds.summary()
-        self._data_checks(ds, result)
         if self.probes:
             result.warnings.append("probes=True: the source and shortcut probes train CNNs and "
                                    "are not part of linear-probe-cv; they were not run.")
         self.fitted_ = None
-        return result
+        return Evaluation(result=result, data=ds, prevalence=self.prevalence)
+
+    def score(self, ev: Evaluation) -> None:
+        super().score(ev)
+        r = ev.result
+        per_fold = per_fold_metrics(r.y_true, r.y_score, r.folds, positive_label=r.positive_label)
+        for row, info in zip(per_fold, r.per_fold):
+            row.update(info)
+        r.per_fold = per_fold
