@@ -34,6 +34,7 @@ from .estimators import (
     save_model,
 )
 from .evaluation import (
+    ReportSection,
     RunResult,
     compute_metrics,
     format_summary_table,
@@ -75,6 +76,7 @@ __all__ = [
     "EpochProgress",
     "GuardResult",
     "RunResult",
+    "ReportSection",
     "SnapshotEnsembleClassifier",
     "XRayLoader",
     "__version__",

@@ -192,3 +192,40 @@ def test_dollar_signs_in_user_strings_are_drawn_as_text(tmp_path):
     for name in ("roc", "confusion_matrix", "gradcam"):
         assert Image.open(files[name]).size[0] > 100
     assert r"$\undefinedmacro$" in files["html"].read_text()
+
+
+def test_report_sections_extend_html_json_and_figures(tmp_path):
+    import io as _io
+
+    from matplotlib.figure import Figure
+
+    from cxrkit import ReportSection
+
+    buf = _io.BytesIO()
+    Figure(figsize=(1, 1)).savefig(buf, format="png")
+    sec = ReportSection(key="extra-check", title="Extra <check>",
+                        html="<p>body &amp; more</p><img src='extra-check-fig.png'>",
+                        data={"value": 0.5}, figures={"extra-check-fig.png": buf.getvalue()})
+    r = _result()
+    r.sections.append(sec)
+    paths = write_report(r, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "<h2 id='extra-check'>Extra &lt;check&gt;</h2>" in html
+    assert "<p>body &amp; more</p>" in html
+    assert (tmp_path / "extra-check-fig.png").read_bytes() == buf.getvalue()
+    assert paths["extra-check:extra-check-fig.png"] == tmp_path / "extra-check-fig.png"
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert doc["sections"]["extra-check"] == {"title": "Extra <check>", "value": 0.5}
+
+
+def test_report_section_rejects_bad_keys_and_figure_names():
+    from cxrkit import ReportSection
+
+    with pytest.raises(DataError, match="valid identifier"):
+        ReportSection(key="Bad Key", title="x")
+    with pytest.raises(DataError, match="must start with"):
+        ReportSection(key="ok", title="x", figures={"../evil.png": b""})
+    r = _result()
+    r.sections = [ReportSection(key="a", title="x"), ReportSection(key="a", title="y")]
+    with pytest.raises(DataError, match="unique"):
+        r.__post_init__()

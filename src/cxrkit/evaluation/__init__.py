@@ -19,12 +19,13 @@ from .metrics import (
     specificity_score,
 )
 from .report import fold_summary, format_summary_table, library_versions, write_report
-from .results import RADIOLOGIST_IMAGES_PER_MINUTE, RunResult, model_efficiency
+from .results import RADIOLOGIST_IMAGES_PER_MINUTE, ReportSection, RunResult, model_efficiency
 
 __all__ = [
     "METRIC_NAMES",
     "RADIOLOGIST_IMAGES_PER_MINUTE",
     "RunResult",
+    "ReportSection",
     "accuracy_score",
     "binary_confusion_matrix",
     "compute_metrics",

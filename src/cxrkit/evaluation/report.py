@@ -541,6 +541,9 @@ def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | Non
         add(_img_tag(figs.get("efficiency"), "model efficiency"))
     else:
         add("<p class='small'>Not measured in this run.</p>")
+    for sec in result.sections:
+        add(f"<h2 id='{_esc(sec.key)}'>{_esc(sec.title)}</h2>")
+        add(sec.html)
     add("<h2 id='data'>Data summary</h2>" + _kv_table(result.data_summary))
     add("<h2 id='configuration'>Configuration</h2><pre>"
         + _esc(json.dumps(_jsonable(result.config), indent=2, sort_keys=True)) + "</pre>")
@@ -613,6 +616,11 @@ def write_report(result: RunResult, out_dir: str | Path, *, n_roc_bootstraps: in
         if figs.get(key) is None:  # a figure left from an earlier run would mislead
             stale.unlink(missing_ok=True)
     paths.update({k: v for k, v in figs.items() if v is not None})
+    for sec in result.sections:
+        for name, png in sec.figures.items():
+            p = out / name
+            p.write_bytes(png)
+            paths[f"{sec.key}:{name}"] = p
 
     # metrics.json
     doc = {
@@ -635,6 +643,7 @@ def write_report(result: RunResult, out_dir: str | Path, *, n_roc_bootstraps: in
                     for e in result.gradcam],
         "versions": versions,
         "extra": result.extra,
+        "sections": {sec.key: {"title": sec.title, **sec.data} for sec in result.sections},
         "files": sorted(p.name for p in paths.values()) + ["metrics.json", "report.html"],
     }
     p = out / "metrics.json"

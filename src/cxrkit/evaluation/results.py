@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["RunResult", "model_efficiency", "RADIOLOGIST_IMAGES_PER_MINUTE", "GRADCAM_KINDS",
+__all__ = ["RunResult", "ReportSection", "model_efficiency", "RADIOLOGIST_IMAGES_PER_MINUTE", "GRADCAM_KINDS",
            "VALIDITY_STATUSES"]
 
 #: A radiologist's reading speed used by the opacity study (images per minute).
@@ -96,6 +97,56 @@ def model_efficiency(n_images: int, seconds: float,
 
 
 @dataclass
+class ReportSection:
+    """A section that a protocol step or a plugin adds to a run's report.
+
+    Sections are how a protocol extends ``report.html`` and ``metrics.json``
+    without editing the report writer: each appears after the built-in
+    sections, in order, under its title.
+
+    Attributes
+    ----------
+    key : str
+        Identifier (lower-case, ``[a-z0-9_-]``): the section's key under
+        ``"sections"`` in ``metrics.json``, its HTML anchor and the prefix of
+        its figure files.
+    title : str
+        Heading shown in the report (escaped when written).
+    html : str
+        The section's body, **already escaped** markup (build it with a jinja2
+        template with autoescaping, or escape every user string with
+        :func:`html.escape`). Figures are referenced by their file names,
+        e.g. ``<img src="clinical-calibration.png">``.
+    data : dict
+        The section's figures in JSON-serialisable form (written to
+        ``metrics.json`` under ``sections[key]``).
+    figures : dict of str to bytes
+        PNG files to write beside the report: file name (must start with
+        ``key`` and end in ``.png``) to its bytes.
+    """
+
+    key: str
+    title: str
+    html: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.key or ""):
+            raise DataError(
+                f"ReportSection key {self.key!r} is not a valid identifier; expected lower-case "
+                "letters, digits, '-' or '_' (e.g. 'clinical')."
+            )
+        for name in self.figures:
+            if not (name.startswith(self.key) and name.endswith(".png") and "/" not in name
+                    and "\\" not in name):
+                raise DataError(
+                    f"ReportSection {self.key!r}: figure file name {name!r} must start with "
+                    f"{self.key!r}, end in '.png' and name no folder."
+                )
+
+
+@dataclass
 class RunResult:
     """Everything a protocol run produced, in the form the reports read.
 
@@ -142,6 +193,10 @@ class RunResult:
         by patient".
     extra : dict
         Anything else a protocol wants to keep (included in ``metrics.json``).
+    sections : list of ReportSection
+        Extra report sections (clinical validation, lung fields, ...), shown
+        after the built-in ones and written to ``metrics.json`` under
+        ``"sections"``.
     """
 
     protocol: str
@@ -161,6 +216,7 @@ class RunResult:
     gradcam: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    sections: list[ReportSection] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.y_true = np.asarray(self.y_true)
@@ -180,6 +236,9 @@ class RunResult:
                     f"RunResult: {name} has {m} entries but y_true has {n}; every per-image "
                     "array must have one entry per prediction."
                 )
+        keys = [s.key for s in self.sections]
+        if len(set(keys)) != len(keys):
+            raise DataError(f"RunResult: report section keys must be unique; got {keys}.")
         for v in self.validity:
             if v.get("status") not in VALIDITY_STATUSES:
                 raise DataError(
