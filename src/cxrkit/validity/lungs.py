@@ -289,3 +289,6 @@ def lung_guards(make_estimator: Any, fitted: Any, X: Any, y: Any, groups: Any = 
     if fitted is not None:
         out.append(attribution_in_lungs(fitted, X, y, groups, segmenter=seg))
     return out
+
+
+from ._lung_report import lung_guard_jobs  # noqa: E402  (the protocols' lung step)

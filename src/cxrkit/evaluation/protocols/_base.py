@@ -141,6 +141,8 @@ class Protocol:
     probes: bool = True
     probe_epochs: int = 30
     probe_splits: int = 5
+    lung_guards: bool = True
+    lung_segmenter: str | None = None
     estimator_params: dict[str, Any] = field(default_factory=dict)
     n_jobs: int | None = None
     name: str = "protocol"
@@ -238,6 +240,7 @@ class Protocol:
         if not (self.validity_checks and self.probes) or ev.probe_estimator is None:
             return
         from ...validity import shortcut_probe, source_probe
+        from ...validity.lungs import lung_guard_jobs
 
         result, ds = ev.result, ev.probe_data if ev.probe_data is not None else ev.data
         probe = clone(ev.probe_estimator)
@@ -262,6 +265,7 @@ class Protocol:
         jobs.append(("shortcut_probe", lambda: shortcut_probe(probe, X, y, groups, cv,
                                                               reference_auc=full,
                                                               n_jobs=self.n_jobs)))
+        jobs += lung_guard_jobs(self, ev, probe, X, y, groups, cv, full)
         for name, job in progress_bar(jobs, progress, desc="validity probes", unit="probe"):
             try:
                 guard = job().to_dict()
