@@ -291,4 +291,4 @@ def lung_guards(make_estimator: Any, fitted: Any, X: Any, y: Any, groups: Any = 
     return out
 
 
-from ._lung_report import lung_guard_jobs  # noqa: E402  (the protocols' lung step)
+from ._lung_report import lung_guard_jobs  # the protocols' lung step
