@@ -22,11 +22,12 @@ import numpy as np
 from sklearn.model_selection import cross_val_predict
 
 from ..errors import ConfigurationError, DataError
+from ._lung_report import lung_guard_jobs
 from ._result import GuardResult
 from .probes import _make
 
 __all__ = ["outside_lungs_probe", "attribution_in_lungs", "lung_guards",
-           "OUTSIDE_LUNGS_CI_WARN", "ATTRIBUTION_SHARE_WARN"]
+           "lung_guard_jobs", "OUTSIDE_LUNGS_CI_WARN", "ATTRIBUTION_SHARE_WARN"]
 
 #: ``outside_lungs_probe`` warns when the lower end of the AUC interval exceeds this.
 OUTSIDE_LUNGS_CI_WARN = 0.6
@@ -290,5 +291,3 @@ def lung_guards(make_estimator: Any, fitted: Any, X: Any, y: Any, groups: Any = 
         out.append(attribution_in_lungs(fitted, X, y, groups, segmenter=seg))
     return out
 
-
-from ._lung_report import lung_guard_jobs  # the protocols' lung step
