@@ -221,3 +221,36 @@ def test_scorers_work_in_cross_validate_and_grid_search():
     gs = GridSearchCV(FixedScore(), {}, cv=2, scoring=make_cxr_scorers("covid"),
                       refit="roc_auc").fit(X, Y)
     assert "mean_test_sensitivity" in gs.cv_results_
+
+
+def _golden_inputs():
+    import numpy as _np
+    rng = _np.random.default_rng(7)
+    n = 60
+    y = _np.where(rng.random(n) < 0.4, "covid", "normal")
+    s = _np.clip(rng.random(n) * 0.6 + (y == "covid") * 0.3, 0, 1)
+    return y, s, _np.arange(n) // 2
+
+
+def _plain(o):
+    import numpy as _np
+    if isinstance(o, dict):
+        return {k: _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, _np.ndarray)):
+        return [_plain(v) for v in o]
+    if isinstance(o, _np.generic):
+        return o.item()
+    return o
+
+
+def test_compute_metrics_matches_recorded_golden_values():
+    """Output recorded before the metrics refactor; fixed seeds must give identical numbers."""
+    import json
+    from pathlib import Path
+    from cxrkit.evaluation.metrics import compute_metrics
+    golden = json.loads((Path(__file__).parent / "compute_metrics_golden.json").read_text())
+    y, s, g = _golden_inputs()
+    got = {"nogroups": compute_metrics(y, s, positive_label="covid", n_bootstraps=50, random_state=3),
+           "groups": compute_metrics(y, s, positive_label="covid", groups=g, n_bootstraps=50,
+                                     random_state=3)}
+    assert json.loads(json.dumps(_plain(got), sort_keys=True)) == golden

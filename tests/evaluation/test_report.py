@@ -229,3 +229,19 @@ def test_report_section_rejects_bad_keys_and_figure_names():
     r.sections = [ReportSection(key="a", title="x"), ReportSection(key="a", title="y")]
     with pytest.raises(DataError, match="unique"):
         r.__post_init__()
+
+
+def test_validity_numbers_are_readable_in_html(tmp_path):
+    """Nested lists of dicts are summarised, long lists truncated, empties and floats readable."""
+    import dataclasses
+    res = _result()
+    pairs = [{"a": f"img{i}.png", "b": f"img{i + 1}.png", "distance": 0.0123456} for i in range(40)]
+    v = [{"name": "near duplicates", "status": "WARN", "summary": "40 near-duplicate pairs",
+          "numbers": {"pairs": pairs, "top_level": "", "age_auc_pair": [None, float("nan")],
+                      "auc": 0.987654},
+          "advice": "Drop one image of each pair."}]
+    res = dataclasses.replace(res, validity=v)
+    text = (write_report(res, tmp_path / "out", n_roc_bootstraps=20)["html"]).read_text()
+    assert "(+36 more)" in text and "img20.png" not in text
+    assert "top_level=(empty)" in text and "age_auc_pair=[n/a, n/a]" in text
+    assert "auc=0.988" in text and "Drop one image of each pair." in text

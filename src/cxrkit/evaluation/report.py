@@ -79,6 +79,47 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def format_number_value(x: Any, *, max_items: int = 4, digits: int = 3, depth: int = 0) -> str:
+    """A validity-check number as short readable text.
+
+    Floats are rounded to ``digits``; ``None``/NaN read ``n/a`` and empty strings
+    ``(empty)``; lists show their first ``max_items`` entries and ``(+N more)``;
+    nested dicts and lists deeper than one level are summarised by their size.
+    """
+    x = _jsonable(x)
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) >= 10 ** digits else f"{round(x, digits):g}"
+    if isinstance(x, str):
+        return x if x.strip() else "(empty)"
+    if isinstance(x, dict):
+        if depth >= 1:
+            return f"{{{len(x)} fields}}"
+        items = list(x.items())
+        body = ", ".join(f"{k}: {format_number_value(v, max_items=max_items, digits=digits, depth=depth + 1)}"
+                         for k, v in items[:max_items])
+        more = f", (+{len(items) - max_items} more)" if len(items) > max_items else ""
+        return "{" + body + more + "}"
+    if isinstance(x, list):
+        if depth >= 1 and any(isinstance(v, (dict, list)) for v in x):
+            return f"[{len(x)} items]"
+        body = ", ".join(format_number_value(v, max_items=max_items, digits=digits, depth=depth + 1)
+                         for v in x[:max_items])
+        more = f", (+{len(x) - max_items} more)" if len(x) > max_items else ""
+        return "[" + body + more + "]"
+    return str(x)
+
+
+def format_validity_numbers(numbers: Any) -> str:
+    """The "Numbers" cell of the Validity table: ``key=value`` pairs, each readable."""
+    if not isinstance(numbers, dict):
+        return format_number_value(numbers)
+    return "; ".join(f"{k}={format_number_value(v)}" for k, v in numbers.items())
+
+
 def _value(v: Any) -> float:
     if isinstance(v, dict):
         v = v.get("value")
@@ -521,8 +562,7 @@ def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | Non
         for v in result.validity:
             st = str(v.get("status"))
             nums = v.get("numbers") or {}
-            nums_s = ", ".join(f"{k}={_jsonable(x)}" for k, x in nums.items()) \
-                if isinstance(nums, dict) else str(nums)
+            nums_s = format_validity_numbers(nums)
             add(f"<tr><td>{_esc(v.get('name', ''))}</td><td class='{_esc(st)}'>{_esc(st)}</td>"
                 f"<td>{_esc(v.get('summary', ''))}</td><td class='small'>{_esc(nums_s)}</td>"
                 f"<td>{_esc(v.get('advice', '') or '')}</td></tr>")
