@@ -15,8 +15,8 @@ from ..errors import ConfigurationError, DataError, ImageDecodeError
 from ..io import read_xray
 from ..io._loader import format_failures
 from ._files import MISSING_FILE, check_mode, missing_files, missing_files_message
-from ._vocabulary import FINDINGS, apply_uncertain, finding_counts, require_labels
 from ._quality import announce_skipped, drop_duplicate_rows, label_case_notes
+from ._vocabulary import FINDINGS, apply_uncertain, finding_counts, require_labels
 
 __all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE", "finalize_dataset", "check_images"]
 

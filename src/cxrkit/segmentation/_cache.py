@@ -78,7 +78,8 @@ class MaskCache:
 
     def stats(self) -> dict[str, Any]:
         """``hits``, ``misses`` (images segmented), ``implausible`` (distinct images,
-        by reason), ``fallbacks`` (per transform, every time one was applied)."""
+        by reason), ``fallbacks`` (per transform, every time one was applied).
+        """
         with self._lock:
             return {"hits": self._hits, "misses": self._misses, "size": len(self._store),
                     "implausible": dict(self._implausible),
