@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._dataset import CXRDataset, _check_on_error, finalize_dataset
+from ._dataset import CXRDataset, _check_on_error
 from ._files import CheckImages
+from ._finalize import finalize_dataset
 from ._vocabulary import (
     NEGATIVE,
     POSITIVE,
