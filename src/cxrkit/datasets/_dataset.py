@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigurationError, DataError
+
+# read_xray lives here for check_images (datasets/_finalize.py) and for tests that patch it.
+from ..io import read_xray  # noqa: F401
 from ._vocabulary import FINDINGS, apply_uncertain, finding_counts, require_labels
 
 __all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE"]

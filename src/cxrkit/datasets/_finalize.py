@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ImageDecodeError
-from ..io import read_xray
 from ..io._loader import format_failures
+from . import _dataset
 from ._dataset import METADATA_COLUMNS, UNREADABLE, CXRDataset, _check_on_error
 from ._files import MISSING_FILE, check_mode, missing_files, missing_files_message
 from ._quality import announce_skipped, drop_duplicate_rows, label_case_notes
@@ -25,7 +25,7 @@ __all__ = ["finalize_dataset", "check_images"]
 # ---------------------------------------------------------------------------
 def _check_one(path: str) -> str | None:
     try:
-        read_xray(path)
+        _dataset.read_xray(path)  # looked up on _dataset, where callers patch it
     except ImageDecodeError as exc:
         return str(exc)
     return None
