@@ -84,7 +84,7 @@ def release_paths(dataset: str, root: str | os.PathLike[str] | None,
 def read_table(path: Path, dataset: str, **kwargs: object) -> pd.DataFrame:
     """``pandas.read_csv`` with a message naming the file when it cannot be parsed."""
     try:
-        return pd.read_csv(path, **kwargs)  # type: ignore[call-overload, no-any-return]
+        return pd.read_csv(path, **kwargs)
     except ValueError as exc:
         raise DataError(f"{dataset} file '{path}' could not be read as the release's CSV "
                         f"({exc}).") from None

@@ -66,7 +66,7 @@ class MaskCache:
             self._misses += 1
             if not result.plausible:
                 self._implausible[result.reason.split(" (")[0].split(" lies")[0]] += 1
-            self._store[key] = entry  # type: ignore[assignment]
+            self._store[key] = entry
             while len(self._store) > self.max_items:
                 self._store.popitem(last=False)
         return result, True
