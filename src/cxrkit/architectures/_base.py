@@ -177,7 +177,8 @@ class CXRNet(nn.Module):
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the tensors that training can change (trainable parameters and
-        the buffers of modules that are not frozen)."""
+        the buffers of modules that are not frozen).
+        """
         frozen_prefixes = []
         if self.backbone_frozen:
             frozen_prefixes.append("backbone.")

@@ -14,7 +14,8 @@ __all__ = ["sparse_weight_grad", "sparse_grads_channels_last"]
 @numba.njit(inline="always")
 def _in_window(off, wc, pool):  # type: ignore[no-untyped-def]
     """Row and column, within its pooling window, of a maximum ``off`` values past the window's
-    first (flat, rows ``wc`` long), found without a division; ``(-1, -1)`` if it lies outside."""
+    first (flat, rows ``wc`` long), found without a division; ``(-1, -1)`` if it lies outside.
+    """
     dy = 0
     for t in range(1, pool):
         dy += off >= t * wc

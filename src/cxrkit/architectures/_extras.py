@@ -1,5 +1,6 @@
 """What the optional backbone families share: importing their library with an
-install hint, and the error for weights missing from the library's cache."""
+install hint, and the error for weights missing from the library's cache.
+"""
 
 from __future__ import annotations
 

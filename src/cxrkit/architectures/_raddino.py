@@ -45,7 +45,8 @@ POOLINGS = ("cls", "cls_mean")
 
 class TokenGrid(nn.Module):
     """Identity on the patch tokens laid out as an ``(N, D, h, w)`` map: the layer
-    Grad-CAM hooks for a ViT."""
+    Grad-CAM hooks for a ViT.
+    """
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         return grid

@@ -64,7 +64,7 @@ def build_resnet(name: str, pretrained: str | None = None, head: str = "hall2020
 def build_vgg16(pretrained: str | None = None, head: str = "hall2020", *,
                 pretrained_strict: bool = True, hidden: int = 64, dropout: float = 0.5,
                 **_: object) -> CXRNet:
-    """torchvision VGG16's 13 convolutional layers with a cxrkit head.
+    """Torchvision VGG16's 13 convolutional layers with a cxrkit head.
 
     torchvision's VGG16 is built on the ``meta`` device and only its
     convolutional part is allocated and initialised (as torchvision does:
@@ -92,7 +92,8 @@ def build_vgg16(pretrained: str | None = None, head: str = "hall2020", *,
 def _materialize(module: nn.Module) -> None:
     """Allocate a meta-device ``module`` on the CPU and initialise it as torchvision's
     VGG and ResNet constructors do: convolutions Kaiming-normal (fan-out, ReLU) with
-    zero biases, batch norms weight 1, bias 0 and fresh running statistics."""
+    zero biases, batch norms weight 1, bias 0 and fresh running statistics.
+    """
     module.to_empty(device="cpu")
     with torch.no_grad():
         for m in module.modules():

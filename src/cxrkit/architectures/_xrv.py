@@ -42,15 +42,17 @@ _SAFE_NAMES = ("collections.OrderedDict", "builtins.set", "torch._utils._rebuild
 
 
 def xrv_preprocessing(size: int) -> Preprocessing:
-    """torchxrayvision's input: one channel in ``[-1024, 1024]`` (``xrv.utils.normalize``:
-    ``2048 * x - 1024`` for ``x`` in ``[0, 1]``), ``XRayCenterCrop``, ``XRayResizer(size)``."""
+    """Torchxrayvision's input: one channel in ``[-1024, 1024]`` (``xrv.utils.normalize``:
+    ``2048 * x - 1024`` for ``x`` in ``[0, 1]``), ``XRayCenterCrop``, ``XRayResizer(size)``.
+    """
     return Preprocessing(input_size=size, interpolation="skimage", mean=(0.5, 0.5, 0.5),
                          std=(1 / 2048, 1 / 2048, 1 / 2048), channels=1, crop="square")
 
 
 class XRVPathologyHead(nn.Module):
     """torchxrayvision's own classifier: a linear layer to its 18 pathologies, then,
-    for published weights, sigmoid and its operating-point normalisation (``op_norm``)."""
+    for published weights, sigmoid and its operating-point normalisation (``op_norm``).
+    """
 
     def __init__(self, classifier: nn.Linear, op_threshs: torch.Tensor | None) -> None:
         super().__init__()
@@ -85,7 +87,8 @@ class XRVNet(CXRNet):
 
 def xrv_weights_path(weights: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The local file of a torchxrayvision weight set, downloaded by torchxrayvision
-    into its model folder when absent (``cache_dir`` overrides the folder)."""
+    into its model folder when absent (``cache_dir`` overrides the folder).
+    """
     xrv = require_extra("xrv")
     url = xrv.models.model_urls[weights]["weights_url"]
     folder = Path(os.path.expanduser(str(cache_dir or xrv.utils.get_cache_dir())))
@@ -129,7 +132,7 @@ def read_xrv_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 
 
 def _raw_model(weights: str) -> tuple[nn.Module, nn.Module, nn.Linear, int]:
-    """torchxrayvision's network with random weights: ``(model, backbone, classifier, width)``."""
+    """Torchxrayvision's network with random weights: ``(model, backbone, classifier, width)``."""
     xrv = require_extra("xrv")
     n_out = len(xrv.models.model_urls[weights]["labels"])
     if weights.startswith("densenet"):

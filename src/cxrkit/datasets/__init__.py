@@ -18,8 +18,9 @@ from ._chestxray14 import ADJUDICATED_TARGETS, NIH_FINDINGS, load_chestxray14
 from ._chexpert import CHEXPERT_OBSERVATIONS, load_chexpert
 from ._covid import COVID_FINDINGS, COVID_SECONDARY_FINDINGS, FRONTAL_VIEWS, load_covid_chestxray
 from ._csv import load_csv_dataset
-from ._dataset import METADATA_COLUMNS, UNREADABLE, CXRDataset, check_images, finalize_dataset
+from ._dataset import METADATA_COLUMNS, UNREADABLE, CXRDataset
 from ._files import MISSING_FILE, missing_files
+from ._finalize import check_images, finalize_dataset
 from ._folder import IMAGE_SUFFIXES, load_image_folder
 from ._mimic import load_mimic_cxr
 from ._padchest import PADCHEST_MAPPING, load_padchest

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigurationError, DataError
-from ._dataset import CXRDataset, finalize_dataset
+from ._dataset import CXRDataset
 from ._files import CheckImages
+from ._finalize import finalize_dataset
 from ._release import exclude_rows, find_release_file, multi_hot
 from ._vocabulary import apply_uncertain, resolve_finding
 

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._dataset import CXRDataset, finalize_dataset
+from ._dataset import CXRDataset
+from ._finalize import finalize_dataset
 
 __all__ = ["load_covid_chestxray", "COVID_FINDINGS", "COVID_SECONDARY_FINDINGS", "FRONTAL_VIEWS"]
 

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._dataset import CXRDataset, finalize_dataset
+from ._dataset import CXRDataset
+from ._finalize import finalize_dataset
 from ._quality import outside_root_note
 
 __all__ = ["load_csv_dataset"]

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigurationError, DataError, ImageDecodeError
-from ..io import read_xray
-from ..io._loader import format_failures
-from ._files import MISSING_FILE, check_mode, missing_files, missing_files_message
-from ._vocabulary import FINDINGS, apply_uncertain, finding_counts, require_labels
-from ._quality import announce_skipped, drop_duplicate_rows, label_case_notes
+from ..errors import ConfigurationError, DataError
 
-__all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE", "finalize_dataset", "check_images"]
+# read_xray lives here for check_images (datasets/_finalize.py) and for tests that patch it.
+from ..io import read_xray  # noqa: F401
+from ._vocabulary import FINDINGS, apply_uncertain, finding_counts, require_labels
+
+__all__ = ["CXRDataset", "METADATA_COLUMNS", "UNREADABLE"]
 
 #: Columns every dataset's ``metadata`` table has (NaN where unknown).
 METADATA_COLUMNS = ("image", "label", "patient_id", "view", "source", "sex", "age", "finding")
@@ -312,191 +309,3 @@ class CXRDataset:
             lines.append("Notes:")
             lines.extend(f"  - {n}" for n in s["notes"])
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# helpers shared by the loaders
-# ---------------------------------------------------------------------------
-def _check_one(path: str) -> str | None:
-    try:
-        read_xray(path)
-    except ImageDecodeError as exc:
-        return str(exc)
-    return None
-
-
-def check_images(paths: Sequence[str], n_jobs: int | None = None) -> dict[int, str]:
-    """Decode every image; return ``{index: error message}`` for the bad ones."""
-    threads = n_jobs or max(1, min(8, os.cpu_count() or 1))
-    if threads > 1 and len(paths) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            results = list(pool.map(_check_one, paths))
-    else:
-        results = [_check_one(p) for p in paths]
-    return {i: r for i, r in enumerate(results) if r is not None}
-
-
-def _nan_to_none(v: Any) -> Any:
-    return None if (v is None or (isinstance(v, float) and np.isnan(v))) else v
-
-
-def _pid(v: Any) -> str:
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))  # 226.0 read from a CSV column with blanks -> "226"
-    return str(v)
-
-
-def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
-                     excluded: list[pd.DataFrame] | pd.DataFrame | None = None, *,
-                     on_error: str = "raise", check: bool | str = True, min_classes: int = 2,
-                     X: np.ndarray | None = None, labels: pd.DataFrame | None = None,
-                     progress: bool | None = None,
-                     notes: list[str] | None = None) -> CXRDataset:
-    """Turn a table of kept rows into a checked :class:`CXRDataset`.
-
-    Parameters
-    ----------
-    name, root : str
-    table : DataFrame
-        Kept rows with at least ``image`` (absolute path), ``label`` and
-        ``patient_id``; other :data:`METADATA_COLUMNS` are added as NaN.
-    excluded : DataFrame or list of DataFrames with a ``reason`` column
-    on_error : {"raise", "skip"}
-        Unreadable images (and missing labels) raise one :class:`DataError` /
-        :class:`ImageDecodeError` listing them all, or are excluded and counted.
-    check : bool or {"decode", "exists", "none"}, default=True
-        ``True``/``"decode"``: decode every image before returning;
-        ``"exists"``: only check that every file exists (streamed, one folder
-        listing at a time, with a progress bar; for 100,000s of images);
-        ``False``/``"none"``: trust the paths. Missing or unreadable files
-        follow ``on_error``.
-    min_classes : int, default=2
-        Fewer distinct labels than this is an error.
-    X : ndarray, optional
-        In-memory images (then ``image`` holds identifiers, not paths).
-    labels : DataFrame, optional
-        The per-finding label matrix, row for row with ``table``; rows left out
-        here are left out of it too.
-    progress : bool or None, default=None
-        Progress bar of the ``"exists"`` check (``None``: on a terminal only).
-    notes : list of str, optional
-        The loader's own notes (see :attr:`CXRDataset.notes`); the shared checks
-        (:mod:`cxrkit.datasets._quality`) add theirs.
-    """
-    _check_on_error(on_error)
-    mode = check_mode(check)
-    notes = list(notes or [])
-    table = table.reset_index(drop=True).copy()
-    if labels is not None:
-        if len(labels) != len(table):
-            raise DataError(f"labels has {len(labels)} rows but the table has {len(table)}.")
-        labels = labels.reset_index(drop=True)
-        table["_row"] = np.arange(len(table))
-    for col in METADATA_COLUMNS:
-        if col not in table.columns:
-            table[col] = np.nan
-    if isinstance(excluded, list):
-        parts = [e for e in excluded if e is not None and len(e)]
-        excluded = pd.concat(parts, ignore_index=True) if parts else None
-    excl: pd.DataFrame = (pd.DataFrame({"reason": pd.Series([], dtype=object)})
-                          if excluded is None or len(excluded) == 0 else excluded)
-    excl = excl.reset_index(drop=True)
-    extra: list[pd.DataFrame] = []
-
-    # missing labels
-    bad_label = table["label"].isna() | (table["label"].astype(str).str.strip() == "")
-    if bad_label.any():
-        if on_error == "raise":
-            rows = [f"{img}" for img in table.loc[bad_label, "image"]]
-            raise DataError(
-                f"{int(bad_label.sum())} of {len(table)} images of dataset {name!r} have no label "
-                f"(NaN or blank):\n  " + "\n  ".join(map(str, rows[:10]))
-                + (f"\n  ... and {len(rows) - 10} more" if len(rows) > 10 else "")
-                + "\nFill in the labels, or pass on_error='skip' to leave these images out "
-                  "(they are counted in the summary).")
-        d = table.loc[bad_label].copy()
-        d["reason"] = "missing label"
-        extra.append(d)
-        notes += announce_skipped([str(i) for i in d["image"]], len(table), name,
-                                  "have no label")
-        keep = ~bad_label.to_numpy()
-        table = table.loc[keep].reset_index(drop=True)
-        if X is not None:
-            X = X[keep]
-
-    # listed but absent
-    if X is None and mode == "exists" and len(table):
-        gone = missing_files(table["image"].astype(str).to_numpy(), progress=progress,
-                             desc=f"{name}: checking image files")
-        if gone.any():
-            if on_error == "raise":
-                raise DataError(missing_files_message(
-                    table.loc[gone, "image"].astype(str).tolist(), len(table), name, root))
-            d = table.loc[gone].copy()
-            d["reason"] = MISSING_FILE
-            extra.append(d)
-            table = table.loc[~gone].reset_index(drop=True)
-    if X is None and len(table):
-        table, parts, found = drop_duplicate_rows(table, name, on_error)
-        table = table.reset_index(drop=True)
-        extra += parts
-        notes += found
-
-    # unreadable images
-    if X is None and mode == "decode" and len(table):
-        errors = check_images(table["image"].astype(str).tolist())
-        if errors:
-            if on_error == "raise":
-                raise ImageDecodeError(format_failures(
-                    list(errors.values()), len(table),
-                    what=f"images of dataset {name!r}",
-                    hint="Remove or replace them, or pass on_error='skip' to leave them out "
-                         "(they are counted and listed in the dataset summary)."))
-            bad = np.zeros(len(table), bool)
-            bad[list(errors)] = True
-            d = table.loc[bad].copy()
-            d["reason"] = UNREADABLE
-            d["error"] = [errors[int(i)] for i in np.flatnonzero(bad)]
-            extra.append(d)
-            notes += announce_skipped(list(errors.values()), len(table), name,
-                                      "could not be decoded")
-            table = table.loc[~bad].reset_index(drop=True)
-
-    if extra:
-        extra = [e.drop(columns="_row", errors="ignore") for e in extra]
-        excl = pd.concat([excl] + extra, ignore_index=True)
-    if labels is not None:
-        labels = labels.iloc[table.pop("_row").to_numpy()].reset_index(drop=True)
-
-    if len(table) == 0:
-        reasons = excl["reason"].astype(str).value_counts()
-        detail = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
-        raise DataError(
-            f"Dataset {name!r} is empty after filtering ({len(excl)} rows excluded — {detail}). "
-            "Check the root folder and the filtering options (labels, views, target).")
-    table["label"] = table["label"].astype(str)
-    table["patient_id"] = [
-        _pid(v) if _nan_to_none(v) is not None else f"image:{img}"
-        for v, img in zip(table["patient_id"].to_numpy(dtype=object),
-                          table["image"].to_numpy(dtype=object))]
-    notes += label_case_notes(table["label"], name)
-    classes = sorted(table["label"].unique())
-    if len(classes) < min_classes:
-        raise DataError(
-            f"Dataset {name!r} has only {len(classes)} class(es) left ({classes}) after filtering; "
-            f"at least {min_classes} are needed. Check the label mapping and filters, or pass "
-            "min_classes=1 to load a single class on purpose.")
-    cols = list(METADATA_COLUMNS) + [c for c in table.columns if c not in METADATA_COLUMNS]
-    table = table[cols]
-    Xout = X if X is not None else table["image"].astype(str).to_numpy(dtype=object)
-    return CXRDataset(
-        X=Xout,
-        y=table["label"].to_numpy(dtype=object),
-        groups=table["patient_id"].astype(str).to_numpy(dtype=object),
-        metadata=table,
-        excluded=excl,
-        name=name,
-        root=None if root is None else str(root),
-        labels=labels,
-        notes=notes,
-    )

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._dataset import CXRDataset, finalize_dataset
+from ._dataset import CXRDataset
+from ._finalize import finalize_dataset
 from ._quality import unread_files_note
 
 __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]

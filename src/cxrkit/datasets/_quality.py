@@ -150,7 +150,8 @@ def unread_files_note(skipped: list[dict[str, str]], root: Path, name: str) -> l
 
 def announce_skipped(msgs: list[str], n: int, name: str, what: str) -> list[str]:
     """Warn that ``on_error="skip"`` left images out (so the console sees it, not only
-    the report)."""
+    the report).
+    """
     if not msgs:
         return []
     shown = "; ".join(msgs[:3]) + (f"; and {len(msgs) - 3} more" if len(msgs) > 3 else "")

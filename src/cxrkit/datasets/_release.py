@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ._dataset import CXRDataset, _check_on_error, finalize_dataset
+from ._dataset import CXRDataset, _check_on_error
 from ._files import CheckImages
+from ._finalize import finalize_dataset
 from ._vocabulary import (
     NEGATIVE,
     POSITIVE,
@@ -83,7 +84,7 @@ def release_paths(dataset: str, root: str | os.PathLike[str] | None,
 def read_table(path: Path, dataset: str, **kwargs: object) -> pd.DataFrame:
     """``pandas.read_csv`` with a message naming the file when it cannot be parsed."""
     try:
-        return pd.read_csv(path, **kwargs)  # type: ignore[call-overload, no-any-return]
+        return pd.read_csv(path, **kwargs)
     except ValueError as exc:
         raise DataError(f"{dataset} file '{path}' could not be read as the release's CSV "
                         f"({exc}).") from None

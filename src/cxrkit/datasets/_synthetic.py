@@ -22,7 +22,8 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import ConfigurationError
-from ._dataset import CXRDataset, finalize_dataset
+from ._dataset import CXRDataset
+from ._finalize import finalize_dataset
 
 __all__ = ["make_synthetic_cxr", "load_synthetic", "DEFAULT_DIFFICULTY"]
 

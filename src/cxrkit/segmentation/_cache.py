@@ -66,7 +66,7 @@ class MaskCache:
             self._misses += 1
             if not result.plausible:
                 self._implausible[result.reason.split(" (")[0].split(" lies")[0]] += 1
-            self._store[key] = entry  # type: ignore[assignment]
+            self._store[key] = entry
             while len(self._store) > self.max_items:
                 self._store.popitem(last=False)
         return result, True
@@ -78,7 +78,8 @@ class MaskCache:
 
     def stats(self) -> dict[str, Any]:
         """``hits``, ``misses`` (images segmented), ``implausible`` (distinct images,
-        by reason), ``fallbacks`` (per transform, every time one was applied)."""
+        by reason), ``fallbacks`` (per transform, every time one was applied).
+        """
         with self._lock:
             return {"hits": self._hits, "misses": self._misses, "size": len(self._store),
                     "implausible": dict(self._implausible),

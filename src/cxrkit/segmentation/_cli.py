@@ -46,7 +46,8 @@ def write_overlays(images: list[np.ndarray], truth: list[np.ndarray], pred: list
                    heading: str = "manual mask (green), predicted on held-out patients (red)"
                    ) -> Path:
     """A PNG grid: each image with the manual mask (green, where given) and the predicted
-    one (red)."""
+    one (red).
+    """
     import matplotlib
 
     matplotlib.use("Agg")

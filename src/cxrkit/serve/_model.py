@@ -101,7 +101,8 @@ class ServedModel:
     def from_directory(cls, directory: str | os.PathLike[str], *, device: str = "auto",
                        threshold: float | None = None) -> ServedModel:
         """Load ``directory`` (written by :func:`cxrkit.save_model`) and its optional
-        operating point and OOD reference."""
+        operating point and OOD reference.
+        """
         d = Path(directory)
         model = load_model(d, device=device)
         config = json.loads((d / "config.json").read_text())
@@ -127,7 +128,8 @@ class ServedModel:
     def predict_batch(self, batch: np.ndarray, *, embed: bool | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities ``(n, n_classes)`` and, when an OOD reference is loaded (or
-        ``embed=True``), the pooled embeddings ``(n, d)`` from the same forward pass."""
+        ``embed=True``), the pooled embeddings ``(n, d)`` from the same forward pass.
+        """
         want = self.ood is not None if embed is None else embed
         self._captured.clear()
         self._capture(want)
