@@ -21,8 +21,10 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return (f"{cpu}; {os.cpu_count()} logical CPUs visible; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} intra-op threads")
+    return (
+        f"{cpu}; {os.cpu_count()} logical CPUs visible; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} intra-op threads"
+    )
 
 
 def timed(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> tuple[float, list[float]]:

@@ -29,8 +29,10 @@ def session(path: str) -> ort.InferenceSession:
 #: (the session-9 recipe; see ``_quantize_before_max_pools``).
 INT8_VARIANTS = [
     (f"default: fp32_layers={INT8_DEFAULTS['fp32_layers']}", {}),
-    ("default without the 8-bit channels-last max-pool (session-9 recipe)",
-     {"_nhwc_max_pool": False}),
+    (
+        "default without the 8-bit channels-last max-pool (session-9 recipe)",
+        {"_nhwc_max_pool": False},
+    ),
     ("fp32_layers=('first_conv', 'head')", {"fp32_layers": ("first_conv", "head")}),
     ("fp32_layers=() (every layer int8)", {"fp32_layers": ()}),
 ]
@@ -45,7 +47,8 @@ def onnx_variants(net: torch.nn.Module, x: torch.Tensor, n: int):  # type: ignor
     def run(sess: ort.InferenceSession):  # type: ignore[no-untyped-def]
         def go() -> None:
             for s in range(0, n, 16):
-                sess.run(None, {"x": xs[s:s + 16]})
+                sess.run(None, {"x": xs[s : s + 16]})
+
         return go
 
     out.append(("ONNX Runtime fp32, preloaded", run(session(fp32))))
@@ -55,8 +58,12 @@ def onnx_variants(net: torch.nn.Module, x: torch.Tensor, n: int):  # type: ignor
         if not kw.pop("_nhwc_max_pool", True):
             _onnx._quantize_before_max_pools = lambda model: 0
         try:
-            int8 = quantize_onnx_int8(fp32, os.path.join(tmp, f"m.int8.{k}.onnx"),
-                                      (xs[i:i + 16] for i in range(0, len(xs), 16)), **kw)
+            int8 = quantize_onnx_int8(
+                fp32,
+                os.path.join(tmp, f"m.int8.{k}.onnx"),
+                (xs[i : i + 16] for i in range(0, len(xs), 16)),
+                **kw,
+            )
         except Exception as exc:  # noqa: BLE001 - optional backend
             print(f"int8 quantisation not tried: {exc}")
             break

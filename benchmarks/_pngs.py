@@ -18,7 +18,7 @@ def write_pngs(folder: Path, n: int, size: int = 256, seed: int = 0) -> list[str
 
     def one(i: int) -> str:
         img = np.clip(base + noise[i % 8] + (i % 50), 0, 255).astype(np.uint8)
-        img[(i * 7) % (size // 2):(i * 7) % (size // 2) + size // 4, size // 3:size // 2] = 230
+        img[(i * 7) % (size // 2) : (i * 7) % (size // 2) + size // 4, size // 3 : size // 2] = 230
         path = folder / f"img{i:05d}.png"
         Image.fromarray(img, mode="L").save(path, compress_level=1)
         return str(path)

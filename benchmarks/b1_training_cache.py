@@ -52,20 +52,23 @@ def synthetic(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     rng.shuffle(yy)
     base = np.linspace(40, 200, size, dtype=np.float32)[None, :] * np.ones((size, 1), np.float32)
     X = np.clip(base[None] + rng.normal(0, 25, (n, size, size)), 0, 255).astype(np.uint8)
-    X[yy == "pneumonia", size // 4: size // 2, size // 4: size // 2] = 230
+    X[yy == "pneumonia", size // 4 : size // 2, size // 4 : size // 2] = 230
     return X, yy
 
 
 def make_clf(epochs: int, **kw: object) -> CXRClassifier:
-    return CXRClassifier.from_recipe("hall2020", architecture="resnet50", random_state=0,
-                                     max_epochs=epochs, **kw)
+    return CXRClassifier.from_recipe(
+        "hall2020", architecture="resnet50", random_state=0, max_epochs=epochs, **kw
+    )
 
 
-def fit_fold(X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, epochs: int, members: int,
-             interval: int) -> tuple[float, float, dict[str, float]]:
+def fit_fold(
+    X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, epochs: int, members: int, interval: int
+) -> tuple[float, float, dict[str, float]]:
     """One fold in a worker process: fit and held-out prediction times, the worker's cache stats."""
-    ens = SnapshotEnsembleClassifier(make_clf(epochs), n_snapshots=members, interval=interval,
-                                     policy="last", max_epochs=epochs)
+    ens = SnapshotEnsembleClassifier(
+        make_clf(epochs), n_snapshots=members, interval=interval, policy="last", max_epochs=epochs
+    )
     t0 = time.perf_counter()
     ens.fit(X_tr, y_tr)
     t1 = time.perf_counter()
@@ -79,12 +82,18 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=204)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--uncached-images", type=int, default=48)
-    ap.add_argument("--n-jobs", type=int, default=2,
-                    help="worker processes of the parallel cached run (1: skip it)")
+    ap.add_argument(
+        "--n-jobs",
+        type=int,
+        default=2,
+        help="worker processes of the parallel cached run (1: skip it)",
+    )
     args = ap.parse_args()
     folds, epochs, members, interval = (3, 30, 3, 10) if args.quick else (10, 80, 7, 10)
-    header(f"B1 training: {folds}-fold CV x {members}-snapshot ensembles x {epochs} epochs, "
-           f"frozen ResNet50, {args.images} images at {args.size} px")
+    header(
+        f"B1 training: {folds}-fold CV x {members}-snapshot ensembles x {epochs} epochs, "
+        f"frozen ResNet50, {args.images} images at {args.size} px"
+    )
     X, y = synthetic(args.images, args.size)
 
     # -- bound: backbone forward passes alone ------------------------------------------------
@@ -104,17 +113,21 @@ def main() -> None:
         with torch.inference_mode(), retain_freed_memory(tuned):
             for flip in (False, True):
                 for s in range(0, len(images), 32):
-                    xb = torch.stack([_to_tensor(im, prep, flip) for im in images[s:s + 32]])
+                    xb = torch.stack([_to_tensor(im, prep, flip) for im in images[s : s + 32]])
                     net.features(xb.contiguous(memory_format=fmt))
         return time.perf_counter() - t0
 
     bound = passes(net, tuned=False)
     n_passes = 2 * len(images)
-    print(f"bound: {n_passes} backbone forward passes: {bound:.1f} s "
-          f"({60 * n_passes / bound:.0f} images/min)")
+    print(
+        f"bound: {n_passes} backbone forward passes: {bound:.1f} s "
+        f"({60 * n_passes / bound:.0f} images/min)"
+    )
     bound_tuned = passes(net, tuned=True)
-    print(f"bound, tuned (channels-last, tune_malloc, as the cache computes them): "
-          f"{bound_tuned:.1f} s ({60 * n_passes / bound_tuned:.0f} images/min)")
+    print(
+        f"bound, tuned (channels-last, tune_malloc, as the cache computes them): "
+        f"{bound_tuned:.1f} s ({60 * n_passes / bound_tuned:.0f} images/min)"
+    )
     del net
 
     # -- cached protocol --------------------------------------------------------------------
@@ -122,8 +135,13 @@ def main() -> None:
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
     t_fit = t_pred = 0.0
     for tr, te in cv.split(X, y):
-        ens = SnapshotEnsembleClassifier(make_clf(epochs), n_snapshots=members,
-                                         interval=interval, policy="last", max_epochs=epochs)
+        ens = SnapshotEnsembleClassifier(
+            make_clf(epochs),
+            n_snapshots=members,
+            interval=interval,
+            policy="last",
+            max_epochs=epochs,
+        )
         t0 = time.perf_counter()
         ens.fit(X[tr], y[tr])
         t1 = time.perf_counter()
@@ -131,15 +149,19 @@ def main() -> None:
         t_pred += time.perf_counter() - t1
         t_fit += t1 - t0
     stats = feature_cache_stats()
-    print(f"cached: {folds} folds x {epochs} epochs x {members} snapshots, training: {t_fit:.1f} s "
-          f"(= {t_fit / bound:.2f} x bound); held-out prediction ({len(X)} images, features "
-          f"from the cache, heads x {members}): {t_pred:.1f} s; training + prediction = "
-          f"{(t_fit + t_pred) / bound:.2f} x bound")
+    print(
+        f"cached: {folds} folds x {epochs} epochs x {members} snapshots, training: {t_fit:.1f} s "
+        f"(= {t_fit / bound:.2f} x bound); held-out prediction ({len(X)} images, features "
+        f"from the cache, heads x {members}): {t_pred:.1f} s; training + prediction = "
+        f"{(t_fit + t_pred) / bound:.2f} x bound"
+    )
     print(f"cache stats: {stats}")
     inrun = stats["compute_seconds"]
-    print(f"in-run bound (the {stats['misses']} backbone passes inside the cached run, same load): "
-          f"{inrun:.1f} s; everything else ({folds} network constructions, fingerprints, head "
-          f"training, snapshots): {t_fit - inrun:.1f} s; cached/in-run bound = {t_fit / inrun:.2f}x")
+    print(
+        f"in-run bound (the {stats['misses']} backbone passes inside the cached run, same load): "
+        f"{inrun:.1f} s; everything else ({folds} network constructions, fingerprints, head "
+        f"training, snapshots): {t_fit - inrun:.1f} s; cached/in-run bound = {t_fit / inrun:.2f}x"
+    )
 
     # -- cached, folds in worker processes ---------------------------------------------------
     t_par = None
@@ -149,7 +171,8 @@ def main() -> None:
         splits = list(cv.split(X, y))
         t0 = time.perf_counter()
         res = Parallel(n_jobs=args.n_jobs)(
-            delayed(fit_fold)(X[tr], y[tr], X[te], epochs, members, interval) for tr, te in splits)
+            delayed(fit_fold)(X[tr], y[tr], X[te], epochs, members, interval) for tr, te in splits
+        )
         t_par = time.perf_counter() - t0
         fits = sum(r[0] for r in res)
         preds = sum(r[1] for r in res)
@@ -157,18 +180,21 @@ def main() -> None:
         totals: dict[int, dict[str, float]] = {}
         for r in res:
             pid = int(r[2]["pid"])
-            if r[2]["misses"] + r[2]["hits"] >= sum(totals.get(pid, {"hits": -1, "misses": 0})[k]
-                                                    for k in ("hits", "misses")):
+            if r[2]["misses"] + r[2]["hits"] >= sum(
+                totals.get(pid, {"hits": -1, "misses": 0})[k] for k in ("hits", "misses")
+            ):
                 totals[pid] = r[2]
         misses = int(sum(t["misses"] for t in totals.values()))
         disk = int(sum(t["disk_hits"] for t in totals.values()))
-        print(f"cached, {args.n_jobs} worker processes (joblib, 1 torch thread each, features "
-              f"shared on disk): {folds} folds, fit + held-out prediction, worker start-up "
-              f"included: {t_par:.1f} s wall (= {t_par / bound:.2f} x bound, "
-              f"{t_par / bound_tuned:.2f} x tuned bound); sum over folds: fit {fits:.1f} s, "
-              f"prediction {preds:.1f} s; {len(totals)} workers computed {misses} backbone passes "
-              f"(the first folds run side by side, before the store has them) and read {disk} "
-              "features from the shared store")
+        print(
+            f"cached, {args.n_jobs} worker processes (joblib, 1 torch thread each, features "
+            f"shared on disk): {folds} folds, fit + held-out prediction, worker start-up "
+            f"included: {t_par:.1f} s wall (= {t_par / bound:.2f} x bound, "
+            f"{t_par / bound_tuned:.2f} x tuned bound); sum over folds: fit {fits:.1f} s, "
+            f"prediction {preds:.1f} s; {len(totals)} workers computed {misses} backbone passes "
+            f"(the first folds run side by side, before the store has them) and read {disk} "
+            "features from the shared store"
+        )
 
     # -- uncached skorch loop, one epoch, extrapolated -------------------------------------------
     n_u = min(args.uncached_images, len(X))
@@ -181,18 +207,26 @@ def main() -> None:
     t_epoch_img = (time.perf_counter() - t0) / n_u
     per_fold_train = len(X) * (folds - 1) / folds
     extrapolated = t_epoch_img * per_fold_train * epochs * folds
-    print(f"uncached: 1 epoch on {n_u} images took {t_epoch_img * n_u:.1f} s "
-          f"({t_epoch_img * 1000:.0f} ms/image, incl. network construction); "
-          f"EXTRAPOLATED to {folds} folds x {epochs} epochs x {per_fold_train:.0f} images: "
-          f"{extrapolated:.0f} s = {extrapolated / 3600:.2f} h")
+    print(
+        f"uncached: 1 epoch on {n_u} images took {t_epoch_img * n_u:.1f} s "
+        f"({t_epoch_img * 1000:.0f} ms/image, incl. network construction); "
+        f"EXTRAPOLATED to {folds} folds x {epochs} epochs x {per_fold_train:.0f} images: "
+        f"{extrapolated:.0f} s = {extrapolated / 3600:.2f} h"
+    )
     per_pass_cached = inrun / max(1, stats["misses"])
-    print(f"ratios: uncached/cached = {extrapolated / t_fit:.0f}x (extrapolated); "
-          f"cached/bound = {t_fit / bound:.2f}x; cached/tuned bound = {t_fit / bound_tuned:.2f}x; "
-          + (f"cached with {args.n_jobs} workers (wall, fit + prediction)/tuned bound = "
-             f"{t_par / bound_tuned:.2f}x; " if t_par is not None else "")
-          + f"load drift: a backbone pass cost "
-          f"{1000 * bound / n_passes:.0f} ms in the bound phase, {1000 * per_pass_cached:.0f} ms "
-          f"inside the cached run, {1000 * t_epoch_img:.0f} ms in the uncached phase")
+    print(
+        f"ratios: uncached/cached = {extrapolated / t_fit:.0f}x (extrapolated); "
+        f"cached/bound = {t_fit / bound:.2f}x; cached/tuned bound = {t_fit / bound_tuned:.2f}x; "
+        + (
+            f"cached with {args.n_jobs} workers (wall, fit + prediction)/tuned bound = "
+            f"{t_par / bound_tuned:.2f}x; "
+            if t_par is not None
+            else ""
+        )
+        + f"load drift: a backbone pass cost "
+        f"{1000 * bound / n_passes:.0f} ms in the bound phase, {1000 * per_pass_cached:.0f} ms "
+        f"inside the cached run, {1000 * t_epoch_img:.0f} ms in the uncached phase"
+    )
 
 
 if __name__ == "__main__":

@@ -48,51 +48,89 @@ N_CALIBRATION = 128
 RECIPES: list[tuple[str, dict[str, Any], int]] = [
     ("int8 default recipe", {}, N_CALIBRATION),
     ("int8 old recipe (minmax, all layers int8, 32 calib)", {"fp32_layers": ()}, 32),
-    ("int8 minmax, fp32_layers=(first_conv, head)", {"fp32_layers": ("first_conv", "head")},
-     N_CALIBRATION),
-    ("int8 percentile 99.999, fp32_layers=(first_conv, head)",
-     {"calibrate_method": "percentile", "fp32_layers": ("first_conv", "head")}, N_CALIBRATION),
+    (
+        "int8 minmax, fp32_layers=(first_conv, head)",
+        {"fp32_layers": ("first_conv", "head")},
+        N_CALIBRATION,
+    ),
+    (
+        "int8 percentile 99.999, fp32_layers=(first_conv, head)",
+        {"calibrate_method": "percentile", "fp32_layers": ("first_conv", "head")},
+        N_CALIBRATION,
+    ),
 ]
 
 
 def report(label: str, pos: np.ndarray, p: np.ndarray, p_torch: np.ndarray, auc0: float) -> None:
     a = roc_auc_score(pos, p)
     d = np.abs(p - p_torch)
-    verdict = "" if label.startswith("torch") else (
-        "  PASS (< 0.005)" if abs(a - auc0) < 0.005 else "  FAIL (>= 0.005)")
-    print(f"  {label:55s} AUC {a:.4f}  change {a - auc0:+.4f}  max|dp| {d.max():.4f}  "
-          f"median|dp| {np.median(d):.5f}{verdict}", flush=True)
+    verdict = (
+        ""
+        if label.startswith("torch")
+        else ("  PASS (< 0.005)" if abs(a - auc0) < 0.005 else "  FAIL (>= 0.005)")
+    )
+    print(
+        f"  {label:55s} AUC {a:.4f}  change {a - auc0:+.4f}  max|dp| {d.max():.4f}  "
+        f"median|dp| {np.median(d):.5f}{verdict}",
+        flush=True,
+    )
 
 
-def check(name: str, members: list[CXRClassifier], X_te: np.ndarray, pos: np.ndarray,
-          calib: np.ndarray, p_torch: np.ndarray, recipes: list[tuple[str, dict[str, Any], int]],
-          with_fp32: bool = True) -> None:
+def check(
+    name: str,
+    members: list[CXRClassifier],
+    X_te: np.ndarray,
+    pos: np.ndarray,
+    calib: np.ndarray,
+    p_torch: np.ndarray,
+    recipes: list[tuple[str, dict[str, Any], int]],
+    with_fp32: bool = True,
+) -> None:
     auc0 = roc_auc_score(pos, p_torch)
     print(f"{name}: {len(X_te)} held-out images ({int(pos.sum())} pneumonia)")
     report("torch fp32", pos, p_torch, p_torch, auc0)
     for label, kw, n_cal in [("ONNX Runtime fp32", {}, 0)] * with_fp32 + recipes:
         t0 = time.perf_counter()
         quant = "int8" if label.startswith("int8") else None
-        p = np.mean([OnnxRuntimePredictor(m, quantize=quant, calibration=calib[:n_cal],
-                                          threads=1, **kw).predict_proba(X_te)[:, 1]
-                     for m in members], axis=0)
+        p = np.mean(
+            [
+                OnnxRuntimePredictor(
+                    m, quantize=quant, calibration=calib[:n_cal], threads=1, **kw
+                ).predict_proba(X_te)[:, 1]
+                for m in members
+            ],
+            axis=0,
+        )
         report(f"{label} [{time.perf_counter() - t0:.0f} s]", pos, p, p_torch, auc0)
 
 
-def vgg16_hed(weights: Path, X: np.ndarray, y: np.ndarray, groups: np.ndarray, tr: np.ndarray,
-              te: np.ndarray, features_cache: str | None) -> tuple[CXRClassifier, np.ndarray]:
+def vgg16_hed(
+    weights: Path,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    tr: np.ndarray,
+    te: np.ndarray,
+    features_cache: str | None,
+) -> tuple[CXRClassifier, np.ndarray]:
     """The trained VGG16-HED classifier and its torch fp32 P(pneumonia) on ``X[te]``."""
     torch.manual_seed(0)
-    net = create_architecture("vgg16", pretrained=str(weights / "vgg16_features_from_hed_bsds500.pth"),
-                              head="fc", freeze="all_but_last", pretrained_strict=False).eval()
+    net = create_architecture(
+        "vgg16",
+        pretrained=str(weights / "vgg16_features_from_hed_bsds500.pth"),
+        head="fc",
+        freeze="all_but_last",
+        pretrained_strict=False,
+    ).eval()
     clf = CXRClassifier.from_module(net, ["covid", "pneumonia"])
     t0 = time.perf_counter()
     if features_cache and os.path.exists(features_cache):
         F = np.load(features_cache)
     else:
         with torch.inference_mode():
-            F = np.concatenate([net.features(xb).numpy()
-                                for xb in clf.iter_batches(clf._check_predict_input(X))])
+            F = np.concatenate(
+                [net.features(xb).numpy() for xb in clf.iter_batches(clf._check_predict_input(X))]
+            )
         if features_cache:
             np.save(features_cache, F)
     pos = y == "pneumonia"
@@ -100,9 +138,20 @@ def vgg16_hed(weights: Path, X: np.ndarray, y: np.ndarray, groups: np.ndarray, t
     Z = sc.transform(F[tr])
     cv = list(GroupKFold(5).split(Z, pos[tr], groups[tr]))
     cs = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0]
-    cv_auc = [np.mean([roc_auc_score(pos[tr][v], LogisticRegression(C=c, max_iter=5000)
-                                     .fit(Z[f], pos[tr][f]).decision_function(Z[v]))
-                       for f, v in cv]) for c in cs]
+    cv_auc = [
+        np.mean(
+            [
+                roc_auc_score(
+                    pos[tr][v],
+                    LogisticRegression(C=c, max_iter=5000)
+                    .fit(Z[f], pos[tr][f])
+                    .decision_function(Z[v]),
+                )
+                for f, v in cv
+            ]
+        )
+        for c in cs
+    ]
     c = cs[int(np.argmax(cv_auc))]
     lr = LogisticRegression(C=c, max_iter=5000).fit(Z, pos[tr])
     w = lr.coef_[0] / sc.scale_
@@ -117,9 +166,11 @@ def vgg16_hed(weights: Path, X: np.ndarray, y: np.ndarray, groups: np.ndarray, t
         p_torch = torch.sigmoid(net.forward_head(torch.from_numpy(F[te]))).double().numpy()
     # forward_head on the pooled features is the network's own forward; check on a few images.
     np.testing.assert_allclose(clf.predict_proba(X[te][:8])[:, 1], p_torch[:8], atol=1e-5)
-    print(f"VGG16-HED 224 px: features of {len(X)} images + logistic head (C={c}, grouped "
-          f"5-fold CV AUC on the training images {max(cv_auc):.3f}) in "
-          f"{time.perf_counter() - t0:.0f} s")
+    print(
+        f"VGG16-HED 224 px: features of {len(X)} images + logistic head (C={c}, grouped "
+        f"5-fold CV AUC on the training images {max(cv_auc):.3f}) in "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
     return clf, p_torch
 
 
@@ -127,13 +178,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", nargs="?", default=os.environ.get("CXRKIT_SHARED_DATA", ""))
     ap.add_argument("weights", nargs="?", default=os.environ.get("CXRKIT_SHARED_WEIGHTS", ""))
-    ap.add_argument("--default-only", action="store_true",
-                    help="only the default int8 recipe (not the alternatives)")
+    ap.add_argument(
+        "--default-only",
+        action="store_true",
+        help="only the default int8 recipe (not the alternatives)",
+    )
     ap.add_argument("--features-cache", help="reuse/save the VGG16 pooled features (.npy)")
     args = ap.parse_args()
     if not (args.data and args.weights):
-        ap.error("usage: b2_auc_check.py SHARED_DATA_DIR SHARED_WEIGHTS_DIR "
-                 "(or set CXRKIT_SHARED_DATA and CXRKIT_SHARED_WEIGHTS)")
+        ap.error(
+            "usage: b2_auc_check.py SHARED_DATA_DIR SHARED_WEIGHTS_DIR "
+            "(or set CXRKIT_SHARED_DATA and CXRKIT_SHARED_WEIGHTS)"
+        )
     torch.set_num_threads(1)
     data, weights = Path(args.data), Path(args.weights)
     meta = pd.read_csv(data / "cxr-dev" / "metadata.csv")
@@ -151,12 +207,21 @@ def main() -> None:
     check("VGG16-HED + logistic fc head", [clf], X[te], pos, calib, p_torch, recipes)
 
     nets, _ = load_hall2020_networks(weights / "hall2020-usf-small-cnn")
-    members = [CXRClassifier.from_module(n, list(HALL2020_CLASSES),
-                                         preprocessing=HALL2020_PREPROCESSING) for n in nets]
+    members = [
+        CXRClassifier.from_module(n, list(HALL2020_CLASSES), preprocessing=HALL2020_PREPROCESSING)
+        for n in nets
+    ]
     p_torch = np.mean([m.predict_proba(X[te])[:, 1] for m in members], axis=0)
     print()
-    check("Hall et al. 2020 published small CNN, 7-snapshot ensemble", members, X[te], pos,
-          calib, p_torch, recipes)
+    check(
+        "Hall et al. 2020 published small CNN, 7-snapshot ensemble",
+        members,
+        X[te],
+        pos,
+        calib,
+        p_torch,
+        recipes,
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ def bench(fn, n: int, repeats: int, label: str = "") -> tuple[float, list[float]
     med = statistics.median(rates)
     if not _BASE:
         _BASE.append(med)
-    print(f"{med:8.0f} images/min  ({med / _BASE[0]:4.2f} x baseline)  {label}  "
-          f"[runs: {', '.join(f'{r:.0f}' for r in rates)}]", flush=True)
+    print(
+        f"{med:8.0f} images/min  ({med / _BASE[0]:4.2f} x baseline)  {label}  "
+        f"[runs: {', '.join(f'{r:.0f}' for r in rates)}]",
+        flush=True,
+    )
     return med, rates
 
 
@@ -71,7 +74,8 @@ def main() -> None:
             def run():
                 with torch.no_grad():
                     for s in range(0, n, 16):
-                        model(data[s:s + 16])
+                        model(data[s : s + 16])
+
             return run
 
         label = "torchvision eager fp32, preloaded, contiguous (baseline)"
@@ -79,14 +83,22 @@ def main() -> None:
         tv_cl = tv.to(memory_format=torch.channels_last)
         label = "torchvision eager fp32, preloaded, channels-last"
         results[label], _ = bench(
-            eager(tv_cl, x.contiguous(memory_format=torch.channels_last)), n, repeats, label)
+            eager(tv_cl, x.contiguous(memory_format=torch.channels_last)), n, repeats, label
+        )
         del tv, tv_cl
 
         net = create_architecture("resnet101", head="fc", freeze="all_but_last")
         for cl in (False, True):
-            clf = CXRClassifier.from_module(net, classes=["none", "covid"], architecture="resnet101",
-                                            head="fc", freeze="all_but_last", channels_last=cl,
-                                            batch_size=16, device="cpu")
+            clf = CXRClassifier.from_module(
+                net,
+                classes=["none", "covid"],
+                architecture="resnet101",
+                head="fc",
+                freeze="all_but_last",
+                channels_last=cl,
+                batch_size=16,
+                device="cpu",
+            )
             # Unseen images: no feature-cache hits across the repeats.
             clf.set_params(feature_cache=False)
             if cl:
@@ -101,10 +113,12 @@ def main() -> None:
                 for quant in (None, "int8"):
                     # cxrkit's default int8 recipe (INT8_DEFAULTS), calibrated on the PNGs.
                     pred = OnnxRuntimePredictor(clf, quantize=quant, calibration=paths)
-                    label = (f"cxrkit OnnxRuntimePredictor {quant or 'fp32'} from PNG files, "
-                             "end to end")
-                    results[label], _ = bench(lambda p=pred: p.predict_proba(paths), n, repeats,
-                                              label)
+                    label = (
+                        f"cxrkit OnnxRuntimePredictor {quant or 'fp32'} from PNG files, end to end"
+                    )
+                    results[label], _ = bench(
+                        lambda p=pred: p.predict_proba(paths), n, repeats, label
+                    )
             except Exception as exc:  # noqa: BLE001 - optional backend
                 print(f"ONNX Runtime end to end not measured: {exc}")
 
@@ -118,8 +132,10 @@ def main() -> None:
                     results[label], _ = bench(fn, n, repeats, label)
 
     best = max((k for k in results if k.startswith("cxrkit")), key=results.__getitem__)
-    print(f"best end-to-end cxrkit: {results[best]:.0f} images/min = "
-          f"{results[best] / _BASE[0]:.2f} x the preloaded eager baseline ({best})")
+    print(
+        f"best end-to-end cxrkit: {results[best]:.0f} images/min = "
+        f"{results[best] / _BASE[0]:.2f} x the preloaded eager baseline ({best})"
+    )
 
 
 if __name__ == "__main__":

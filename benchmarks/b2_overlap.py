@@ -43,9 +43,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_pngs(Path(tmp), n)
         net = create_architecture("resnet101", head="fc", freeze="all_but_last")
-        clf = CXRClassifier.from_module(net, classes=["none", "covid"], architecture="resnet101",
-                                        head="fc", freeze="all_but_last", batch_size=16,
-                                        device="cpu")
+        clf = CXRClassifier.from_module(
+            net,
+            classes=["none", "covid"],
+            architecture="resnet101",
+            head="fc",
+            freeze="all_but_last",
+            batch_size=16,
+            device="cpu",
+        )
         clf.set_params(feature_cache=False)
         pred = OnnxRuntimePredictor(clf, quantize="int8", calibration=paths)
         sessions = {}
@@ -54,8 +60,9 @@ def main() -> None:
             so.intra_op_num_threads = torch.get_num_threads()
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             so.add_session_config_entry("session.intra_op.allow_spinning", spin)
-            sessions[spin] = ort.InferenceSession(pred.model_path_, so,
-                                                  providers=["CPUExecutionProvider"])
+            sessions[spin] = ort.InferenceSession(
+                pred.model_path_, so, providers=["CPUExecutionProvider"]
+            )
         batches = [xb.numpy() for xb in clf.iter_batches(clf._check_predict_input(paths))]
 
         def end_to_end() -> None:
@@ -73,26 +80,36 @@ def main() -> None:
         for _ in range(args.repeats):
             for spin in ("1", "0"):
                 pred.session_ = sessions[spin]
-                for name, fn in (("end to end from PNG files", end_to_end),
-                                 ("preloaded prepared batches", preloaded)):
+                for name, fn in (
+                    ("end to end from PNG files", end_to_end),
+                    ("preloaded prepared batches", preloaded),
+                ):
                     t0 = time.perf_counter()
                     fn()
-                    runs.setdefault(f"{name}, spinning {'on' if spin == '1' else 'off'}",
-                                    []).append(60 * n / (time.perf_counter() - t0))
+                    runs.setdefault(
+                        f"{name}, spinning {'on' if spin == '1' else 'off'}", []
+                    ).append(60 * n / (time.perf_counter() - t0))
             t0 = time.perf_counter()
             decode_only()
             runs.setdefault("decoding + preprocessing alone", []).append(
-                60 * n / (time.perf_counter() - t0))
+                60 * n / (time.perf_counter() - t0)
+            )
     for label, v in runs.items():
-        print(f"{statistics.median(v):8.0f} images/min  {label}  [runs: "
-              + ", ".join(f"{a:.0f}" for a in v) + "]")
+        print(
+            f"{statistics.median(v):8.0f} images/min  {label}  [runs: "
+            + ", ".join(f"{a:.0f}" for a in v)
+            + "]"
+        )
+
     def med(name: str, spin: str) -> float:
         return statistics.median(runs[f"{name}, spinning {spin}"])
 
     e2e, pre = "end to end from PNG files", "preloaded prepared batches"
-    print("end to end / preloaded (same model, same session): "
-          f"{med(e2e, 'on') / med(pre, 'on'):.2f} spinning on, "
-          f"{med(e2e, 'off') / med(pre, 'off'):.2f} spinning off (OnnxRuntimePredictor's default)")
+    print(
+        "end to end / preloaded (same model, same session): "
+        f"{med(e2e, 'on') / med(pre, 'on'):.2f} spinning on, "
+        f"{med(e2e, 'off') / med(pre, 'off'):.2f} spinning off (OnnxRuntimePredictor's default)"
+    )
     print(f"end to end, spinning off / on: {med(e2e, 'off') / med(e2e, 'on'):.2f}")
 
 

@@ -44,9 +44,16 @@ def run_child(folder: str, n: int, arch: str, tune_malloc: bool | str = "auto") 
     paths = sorted(str(p) for p in Path(folder).glob("*.png"))[:n]
     net = create_architecture(arch, head="fc", freeze="all_but_last")
     prep = Preprocessing(**{**net.preprocessing.to_dict(), "input_size": 224})
-    clf = CXRClassifier.from_module(net, classes=[0, 1], architecture=arch, head="fc",
-                                    freeze="all_but_last", batch_size=32, device="cpu",
-                                    preprocessing=prep)
+    clf = CXRClassifier.from_module(
+        net,
+        classes=[0, 1],
+        architecture=arch,
+        head="fc",
+        freeze="all_but_last",
+        batch_size=32,
+        device="cpu",
+        preprocessing=prep,
+    )
     # measure streaming prediction, not the cache
     clf.set_params(feature_cache=False, tune_malloc=tune_malloc)
     before = _rss_mb()
@@ -61,8 +68,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="300 vs 1,200 images")
     ap.add_argument("--arch", default="tiny_cnn")
-    ap.add_argument("--compare-malloc", action="store_true",
-                    help="also run with tune_malloc=False (glibc's default allocator behaviour)")
+    ap.add_argument(
+        "--compare-malloc",
+        action="store_true",
+        help="also run with tune_malloc=False (glibc's default allocator behaviour)",
+    )
     ap.add_argument("--child", nargs=3, metavar=("FOLDER", "N", "TUNE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -73,26 +83,35 @@ def main() -> None:
     from _pngs import write_pngs
 
     small, large = (300, 1200) if args.quick else (1500, 6000)
-    header(f"B3 memory: predict_proba on {small} vs {large} PNG files (256 px -> 224 px), "
-           f"{args.arch}")
+    header(
+        f"B3 memory: predict_proba on {small} vs {large} PNG files (256 px -> 224 px), {args.arch}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         write_pngs(Path(tmp), large)
         for tune in ("auto", "False") if args.compare_malloc else ("auto",):
             rows = []
             for n in (small, large):
-                out = subprocess.run([sys.executable, __file__, "--arch", args.arch, "--child",
-                                      tmp, str(n), tune], capture_output=True, text=True,
-                                     env=os.environ)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--arch", args.arch, "--child", tmp, str(n), tune],
+                    capture_output=True,
+                    text=True,
+                    env=os.environ,
+                )
                 if out.returncode:
                     sys.exit(out.stderr)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 rows.append(r)
-                print(f"{r['n']:6d} images, tune_malloc={tune}: peak RSS {r['peak_rss_mb']:7.0f} MB "
-                      f"(RSS before predict {r['rss_before_mb']:.0f} MB), {r['seconds']:.0f} s, "
-                      f"{60 * r['n'] / r['seconds']:.0f} images/min")
-            print(f"tune_malloc={tune}: ratio peak RSS {large}/{small}: "
-                  f"{rows[1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.3f} (flat = 1.0); limit 2048 MB: "
-                  f"{'OK' if max(r['peak_rss_mb'] for r in rows) < 2048 else 'EXCEEDED'}")
+                print(
+                    f"{r['n']:6d} images, tune_malloc={tune}: peak RSS {r['peak_rss_mb']:7.0f} MB "
+                    f"(RSS before predict {r['rss_before_mb']:.0f} MB), {r['seconds']:.0f} s, "
+                    f"{60 * r['n'] / r['seconds']:.0f} images/min"
+                )
+            print(
+                f"tune_malloc={tune}: ratio peak RSS {large}/{small}: "
+                f"{rows[1]['peak_rss_mb'] / rows[0]['peak_rss_mb']:.3f} (flat = 1.0); limit 2048 MB: "
+                f"{'OK' if max(r['peak_rss_mb'] for r in rows) < 2048 else 'EXCEEDED'}"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -73,8 +73,14 @@ def build(variant: str, dropout: bool = True) -> tuple[nn.Module, nn.Module]:
     return net, fwd
 
 
-def train(variant: str, X: torch.Tensor, y: torch.Tensor, steps: int, dropout: bool = True,
-          fwd_net: tuple[nn.Module, nn.Module] | None = None) -> tuple[float, list[float]]:
+def train(
+    variant: str,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    dropout: bool = True,
+    fwd_net: tuple[nn.Module, nn.Module] | None = None,
+) -> tuple[float, list[float]]:
     net, fwd = fwd_net or build(variant, dropout)
     opt = torch.optim.RMSprop(net.parameters(), lr=1e-4, alpha=0.9, eps=1e-8)
     lossf = nn.BCEWithLogitsLoss()
@@ -82,9 +88,10 @@ def train(variant: str, X: torch.Tensor, y: torch.Tensor, steps: int, dropout: b
     batches = []
     for s in range(steps):
         i = (s * 16) % (len(X) - 15)
-        xb = X[i:i + 16]
-        batches.append((xb.contiguous(memory_format=torch.channels_last) if cl else xb,
-                        y[i:i + 16]))
+        xb = X[i : i + 16]
+        batches.append(
+            (xb.contiguous(memory_format=torch.channels_last) if cl else xb, y[i : i + 16])
+        )
     net.train()
     losses = []
     with retain_freed_memory("malloc" in variant):
@@ -112,10 +119,22 @@ def main() -> None:
     X = torch.rand(16 * steps, 1, 100, 100, generator=g).expand(-1, 3, -1, -1).contiguous()
     y = (torch.rand(16 * steps, generator=g) > 0.5).float()
 
-    variants = ["eager", "cl", "gray+cl", "order", "order+chunk", "order+cl", "order+gray",
-                "order+gray+cl", "order+chunk+gray+cl", "order+chunk+gray+cl+sparse", "eager+malloc",
-                "order+gray+cl+malloc", "order+chunk+gray+cl+malloc",
-                "order+chunk+gray+cl+sparse+malloc"]
+    variants = [
+        "eager",
+        "cl",
+        "gray+cl",
+        "order",
+        "order+chunk",
+        "order+cl",
+        "order+gray",
+        "order+gray+cl",
+        "order+chunk+gray+cl",
+        "order+chunk+gray+cl+sparse",
+        "eager+malloc",
+        "order+gray+cl+malloc",
+        "order+chunk+gray+cl+malloc",
+        "order+chunk+gray+cl+sparse+malloc",
+    ]
     rates: dict[str, float] = {}
     runs: dict[str, list[float]] = {v: [] for v in variants}
     train("eager", X, y, 3)  # warm-up
@@ -129,9 +148,12 @@ def main() -> None:
         net, fwd = build(v)
         t0 = time.perf_counter()
         train(v, X, y, 2, fwd_net=(net, fwd))  # triggers compilation
-        print(f"torch.compile of {best}: compilation and first steps {time.perf_counter() - t0:.0f} s")
-        rates[v] = statistics.median(train(v, X, y, steps, fwd_net=(net, fwd))[0]
-                                     for _ in range(repeats))
+        print(
+            f"torch.compile of {best}: compilation and first steps {time.perf_counter() - t0:.0f} s"
+        )
+        rates[v] = statistics.median(
+            train(v, X, y, steps, fwd_net=(net, fwd))[0] for _ in range(repeats)
+        )
         variants.append(v)
 
     _, ref = train("eager", X, y, steps, dropout=False)
@@ -142,8 +164,10 @@ def main() -> None:
         else:
             _, losses = train(v, X, y, steps, dropout=False)
             diff = max(abs(a - b) for a, b in zip(losses, ref))
-        print(f"{rates[v]:7.1f} images/s ({rates[v] / base:4.2f} x eager)  {v:26s} "
-              f"max |loss - eager loss| over {steps} steps (dropout off): {diff:.2e}")
+        print(
+            f"{rates[v]:7.1f} images/s ({rates[v] / base:4.2f} x eager)  {v:26s} "
+            f"max |loss - eager loss| over {steps} steps (dropout off): {diff:.2e}"
+        )
     print(f"eager loss trajectory (dropout off): {np.round(ref, 4).tolist()}")
 
     # end to end through the estimator (skorch loop, data pipeline, hflip augmentation,
@@ -151,17 +175,32 @@ def main() -> None:
     rng = np.random.default_rng(0)
     Xi = rng.integers(0, 255, (16 * steps, 100, 100), dtype=np.uint8)
     yi = np.array([0, 1] * (8 * steps))
-    configs = (("CXRClassifier, every speed option off (cxrkit layer order, unchunked)",
-                {"grayscale_conv": False, "channels_last": False, "tune_malloc": False,
-                 "module__chunk_bytes": None, "module__sparse_backward": False}),
-               ("CXRClassifier, sparse_backward=False (session-8 defaults)",
-                {"module__sparse_backward": False}),
-               ("CXRClassifier defaults (sparse conv-pool gradients, chunked first stage, "
-                "grayscale_conv, channels_last, tune_malloc: 'auto')", {}))
+    configs = (
+        (
+            "CXRClassifier, every speed option off (cxrkit layer order, unchunked)",
+            {
+                "grayscale_conv": False,
+                "channels_last": False,
+                "tune_malloc": False,
+                "module__chunk_bytes": None,
+                "module__sparse_backward": False,
+            },
+        ),
+        (
+            "CXRClassifier, sparse_backward=False (session-8 defaults)",
+            {"module__sparse_backward": False},
+        ),
+        (
+            "CXRClassifier defaults (sparse conv-pool gradients, chunked first stage, "
+            "grayscale_conv, channels_last, tune_malloc: 'auto')",
+            {},
+        ),
+    )
     clfs = {}
     for label, kw in configs:
-        clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=1,
-                                        random_state=0, **kw)
+        clf = CXRClassifier.from_recipe(
+            "hall2020", architecture="hall2020_cnn", max_epochs=1, random_state=0, **kw
+        )
         clf.fit(Xi[:32], yi[:32])  # warm-up
         clf.set_params(max_epochs=2)
         clfs[label] = clf
@@ -176,14 +215,18 @@ def main() -> None:
             ts[label].append(time.perf_counter() - t0)
             epochs[label] += list(clf.history_[:, "dur"])  # skorch's per-epoch wall time
     base_now = statistics.median(eager_now)
-    print(f"{base_now:7.1f} images/s (1.00 x eager)  eager loop, measured again between the fits "
-          "below (their base)")
+    print(
+        f"{base_now:7.1f} images/s (1.00 x eager)  eager loop, measured again between the fits "
+        "below (their base)"
+    )
     for label in clfs:
         r = 2 * len(Xi) / statistics.median(ts[label])
         r_epoch = len(Xi) / statistics.median(epochs[label])
-        print(f"{r:7.1f} images/s ({r / base_now:4.2f} x eager)  {label} (2-epoch fits, incl. "
-              f"setup); epochs alone (skorch's 'dur'): {r_epoch:.1f} images/s "
-              f"({r_epoch / base_now:4.2f} x)")
+        print(
+            f"{r:7.1f} images/s ({r / base_now:4.2f} x eager)  {label} (2-epoch fits, incl. "
+            f"setup); epochs alone (skorch's 'dur'): {r_epoch:.1f} images/s "
+            f"({r_epoch / base_now:4.2f} x)"
+        )
 
 
 if __name__ == "__main__":

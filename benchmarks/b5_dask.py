@@ -48,14 +48,25 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Snapshot threshold not met")
     from dask.distributed import Client, LocalCluster
 
-    header(f"B5 Dask: Hall2020CV 4 folds, hall2020_cnn trained whole, {args.patients * 2} "
-           f"synthetic {args.size} px PNGs, {args.epochs} epochs, 2-member snapshot ensembles")
+    header(
+        f"B5 Dask: Hall2020CV 4 folds, hall2020_cnn trained whole, {args.patients * 2} "
+        f"synthetic {args.size} px PNGs, {args.epochs} epochs, 2-member snapshot ensembles"
+    )
     tmp = tempfile.mkdtemp(prefix="cxrkit-b5-")
-    ds = load_dataset("synthetic", root=tmp, n_patients=args.patients, images_per_patient=2,
-                      size=args.size)
-    p = Hall2020CV(architecture="hall2020_cnn", input_size=args.size, n_splits=4,
-                   n_snapshots=2, interval=1, max_epochs=args.epochs,
-                   if_threshold_not_reached="last", n_bootstraps=100, probes=False)
+    ds = load_dataset(
+        "synthetic", root=tmp, n_patients=args.patients, images_per_patient=2, size=args.size
+    )
+    p = Hall2020CV(
+        architecture="hall2020_cnn",
+        input_size=args.size,
+        n_splits=4,
+        n_snapshots=2,
+        interval=1,
+        max_epochs=args.epochs,
+        if_threshold_not_reached="last",
+        n_bootstraps=100,
+        probes=False,
+    )
 
     default_threads = torch.get_num_threads()
     p.run(ds.subset(np.arange(16)), progress=False)  # warm-up: lazy imports and allocations
@@ -69,12 +80,19 @@ def main() -> None:
     t_serial_1 = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    cluster = LocalCluster(n_workers=args.workers, processes=True, threads_per_worker=1,
-                           host="127.0.0.1", dashboard_address=None, silence_logs=40)
+    cluster = LocalCluster(
+        n_workers=args.workers,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=40,
+    )
     client = Client(cluster)
 
     def warm_up() -> None:  # the same imports and warning filter as this process
         import cxrkit.evaluation.protocols  # noqa: F401
+
         warnings.filterwarnings("ignore", message="Snapshot threshold not met")
 
     client.run(warm_up)
@@ -91,12 +109,18 @@ def main() -> None:
     same = np.array_equal(serial.y_score, on_dask.y_score)
     print(f"serial, {default_threads} torch thread(s): {t_serial_default:7.1f} s")
     print(f"serial, 1 torch thread:   {t_serial_1:7.1f} s")
-    print(f"Dask, {args.workers} workers x 1 thread: {t_dask:7.1f} s  "
-          f"(+ {t_start:.1f} s cluster start-up and imports)")
-    print(f"ratio serial({default_threads} threads) / Dask: {t_serial_default / t_dask:.2f}x; "
-          f"serial(1 thread) / Dask: {t_serial_1 / t_dask:.2f}x")
-    print(f"out-of-fold scores identical to the 1-thread serial run: {same}; "
-          f"AUC {serial.metrics['auc']['value']:.4f} vs {on_dask.metrics['auc']['value']:.4f}")
+    print(
+        f"Dask, {args.workers} workers x 1 thread: {t_dask:7.1f} s  "
+        f"(+ {t_start:.1f} s cluster start-up and imports)"
+    )
+    print(
+        f"ratio serial({default_threads} threads) / Dask: {t_serial_default / t_dask:.2f}x; "
+        f"serial(1 thread) / Dask: {t_serial_1 / t_dask:.2f}x"
+    )
+    print(
+        f"out-of-fold scores identical to the 1-thread serial run: {same}; "
+        f"AUC {serial.metrics['auc']['value']:.4f} vs {on_dask.metrics['auc']['value']:.4f}"
+    )
 
 
 if __name__ == "__main__":

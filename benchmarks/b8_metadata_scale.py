@@ -31,14 +31,21 @@ DEFAULT = HERE.parents[2] / "shared" / "data" / "public-metadata"
 #: name -> (loader, options, binary target for the guards)
 DATASETS = {
     "chexpert": ("chexpert", {"labels_file": "chexpert_train.csv.gz"}, "no_finding"),
-    "padchest": ("padchest", {"labels_file":
-                              "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"},
-                 "no_finding"),
+    "padchest": (
+        "padchest",
+        {"labels_file": "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"},
+        "no_finding",
+    ),
     "chestxray14": ("chestxray14", {}, "no_finding"),
     "vindr-cxr": ("vindr-cxr", {"labels_file": "vinbigdata-train.csv.gz"}, "no_finding"),
-    "rsna-pneumonia": ("rsna-pneumonia", {
-        "labels_file": "kaggle_stage_2_train_labels.csv.zip",
-        "headers_file": "kaggle_stage_2_train_images_dicom_headers.csv.gz"}, "pneumonia"),
+    "rsna-pneumonia": (
+        "rsna-pneumonia",
+        {
+            "labels_file": "kaggle_stage_2_train_labels.csv.zip",
+            "headers_file": "kaggle_stage_2_train_images_dicom_headers.csv.gz",
+        },
+        "pneumonia",
+    ),
 }
 
 
@@ -78,11 +85,19 @@ def _one(name: str, data: Path) -> dict[str, object]:
     t0 = time.perf_counter()
     gone = missing_files(ds.X, progress=False)
     t_exists = time.perf_counter() - t0
-    return {"dataset": name, "rows": len(ds), "patients": ds.n_patients,
-            "findings": len(ds.findings), "import_s": round(t_import, 2), "load_s": round(t_load, 2),
-            "guards_s": round(t_guards, 2), "peak_rss_mb": round(rss),
-            "exists_s": round(t_exists, 2), "missing": int(gone.sum()),
-            "guards": {r.name: r.status for r in res}}
+    return {
+        "dataset": name,
+        "rows": len(ds),
+        "patients": ds.n_patients,
+        "findings": len(ds.findings),
+        "import_s": round(t_import, 2),
+        "load_s": round(t_load, 2),
+        "guards_s": round(t_guards, 2),
+        "peak_rss_mb": round(rss),
+        "exists_s": round(t_exists, 2),
+        "missing": int(gone.sum()),
+        "guards": {r.name: r.status for r in res},
+    }
 
 
 def main() -> None:
@@ -98,18 +113,26 @@ def main() -> None:
 
     header("B8 metadata loaders and guards at real scale (no images)")
     print(f"load average: {os.getloadavg()[0]:.1f} (1 min)")
-    print(f"{'dataset':<15}{'rows':>9}{'patients':>10}{'find.':>6}{'import s':>9}{'load s':>8}{'guards s':>9}"
-          f"{'peak MB':>9}{'exists s':>9}{'missing':>9}  guards")
+    print(
+        f"{'dataset':<15}{'rows':>9}{'patients':>10}{'find.':>6}{'import s':>9}{'load s':>8}{'guards s':>9}"
+        f"{'peak MB':>9}{'exists s':>9}{'missing':>9}  guards"
+    )
     ok = True
     for name in DATASETS:
-        out = subprocess.run([sys.executable, __file__, "--data", str(args.data), "--one", name],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--data", str(args.data), "--one", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         ok &= r["load_s"] < 5 and r["guards_s"] < 30 and r["peak_rss_mb"] < 2048
         status = ", ".join(f"{k.split(':')[-1]}={v}" for k, v in r["guards"].items())
-        print(f"{r['dataset']:<15}{r['rows']:>9,}{r['patients']:>10,}{r['findings']:>6}"
-              f"{r['import_s']:>9.2f}{r['load_s']:>8.2f}{r['guards_s']:>9.2f}{r['peak_rss_mb']:>9,}"
-              f"{r['exists_s']:>9.2f}{r['missing']:>9,}  {status}")
+        print(
+            f"{r['dataset']:<15}{r['rows']:>9,}{r['patients']:>10,}{r['findings']:>6}"
+            f"{r['import_s']:>9.2f}{r['load_s']:>8.2f}{r['guards_s']:>9.2f}{r['peak_rss_mb']:>9,}"
+            f"{r['exists_s']:>9.2f}{r['missing']:>9,}  {status}"
+        )
     print("targets (load < 5 s, guards < 30 s, < 2 GB):", "met" if ok else "NOT met")
 
 

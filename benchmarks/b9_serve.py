@@ -63,9 +63,23 @@ def _start_server(model_dir: Path, device: str, args: argparse.Namespace) -> tup
     port = _free_port()
     src = Path(__file__).resolve().parents[1] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = [sys.executable, "-m", "cxrkit", "serve", str(model_dir), "--port", str(port),
-           "--device", device, "--log-level", "warning", "--max-batch", str(args.max_batch),
-           "--max-wait-ms", str(args.max_wait_ms)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cxrkit",
+        "serve",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--device",
+        device,
+        "--log-level",
+        "warning",
+        "--max-batch",
+        str(args.max_batch),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     for _ in range(1200):
@@ -88,8 +102,9 @@ def _post(client: Any, url: str, name: str, data: bytes) -> float:
     return elapsed
 
 
-def _load_phase(url: str, files: list[tuple[str, bytes]], clients: int, duration: float,
-                pid: int) -> dict[str, Any]:
+def _load_phase(
+    url: str, files: list[tuple[str, bytes]], clients: int, duration: float, pid: int
+) -> dict[str, Any]:
     import httpx
     import psutil
 
@@ -134,14 +149,23 @@ def _load_phase(url: str, files: list[tuple[str, bytes]], clients: int, duration
     half = t0 + duration / 2
     first = max((r for t, r in rss if t < half), default=0)
     second = max((r for t, r in rss if t >= half), default=0)
-    return {"n": n_done, "seconds": duration, "latencies": latencies, "errors": errors,
-            "rss_first": first, "rss_second": second}
+    return {
+        "n": n_done,
+        "seconds": duration,
+        "latencies": latencies,
+        "errors": errors,
+        "rss_first": first,
+        "rss_second": second,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="512 px, 16 files, 4 clients for 15 s (a smoke run, not the targets)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="512 px, 16 files, 4 clients for 15 s (a smoke run, not the targets)",
+    )
     ap.add_argument("--size", type=int, default=1024, help="PNG side in pixels")
     ap.add_argument("--files", type=int, default=32, help="distinct PNG files")
     ap.add_argument("--clients", type=int, default=16)
@@ -154,14 +178,18 @@ def main() -> None:
     if args.quick:
         args.size, args.files, args.clients, args.duration, args.single = 512, 16, 4, 15.0, 6
 
-    header(f"B9 serve: ResNet-50 (random init), {args.files} PNGs of {args.size} px, "
-           f"{args.clients} clients x {args.duration:.0f} s on loopback, device {args.device}")
+    header(
+        f"B9 serve: ResNet-50 (random init), {args.files} PNGs of {args.size} px, "
+        f"{args.clients} clients x {args.duration:.0f} s on loopback, device {args.device}"
+    )
     with tempfile.TemporaryDirectory(prefix="cxrkit-b9-") as tmp:
         root = Path(tmp)
         paths = write_pngs(root / "png", args.files, size=args.size)
         files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
-        print(f"files: {len(files)} PNGs, mean {statistics.mean(len(d) for _, d in files) / 1e6:.2f}"
-              " MB each")
+        print(
+            f"files: {len(files)} PNGs, mean {statistics.mean(len(d) for _, d in files) / 1e6:.2f}"
+            " MB each"
+        )
         module = create_architecture("resnet50", pretrained=None)
         clf = CXRClassifier.from_module(module, ["negative", "positive"], device=args.device)
         model_dir = save_model(clf, root / "resnet50")
@@ -174,10 +202,12 @@ def main() -> None:
 
         def on_worker(x: np.ndarray) -> float:
             """Seconds of ``offline.predict_proba(x)`` on the worker thread."""
+
             def call() -> float:
                 t0 = time.perf_counter()
                 offline.predict_proba(x)
                 return time.perf_counter() - t0
+
             return worker.submit(call).result()
 
         def batched_rate() -> float:
@@ -192,15 +222,19 @@ def main() -> None:
                 _post(c, url, *files[0])
                 single, one = [], []
                 for i in range(args.single):  # interleaved, so load drift hits both alike
-                    single.append(on_worker(arr[i % len(arr): i % len(arr) + 1]))
+                    single.append(on_worker(arr[i % len(arr) : i % len(arr) + 1]))
                     one.append(_post(c, url, *files[i % len(files)]))
             single_med = statistics.median(single)
             one_p50 = _pct(one, 50)
-            print(f"offline single predict_proba([path]): median {single_med * 1e3:.0f} ms "
-                  f"over {len(single)} files")
-            print(f"one client: p50 {one_p50 * 1e3:.0f} ms, p99 {_pct(one, 99) * 1e3:.0f} ms "
-                  f"over {len(one)} requests (interleaved with the offline calls) = "
-                  f"{one_p50 / single_med:.2f} x offline single (target <= 1.5)")
+            print(
+                f"offline single predict_proba([path]): median {single_med * 1e3:.0f} ms "
+                f"over {len(single)} files"
+            )
+            print(
+                f"one client: p50 {one_p50 * 1e3:.0f} ms, p99 {_pct(one, 99) * 1e3:.0f} ms "
+                f"over {len(one)} requests (interleaved with the offline calls) = "
+                f"{one_p50 / single_med:.2f} x offline single (target <= 1.5)"
+            )
             before = batched_rate()
             res = _load_phase(url, files, args.clients, args.duration, proc.pid)
             health = httpx.get(url + "/healthz").json()["batching"]
@@ -209,29 +243,41 @@ def main() -> None:
             proc.wait(30)
         after = batched_rate()
         rate_offline = (before + after) / 2
-        print(f"offline batched predict_proba(paths): {rate_offline:.2f} images/s (mean of "
-              f"{before:.2f} just before and {after:.2f} just after the load phase, server idle)")
+        print(
+            f"offline batched predict_proba(paths): {rate_offline:.2f} images/s (mean of "
+            f"{before:.2f} just before and {after:.2f} just after the load phase, server idle)"
+        )
         lat = res["latencies"]
         rate = res["n"] / res["seconds"]
         p50, p99 = _pct(lat, 50), _pct(lat, 99)
-        print(f"{args.clients} clients x {res['seconds']:.0f} s: {res['n']} requests, "
-              f"{rate:.2f} images/s = {rate / rate_offline:.2f} x offline batched (target >= 0.8); "
-              f"p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms, p99/p50 {p99 / p50:.2f} "
-              f"(target <= 2); Little's law: {args.clients} / {rate:.2f} = "
-              f"{args.clients / rate * 1e3:.0f} ms mean latency, measured "
-              f"{statistics.mean(lat) * 1e3:.0f} ms")
-        print(f"errors: {len(res['errors'])}" + (f" (first: {res['errors'][0]})"
-                                                 if res["errors"] else ""))
+        print(
+            f"{args.clients} clients x {res['seconds']:.0f} s: {res['n']} requests, "
+            f"{rate:.2f} images/s = {rate / rate_offline:.2f} x offline batched (target >= 0.8); "
+            f"p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms, p99/p50 {p99 / p50:.2f} "
+            f"(target <= 2); Little's law: {args.clients} / {rate:.2f} = "
+            f"{args.clients / rate * 1e3:.0f} ms mean latency, measured "
+            f"{statistics.mean(lat) * 1e3:.0f} ms"
+        )
+        print(
+            f"errors: {len(res['errors'])}"
+            + (f" (first: {res['errors'][0]})" if res["errors"] else "")
+        )
         grow = res["rss_second"] / max(res["rss_first"], 1)
-        print(f"server peak RSS: first half {res['rss_first'] / 2**20:.0f} MiB, second half "
-              f"{res['rss_second'] / 2**20:.0f} MiB ({grow:.2f} x; flat means <= 1.1)")
+        print(
+            f"server peak RSS: first half {res['rss_first'] / 2**20:.0f} MiB, second half "
+            f"{res['rss_second'] / 2**20:.0f} MiB ({grow:.2f} x; flat means <= 1.1)"
+        )
         print(f"server batching: {health}")
-        checks = {"one-client p50 <= 1.5 x single": one_p50 <= 1.5 * single_med,
-                  "throughput >= 0.8 x batched": rate >= 0.8 * rate_offline,
-                  "p99 <= 2 x p50": p99 <= 2 * p50, "0 errors": not res["errors"],
-                  "RSS flat": grow <= 1.1}
-        print("targets: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}"
-                                      for k, v in checks.items()))
+        checks = {
+            "one-client p50 <= 1.5 x single": one_p50 <= 1.5 * single_med,
+            "throughput >= 0.8 x batched": rate >= 0.8 * rate_offline,
+            "p99 <= 2 x p50": p99 <= 2 * p50,
+            "0 errors": not res["errors"],
+            "RSS flat": grow <= 1.1,
+        }
+        print(
+            "targets: " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in checks.items())
+        )
 
 
 if __name__ == "__main__":

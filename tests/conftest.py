@@ -26,8 +26,10 @@ def shared_data() -> Path:
     """``../shared/data`` (from CXRKIT_SHARED_DATA); skips when absent."""
     path = _shared_dir(SHARED_ENV, "data")
     if path is None or not (path / "cxr-dev" / "metadata.csv").is_file():
-        pytest.skip(f"real data not available: set {SHARED_ENV} to the shared/data folder "
-                    "(holding cxr-dev/) to run this test")
+        pytest.skip(
+            f"real data not available: set {SHARED_ENV} to the shared/data folder "
+            "(holding cxr-dev/) to run this test"
+        )
     return path
 
 
@@ -46,7 +48,7 @@ def make_separable(n: int = 40, size: int = 32, seed: int = 0) -> tuple[np.ndarr
     X = rng.integers(0, 120, (n, size, size), dtype=np.uint8)
     y = np.array(["neg", "pos"] * (n // 2))
     q = size // 4
-    X[y == "pos", q:3 * q, q:3 * q] = 230
+    X[y == "pos", q : 3 * q, q : 3 * q] = 230
     return X, y
 
 

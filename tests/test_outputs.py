@@ -11,11 +11,35 @@ from cxrkit.cli import main
 from cxrkit.errors import OutputPathError
 from cxrkit.estimators import _snapshot
 
-RUN = ["run", "hall2020-cv", "--data", "synthetic:", "--data-option", "n_patients=8",
-       "--data-option", "size=32", "--arch", "tiny_cnn", "--set", "n_splits=2",
-       "--set", "n_snapshots=2", "--set", "interval=1", "--set", "max_epochs=3",
-       "--set", "input_size=16", "--set", "n_bootstraps=20", "--set", "probe_epochs=1",
-       "--set", "if_threshold_not_reached=last", "--quiet"]
+RUN = [
+    "run",
+    "hall2020-cv",
+    "--data",
+    "synthetic:",
+    "--data-option",
+    "n_patients=8",
+    "--data-option",
+    "size=32",
+    "--arch",
+    "tiny_cnn",
+    "--set",
+    "n_splits=2",
+    "--set",
+    "n_snapshots=2",
+    "--set",
+    "interval=1",
+    "--set",
+    "max_epochs=3",
+    "--set",
+    "input_size=16",
+    "--set",
+    "n_bootstraps=20",
+    "--set",
+    "probe_epochs=1",
+    "--set",
+    "if_threshold_not_reached=last",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -28,8 +52,11 @@ def a_file(tmp_path):
 def test_check_output_folder(tmp_path, a_file):
     assert check_output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
     assert not (tmp_path / "new").exists()  # nothing is created
-    with pytest.raises(OutputPathError, match=r"--out '.*file.txt/rep' cannot be written: "
-                                              r"'.*file.txt' is a file, not a folder"):
+    with pytest.raises(
+        OutputPathError,
+        match=r"--out '.*file.txt/rep' cannot be written: "
+        r"'.*file.txt' is a file, not a folder",
+    ):
         check_output_folder(a_file / "rep", "--out")
     with pytest.raises(OutputPathError, match=r"cannot be written: '/proc/self' is not writable"):
         check_output_folder("/proc/self/rep")
@@ -46,8 +73,9 @@ def test_check_model_destination_refuses_a_foreign_folder(tmp_path):
 
 
 @pytest.mark.parametrize("flag", ["--out", "--save"])
-def test_cli_run_refuses_unwritable_outputs_before_training(tmp_path, a_file, capsys, flag,
-                                                            monkeypatch):
+def test_cli_run_refuses_unwritable_outputs_before_training(
+    tmp_path, a_file, capsys, flag, monkeypatch
+):
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
@@ -60,8 +88,9 @@ def test_cli_run_refuses_unwritable_outputs_before_training(tmp_path, a_file, ca
 
 
 def test_cli_predict_refuses_unwritable_gradcam_before_loading(tmp_path, a_file, capsys):
-    code = main(["predict", str(tmp_path / "no-model"), "img.png", "--gradcam",
-                 str(a_file / "cams")])
+    code = main(
+        ["predict", str(tmp_path / "no-model"), "img.png", "--gradcam", str(a_file / "cams")]
+    )
     assert code == 2
     assert "--gradcam" in capsys.readouterr().err  # not the missing model: checked first
 

@@ -38,8 +38,13 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["release_free_memory", "retain_freed_memory", "freed_memory_retained",
-           "glibc_malloc_available", "TRIM_EVERY"]
+__all__ = [
+    "release_free_memory",
+    "retain_freed_memory",
+    "freed_memory_retained",
+    "glibc_malloc_available",
+    "TRIM_EVERY",
+]
 
 #: Batches between two calls of :func:`release_free_memory` in prediction loops.
 TRIM_EVERY = 8

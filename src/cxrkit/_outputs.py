@@ -49,8 +49,9 @@ def check_output_folder(path: str | os.PathLike[str], what: str = "output folder
     base = _nearest_existing(target)
     if not base.is_dir():
         kind = "does not exist" if not base.exists() else "is a file, not a folder"
-        raise OutputPathError(f"{what} '{target}' cannot be written: '{base}' {kind}. "
-                              "Choose another folder.")
+        raise OutputPathError(
+            f"{what} '{target}' cannot be written: '{base}' {kind}. Choose another folder."
+        )
     try:
         with tempfile.TemporaryFile(dir=base):
             pass
@@ -70,8 +71,11 @@ def check_model_destination(path: str | os.PathLike[str], what: str = "model fol
     target = Path(path)
     if target.is_dir():
         entries = list(target.iterdir())
-        if entries and not is_model_folder(target) and not all(
-                e.is_dir() and is_model_folder(e) for e in entries):
+        if (
+            entries
+            and not is_model_folder(target)
+            and not all(e.is_dir() and is_model_folder(e) for e in entries)
+        ):
             raise OutputPathError(
                 f"{what} '{target}' exists and is not a cxrkit model folder; saving would "
                 "replace its contents. Choose another folder or remove it."

@@ -45,13 +45,23 @@ def _load(spec: str, options: dict[str, Any] | None = None) -> Any:
 
     name, _, root = spec.partition(":")
     if name not in list_datasets():
-        guess = ("csv" if spec.lower().endswith(".csv") else
-                 "image-folder" if Path(spec).is_dir() else None)
+        guess = (
+            "csv"
+            if spec.lower().endswith(".csv")
+            else "image-folder"
+            if Path(spec).is_dir()
+            else None
+        )
         raise ConfigurationError(
             f"Unknown dataset {name!r} in {spec!r}: dataset options take the form NAME:ROOT "
             f"with NAME one of {', '.join(list_datasets())}"
-            + (f"; for this path: {guess}:{spec}" if guess else
-               ", e.g. csv:../shared/data/cxr-dev/metadata.csv") + ".")
+            + (
+                f"; for this path: {guess}:{spec}"
+                if guess
+                else ", e.g. csv:../shared/data/cxr-dev/metadata.csv"
+            )
+            + "."
+        )
     return load_dataset(name, root=root or None, **(options or {}))
 
 
@@ -99,35 +109,45 @@ def _print_result(result: Any, files: dict[str, Any], seconds: float) -> None:
         ens = result.metrics
         print("Snapshot ensemble vs its last-epoch network (same folds, same run):")
         for m in ("auc", "sensitivity", "specificity", "accuracy"):
-            print(f"  {m:12s} ensemble {ens[m]['value']:.3f} [{ens[m]['ci_low']:.3f}, "
-                  f"{ens[m]['ci_high']:.3f}]   last epoch {last[m]['value']:.3f} "
-                  f"[{last[m]['ci_low']:.3f}, {last[m]['ci_high']:.3f}]")
+            print(
+                f"  {m:12s} ensemble {ens[m]['value']:.3f} [{ens[m]['ci_low']:.3f}, "
+                f"{ens[m]['ci_high']:.3f}]   last epoch {last[m]['value']:.3f} "
+                f"[{last[m]['ci_low']:.3f}, {last[m]['ci_high']:.3f}]"
+            )
     for v in result.validity:
         if v.get("status") != "PASS":
             print(f"Validity {v['status']}: {v['name']}: {v['summary']}")
     print(f"Report: {files['html']}  ({seconds:.0f} s)")
 
 
-def _run_protocol(name: str, options: dict[str, Any], datasets: dict[str, Any],
-                  out: Path, quiet: bool) -> Any:
+def _run_protocol(
+    name: str, options: dict[str, Any], datasets: dict[str, Any], out: Path, quiet: bool
+) -> Any:
     """Create protocol ``name`` with ``options``, run it on ``datasets`` (keys:
-    ``data``, ``test``, ``controls``), write and print its report."""
+    ``data``, ``test``, ``controls``), write and print its report.
+    """
     import warnings
 
     from .evaluation import write_report
     from .evaluation.protocols import create_protocol
 
     protocol: Any = create_protocol(name, **options)
-    _echo(quiet, f"Protocol {name}: " + ", ".join(
-        f"{k}={v}" for k, v in options.items() if k != "estimator_params")
-        + (f", estimator {options['estimator_params']}" if options.get("estimator_params")
-           else ""))
+    _echo(
+        quiet,
+        f"Protocol {name}: "
+        + ", ".join(f"{k}={v}" for k, v in options.items() if k != "estimator_params")
+        + (f", estimator {options['estimator_params']}" if options.get("estimator_params") else ""),
+    )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # cxrkit's own warnings reach the user through result.warnings, in plain words.
         warnings.filterwarnings("ignore", category=UserWarning)
-        result = protocol.run(datasets["data"], test=datasets.get("test"),
-                              controls=datasets.get("controls"), progress=not quiet)
+        result = protocol.run(
+            datasets["data"],
+            test=datasets.get("test"),
+            controls=datasets.get("controls"),
+            progress=not quiet,
+        )
     seconds = time.perf_counter() - t0
     result.extra["wall_seconds"] = seconds
     files = write_report(result, out)
@@ -180,7 +200,8 @@ def protocol_run_options(args: argparse.Namespace) -> dict[str, Any]:
                 + (f" (did you mean {near[0]!r}?)" if near else "")
                 + f". Options: {', '.join(sorted(opts))}; CXRClassifier parameters such as lr= "
                 "or module__pretrained_strict= are also accepted. See `cxrkit run "
-                f"{args.protocol} --help`.") from None
+                f"{args.protocol} --help`."
+            ) from None
         estimator[k] = v
 
     for pair in args.set or ():
@@ -190,13 +211,14 @@ def protocol_run_options(args: argparse.Namespace) -> dict[str, Any]:
         put(k, v.strip(), "--set")
     if args.arch:
         put("architectures" if "architectures" in opts else "architecture", args.arch, "--arch")
-    for flag, key, value in (("--device", "device", args.device), ("--seed", "random_state",
-                             None if args.seed is None else str(args.seed)),
-                             ("--labels", "labels", args.labels),
-                             ("--test-labels", "test_labels", args.test_labels),
-                             ("--weights", "weights", args.weights),
-                             ("--n-jobs", "n_jobs",
-                              None if args.n_jobs is None else str(args.n_jobs))):
+    for flag, key, value in (
+        ("--device", "device", args.device),
+        ("--seed", "random_state", None if args.seed is None else str(args.seed)),
+        ("--labels", "labels", args.labels),
+        ("--test-labels", "test_labels", args.test_labels),
+        ("--weights", "weights", args.weights),
+        ("--n-jobs", "n_jobs", None if args.n_jobs is None else str(args.n_jobs)),
+    ):
         if value is not None:
             if key not in opts:
                 raise ConfigurationError(f"{flag} does not apply to protocol {args.protocol!r}.")
@@ -225,8 +247,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.test_data:
         datasets["test"] = _load(args.test_data, _options(args.test_option, "--test-option"))
     if args.controls:
-        datasets["controls"] = _load(args.controls, _options(args.controls_option,
-                                                             "--controls-option"))
+        datasets["controls"] = _load(
+            args.controls, _options(args.controls_option, "--controls-option")
+        )
     from .parallel import parallel_backend
 
     with parallel_backend(n_jobs=args.n_jobs, scheduler=args.scheduler):
@@ -255,9 +278,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ._outputs import check_output_folder
-    from .estimators import load_model
-
     from .ensembles import load_voting_ensemble
+    from .estimators import load_model
 
     if args.gradcam:
         check_output_folder(args.gradcam, "--gradcam")
@@ -318,24 +340,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "--out")
     t0 = time.perf_counter()
     n_patients = 24 if args.quick else 32
-    _echo(args.quiet, f"Generating synthetic chest X-rays ({n_patients} patients, 2 images each)...")
-    ds = load_dataset("synthetic", n_patients=n_patients, images_per_patient=2, size=128,
-                      random_state=args.seed)
+    _echo(
+        args.quiet, f"Generating synthetic chest X-rays ({n_patients} patients, 2 images each)..."
+    )
+    ds = load_dataset(
+        "synthetic", n_patients=n_patients, images_per_patient=2, size=128, random_state=args.seed
+    )
     _echo(args.quiet, ds.format_summary())
     out = Path(args.out)
-    common = dict(n_splits=3, n_snapshots=3, interval=2, n_bootstraps=500,
-                  if_threshold_not_reached="last", random_state=args.seed,
-                  device=args.device or "auto", n_jobs=args.n_jobs)
+    common = dict(
+        n_splits=3,
+        n_snapshots=3,
+        interval=2,
+        n_bootstraps=500,
+        if_threshold_not_reached="last",
+        random_state=args.seed,
+        device=args.device or "auto",
+        n_jobs=args.n_jobs,
+    )
     runs: list[tuple[str, Path, dict[str, Any]]] = [
-        ("hall2020_cnn", out, dict(architecture="hall2020_cnn", max_epochs=8 if args.quick else 16)),
-        ("resnet18 (frozen, random init)", out / "resnet18-frozen",
-         dict(architecture="resnet18", input_size=64, max_epochs=10 if args.quick else 20,
-              estimator_params={"lr": 3e-4, "lr_schedule": None, "optimizer": "adam"})),
+        (
+            "hall2020_cnn",
+            out,
+            dict(architecture="hall2020_cnn", max_epochs=8 if args.quick else 16),
+        ),
+        (
+            "resnet18 (frozen, random init)",
+            out / "resnet18-frozen",
+            dict(
+                architecture="resnet18",
+                input_size=64,
+                max_epochs=10 if args.quick else 20,
+                estimator_params={"lr": 3e-4, "lr_schedule": None, "optimizer": "adam"},
+            ),
+        ),
     ]
     from .parallel import parallel_backend
 
-    with warnings.catch_warnings(), parallel_backend(n_jobs=args.n_jobs,
-                                                     scheduler=args.scheduler):
+    with warnings.catch_warnings(), parallel_backend(n_jobs=args.n_jobs, scheduler=args.scheduler):
         warnings.filterwarnings("ignore", message="Snapshot threshold not met")
         for title, folder, opts in runs:
             _echo(args.quiet, f"\n=== hall2020-cv with {title} ===")
@@ -345,12 +387,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_parallel_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-jobs", type=int, default=None, metavar="N",
-                   help="folds trained at the same time (-1: one per core; with --scheduler: "
-                        "the most in flight on the cluster)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="train the folds on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
-                        "(pip install 'cxrkit[dask]'; see docs/scaling.md)")
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="folds trained at the same time (-1: one per core; with --scheduler: "
+        "the most in flight on the cluster)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="train the folds on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 "
+        "(pip install 'cxrkit[dask]'; see docs/scaling.md)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -372,8 +422,9 @@ def _run_epilog() -> str:
     lines = ["protocols, their datasets and their --set options (default in brackets):"]
     for name in list_protocols():
         cls = get_protocol_class(name)
-        slots = ", ".join(SLOT_FLAGS[s.name] + ("" if s.required else " (optional)")
-                          for s in cls.inputs)
+        slots = ", ".join(
+            SLOT_FLAGS[s.name] + ("" if s.required else " (optional)") for s in cls.inputs
+        )
         lines.append(f"\n  {name}: {slots}")
         for o in options_of(cls):
             default = ",".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
@@ -385,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = _Parser(
-        prog="cxrkit", description="Chest X-ray classification protocols, reports and checks.")
+        prog="cxrkit", description="Chest X-ray classification protocols, reports and checks."
+    )
     parser.add_argument("--version", action="version", version=f"cxrkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -398,46 +450,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("run", help="run a registered protocol and write its report",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "run",
+        help="run a registered protocol and write its report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.lazy_epilog = _run_epilog  # type: ignore[attr-defined]
     p.add_argument("protocol", help="a name from `cxrkit list protocols`")
-    p.add_argument("--data", required=True, metavar="NAME:ROOT",
-                   help="dataset name and location, e.g. csv:../shared/data/cxr-dev/metadata.csv")
-    p.add_argument("--data-option", action="append", metavar="KEY=VALUE",
-                   help="loader option for --data (repeatable), e.g. target=airspace_opacity")
-    p.add_argument("--test-data", metavar="NAME:ROOT",
-                   help="a separate test set, for protocols that take one (see below)")
-    p.add_argument("--test-option", action="append", metavar="KEY=VALUE",
-                   help="loader option for --test-data (repeatable)")
-    p.add_argument("--controls", metavar="NAME:ROOT",
-                   help="control images, for protocols that take them (opacity2020)")
-    p.add_argument("--controls-option", action="append", metavar="KEY=VALUE",
-                   help="loader option for --controls (repeatable), e.g. target=no_finding")
-    p.add_argument("--arch", help="architecture name (see `cxrkit list architectures`); a "
-                                  "comma-separated list for ensembles")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="NAME:ROOT",
+        help="dataset name and location, e.g. csv:../shared/data/cxr-dev/metadata.csv",
+    )
+    p.add_argument(
+        "--data-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="loader option for --data (repeatable), e.g. target=airspace_opacity",
+    )
+    p.add_argument(
+        "--test-data",
+        metavar="NAME:ROOT",
+        help="a separate test set, for protocols that take one (see below)",
+    )
+    p.add_argument(
+        "--test-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="loader option for --test-data (repeatable)",
+    )
+    p.add_argument(
+        "--controls",
+        metavar="NAME:ROOT",
+        help="control images, for protocols that take them (opacity2020)",
+    )
+    p.add_argument(
+        "--controls-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="loader option for --controls (repeatable), e.g. target=no_finding",
+    )
+    p.add_argument(
+        "--arch",
+        help="architecture name (see `cxrkit list architectures`); a "
+        "comma-separated list for ensembles",
+    )
     p.add_argument("--labels", help="the two labels to compare, e.g. covid,pneumonia")
-    p.add_argument("--test-labels", help="the test set's two labels where they differ from "
-                                         "--labels, e.g. covid,normal (hall2020-unseen)")
+    p.add_argument(
+        "--test-labels",
+        help="the test set's two labels where they differ from "
+        "--labels, e.g. covid,normal (hall2020-unseen)",
+    )
     p.add_argument("--weights", help="weights folder (hall2020-published)")
-    p.add_argument("--pretrained", metavar="PATH",
-                   help="initial weights: 'imagenet' or a weights file; for ensembles per "
-                        "architecture as ARCH=PATH[,ARCH=PATH]")
-    p.add_argument("--pretrained-partial", action="store_true",
-                   help="the weights file holds only part of the network (e.g. a backbone "
-                        "without its head): load the matching tensors, initialise the rest")
-    p.add_argument("--interpolation", choices=["nearest", "bilinear", "bicubic"],
-                   help="resize interpolation of the input images")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="protocol option (repeatable; listed below), or a CXRClassifier "
-                        "parameter such as lr=1e-4")
-    p.add_argument("--out", default="cxrkit-report",
-                   help="report folder (default: %(default)s)")
+    p.add_argument(
+        "--pretrained",
+        metavar="PATH",
+        help="initial weights: 'imagenet' or a weights file; for ensembles per "
+        "architecture as ARCH=PATH[,ARCH=PATH]",
+    )
+    p.add_argument(
+        "--pretrained-partial",
+        action="store_true",
+        help="the weights file holds only part of the network (e.g. a backbone "
+        "without its head): load the matching tensors, initialise the rest",
+    )
+    p.add_argument(
+        "--interpolation",
+        choices=["nearest", "bilinear", "bicubic"],
+        help="resize interpolation of the input images",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="protocol option (repeatable; listed below), or a CXRClassifier "
+        "parameter such as lr=1e-4",
+    )
+    p.add_argument("--out", default="cxrkit-report", help="report folder (default: %(default)s)")
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
-    p.add_argument("--save", metavar="MODEL",
-                   help="save the trained model (safetensors + JSON); cross-validation "
-                        "protocols first refit it on all the data")
+    p.add_argument(
+        "--save",
+        metavar="MODEL",
+        help="save the trained model (safetensors + JSON); cross-validation "
+        "protocols first refit it on all the data",
+    )
     _add_parallel_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars or banners")
     p.set_defaults(func=cmd_run)
@@ -454,8 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_embed_parser(sub)
 
     p = sub.add_parser("list", help="list registered plugins' names")
-    p.add_argument("kind", choices=["architectures", "datasets", "transforms", "protocols",
-                                    "plugins"])
+    p.add_argument(
+        "kind", choices=["architectures", "datasets", "transforms", "protocols", "plugins"]
+    )
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("check", help="data-only validity guards (no training)")

@@ -14,17 +14,30 @@ from sklearn.ensemble import VotingClassifier
 
 from .estimators import CXRClassifier, SnapshotEnsembleClassifier
 
-__all__ = ["hall2020_ensemble", "fit_with_groups", "save_voting_ensemble", "load_voting_ensemble",
-           "HALL2020_ARCHITECTURES"]
+__all__ = [
+    "hall2020_ensemble",
+    "fit_with_groups",
+    "save_voting_ensemble",
+    "load_voting_ensemble",
+    "HALL2020_ARCHITECTURES",
+]
 
 HALL2020_ARCHITECTURES = ("resnet50", "vgg16", "hall2020_cnn")
 
 
-def hall2020_ensemble(architectures: tuple[str, ...] = HALL2020_ARCHITECTURES, *,
-                      pretrained: str | Mapping[str, str | None] | None = "imagenet", n_snapshots: int = 7,
-                      interval: int = 10, monitor: str = "valid_acc", threshold: float = 0.8,
-                      validation: float | int | None = 18, max_epochs: int = 150,
-                      n_jobs: int | None = None, **estimator_params: Any) -> VotingClassifier:
+def hall2020_ensemble(
+    architectures: tuple[str, ...] = HALL2020_ARCHITECTURES,
+    *,
+    pretrained: str | Mapping[str, str | None] | None = "imagenet",
+    n_snapshots: int = 7,
+    interval: int = 10,
+    monitor: str = "valid_acc",
+    threshold: float = 0.8,
+    validation: float | int | None = 18,
+    max_epochs: int = 150,
+    n_jobs: int | None = None,
+    **estimator_params: Any,
+) -> VotingClassifier:
     """The 21-model ensemble of Hall et al. (2020) as a scikit-learn ``VotingClassifier``.
 
     One :class:`SnapshotEnsembleClassifier` per architecture (ResNet50, VGG16 and
@@ -62,9 +75,21 @@ def hall2020_ensemble(architectures: tuple[str, ...] = HALL2020_ARCHITECTURES, *
         if arch != "hall2020_cnn" and weights is not None:
             params.setdefault("pretrained", weights)
         base = CXRClassifier.from_recipe("hall2020", architecture=arch, **params)
-        estimators.append((arch, SnapshotEnsembleClassifier(
-            base, n_snapshots=n_snapshots, interval=interval, policy="threshold",
-            monitor=monitor, threshold=threshold, validation=validation, max_epochs=max_epochs)))
+        estimators.append(
+            (
+                arch,
+                SnapshotEnsembleClassifier(
+                    base,
+                    n_snapshots=n_snapshots,
+                    interval=interval,
+                    policy="threshold",
+                    monitor=monitor,
+                    threshold=threshold,
+                    validation=validation,
+                    max_epochs=max_epochs,
+                ),
+            )
+        )
     return VotingClassifier(estimators, voting="soft", n_jobs=n_jobs)
 
 
@@ -128,9 +153,19 @@ def save_voting_ensemble(ensemble: VotingClassifier, directory: str | os.PathLik
             save_model(member, out / name)
         finally:
             member.classes_, inner.classes_ = saved
-    (out / "voting.json").write_text(json.dumps({
-        "kind": "VotingClassifier", "format": 1, "voting": ensemble.voting,
-        "weights": ensemble.weights, "classes": classes.tolist(), "members": names}, indent=2))
+    (out / "voting.json").write_text(
+        json.dumps(
+            {
+                "kind": "VotingClassifier",
+                "format": 1,
+                "voting": ensemble.voting,
+                "weights": ensemble.weights,
+                "classes": classes.tolist(),
+                "members": names,
+            },
+            indent=2,
+        )
+    )
     return out
 
 
@@ -147,15 +182,18 @@ def load_voting_ensemble(directory: str | os.PathLike[str]) -> VotingClassifier:
         meta = json.loads((d / "voting.json").read_text())
         names, classes = list(meta["members"]), list(meta["classes"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigurationError(f"'{d / 'voting.json'}' is not a cxrkit voting-ensemble file "
-                                 f"({type(exc).__name__}: {exc}).") from None
+        raise ConfigurationError(
+            f"'{d / 'voting.json'}' is not a cxrkit voting-ensemble file "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
     members = [(name, load_model(d / name)) for name in names]
     for name, member in members:
         if [str(c) for c in member.classes_] != [str(c) for c in classes]:
-            raise ConfigurationError(f"Member '{d / name}' predicts {list(member.classes_)}, "
-                                     f"but voting.json names {classes}.")
-    vote = VotingClassifier(members, voting=meta.get("voting", "soft"),
-                            weights=meta.get("weights"))
+            raise ConfigurationError(
+                f"Member '{d / name}' predicts {list(member.classes_)}, "
+                f"but voting.json names {classes}."
+            )
+    vote = VotingClassifier(members, voting=meta.get("voting", "soft"), weights=meta.get("weights"))
     vote.estimators_ = [m for _, m in members]
     vote.named_estimators_ = Bunch(**dict(members))
     vote.le_ = LabelEncoder().fit(classes)

@@ -70,8 +70,9 @@ def _check_n_jobs(n_jobs: Any) -> None:
 
 
 @contextlib.contextmanager
-def parallel_backend(n_jobs: int | None = None, scheduler: str | Any | None = None, *,
-                     timeout: float = 30.0) -> Iterator[Any]:
+def parallel_backend(
+    n_jobs: int | None = None, scheduler: str | Any | None = None, *, timeout: float = 30.0
+) -> Iterator[Any]:
     """Make every :class:`joblib.Parallel` inside the block use ``n_jobs`` or a Dask cluster.
 
     Parameters
@@ -112,8 +113,7 @@ def parallel_backend(n_jobs: int | None = None, scheduler: str | Any | None = No
     own = isinstance(scheduler, str)
     client = _dask_client(scheduler, timeout) if own else scheduler
     try:
-        with joblib.parallel_config(backend="dask", n_jobs=n_jobs if n_jobs else -1,
-                                    client=client):
+        with joblib.parallel_config(backend="dask", n_jobs=n_jobs if n_jobs else -1, client=client):
             yield client
     finally:
         if own and not isinstance(client, str):

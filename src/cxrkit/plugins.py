@@ -160,9 +160,11 @@ def list_plugins() -> list[dict[str, Any]]:
         if plugin is None:
             continue
         dist = dists.get(id(plugin))
-        out.append({
-            "name": name,
-            "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
-            "distribution": f"{dist.project_name} {dist.version}" if dist else "builtin",
-        })
+        out.append(
+            {
+                "name": name,
+                "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+                "distribution": f"{dist.project_name} {dist.version}" if dist else "builtin",
+            }
+        )
     return out

@@ -60,8 +60,9 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     # -- filling -----------------------------------------------------------
-    def add(self, name: str, factory: Callable[..., Any], *, plugin: str = "<unknown>",
-            **meta: Any) -> None:
+    def add(
+        self, name: str, factory: Callable[..., Any], *, plugin: str = "<unknown>", **meta: Any
+    ) -> None:
         """Register ``factory`` under ``name`` (lower-cased)."""
         if not isinstance(name, str) or not name:
             raise DuplicateNameError(
@@ -105,7 +106,7 @@ class Registry:
         for pattern, entry in self._entries.items():
             if "*" in pattern and fnmatch.fnmatchcase(key, pattern):
                 head, _, tail = pattern.partition("*")
-                matched = str(name)[len(head):len(str(name)) - len(tail)]
+                matched = str(name)[len(head) : len(str(name)) - len(tail)]
                 meta = dict(entry.meta)
                 if callable(meta.get("preprocessing")):
                     meta["preprocessing"] = partial(meta["preprocessing"], matched)

@@ -29,15 +29,21 @@ def test_hall2020_cnn_matches_published_spec():
     net = create_architecture("hall2020_cnn")
     shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     assert shapes == {
-        "backbone.conv1.weight": (64, 3, 5, 5), "backbone.conv1.bias": (64,),
-        "backbone.conv2.weight": (64, 64, 2, 2), "backbone.conv2.bias": (64,),
-        "backbone.conv4.weight": (64, 67, 2, 2), "backbone.conv4.bias": (64,),
-        "head.fc.weight": (1, 576), "head.fc.bias": (1,),
+        "backbone.conv1.weight": (64, 3, 5, 5),
+        "backbone.conv1.bias": (64,),
+        "backbone.conv2.weight": (64, 64, 2, 2),
+        "backbone.conv2.bias": (64,),
+        "backbone.conv4.weight": (64, 67, 2, 2),
+        "backbone.conv4.bias": (64,),
+        "head.fc.weight": (1, 576),
+        "head.fc.bias": (1,),
     }
     # 4,864 + 16,448 + 17,216 + 577 parameters, as in the authors' Keras model
     assert sum(p.numel() for p in net.parameters()) == 39105
     seen = {}
-    net.backbone.conv4.register_forward_hook(lambda m, i, o: seen.update(concat=i[0].shape, c4=o.shape))
+    net.backbone.conv4.register_forward_hook(
+        lambda m, i, o: seen.update(concat=i[0].shape, c4=o.shape)
+    )
     net.eval()
     with torch.no_grad():  # the plain layers (training runs conv4 -> pool in one sparse step)
         out = net(torch.rand(2, 3, 100, 100))
@@ -46,7 +52,11 @@ def test_hall2020_cnn_matches_published_spec():
     assert net.features(torch.rand(2, 3, 100, 100)).shape == (2, 576)
     prep = get_preprocessing("hall2020_cnn")
     assert (prep.input_size, prep.interpolation, prep.mean, prep.std) == (
-        100, "nearest", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+        100,
+        "nearest",
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+    )
 
 
 def test_hall2020_flatten_is_channels_last():
@@ -90,8 +100,11 @@ def test_freeze_modes():
     net = create_architecture("resnet18", freeze="all_but_last")
     trainable = [n for n, p in net.named_parameters() if p.requires_grad]
     assert trainable == ["head.3.weight", "head.3.bias"]
-    with pytest.raises(ValueError, match=r"The 'freeze' parameter must be one of \('none', "
-                                         r"'backbone', 'all_but_last'\)\. Got 'some' instead\."):
+    with pytest.raises(
+        ValueError,
+        match=r"The 'freeze' parameter must be one of \('none', "
+        r"'backbone', 'all_but_last'\)\. Got 'some' instead\.",
+    ):
         create_architecture("tiny_cnn", freeze="some")
 
 
@@ -150,8 +163,11 @@ def test_imagenet_weights_missing_offline_gives_clear_error(tmp_path, monkeypatc
         raise OSError("network disabled in this test")
 
     monkeypatch.setattr(socket, "create_connection", no_network)
-    with pytest.raises(WeightsError, match=r"are not in the torch hub cache and could not be "
-                                           r"downloaded .*Place the file at '.*resnet18-"):
+    with pytest.raises(
+        WeightsError,
+        match=r"are not in the torch hub cache and could not be "
+        r"downloaded .*Place the file at '.*resnet18-",
+    ):
         create_architecture("resnet18", pretrained="imagenet")
 
 
@@ -159,17 +175,23 @@ def test_weights_file_strict_and_backbone_only(tmp_path):
     src = create_architecture("tiny_cnn")
     torch.save(src.state_dict(), tmp_path / "full.pth")
     net = create_architecture("tiny_cnn", pretrained=str(tmp_path / "full.pth"))
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
-                                                 src.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(net.state_dict().values(), src.state_dict().values())
+    )
     backbone_only = {k: v for k, v in src.state_dict().items() if k.startswith("backbone.")}
     torch.save(backbone_only, tmp_path / "bb.pth")
-    with pytest.raises(WeightsError, match=r"does not match the network exactly\. Missing keys: "
-                                           r"head\.0\.weight, .*pretrained_strict=False"):
+    with pytest.raises(
+        WeightsError,
+        match=r"does not match the network exactly\. Missing keys: "
+        r"head\.0\.weight, .*pretrained_strict=False",
+    ):
         create_architecture("tiny_cnn", pretrained=str(tmp_path / "bb.pth"))
-    net = create_architecture("tiny_cnn", pretrained=str(tmp_path / "bb.pth"),
-                              pretrained_strict=False)
+    net = create_architecture(
+        "tiny_cnn", pretrained=str(tmp_path / "bb.pth"), pretrained_strict=False
+    )
     assert torch.equal(net.backbone[0].weight, src.backbone[0].weight)
     from safetensors.torch import save_file
+
     save_file(src.state_dict(), str(tmp_path / "w.safetensors"))
     net = create_architecture("tiny_cnn", pretrained=str(tmp_path / "w.safetensors"))
     assert torch.equal(net.head[0].weight, src.head[0].weight)
@@ -182,7 +204,9 @@ def test_weights_file_never_unpickles_code(tmp_path):
 
     with open(tmp_path / "evil.pth", "wb") as f:
         pickle.dump({"x": Evil()}, f)
-    with pytest.raises(WeightsError, match=r"could not be read as a state dict .*weights_only=True"):
+    with pytest.raises(
+        WeightsError, match=r"could not be read as a state dict .*weights_only=True"
+    ):
         create_architecture("tiny_cnn", pretrained=str(tmp_path / "evil.pth"))
     with pytest.raises(WeightsError, match=r"Weights file '.*missing\.pth' does not exist"):
         create_architecture("tiny_cnn", pretrained=str(tmp_path / "missing.pth"))
@@ -191,9 +215,12 @@ def test_weights_file_never_unpickles_code(tmp_path):
 def test_shape_mismatch_is_reported(tmp_path):
     state = create_architecture("tiny_cnn", width=4).state_dict()
     torch.save(state, tmp_path / "w.pth")
-    with pytest.raises(WeightsError, match=r"Shapes in weights file .* do not fit the network: "
-                                           r"backbone\.0\.weight: file \(4, 3, 3, 3\) vs network "
-                                           r"\(8, 3, 3, 3\)"):
+    with pytest.raises(
+        WeightsError,
+        match=r"Shapes in weights file .* do not fit the network: "
+        r"backbone\.0\.weight: file \(4, 3, 3, 3\) vs network "
+        r"\(8, 3, 3, 3\)",
+    ):
         create_architecture("tiny_cnn", pretrained=str(tmp_path / "w.pth"))
 
 
@@ -203,8 +230,9 @@ def test_shared_vgg16_backbone_loads(shared_weights):
         create_architecture("vgg16", pretrained=str(path))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        net = create_architecture("vgg16", pretrained=str(path), pretrained_strict=False,
-                                  freeze="backbone")
+        net = create_architecture(
+            "vgg16", pretrained=str(path), pretrained_strict=False, freeze="backbone"
+        )
     state = torch.load(path, weights_only=True)
     assert torch.equal(net.backbone[0].weight, state["features.0.weight"])
     assert isinstance(net, CXRNet) and net.num_features == 512
@@ -246,17 +274,20 @@ def test_hall2020_cheaper_order_is_exact_with_gradients(size, chunk_bytes, spars
         pytest.skip("retain_freed_memory needs glibc")
     calls = []  # the images in each conv1 call (5x5 kernel), either path
     conv2d = torch.nn.functional.conv2d
-    with mock.patch.object(_conv_pool.F, "conv2d",
-                           side_effect=lambda x, w, *a: (w.shape[-1] == 5 and calls.append(len(x)))
-                           or conv2d(x, w, *a)):
+    with mock.patch.object(
+        _conv_pool.F,
+        "conv2d",
+        side_effect=lambda x, w, *a: (
+            (w.shape[-1] == 5 and calls.append(len(x))) or conv2d(x, w, *a)
+        ),
+    ):
         for p in net.parameters():  # random biases too, so that every sign occurs
             torch.nn.init.normal_(p, std=0.1)
         x = torch.randn(4, 3, size, size)
         with retained:
             out = net.features(x)
     chunks = list(calls)
-    assert (out.grad_fn.next_functions is not None) and \
-        (_uses_sparse_backward(out) == sparse)
+    assert (out.grad_fn.next_functions is not None) and (_uses_sparse_backward(out) == sparse)
     grads = torch.autograd.grad(out.square().sum(), list(net.backbone.parameters()))
     ref = _literal_hall2020_features(net.backbone, x)
     ref_grads = torch.autograd.grad(ref.square().sum(), list(net.backbone.parameters()))
@@ -290,8 +321,13 @@ def test_hall2020_conv1_skips_the_rows_that_never_reach_the_output():
     net = create_architecture("hall2020_cnn").eval()
     seen = []
     conv2d = torch.nn.functional.conv2d
-    with mock.patch.object(_conv_pool.F, "conv2d", side_effect=lambda x, w, *a: (
-            w.shape[-1] == 5 and seen.append(tuple(x.shape[-2:]))) or conv2d(x, w, *a)):
+    with mock.patch.object(
+        _conv_pool.F,
+        "conv2d",
+        side_effect=lambda x, w, *a: (
+            (w.shape[-1] == 5 and seen.append(tuple(x.shape[-2:]))) or conv2d(x, w, *a)
+        ),
+    ):
         net.features(torch.rand(1, 3, 100, 100))  # training: the sparse path
         with torch.no_grad():
             net.features(torch.rand(1, 3, 100, 100))  # the plain path

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from cxrkit.architectures import _conv_pool, create_architecture, grayscale_first_conv
 from cxrkit.architectures._conv_pool import max_pooled_conv2d, sparse_backward_available
 
-needs_numba = pytest.mark.skipif(not sparse_backward_available(),
-                                 reason="the sparse backward needs numba")
+needs_numba = pytest.mark.skipif(
+    not sparse_backward_available(), reason="the sparse backward needs numba"
+)
 
 
 def _uses_sparse(out: torch.Tensor) -> bool:
@@ -19,22 +20,28 @@ def _uses_sparse(out: torch.Tensor) -> bool:
 
 def _reference(x, w, b, pool):
     out = F.max_pool2d(F.conv2d(x, w, b), pool)
-    return out, torch.autograd.grad(out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(),
-                                    [w] + ([b] if b is not None else []))
+    return out, torch.autograd.grad(
+        out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(),
+        [w] + ([b] if b is not None else []),
+    )
 
 
 @needs_numba
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("channels,kernel,pool,size,chunk,bias,input_grad", [
-    (1, 5, 3, 40, None, True, False),   # hall2020_cnn's conv1 after the grayscale fold
-    (3, 5, 3, 37, 2, True, False),      # three channels, a size the pooling floors, chunks
-    (2, 2, 3, 14, None, True, False),   # C*kh*kw = 8: the bias column starts a SIMD vector
-    (2, 3, 2, 17, 1, False, True),      # another kernel and pool, no bias, input gradient
-    (16, 2, 3, 13, None, True, True),   # hall2020_cnn's conv2 / conv4: many channels
-    (16, 2, 3, 13, None, True, False),
-])
-def test_forward_is_exact_and_gradients_match_autograd(channels, kernel, pool, size, chunk, bias,
-                                                       input_grad, threads):
+@pytest.mark.parametrize(
+    "channels,kernel,pool,size,chunk,bias,input_grad",
+    [
+        (1, 5, 3, 40, None, True, False),  # hall2020_cnn's conv1 after the grayscale fold
+        (3, 5, 3, 37, 2, True, False),  # three channels, a size the pooling floors, chunks
+        (2, 2, 3, 14, None, True, False),  # C*kh*kw = 8: the bias column starts a SIMD vector
+        (2, 3, 2, 17, 1, False, True),  # another kernel and pool, no bias, input gradient
+        (16, 2, 3, 13, None, True, True),  # hall2020_cnn's conv2 / conv4: many channels
+        (16, 2, 3, 13, None, True, False),
+    ],
+)
+def test_forward_is_exact_and_gradients_match_autograd(
+    channels, kernel, pool, size, chunk, bias, input_grad, threads
+):
     torch.manual_seed(0)
     x = torch.randn(5, channels, size, size, requires_grad=input_grad)
     w = torch.randn(8, channels, kernel, kernel, requires_grad=True)
@@ -70,8 +77,9 @@ def test_ties_send_the_gradient_where_max_pool_does():
     b = torch.randn(4, requires_grad=True)
     ref, ref_grads = _reference(x, w, b, 3)
     out = max_pooled_conv2d(x, w, b, 3)
-    grads = torch.autograd.grad(out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(),
-                                [w, b])
+    grads = torch.autograd.grad(
+        out.mul(torch.linspace(-1, 2, out.numel()).view_as(out)).sum(), [w, b]
+    )
     assert torch.equal(out, ref)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g, r, atol=1e-5 * float(r.abs().max()), rtol=1e-5)
@@ -121,8 +129,9 @@ def test_hall2020_training_step_matches_the_plain_backward():
         grads[sparse] = (out.detach(), {k: p.grad.clone() for k, p in net.named_parameters()})
     assert torch.equal(grads[True][0], grads[False][0])
     for k, r in grads[False][1].items():
-        torch.testing.assert_close(grads[True][1][k], r, atol=1e-5 * float(r.abs().max()),
-                                   rtol=1e-5, msg=k)
+        torch.testing.assert_close(
+            grads[True][1][k], r, atol=1e-5 * float(r.abs().max()), rtol=1e-5, msg=k
+        )
 
 
 @needs_numba

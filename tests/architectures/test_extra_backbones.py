@@ -21,8 +21,14 @@ timm = pytest.importorskip("timm")
 transformers = pytest.importorskip("transformers")
 
 TIMM_NAME = "test_resnet.r160_in1k"
-TINY_DINO = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "intermediate_size": 64, "image_size": 518, "patch_size": 14}
+TINY_DINO = {
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "image_size": 518,
+    "patch_size": 14,
+}
 
 
 def _png(path: Path, h: int, w: int, seed: int) -> str:
@@ -31,15 +37,18 @@ def _png(path: Path, h: int, w: int, seed: int) -> str:
     return str(path)
 
 
-def _received_inputs(clf: CXRClassifier, X: list[str], y: np.ndarray,
-                     monkeypatch: pytest.MonkeyPatch) -> torch.Tensor:
+def _received_inputs(
+    clf: CXRClassifier, X: list[str], y: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> torch.Tensor:
     """Fit ``clf`` and return the batch its backbone received first (through a hook)."""
     seen: list[torch.Tensor] = []
     real_build = CXRClassifier.build_module
 
     def build(self):  # type: ignore[no-untyped-def]
         net = real_build(self)
-        net.backbone.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+        net.backbone.register_forward_pre_hook(
+            lambda m, args: seen.append(args[0].detach().clone())
+        )
         return net
 
     monkeypatch.setattr(CXRClassifier, "build_module", build)
@@ -52,13 +61,20 @@ def _received_inputs(clf: CXRClassifier, X: list[str], y: np.ndarray,
 
 def test_listing_shows_every_family() -> None:
     names = list_architectures()
-    assert {f"xrv_densenet121_res224_{s}" for s in
-            ("all", "nih", "chex", "mimic_ch", "mimic_nb", "pc", "rsna")} <= set(names)
+    assert {
+        f"xrv_densenet121_res224_{s}"
+        for s in ("all", "nih", "chex", "mimic_ch", "mimic_nb", "pc", "rsna")
+    } <= set(names)
     assert {"xrv_resnet50_res512_all", "rad_dino", "timm:*"} <= set(names)
     prep = get_preprocessing(f"timm:{TIMM_NAME}")
     cfg = timm.models.get_pretrained_cfg(TIMM_NAME)
     assert (prep.input_size, prep.interpolation, prep.crop_pct, prep.mean, prep.std) == (
-        cfg.input_size[-1], cfg.interpolation, cfg.crop_pct, cfg.mean, cfg.std)
+        cfg.input_size[-1],
+        cfg.interpolation,
+        cfg.crop_pct,
+        cfg.mean,
+        cfg.std,
+    )
 
 
 def test_missing_library_is_listed_with_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,8 +115,9 @@ def _xrv_cache(home: Path, weights: str, obj: object) -> Path:
     return folder / os.path.basename(url)
 
 
-def test_xrv_densenet_loads_exactly_the_cached_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       no_network: None) -> None:  # noqa: F811
+def test_xrv_densenet_loads_exactly_the_cached_tensors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:  # noqa: F811
     torch.manual_seed(0)
     ref = xrv.models.DenseNet(weights=None)  # its files pickle the whole module
     _xrv_cache(tmp_path, "densenet121-res224-all", ref)
@@ -126,8 +143,12 @@ def test_xrv_resnet_loads_exactly_the_cached_tensors(tmp_path: Path, no_network:
     ref = torchvision.models.resnet50(num_classes=18, weights=None)
     ref.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     _xrv_cache(tmp_path, "resnet50-res512-all", ref.state_dict())
-    net = create_architecture("xrv_resnet50_res512_all", pretrained="xrv", head="pathologies",
-                              cache_dir=str(tmp_path / ".torchxrayvision" / "models_data"))
+    net = create_architecture(
+        "xrv_resnet50_res512_all",
+        pretrained="xrv",
+        head="pathologies",
+        cache_dir=str(tmp_path / ".torchxrayvision" / "models_data"),
+    )
     ours = net.state_dict()
     for k, v in ref.state_dict().items():
         mine = ours["head.classifier." + k[3:]] if k.startswith("fc.") else ours["backbone." + k]
@@ -135,14 +156,19 @@ def test_xrv_resnet_loads_exactly_the_cached_tensors(tmp_path: Path, no_network:
     assert net.preprocessing.input_size == 512
 
 
-def test_xrv_empty_cache_names_the_folder_and_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          no_network: None) -> None:  # noqa: F811
+def test_xrv_empty_cache_names_the_folder_and_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:  # noqa: F811
     monkeypatch.setenv("HOME", str(tmp_path))
     folder = tmp_path / ".torchxrayvision" / "models_data"
-    with pytest.raises(WeightsError, match=(
+    with pytest.raises(
+        WeightsError,
+        match=(
             r"torchxrayvision weights 'densenet121-res224-nih' are not in the cache "
             rf"'{folder}/?' and could not be downloaded .*xrv\.models\.get_weights"
-            r"\('densenet121-res224-nih'\)")):
+            r"\('densenet121-res224-nih'\)"
+        ),
+    ):
         create_architecture("xrv_densenet121_res224_nih", pretrained="xrv")
 
 
@@ -155,12 +181,14 @@ def test_xrv_refuses_files_that_pickle_other_code(tmp_path: Path) -> None:
         read_xrv_weights(path)
 
 
-def test_xrv_receives_its_own_preprocessing_and_trains(tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_xrv_receives_its_own_preprocessing_and_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     paths = [_png(tmp_path / f"{i}.png", 40 + 4 * i, 56 - 2 * i, i) for i in range(6)]
     y = np.array(["a", "b"] * 3)
-    clf = CXRClassifier("xrv_densenet121_res224_all", freeze="backbone", max_epochs=2,
-                        batch_size=6, random_state=0)
+    clf = CXRClassifier(
+        "xrv_densenet121_res224_all", freeze="backbone", max_epochs=2, batch_size=6, random_state=0
+    )
     got = _received_inputs(clf, paths, y, monkeypatch)
     crop, resize = xrv.datasets.XRayCenterCrop(), xrv.datasets.XRayResizer(224)
     for i, p in enumerate(paths):
@@ -172,8 +200,15 @@ def test_xrv_receives_its_own_preprocessing_and_trains(tmp_path: Path,
 
 def test_xrv_resnet_trains_through_the_classifier(tmp_path: Path) -> None:
     X = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
-    clf = CXRClassifier("xrv_resnet50_res512_all", freeze="all_but_last", input_size=64,
-                        max_epochs=2, batch_size=4, random_state=0, head="fc")
+    clf = CXRClassifier(
+        "xrv_resnet50_res512_all",
+        freeze="all_but_last",
+        input_size=64,
+        max_epochs=2,
+        batch_size=4,
+        random_state=0,
+        head="fc",
+    )
     clf.fit(X, np.array([0, 1, 0, 1]))
     assert clf.predict_proba(X).shape == (4, 2)
     assert clf.preprocessing_.channels == 1 and clf.preprocessing_.crop == "square"
@@ -193,28 +228,38 @@ def test_timm_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None)
     assert loaded and all(torch.equal(ours["backbone." + k], v) for k, v in loaded.items())
 
 
-def test_timm_empty_cache_names_the_folder_and_the_command(tmp_path: Path, no_network: None) -> None:  # noqa: F811
-    with pytest.raises(WeightsError, match=(
+def test_timm_empty_cache_names_the_folder_and_the_command(
+    tmp_path: Path, no_network: None
+) -> None:  # noqa: F811
+    with pytest.raises(
+        WeightsError,
+        match=(
             rf"timm weights for '{TIMM_NAME}' are not in the cache '{tmp_path}' and could not "
-            rf"be downloaded .*timm\.create_model\('{TIMM_NAME}', pretrained=True\)")):
+            rf"be downloaded .*timm\.create_model\('{TIMM_NAME}', pretrained=True\)"
+        ),
+    ):
         create_architecture(f"timm:{TIMM_NAME}", pretrained="default", cache_dir=str(tmp_path))
 
 
 def test_timm_unknown_model_suggests_names() -> None:
     from cxrkit.errors import UnknownNameError
 
-    with pytest.raises(UnknownNameError, match="timm has no model 'test_resnett'.*timm:test_resnet"):
+    with pytest.raises(
+        UnknownNameError, match="timm has no model 'test_resnett'.*timm:test_resnet"
+    ):
         create_architecture("timm:test_resnett")
 
 
-def test_timm_receives_its_own_preprocessing_and_trains(tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timm_receives_its_own_preprocessing_and_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # At the size timm resizes to (160 / crop_pct) its eval transform is exact in uint8.
     cfg = timm.models.get_pretrained_cfg(TIMM_NAME)
     side = int(cfg.input_size[-1] / cfg.crop_pct)
     paths = [_png(tmp_path / f"{i}.png", side, side, i) for i in range(4)]
-    clf = CXRClassifier(f"timm:{TIMM_NAME}", freeze="backbone", max_epochs=2, batch_size=4,
-                        random_state=0)
+    clf = CXRClassifier(
+        f"timm:{TIMM_NAME}", freeze="backbone", max_epochs=2, batch_size=4, random_state=0
+    )
     got = _received_inputs(clf, paths, np.array(["a", "b"] * 2), monkeypatch)
     model = timm.create_model(TIMM_NAME, pretrained=False)
     tf = timm.data.create_transform(**timm.data.resolve_data_config(model=model))
@@ -239,8 +284,9 @@ def _tiny_dino_cache(cache: Path) -> torch.nn.Module:
 
 def test_rad_dino_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None) -> None:  # noqa: F811
     ref = _tiny_dino_cache(tmp_path)
-    net = create_architecture("rad_dino", pretrained="default", cache_dir=str(tmp_path),
-                              pooling="cls_mean")
+    net = create_architecture(
+        "rad_dino", pretrained="default", cache_dir=str(tmp_path), pooling="cls_mean"
+    )
     ours = net.state_dict()
     assert all(torch.equal(ours["backbone.model." + k], v) for k, v in ref.state_dict().items())
     x = torch.rand(2, 3, 56, 56)
@@ -251,25 +297,46 @@ def test_rad_dino_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: N
     assert net.num_features == 64
 
 
-def test_rad_dino_empty_cache_names_the_folder_and_the_command(tmp_path: Path,
-                                                               no_network: None) -> None:  # noqa: F811
-    with pytest.raises(WeightsError, match=(
+def test_rad_dino_empty_cache_names_the_folder_and_the_command(
+    tmp_path: Path, no_network: None
+) -> None:  # noqa: F811
+    with pytest.raises(
+        WeightsError,
+        match=(
             rf"RAD-DINO weights \('microsoft/rad-dino'\) are not in the cache '{tmp_path}' .*"
-            r"hf download microsoft/rad-dino")):
+            r"hf download microsoft/rad-dino"
+        ),
+    ):
         create_architecture("rad_dino", pretrained="default", cache_dir=str(tmp_path))
 
 
-def test_rad_dino_receives_its_own_preprocessing_and_trains(tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rad_dino_receives_its_own_preprocessing_and_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     paths = [_png(tmp_path / f"{i}.png", 518, 518, i) for i in range(4)]
-    clf = CXRClassifier("rad_dino", freeze="backbone", max_epochs=2, batch_size=4,
-                        random_state=0, module__config=TINY_DINO)
+    clf = CXRClassifier(
+        "rad_dino",
+        freeze="backbone",
+        max_epochs=2,
+        batch_size=4,
+        random_state=0,
+        module__config=TINY_DINO,
+    )
     got = _received_inputs(clf, paths, np.array(["a", "b"] * 2), monkeypatch)
     # microsoft/rad-dino's preprocessor_config.json
     proc = transformers.BitImageProcessor(
-        do_resize=True, size={"shortest_edge": 518}, resample=3, do_center_crop=True,
-        crop_size={"height": 518, "width": 518}, do_rescale=True, rescale_factor=1 / 255,
-        do_normalize=True, image_mean=[0.5307] * 3, image_std=[0.2583] * 3, do_convert_rgb=True)
+        do_resize=True,
+        size={"shortest_edge": 518},
+        resample=3,
+        do_center_crop=True,
+        crop_size={"height": 518, "width": 518},
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.5307] * 3,
+        image_std=[0.2583] * 3,
+        do_convert_rgb=True,
+    )
     for i, p in enumerate(paths):
         ref = proc(Image.open(p).convert("RGB"), return_tensors="pt")["pixel_values"][0]
         torch.testing.assert_close(got[i], ref, rtol=0, atol=1e-6)
@@ -288,8 +355,14 @@ def test_frozen_backbones_use_the_feature_cache(tmp_path: Path) -> None:
 
     clear_feature_cache()
     X = np.random.default_rng(0).integers(0, 256, (4, 32, 32), dtype=np.uint8)
-    clf = CXRClassifier(f"timm:{TIMM_NAME}", freeze="backbone", max_epochs=2, batch_size=4,
-                        random_state=0, input_size=64).fit(X, [0, 1, 0, 1])
+    clf = CXRClassifier(
+        f"timm:{TIMM_NAME}",
+        freeze="backbone",
+        max_epochs=2,
+        batch_size=4,
+        random_state=0,
+        input_size=64,
+    ).fit(X, [0, 1, 0, 1])
     clf.predict_proba(X)
     stats = feature_cache_stats()
     assert stats["misses"] == 4 and stats["hits"] >= 4

@@ -57,8 +57,13 @@ def test_counts_per_label_view_and_reason(covid_root: Path) -> None:
 
 
 def test_options_change_mapping_and_views(covid_root: Path) -> None:
-    ds = load_dataset("covid-chestxray", root=covid_root, views=["PA"],
-                      findings={"SARS": None, "No Finding": None}, check_images=False)
+    ds = load_dataset(
+        "covid-chestxray",
+        root=covid_root,
+        views=["PA"],
+        findings={"SARS": None, "No Finding": None},
+        check_images=False,
+    )
     s = ds.summary()
     assert set(s["views"]) == {"PA"} and "normal" not in s["labels"]
     assert s["excluded"]["finding 'SARS' excluded by the label mapping"] > 0
@@ -70,12 +75,16 @@ def test_missing_image_raises_then_skips(covid_root: Path, tmp_path: Path) -> No
     victims = sorted((root / "images").iterdir())[:3]
     for v in victims:
         v.unlink()
-    with pytest.raises(ImageDecodeError, match=r"^\d of 531 images of dataset 'covid-chestxray' could not be read"):
+    with pytest.raises(
+        ImageDecodeError, match=r"^\d of 531 images of dataset 'covid-chestxray' could not be read"
+    ):
         load_dataset("covid-chestxray", root=root)
     ds = load_dataset("covid-chestxray", root=root, on_error="skip")
     assert ds.summary()["skipped_files"] == 531 - len(ds) > 0
 
 
 def test_missing_metadata(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"^'.*metadata\.csv' does not exist; the covid-chestxray loader"):
+    with pytest.raises(
+        DataError, match=r"^'.*metadata\.csv' does not exist; the covid-chestxray loader"
+    ):
         load_dataset("covid-chestxray", root=tmp_path)

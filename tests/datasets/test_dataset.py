@@ -25,23 +25,42 @@ def small_csv(tmp_path: Path, png) -> Path:
     rows = []
     for i in range(6):
         png(tmp_path / "img" / f"{i}.png", seed=i)
-        rows.append({"image": f"img/{i}.png", "label": "covid" if i % 2 else "pneumonia",
-                     "patient_id": f"p{i // 2}", "view": "PA", "source": "s1"})
+        rows.append(
+            {
+                "image": f"img/{i}.png",
+                "label": "covid" if i % 2 else "pneumonia",
+                "patient_id": f"p{i // 2}",
+                "view": "PA",
+                "source": "s1",
+            }
+        )
     return _csv(tmp_path, rows)
 
 
 def test_builtins_registered() -> None:
-    assert list_datasets() == ["chestxray14", "chexpert", "covid-chestxray", "csv", "image-folder",
-                               "mimic-cxr", "padchest", "rsna-pneumonia", "synthetic",
-                               "vindr-cxr"]
+    assert list_datasets() == [
+        "chestxray14",
+        "chexpert",
+        "covid-chestxray",
+        "csv",
+        "image-folder",
+        "mimic-cxr",
+        "padchest",
+        "rsna-pneumonia",
+        "synthetic",
+        "vindr-cxr",
+    ]
     assert list_datasets("c*") == ["chestxray14", "chexpert", "covid-chestxray", "csv"]
     with pytest.raises(UnknownNameError, match=r"^Unknown dataset 'cvs'\. Did you mean 'csv'"):
         load_dataset("cvs")
 
 
 def test_unknown_loader_option_is_named_with_the_accepted_ones(small_csv: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"does not take the option\(s\) \['path'\]\. "
-                       r"The data's location is passed as root=.*label_col"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"does not take the option\(s\) \['path'\]\. "
+        r"The data's location is passed as root=.*label_col",
+    ):
         load_dataset("csv", path=small_csv)
     with pytest.raises(ConfigurationError, match=r"\['n_patient'\]\. Did you mean 'n_patients'"):
         load_dataset("synthetic", n_patient=3)
@@ -52,7 +71,9 @@ def test_third_party_dataset_plugin() -> None:
     class Plugin:
         @hookimpl
         def cxrkit_register_datasets(self, register):  # type: ignore[no-untyped-def]
-            register("toy", lambda root=None, **kw: load_dataset("synthetic", n_patients=2, size=16))
+            register(
+                "toy", lambda root=None, **kw: load_dataset("synthetic", n_patients=2, size=16)
+            )
 
     name = register_plugin(Plugin(), name="toy-plugin")
     try:
@@ -68,8 +89,16 @@ def test_csv_loader(small_csv: Path) -> None:
     assert isinstance(ds, CXRDataset) and len(ds) == 6
     assert all(Path(x).is_absolute() and Path(x).is_file() for x in ds.X)
     assert list(ds.groups) == ["p0", "p0", "p1", "p1", "p2", "p2"]
-    assert list(ds.metadata.columns[:8]) == ["image", "label", "patient_id", "view", "source",
-                                             "sex", "age", "finding"]
+    assert list(ds.metadata.columns[:8]) == [
+        "image",
+        "label",
+        "patient_id",
+        "view",
+        "source",
+        "sex",
+        "age",
+        "finding",
+    ]
     assert ds.metadata["sex"].isna().all()
     s = ds.summary()
     assert s["labels"] == {"covid": 3, "pneumonia": 3}
@@ -85,15 +114,21 @@ def test_subset_and_select(small_csv: Path) -> None:
     sel = ds.select(["covid"])
     assert len(sel) == 3 and set(sel.y) == {"covid"}
     assert sel.summary()["excluded"] == {"label not selected": 3}
-    with pytest.raises(DataError, match=r"^Cannot select label\(s\) \['normal'\] from dataset 'csv': "
-                                        r"no image has them\. Labels present: \['covid', 'pneumonia'\]\.$"):
+    with pytest.raises(
+        DataError,
+        match=r"^Cannot select label\(s\) \['normal'\] from dataset 'csv': "
+        r"no image has them\. Labels present: \['covid', 'pneumonia'\]\.$",
+    ):
         ds.select(["covid", "normal"])
 
 
 def test_label_column_missing(tmp_path: Path) -> None:
     p = _csv(tmp_path, [{"image": "a.png", "diagnosis": "covid"}])
-    with pytest.raises(DataError, match=r"^CSV file '.*meta\.csv' has no label column 'label'\. "
-                                        r"Its columns are: image, diagnosis\. Pass label_col= the right column name\.$"):
+    with pytest.raises(
+        DataError,
+        match=r"^CSV file '.*meta\.csv' has no label column 'label'\. "
+        r"Its columns are: image, diagnosis\. Pass label_col= the right column name\.$",
+    ):
         load_dataset("csv", root=p)
 
 
@@ -102,8 +137,11 @@ def test_nan_and_blank_labels(tmp_path: Path, small_csv: Path) -> None:
     df.loc[[1, 4], "label"] = np.nan
     df.loc[2, "label"] = "  "
     df.to_csv(small_csv, index=False)
-    with pytest.raises(DataError, match=r"(?s)^3 of 6 images of dataset 'csv' have no label \(NaN or blank\):"
-                                        r"\n  .*1\.png\n.*Fill in the labels, or pass on_error='skip'"):
+    with pytest.raises(
+        DataError,
+        match=r"(?s)^3 of 6 images of dataset 'csv' have no label \(NaN or blank\):"
+        r"\n  .*1\.png\n.*Fill in the labels, or pass on_error='skip'",
+    ):
         load_dataset("csv", root=small_csv)
     ds = load_dataset("csv", root=small_csv, on_error="skip")
     assert len(ds) == 3 and ds.summary()["excluded"] == {"missing label": 3}
@@ -112,29 +150,37 @@ def test_nan_and_blank_labels(tmp_path: Path, small_csv: Path) -> None:
 def test_unknown_labels_filtered(small_csv: Path) -> None:
     ds = load_dataset("csv", root=small_csv, labels=["covid", "pneumonia", "normal"])
     assert len(ds) == 6
-    with pytest.raises(DataError, match=r"^Dataset 'csv' has only 1 class\(es\) left \(\['covid'\]\) "
-                                        r"after filtering; at least 2 are needed\."):
+    with pytest.raises(
+        DataError,
+        match=r"^Dataset 'csv' has only 1 class\(es\) left \(\['covid'\]\) "
+        r"after filtering; at least 2 are needed\.",
+    ):
         load_dataset("csv", root=small_csv, labels=["covid"])
     assert len(load_dataset("csv", root=small_csv, labels=["covid"], min_classes=1)) == 3
 
 
 def test_empty_after_filtering(small_csv: Path) -> None:
-    with pytest.raises(DataError, match=r"^Dataset 'csv' is empty after filtering \(6 rows excluded "
-                                        r"— label not selected: 6\)\. Check the root folder"):
+    with pytest.raises(
+        DataError,
+        match=r"^Dataset 'csv' is empty after filtering \(6 rows excluded "
+        r"— label not selected: 6\)\. Check the root folder",
+    ):
         load_dataset("csv", root=small_csv, labels=["normal"])
 
 
 def test_bad_files_raise_one_message_or_are_skipped(tmp_path: Path, small_csv: Path) -> None:
     img = tmp_path / "img"
-    (img / "0.png").write_bytes(b"")                       # zero bytes
-    (img / "1.png").write_text("hello, I am text\n")        # text named .png
-    (img / "3.png").unlink()                               # missing
+    (img / "0.png").write_bytes(b"")  # zero bytes
+    (img / "1.png").write_text("hello, I am text\n")  # text named .png
+    (img / "3.png").unlink()  # missing
     data = (img / "5.png").read_bytes()
-    (img / "5.png").write_bytes(data[: len(data) // 2])    # truncated
-    with pytest.raises(ImageDecodeError,
-                       match=r"(?s)^4 of 6 images of dataset 'csv' could not be read:\n  Image '.*0\.png' "
-                             r"is empty.*1\.png' is not an image.*3\.png' does not exist.*"
-                             r"5\.png' could not be decoded \(truncated file\).*pass on_error='skip'"):
+    (img / "5.png").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(
+        ImageDecodeError,
+        match=r"(?s)^4 of 6 images of dataset 'csv' could not be read:\n  Image '.*0\.png' "
+        r"is empty.*1\.png' is not an image.*3\.png' does not exist.*"
+        r"5\.png' could not be decoded \(truncated file\).*pass on_error='skip'",
+    ):
         load_dataset("csv", root=small_csv)
     ds = load_dataset("csv", root=small_csv, on_error="skip", min_classes=1)
     assert len(ds) == 2
@@ -150,8 +196,11 @@ def test_many_bad_files_first_ten_and_count(tmp_path: Path) -> None:
     for i in range(13):
         (tmp_path / f"{i:02d}.png").write_bytes(b"")
         rows.append({"image": f"{i:02d}.png", "label": "a" if i % 2 else "b", "patient_id": i})
-    with pytest.raises(ImageDecodeError, match=r"(?s)^13 of 13 images .*09\.png' is empty[^\n]*\n"
-                                               r"  \.\.\. and 3 more\n"):
+    with pytest.raises(
+        ImageDecodeError,
+        match=r"(?s)^13 of 13 images .*09\.png' is empty[^\n]*\n"
+        r"  \.\.\. and 3 more\n",
+    ):
         load_dataset("csv", root=_csv(tmp_path, rows))
 
 

@@ -20,10 +20,16 @@ from cxrkit.errors import ConfigurationError, DataError
 
 def _dataset(tmp_path: Path, png: object, n: int = 6) -> CXRDataset:
     paths = [png(tmp_path / f"img{i}.png", seed=i) for i in range(n)]  # type: ignore[operator]
-    table = pd.DataFrame({"image": [str(p) for p in paths], "label": ["a", "b"] * (n // 2),
-                          "patient_id": [f"p{i // 2}" for i in range(n)]})
-    labels = pd.DataFrame({"effusion": [1, 0, -1, np.nan, 1, 0],
-                           "edema": [0, 0, 1, 1, np.nan, -1]}, dtype=np.float32)
+    table = pd.DataFrame(
+        {
+            "image": [str(p) for p in paths],
+            "label": ["a", "b"] * (n // 2),
+            "patient_id": [f"p{i // 2}" for i in range(n)],
+        }
+    )
+    labels = pd.DataFrame(
+        {"effusion": [1, 0, -1, np.nan, 1, 0], "edema": [0, 0, 1, 1, np.nan, -1]}, dtype=np.float32
+    )
     return finalize_dataset("t", str(tmp_path), table, labels=labels, check="exists")
 
 
@@ -44,8 +50,11 @@ def test_label_matrix_policies_and_selection(tmp_path: Path, png: object) -> Non
     assert ds.summary()["findings"]["edema"]["uncertain"] == 1
     both = ds.relabel(["edema", "hernia"])
     assert both.findings == ["edema", "hernia"] and both.labels["hernia"].isna().all()
-    with pytest.raises(DataError, match=r"^relabel\(\) takes names of the common vocabulary; "
-                                        r"\['Effusion'\] are not"):
+    with pytest.raises(
+        DataError,
+        match=r"^relabel\(\) takes names of the common vocabulary; "
+        r"\['Effusion'\] are not",
+    ):
         ds.relabel(["Effusion"])
     with pytest.raises(DataError, match=r"^Dataset 't' has no finding\(s\) \['hernia'\]"):
         ds.label_matrix(["hernia"])
@@ -60,16 +69,22 @@ def test_single_label_dataset_has_no_matrix(tmp_path: Path, png: object) -> None
 
 
 def test_vocabulary_mapping_combines_sources() -> None:
-    native = pd.DataFrame({"rib fracture": [1, 0, 0, np.nan, np.nan],
-                           "clavicle fracture": [0, -1, 0, 0, np.nan]}, dtype=np.float32)
-    out = map_to_vocabulary(native, {"fracture": ["rib fracture", "clavicle fracture"],
-                                     "hernia": ["hiatal hernia"]})
+    native = pd.DataFrame(
+        {"rib fracture": [1, 0, 0, np.nan, np.nan], "clavicle fracture": [0, -1, 0, 0, np.nan]},
+        dtype=np.float32,
+    )
+    out = map_to_vocabulary(
+        native, {"fracture": ["rib fracture", "clavicle fracture"], "hernia": ["hiatal hernia"]}
+    )
     assert list(out.columns) == ["fracture"]
     got = out["fracture"].tolist()
     assert got[:4] == [1.0, -1.0, 0.0, 0.0] and np.isnan(got[4])
     assert apply_uncertain(np.array([-1.0, 1.0]), "zeros").tolist() == [0.0, 1.0]
-    with pytest.raises(ConfigurationError, match=r"^The 'uncertain' parameter must be one of "
-                                                 r"\['ignore', 'ones', 'zeros'\]\. Got 'maybe'"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^The 'uncertain' parameter must be one of "
+        r"\['ignore', 'ones', 'zeros'\]\. Got 'maybe'",
+    ):
         apply_uncertain(np.zeros(1), "maybe")
 
 
@@ -77,12 +92,18 @@ def test_finding_names_and_did_you_mean() -> None:
     avail = {"Pleural Effusion": "effusion", "Pneumonia": "pneumonia"}
     assert resolve_finding("pleural_effusion", avail, "d") == "effusion"
     assert resolve_finding("EFFUSION", avail, "d") == "effusion"
-    with pytest.raises(ConfigurationError, match=r"^Dataset 'd' has no finding 'pneumonai'\. "
-                                                 r"Did you mean 'pneumonia'\? Its findings: "
-                                                 r"effusion, pneumonia\.$"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^Dataset 'd' has no finding 'pneumonai'\. "
+        r"Did you mean 'pneumonia'\? Its findings: "
+        r"effusion, pneumonia\.$",
+    ):
         resolve_finding("pneumonai", avail, "d")
-    with pytest.raises(ConfigurationError, match=r"has no finding 'hernia' \(it is in the common "
-                                                 r"vocabulary, but this dataset does not label"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"has no finding 'hernia' \(it is in the common "
+        r"vocabulary, but this dataset does not label",
+    ):
         resolve_finding("hernia", avail, "d")
 
 
@@ -91,8 +112,9 @@ def test_unknown_label_codes_are_found() -> None:
     reasons = check_label_codes(df, ["A", "B"], "d")
     assert sorted(reasons.index) == [1, 2]
     assert "unknown label code in 'A': ['2.0']" in reasons[2]
-    assert reasons.attrs["message"].startswith("2 rows of dataset 'd' have label codes other "
-                                               "than [1.0, 0.0, -1.0] or blank")
+    assert reasons.attrs["message"].startswith(
+        "2 rows of dataset 'd' have label codes other than [1.0, 0.0, -1.0] or blank"
+    )
 
 
 def test_missing_files_counted_not_listed(tmp_path: Path, png: object) -> None:
@@ -106,8 +128,9 @@ def test_missing_files_counted_not_listed(tmp_path: Path, png: object) -> None:
     with pytest.raises(DataError, match=r"^2 of 5 images listed by dataset 't' have no file") as e:
         finalize_dataset("t", None, table, check="exists", min_classes=1)
     assert "x.png" in str(e.value) and "on_error='skip'" in str(e.value)
-    ds = finalize_dataset("t", None, table, check="exists", on_error="skip", min_classes=1,
-                          labels=labels)
+    ds = finalize_dataset(
+        "t", None, table, check="exists", on_error="skip", min_classes=1, labels=labels
+    )
     assert len(ds) == 3 and ds.summary()["excluded"] == {MISSING_FILE: 2}
     assert ds.labels["edema"].tolist() == [0.0, 1.0, 2.0]  # rows kept in step with labels
     with pytest.raises(ConfigurationError, match=r"^The 'check_images' parameter must be"):

@@ -47,11 +47,18 @@ def test_real_label_codes(padchest: CXRDataset, raw: pd.DataFrame) -> None:
     unlabelled = kept["Labels"].isna() | (kept["Labels"].str.strip() == "['']")
     counts = padchest.label_summary()
     assert (counts["missing"] == int(unlabelled.sum())).all()  # 103 blank + 777 [''], every column
-    assert counts.loc["no_finding", "positive"] == int(kept["Labels"].fillna("").str.contains(
-        r"'\s*normal\s*'").sum())
+    assert counts.loc["no_finding", "positive"] == int(
+        kept["Labels"].fillna("").str.contains(r"'\s*normal\s*'").sum()
+    )
     lists = parse_labels(kept["Labels"].tolist())
-    fracture = {"fracture", "rib fracture", "callus rib fracture", "clavicle fracture",
-                "humeral fracture", "vertebral fracture"}
+    fracture = {
+        "fracture",
+        "rib fracture",
+        "callus rib fracture",
+        "clavicle fracture",
+        "humeral fracture",
+        "vertebral fracture",
+    }
     assert counts.loc["fracture", "positive"] == sum(bool(x and fracture & set(x)) for x in lists)
     assert counts["uncertain"].sum() == 0
     assert set(padchest.findings) == set(PADCHEST_MAPPING)
@@ -60,11 +67,16 @@ def test_real_label_codes(padchest: CXRDataset, raw: pd.DataFrame) -> None:
 def test_native_labels_and_target(label_file: Path, tmp_path: Path) -> None:
     df = pd.read_csv(label_file, nrows=300, dtype={"ImageID": str})
     (tmp_path / PADCHEST_FILE).write_text(df.to_csv(index=False))
-    nat = load_dataset("padchest", root=tmp_path, check_images=False, vocabulary=False,
-                       target="COPD signs")
+    nat = load_dataset(
+        "padchest", root=tmp_path, check_images=False, vocabulary=False, target="COPD signs"
+    )
     assert "COPD signs" in nat.findings and nat.classes == ["COPD signs", "no_COPD signs"]
     assert parse_labels(["['normal']", "['']", np.nan, "['a', 'b c']"]) == [
-        ["normal"], None, None, ["a", "b c"]]
+        ["normal"],
+        None,
+        None,
+        ["a", "b c"],
+    ]
 
 
 def test_16_bit_pngs_in_release_folders(label_file: Path, tmp_path: Path) -> None:
@@ -74,10 +86,13 @@ def test_16_bit_pngs_in_release_folders(label_file: Path, tmp_path: Path) -> Non
     for d, name in zip(df["ImageDir"].iloc[1:], df["ImageID"].iloc[1:]):
         (tmp_path / str(d)).mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 65535, (24, 24)).astype(np.uint16)).save(
-            tmp_path / str(d) / name)
-    ds = load_dataset("padchest", root=tmp_path, on_error="skip", check_images="decode",
-                      views=["PA", "AP"])
+            tmp_path / str(d) / name
+        )
+    ds = load_dataset(
+        "padchest", root=tmp_path, on_error="skip", check_images="decode", views=["PA", "AP"]
+    )
     frontal = df["Projection"].iloc[1:].isin(["PA", "AP"])
     assert len(ds) == int(frontal.sum())
     assert ds.summary()["excluded"].get("view not selected", 0) == int((~frontal).sum()) + int(
-        df["Projection"].iloc[0] not in ("PA", "AP"))
+        df["Projection"].iloc[0] not in ("PA", "AP")
+    )

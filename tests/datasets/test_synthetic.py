@@ -37,8 +37,15 @@ def test_fast() -> None:
 
 
 def test_in_memory_dataset() -> None:
-    ds = load_dataset("synthetic", n_patients=10, images_per_patient=(1, 3), size=32,
-                      sources=["a", "b", "c"], views=["PA"], random_state=0)
+    ds = load_dataset(
+        "synthetic",
+        n_patients=10,
+        images_per_patient=(1, 3),
+        size=32,
+        sources=["a", "b", "c"],
+        views=["PA"],
+        random_state=0,
+    )
     assert ds.in_memory and ds.X.shape[1:] == (32, 32)
     assert set(ds.y) == {"covid", "pneumonia"}
     assert ds.n_patients == 10 and set(ds.metadata["view"]) == {"PA"}
@@ -64,9 +71,11 @@ def test_source_shortcut() -> None:
 
 
 def test_bad_parameters() -> None:
-    with pytest.raises(ConfigurationError,
-                       match=r"^The 'difficulty' parameter of the synthetic dataset must be a float "
-                             r"in \[0, 1\]\. Got 2 instead\.$"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^The 'difficulty' parameter of the synthetic dataset must be a float "
+        r"in \[0, 1\]\. Got 2 instead\.$",
+    ):
         make_synthetic_cxr(2, difficulty=2)
 
 
@@ -79,7 +88,9 @@ def test_tiny_cnn_learns_but_not_perfectly() -> None:
     te = load_dataset("synthetic", n_patients=100, images_per_patient=1, size=64, random_state=100)
     clf = CXRClassifier("tiny_cnn", input_size=64, max_epochs=5, random_state=0, device="cpu")
     clf.fit(tr.X, tr.y, groups=tr.groups)
-    auc = roc_auc_score(te.y == "covid", clf.predict_proba(te.X)[:, list(clf.classes_).index("covid")])
+    auc = roc_auc_score(
+        te.y == "covid", clf.predict_proba(te.X)[:, list(clf.classes_).index("covid")]
+    )
     assert 0.7 < auc < 0.99
 
 

@@ -16,8 +16,9 @@ from cxrkit.estimators import AcceleratedCXRClassifier, CXRClassifier
 
 from ._accelerate_train import PARAMS, make_data
 
-pytest.importorskip("accelerate", reason="accelerate is not installed "
-                                         "(pip install 'cxrkit[accelerate]')")
+pytest.importorskip(
+    "accelerate", reason="accelerate is not installed (pip install 'cxrkit[accelerate]')"
+)
 
 SCRIPT = Path(__file__).with_name("_accelerate_train.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -34,19 +35,39 @@ def test_params_clone_like_cxrclassifier():
     params = clf.get_params()
     assert params["accelerator"] is None and params["optimizer__momentum"] == 0.9
     assert set(params) == set(CXRClassifier("tiny_cnn").get_params()) | {
-        "accelerator", "optimizer__momentum"}
+        "accelerator",
+        "optimizer__momentum",
+    }
     assert clone(clf).get_params() == params
 
 
 def test_two_cpu_processes_match_single_process_training(tmp_path):
     out = tmp_path / "out.npz"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     # ``accelerate launch --multi_gpu`` starts the processes through torchrun; without a GPU the default
     # accelerator of AcceleratedCXRClassifier trains on the CPU with the gloo backend.
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), str(SCRIPT), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        str(SCRIPT),
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(out)

@@ -49,8 +49,14 @@ def _data(n: int = 24, size: int = 16):
 
 
 def _clf(**kw):
-    params = dict(input_size=16, freeze="backbone", augment="hflip", max_epochs=2,
-                  batch_size=8, random_state=0)
+    params = dict(
+        input_size=16,
+        freeze="backbone",
+        augment="hflip",
+        max_epochs=2,
+        batch_size=8,
+        random_state=0,
+    )
     params.update(kw)
     return CXRClassifier("tiny_cnn", **params)
 
@@ -69,8 +75,14 @@ def test_import_sets_no_environment_and_first_use_creates_a_private_folder():
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CXRKIT_")}
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, timeout=120, check=True).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout.split("\n")
     assert out[0] == "[]"  # importing cxrkit left the environment alone
     assert out[1] == "False"  # and created no folder under a predictable name
     assert out[2] == "0o700 True"  # first use: a folder only this user can enter
@@ -123,10 +135,16 @@ def test_unsafe_session_folder_is_refused_with_a_warning(kind, tmp_path, monkeyp
     with caplog.at_level(logging.WARNING, logger="cxrkit.feature_cache"):
         assert worker_cache_dir() is None
         assert session.resolve_cache_dir(None) is None
-    why = {"symlink": "it is a symbolic link", "foreign": "it is owned by uid",
-           "open": "other users can use it (mode 0777, expected 0700)"}[kind]
-    assert re.search(rf"does not share cached features through '{re.escape(str(target))}' "
-                     rf"\(named by {SESSION_ENV}\): {re.escape(why)}", caplog.text)
+    why = {
+        "symlink": "it is a symbolic link",
+        "foreign": "it is owned by uid",
+        "open": "other users can use it (mode 0777, expected 0700)",
+    }[kind]
+    assert re.search(
+        rf"does not share cached features through '{re.escape(str(target))}' "
+        rf"\(named by {SESSION_ENV}\): {re.escape(why)}",
+        caplog.text,
+    )
 
 
 def test_pickled_estimator_carries_the_session_to_a_worker(monkeypatch):
@@ -160,19 +178,22 @@ def test_invalid_disk_entries_are_misses_recomputed_and_counted(tmp_path, caplog
     assert stats["invalid"] == 5 and stats["misses"] == 5
     assert stats["disk_hits"] == 2 * len(X) - 5
     np.testing.assert_allclose(again, ref, atol=1e-6)
-    reported = re.findall(r"(\d+) cached feature file\(s\) were not valid and were "
-                          r"recomputed \(e\.g\. '.*\.npy': ", caplog.text)
+    reported = re.findall(
+        r"(\d+) cached feature file\(s\) were not valid and were "
+        r"recomputed \(e\.g\. '.*\.npy': ",
+        caplog.text,
+    )
     assert sum(map(int, reported)) == 5  # one warning per view
     for f in files[:5]:  # replaced by valid entries
         assert check_features(np.load(f), width) is None
 
 
 def test_get_many_rejects_a_wrong_shape_instead_of_failing(tmp_path):
-    DiskStore(tmp_path).write(DiskStore.entry_path(tmp_path, "ns", "a"),
-                              np.zeros(5, np.float32))
+    DiskStore(tmp_path).write(DiskStore.entry_path(tmp_path, "ns", "a"), np.zeros(5, np.float32))
     cache = FeatureCache()
-    got = cache.get_many("ns", ["a"], lambda pos: np.ones((1, 3), np.float32),
-                         cache_dir=tmp_path, width=3)
+    got = cache.get_many(
+        "ns", ["a"], lambda pos: np.ones((1, 3), np.float32), cache_dir=tmp_path, width=3
+    )
     np.testing.assert_array_equal(got, np.ones((1, 3)))
     assert cache.stats()["invalid"] == 1 and cache.stats()["misses"] == 1
 
@@ -192,15 +213,22 @@ def test_waiting_for_a_claim_names_host_pid_and_age(tmp_path, caplog):
     cache = FeatureCache(claim_timeout=1.0)
     cache.claim_report_after = 0.2
     with caplog.at_level(logging.INFO, logger="cxrkit.feature_cache"):
-        got = cache.get_many("ns", ["a"], lambda pos: np.ones((1, 3), np.float32),
-                             cache_dir=tmp_path)
+        got = cache.get_many(
+            "ns", ["a"], lambda pos: np.ones((1, 3), np.float32), cache_dir=tmp_path
+        )
     np.testing.assert_array_equal(got, np.ones((1, 3)))
-    assert re.search(r"Waited \d+ s for 1 cached feature\(s\) that another process is "
-                     r"computing in .* \(claimed by pid 12345 on host 'elsewhere', \d+ s ago\)\. "
-                     r"A claim older than 1 s is taken over", caplog.text)
-    assert re.search(r"Computing 1 cached feature\(s\) in .* whose claimer stopped: claimed by "
-                     r"pid 12345 on host 'elsewhere', \d+ s ago \(older than the claim timeout "
-                     r"of 1 s\)", caplog.text)
+    assert re.search(
+        r"Waited \d+ s for 1 cached feature\(s\) that another process is "
+        r"computing in .* \(claimed by pid 12345 on host 'elsewhere', \d+ s ago\)\. "
+        r"A claim older than 1 s is taken over",
+        caplog.text,
+    )
+    assert re.search(
+        r"Computing 1 cached feature\(s\) in .* whose claimer stopped: claimed by "
+        r"pid 12345 on host 'elsewhere', \d+ s ago \(older than the claim timeout "
+        r"of 1 s\)",
+        caplog.text,
+    )
 
 
 def test_claim_older_than_the_default_timeout_is_broken_at_once(tmp_path):
@@ -209,7 +237,8 @@ def test_claim_older_than_the_default_timeout_is_broken_at_once(tmp_path):
 
     def work():
         result["rows"] = FeatureCache().get_many(
-            "ns", ["a"], lambda pos: np.ones((1, 3), np.float32), cache_dir=tmp_path)
+            "ns", ["a"], lambda pos: np.ones((1, 3), np.float32), cache_dir=tmp_path
+        )
 
     t = threading.Thread(target=work, daemon=True)
     t.start()

@@ -23,8 +23,9 @@ def auc(y, proba):
 
 def test_hall2020_cnn_learns_separable_task():
     X, y = make_separable(40, 100)
-    clf = CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn", max_epochs=12,
-                                    random_state=0)
+    clf = CXRClassifier.from_recipe(
+        "hall2020", architecture="hall2020_cnn", max_epochs=12, random_state=0
+    )
     clf.fit(X, y)
     assert auc(y, clf.predict_proba(X)) > 0.95
     assert list(clf.classes_) == ["neg", "pos"]
@@ -36,8 +37,9 @@ def test_hall2020_cnn_learns_separable_task():
 
 def test_frozen_resnet50_learns_and_keeps_frozen_tensors_bit_identical():
     X, y = make_separable(40, 64)
-    clf = CXRClassifier("resnet50", freeze="backbone", input_size=64, max_epochs=8, lr=3e-4,
-                        random_state=0)
+    clf = CXRClassifier(
+        "resnet50", freeze="backbone", input_size=64, max_epochs=8, lr=3e-4, random_state=0
+    )
     torch.manual_seed(0)  # fit seeds the same way before building the network
     before = {k: v.clone() for k, v in clf.build_module().backbone.state_dict().items()}
     clf.fit(X, y)
@@ -56,8 +58,9 @@ def test_paths_and_arrays_give_same_probabilities(tmp_path):
         Image.fromarray(img).save(p)
         paths.append(str(p))
     clf = CXRClassifier("tiny_cnn", max_epochs=2, random_state=0).fit(X, y)
-    np.testing.assert_allclose(clf.predict_proba(np.array(paths, dtype=object)),
-                               clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(
+        clf.predict_proba(np.array(paths, dtype=object)), clf.predict_proba(X), atol=1e-6
+    )
 
 
 def test_same_random_state_same_probabilities():
@@ -92,14 +95,29 @@ def test_string_labels_and_proba_order():
 def test_recipes():
     hall = CXRClassifier.from_recipe("hall2020")
     assert (hall.architecture, hall.optimizer, hall.lr_schedule, hall.augment, hall.freeze) == (
-        "resnet50", "rmsprop", "cyclic", "hflip", "backbone")
+        "resnet50",
+        "rmsprop",
+        "cyclic",
+        "hflip",
+        "backbone",
+    )
     p = hall.get_params()
     assert (p["lr_schedule__base_lr"], p["lr_schedule__max_lr"], p["optimizer__alpha"]) == (
-        1e-4, 1e-3, 0.9)
+        1e-4,
+        1e-3,
+        0.9,
+    )
     assert CXRClassifier.from_recipe("hall2020", "hall2020_cnn").freeze == "none"
     op = CXRClassifier.from_recipe("opacity2020")
-    assert (op.architecture, op.optimizer, op.batch_size, op.max_epochs, op.lr, op.freeze,
-            op.head) == ("resnet101", "sgd", 10, 8, 1e-4, "all_but_last", "fc")
+    assert (
+        op.architecture,
+        op.optimizer,
+        op.batch_size,
+        op.max_epochs,
+        op.lr,
+        op.freeze,
+        op.head,
+    ) == ("resnet101", "sgd", 10, 8, 1e-4, "all_but_last", "fc")
     assert op.get_params()["optimizer__momentum"] == 0.9
     with pytest.raises(UnknownNameError, match="Unknown recipe 'hall'. Did you mean 'hall2020'"):
         CXRClassifier.from_recipe("hall")
@@ -115,16 +133,20 @@ def test_routed_params_reach_the_optimizer():
     assert clf.module_.num_features == 16  # width 4 -> 4, 8, 16 channels
     c2 = clone(clf)
     assert c2.get_params()["module__width"] == 4 and not hasattr(c2, "net_")
-    with pytest.raises(ConfigurationError, match=r"unexpected parameter\(s\) \['foo'\]\. Routed "
-                                                 "parameters must start with one of optimizer__"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"unexpected parameter\(s\) \['foo'\]\. Routed "
+        "parameters must start with one of optimizer__",
+    ):
         CXRClassifier("tiny_cnn", foo=1).fit(X, y)
 
 
 def test_grid_search_and_parallel_cross_validate():
     X, y = make_separable(32, 16)
     base = CXRClassifier("tiny_cnn", input_size=16, optimizer="sgd", max_epochs=2, random_state=0)
-    gs = GridSearchCV(base, {"lr": [1e-2, 1e-3], "optimizer__momentum": [0.0, 0.9]}, cv=2,
-                      scoring="roc_auc")
+    gs = GridSearchCV(
+        base, {"lr": [1e-2, 1e-3], "optimizer__momentum": [0.0, 0.9]}, cv=2, scoring="roc_auc"
+    )
     gs.fit(X, y)
     assert len(gs.cv_results_["params"]) == 4
     res = cross_validate(base, X, y, cv=StratifiedKFold(2), n_jobs=2, scoring="roc_auc")
@@ -138,17 +160,31 @@ def test_pickle_roundtrip():
     np.testing.assert_array_equal(clf.predict_proba(X), clf2.predict_proba(X))
 
 
-@pytest.mark.parametrize("kwargs,y,match", [
-    ({}, ["a", "b", "c", "a"], r"needs exactly two classes in y; got 3 class\(es\): "
-                               r"\['a', 'b', 'c'\]"),
-    ({}, ["a", "a", "a", "a"], r"got 1 class\(es\)"),
-    ({}, [0.0, 1.0, np.nan, 1.0], r"y contains 1 NaN label\(s\)"),
-    ({}, ["a", "b", "a"], "X has 4 images but y has 3 labels"),
-    ({"batch_size": 0}, ["a", "b"] * 2, r"The 'batch_size' parameter of CXRClassifier must be an "
-                                        r"int in the range \[1, inf\)\. Got 0 instead\."),
-    ({"augment": "rotate"}, ["a", "b"] * 2,
-     r"must be None, 'hflip', a registered transform name \(.*\) or a torchvision\.transforms\.v2 pipeline\. Got 'rotate'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,y,match",
+    [
+        (
+            {},
+            ["a", "b", "c", "a"],
+            r"needs exactly two classes in y; got 3 class\(es\): "
+            r"\['a', 'b', 'c'\]",
+        ),
+        ({}, ["a", "a", "a", "a"], r"got 1 class\(es\)"),
+        ({}, [0.0, 1.0, np.nan, 1.0], r"y contains 1 NaN label\(s\)"),
+        ({}, ["a", "b", "a"], "X has 4 images but y has 3 labels"),
+        (
+            {"batch_size": 0},
+            ["a", "b"] * 2,
+            r"The 'batch_size' parameter of CXRClassifier must be an "
+            r"int in the range \[1, inf\)\. Got 0 instead\.",
+        ),
+        (
+            {"augment": "rotate"},
+            ["a", "b"] * 2,
+            r"must be None, 'hflip', a registered transform name \(.*\) or a torchvision\.transforms\.v2 pipeline\. Got 'rotate'",
+        ),
+    ],
+)
 def test_bad_input_is_explained(kwargs, y, match):
     X = np.zeros((4, 8, 8), dtype=np.uint8)
     with pytest.raises((DataError, ConfigurationError), match=match):
@@ -161,9 +197,12 @@ def test_bad_x_is_explained(tmp_path):
         clf.fit(np.zeros((2, 8, 8, 3)), ["a", "b"])
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
-    with pytest.raises(ImageDecodeError, match=r"(?s)2 of 2 images could not be read:\n  Image '.*bad.png' "
-                                               r"is not an image: its content is a text file.*"
-                                               r"missing.png' does not exist"):
+    with pytest.raises(
+        ImageDecodeError,
+        match=r"(?s)2 of 2 images could not be read:\n  Image '.*bad.png' "
+        r"is not an image: its content is a text file.*"
+        r"missing.png' does not exist",
+    ):
         clf.fit([str(bad), str(tmp_path / "missing.png")], ["a", "b"])
     with pytest.raises(DataError, match=r"contains NaN or infinity in 1 image"):
         clf.fit(np.array([[0.0, np.nan], [0.0, 1.0]]), ["a", "b"])

@@ -12,10 +12,13 @@ from cxrkit.estimators._data import ImageTensorDataset
 
 
 @pytest.mark.parametrize("hflip", [False, True])
-@pytest.mark.parametrize("channels,mean,std", [
-    (3, IMAGENET_MEAN, IMAGENET_STD),
-    (1, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-])
+@pytest.mark.parametrize(
+    "channels,mean,std",
+    [
+        (3, IMAGENET_MEAN, IMAGENET_STD),
+        (1, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    ],
+)
 def test_getitems_equals_getitem_under_the_same_seed(hflip, channels, mean, std):
     rng = np.random.default_rng(0)
     images = rng.random((40, 12, 12), dtype=np.float32)

@@ -52,12 +52,23 @@ def test_linear_probe_in_a_grouped_grid_search_learns() -> None:
     X, y = make_separable(40, 16)
     groups = np.repeat(np.arange(20), 2)
     probe = make_linear_probe("tiny_cnn", input_size=16, random_state=0)
-    assert isinstance(probe, Pipeline) and [n for n, _ in probe.steps] == ["embed", "scale", "probe"]
-    search = GridSearchCV(probe, {"probe__C": [0.1, 1.0]}, cv=StratifiedGroupKFold(4),
-                          scoring="roc_auc")
+    assert isinstance(probe, Pipeline) and [n for n, _ in probe.steps] == [
+        "embed",
+        "scale",
+        "probe",
+    ]
+    search = GridSearchCV(
+        probe, {"probe__C": [0.1, 1.0]}, cv=StratifiedGroupKFold(4), scoring="roc_auc"
+    )
     search.fit(X, y, groups=groups)
-    scores = cross_val_predict(search.best_estimator_, X, y, groups=groups,
-                               cv=StratifiedGroupKFold(4), method="predict_proba")[:, 1]
+    scores = cross_val_predict(
+        search.best_estimator_,
+        X,
+        y,
+        groups=groups,
+        cv=StratifiedGroupKFold(4),
+        method="predict_proba",
+    )[:, 1]
     assert roc_auc_score(y == "pos", scores) > 0.95
 
 
@@ -73,9 +84,16 @@ def test_random_transforms_are_refused() -> None:
 
 def test_linear_probe_cv_protocol_reports_figures_and_chosen_c() -> None:
     ds = load_dataset("synthetic", n_patients=16, images_per_patient=2, size=32, random_state=0)
-    proto = create_protocol("linear-probe-cv", architecture="tiny_cnn", input_size=32,
-                            n_splits=3, inner_splits=2, Cs=(0.1, 1.0), n_bootstraps=50,
-                            validity_checks=False)
+    proto = create_protocol(
+        "linear-probe-cv",
+        architecture="tiny_cnn",
+        input_size=32,
+        n_splits=3,
+        inner_splits=2,
+        Cs=(0.1, 1.0),
+        n_bootstraps=50,
+        validity_checks=False,
+    )
     result = proto.run(ds, progress=False)
     auc = result.metrics["auc"]
     assert auc["ci_low"] <= auc["value"] <= auc["ci_high"]
@@ -84,15 +102,31 @@ def test_linear_probe_cv_protocol_reports_figures_and_chosen_c() -> None:
     assert result.validity[0]["status"] == "PASS"  # the outer splitter is patient-grouped
 
 
-def test_embed_command_writes_ids_and_rereads_its_cache(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_embed_command_writes_ids_and_rereads_its_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import pandas as pd
 
     from cxrkit.cli import main
 
-    argv = ["embed", "--arch", "tiny_cnn", "--data", "synthetic", "--data-option", "n_patients=5",
-            "--data-option", "size=32", "--input-size", "16", "--out", str(tmp_path),
-            "--format", "npy", "--quiet"]
+    argv = [
+        "embed",
+        "--arch",
+        "tiny_cnn",
+        "--data",
+        "synthetic",
+        "--data-option",
+        "n_patients=5",
+        "--data-option",
+        "size=32",
+        "--input-size",
+        "16",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "npy",
+        "--quiet",
+    ]
     assert main(argv) == 0
     feats = np.load(tmp_path / "embeddings.npy")
     index = pd.read_csv(tmp_path / "index.csv")

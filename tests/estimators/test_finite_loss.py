@@ -20,10 +20,14 @@ def test_nan_cached_features_stop_fit(monkeypatch):
         return {k: np.full_like(v, np.nan) for k, v in real(*args, **kwargs).items()}
 
     monkeypatch.setattr(FeatureCache, "features", poisoned)
-    clf = CXRClassifier("tiny_cnn", freeze="backbone", input_size=16, max_epochs=3,
-                        batch_size=8, random_state=0)
-    with pytest.raises(NonFiniteLossError, match=r"^The training loss became nan in epoch 1, "
-                       r"batch 1; training cannot recover from it\. The inputs hold NaN"):
+    clf = CXRClassifier(
+        "tiny_cnn", freeze="backbone", input_size=16, max_epochs=3, batch_size=8, random_state=0
+    )
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"^The training loss became nan in epoch 1, "
+        r"batch 1; training cannot recover from it\. The inputs hold NaN",
+    ):
         clf.fit(X, y)
     with pytest.raises(TrainingInterruptedError, match="fit raised NonFiniteLossError"):
         clf.predict_proba(X)
@@ -31,6 +35,7 @@ def test_nan_cached_features_stop_fit(monkeypatch):
 
 def test_finite_training_is_unaffected():
     X, y = make_separable(16, 16)
-    clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=2, batch_size=8,
-                        random_state=0).fit(X, y)
+    clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=2, batch_size=8, random_state=0).fit(
+        X, y
+    )
     assert np.isfinite(clf.predict_proba(X)).all()

@@ -38,8 +38,9 @@ def data():
 
 
 def tiny(**kw):
-    return CXRClassifier("tiny_cnn", input_size=16, max_epochs=50, batch_size=8,
-                         random_state=0, **kw)
+    return CXRClassifier(
+        "tiny_cnn", input_size=16, max_epochs=50, batch_size=8, random_state=0, **kw
+    )
 
 
 def test_ctrl_c_during_fit_is_reraised_and_marks_the_estimator(data, tmp_path):
@@ -66,8 +67,9 @@ def test_callbacks_still_end_training_early(data):
 
 def test_ctrl_c_in_snapshot_ensemble_is_not_a_policy_error(data):
     X, y = data
-    ens = SnapshotEnsembleClassifier(tiny(callbacks=[CtrlCAt(3)]), n_snapshots=3, interval=5,
-                                     threshold=0.99)
+    ens = SnapshotEnsembleClassifier(
+        tiny(callbacks=[CtrlCAt(3)]), n_snapshots=3, interval=5, threshold=0.99
+    )
     with pytest.raises(KeyboardInterrupt):
         ens.fit(X, y)
     assert ens.interrupted_ == "Ctrl-C after 3 of 60 epochs"  # 50 + room for 2 more members

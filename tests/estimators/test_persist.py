@@ -22,8 +22,9 @@ def data():
 def _fit(classes, seed, data):
     X, y = data
     y = np.where(y == "pos", classes[1], classes[0])
-    return CXRClassifier("tiny_cnn", input_size=16, max_epochs=1, batch_size=8,
-                         random_state=seed).fit(X, y)
+    return CXRClassifier(
+        "tiny_cnn", input_size=16, max_epochs=1, batch_size=8, random_state=seed
+    ).fit(X, y)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,10 @@ def ensemble(data):
     X, y = data
     return SnapshotEnsembleClassifier(
         CXRClassifier("tiny_cnn", input_size=16, max_epochs=3, batch_size=8, random_state=0),
-        policy="last", n_snapshots=3, interval=1).fit(X, y)
+        policy="last",
+        n_snapshots=3,
+        interval=1,
+    ).fit(X, y)
 
 
 def test_interrupted_save_keeps_the_previous_model(tmp_path, two_models, data, monkeypatch):
@@ -53,8 +57,7 @@ def test_interrupted_save_keeps_the_previous_model(tmp_path, two_models, data, m
     monkeypatch.undo()
     loaded = load_model(d)
     assert list(loaded.classes_) == ["covid", "normal"]
-    np.testing.assert_allclose(loaded.predict_proba(data[0]), old.predict_proba(data[0]),
-                               atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(data[0]), old.predict_proba(data[0]), atol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary folder left
 
 
@@ -63,7 +66,8 @@ def test_mixed_files_are_refused(tmp_path, two_models):
     save_model(old, tmp_path / "a")
     save_model(new, tmp_path / "b")
     (tmp_path / "a" / "model.safetensors").write_bytes(
-        (tmp_path / "b" / "model.safetensors").read_bytes())
+        (tmp_path / "b" / "model.safetensors").read_bytes()
+    )
     with pytest.raises(ModelFormatError, match=r"model.safetensors' does not match the manifest"):
         load_model(tmp_path / "a")
 
@@ -80,12 +84,16 @@ def test_resave_replaces_whole_folder(tmp_path, two_models, ensemble, data):
     d = tmp_path / "m"
     save_model(ensemble, d)
     save_model(two_models[1], d)  # a classifier over an ensemble: no stale members kept
-    assert sorted(p.name for p in d.iterdir()) == ["config.json", "manifest.json",
-                                                   "model.safetensors"]
+    assert sorted(p.name for p in d.iterdir()) == [
+        "config.json",
+        "manifest.json",
+        "model.safetensors",
+    ]
     assert list(load_model(d).classes_) == ["covid", "pneumonia"]
     save_model(ensemble, d)
-    np.testing.assert_allclose(load_model(d).predict_proba(data[0]),
-                               ensemble.predict_proba(data[0]), atol=1e-6)
+    np.testing.assert_allclose(
+        load_model(d).predict_proba(data[0]), ensemble.predict_proba(data[0]), atol=1e-6
+    )
 
 
 def test_refuses_to_replace_a_foreign_folder(tmp_path, two_models):
@@ -108,17 +116,26 @@ def _edit_config(d: Path, edit) -> None:
     (d / "manifest.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c["preprocessing"].update(input_size=100000),
-     r"field 'preprocessing.input_size': 100000 is greater than the maximum of 2048"),
-    (lambda c: c.update(format=99), r"has format 99; this cxrkit reads model formats 1, 2"),
-    (lambda c: c.pop("classes"), r"field '\(top level\)': 'classes' is a required property"),
-    (lambda c: c["params"].update(callbacks=["print"]),
-     r"field 'params': unknown key\(s\) \['callbacks'\]; expected one of \['amp', 'architecture'"),
-    (lambda c: c["params"].update(architecture="no_such_net"),
-     r"field 'params.architecture': Unknown architecture"),
-    (lambda c: c.update(classes=["a", "a"]), r"field 'classes': .* non-unique elements"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda c: c["preprocessing"].update(input_size=100000),
+            r"field 'preprocessing.input_size': 100000 is greater than the maximum of 2048",
+        ),
+        (lambda c: c.update(format=99), r"has format 99; this cxrkit reads model formats 1, 2"),
+        (lambda c: c.pop("classes"), r"field '\(top level\)': 'classes' is a required property"),
+        (
+            lambda c: c["params"].update(callbacks=["print"]),
+            r"field 'params': unknown key\(s\) \['callbacks'\]; expected one of \['amp', 'architecture'",
+        ),
+        (
+            lambda c: c["params"].update(architecture="no_such_net"),
+            r"field 'params.architecture': Unknown architecture",
+        ),
+        (lambda c: c.update(classes=["a", "a"]), r"field 'classes': .* non-unique elements"),
+    ],
+)
 def test_untrusted_config_is_refused_naming_the_field(tmp_path, two_models, edit, message):
     d = tmp_path / "m"
     save_model(two_models[0], d)
@@ -150,8 +167,9 @@ def test_format1_folder_without_manifest_loads_with_a_warning(tmp_path, two_mode
     (d / "config.json").write_text(json.dumps(config))
     with pytest.warns(UserWarning, match="format-1 model folder without a manifest"):
         loaded = load_model(d)
-    np.testing.assert_allclose(loaded.predict_proba(data[0]),
-                               two_models[0].predict_proba(data[0]), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict_proba(data[0]), two_models[0].predict_proba(data[0]), atol=1e-6
+    )
     (d / "config.json").write_text(json.dumps(config)[:-20])
     with pytest.raises(ModelFormatError, match=r"config.json' is not valid JSON"):
         load_model(d)

@@ -22,8 +22,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (
 
 def _ensemble(classes, seed, X, y):
     y = np.where(y == "pos", classes[1], classes[0])
-    base = CXRClassifier("tiny_cnn", input_size=16, max_epochs=2, batch_size=8,
-                         random_state=seed)
+    base = CXRClassifier("tiny_cnn", input_size=16, max_epochs=2, batch_size=8, random_state=seed)
     return SnapshotEnsembleClassifier(base, policy="last", n_snapshots=2, interval=1).fit(X, y)
 
 
@@ -78,5 +77,6 @@ def test_sigkill_during_save_model(tmp_path):
     assert len(outcomes) == 20 and set(outcomes) <= {"normal", "pneumonia", "refused"}
     save_model(new, d)  # a later save removes what the killed ones left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
-    np.testing.assert_allclose(load_model(d).member_proba(X), expected[("covid", "pneumonia")],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        load_model(d).member_proba(X), expected[("covid", "pneumonia")], atol=1e-6
+    )

@@ -21,7 +21,7 @@ def _squares(n: int = 96, size: int = 32, seed: int = 0):
     loc = rng.integers(2, size - 10, (n, 2))
     for i in np.flatnonzero(y == "pos"):
         r, c = loc[i]
-        X[i, r:r + 8, c:c + 8] = 240
+        X[i, r : r + 8, c : c + 8] = 240
     return X, y, loc
 
 
@@ -43,7 +43,7 @@ def test_heatmap_peaks_on_the_planted_square(trained):
     hits = 0
     for k, i in enumerate(pos):
         r, c = loc[i]
-        inside[k, r:r + 8, c:c + 8] = True
+        inside[k, r : r + 8, c : c + 8] = True
         pr, pc = np.unravel_index(heat[k].argmax(), heat[k].shape)
         hits += (r - 2 <= pr < r + 10) and (c - 2 <= pc < c + 10)
     assert hits >= 14
@@ -68,12 +68,18 @@ def test_negative_class_map_differs_and_frozen_backbones_work(trained):
 
 def test_bad_input_and_layers_are_reported(trained):
     clf, *_ = trained
-    with pytest.raises(DataError, match=r"gradcam expects a \(N, C, H, W\) tensor; got "
-                       r"\(3, 32, 32\)\."):
+    with pytest.raises(
+        DataError,
+        match=r"gradcam expects a \(N, C, H, W\) tensor; got "
+        r"\(3, 32, 32\)\.",
+    ):
         gradcam(clf.module_, torch.zeros(3, 32, 32))
-    with pytest.raises(ConfigurationError, match=r"The Grad-CAM target layer outputs shape "
-                       r"\(2, 32\); a \(N, C, h, w\) feature map is needed\. Pass a "
-                       r"convolutional layer as target_layer\."):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"The Grad-CAM target layer outputs shape "
+        r"\(2, 32\); a \(N, C, h, w\) feature map is needed\. Pass a "
+        r"convolutional layer as target_layer\.",
+    ):
         gradcam(clf.module_, torch.zeros(2, 3, 32, 32), target_layer=clf.module_.pool)
     with pytest.raises(ConfigurationError, match=r"Linear has no Conv2d layer in its backbone"):
         default_target_layer(nn.Linear(2, 2))

@@ -25,8 +25,9 @@ from cxrkit.evaluation.metrics import (
 )
 
 # 10 images: 4 positives ("covid"), 6 negatives; threshold 0.5
-Y = np.array(["covid", "covid", "covid", "covid", "normal", "normal", "normal", "normal",
-              "normal", "normal"])
+Y = np.array(
+    ["covid", "covid", "covid", "covid", "normal", "normal", "normal", "normal", "normal", "normal"]
+)
 S = np.array([0.9, 0.7, 0.6, 0.2, 0.8, 0.4, 0.3, 0.3, 0.1, 0.05])
 # predicted positive: 0.9 0.7 0.6 | 0.8  -> TP 3, FN 1, FP 1, TN 5
 # AUC: pairs (pos > neg): 0.9>all 6, 0.7>5 (not 0.8), 0.6>5, 0.2>2 (0.1, 0.05) -> 18/24
@@ -107,7 +108,10 @@ def test_delong_variance_agrees_with_bootstrap_on_a_large_sample():
     lo, hi = m["auc"]["bootstrap_ci"]
     boot_sd = (hi - lo) / (2 * 1.959964)
     assert np.sqrt(var) == pytest.approx(boot_sd, rel=0.1)
-    d_lo, d_hi, = delong_auc_ci(y, s)[1:]
+    (
+        d_lo,
+        d_hi,
+    ) = delong_auc_ci(y, s)[1:]
     assert [m["auc"]["ci_low"], m["auc"]["ci_high"]] == pytest.approx([d_lo, d_hi])
     assert "DeLong" in m["auc"]["method"]
 
@@ -118,9 +122,10 @@ def test_bootstrap_is_seeded():
     c = compute_metrics(Y, S, positive_label="covid", n_bootstraps=300, random_state=8)
     assert a["accuracy"]["ci_low"] == b["accuracy"]["ci_low"]
     assert a["accuracy"]["ci_high"] == b["accuracy"]["ci_high"]
-    assert (a["accuracy"]["ci_low"], a["accuracy"]["ci_high"]) != \
-        (c["accuracy"]["ci_low"], c["accuracy"]["ci_high"]) or \
-        a["auc"]["bootstrap_ci"] != c["auc"]["bootstrap_ci"]
+    assert (a["accuracy"]["ci_low"], a["accuracy"]["ci_high"]) != (
+        c["accuracy"]["ci_low"],
+        c["accuracy"]["ci_high"],
+    ) or a["auc"]["bootstrap_ci"] != c["auc"]["bootstrap_ci"]
 
 
 def test_cluster_bootstrap_resamples_patients_not_images():
@@ -131,8 +136,9 @@ def test_cluster_bootstrap_resamples_patients_not_images():
     y5, s5, g5 = np.repeat(y, reps), np.repeat(s, reps), np.repeat(np.arange(200), reps)
     single = compute_metrics(y, s, positive_label=1, n_bootstraps=1000, random_state=0)
     images = compute_metrics(y5, s5, positive_label=1, n_bootstraps=1000, random_state=0)
-    patients = compute_metrics(y5, s5, positive_label=1, groups=g5, n_bootstraps=1000,
-                               random_state=0)
+    patients = compute_metrics(
+        y5, s5, positive_label=1, groups=g5, n_bootstraps=1000, random_state=0
+    )
 
     def width(m, k):
         return m[k]["ci_high"] - m[k]["ci_low"]
@@ -159,24 +165,42 @@ def test_per_fold_metrics():
 
 
 def test_errors_name_the_problem():
-    with pytest.raises(DataError, match=r"positive_label='covid' does not occur in y_true "
-                       r"\(labels seen: \['a', 'b'\]\)\. Pass the label of the positive class "
-                       r"as it appears in y_true\."):
+    with pytest.raises(
+        DataError,
+        match=r"positive_label='covid' does not occur in y_true "
+        r"\(labels seen: \['a', 'b'\]\)\. Pass the label of the positive class "
+        r"as it appears in y_true\.",
+    ):
         compute_metrics(["a", "b"], [0.1, 0.9], positive_label="covid")
-    with pytest.raises(DataError, match=r"y_score contains 1 NaN or infinite value\(s\); every "
-                       r"image needs a finite score\. Remove those images or fix the model output\."):
+    with pytest.raises(
+        DataError,
+        match=r"y_score contains 1 NaN or infinite value\(s\); every "
+        r"image needs a finite score\. Remove those images or fix the model output\.",
+    ):
         compute_metrics([0, 1], [np.nan, 0.9], positive_label=1)
-    with pytest.raises(DataError, match=r"y_true has 2 labels but y_score has 3 scores; they "
-                       r"must match\."):
+    with pytest.raises(
+        DataError,
+        match=r"y_true has 2 labels but y_score has 3 scores; they "
+        r"must match\.",
+    ):
         compute_metrics([0, 1], [0.1, 0.2, 0.3], positive_label=1)
-    with pytest.raises(ConfigurationError, match=r"The 'prevalence' parameter must be a float in "
-                       r"the range \(0, 1\)\. Got 2\.57 instead \(e\.g\. 0\.0257 for 2\.57%\)\."):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"The 'prevalence' parameter must be a float in "
+        r"the range \(0, 1\)\. Got 2\.57 instead \(e\.g\. 0\.0257 for 2\.57%\)\.",
+    ):
         compute_metrics([0, 1], [0.1, 0.9], positive_label=1, prevalence=2.57)
-    with pytest.raises(ConfigurationError, match=r"The 'n_bootstraps' parameter must be an int "
-                       r"in the range \[0, inf\)\. Got -1 instead\."):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"The 'n_bootstraps' parameter must be an int "
+        r"in the range \[0, inf\)\. Got -1 instead\.",
+    ):
         compute_metrics([0, 1], [0.1, 0.9], positive_label=1, n_bootstraps=-1)
-    with pytest.raises(DataError, match=r"groups must hold one patient id per image \(2\); got "
-                       r"shape \(3,\)\."):
+    with pytest.raises(
+        DataError,
+        match=r"groups must hold one patient id per image \(2\); got "
+        r"shape \(3,\)\.",
+    ):
         compute_metrics([0, 1], [0.1, 0.9], positive_label=1, groups=[1, 2, 3])
 
 
@@ -218,13 +242,15 @@ def test_scorers_work_in_cross_validate_and_grid_search():
     res = cross_validate(FixedScore(), X, Y, cv=2, scoring=make_cxr_scorers("covid"))
     for k in ("test_accuracy", "test_sensitivity", "test_specificity", "test_roc_auc"):
         assert len(res[k]) == 2 and np.all(np.isfinite(res[k]))
-    gs = GridSearchCV(FixedScore(), {}, cv=2, scoring=make_cxr_scorers("covid"),
-                      refit="roc_auc").fit(X, Y)
+    gs = GridSearchCV(
+        FixedScore(), {}, cv=2, scoring=make_cxr_scorers("covid"), refit="roc_auc"
+    ).fit(X, Y)
     assert "mean_test_sensitivity" in gs.cv_results_
 
 
 def _golden_inputs():
     import numpy as _np
+
     rng = _np.random.default_rng(7)
     n = 60
     y = _np.where(rng.random(n) < 0.4, "covid", "normal")
@@ -234,6 +260,7 @@ def _golden_inputs():
 
 def _plain(o):
     import numpy as _np
+
     if isinstance(o, dict):
         return {k: _plain(v) for k, v in o.items()}
     if isinstance(o, (list, tuple, _np.ndarray)):
@@ -247,10 +274,15 @@ def test_compute_metrics_matches_recorded_golden_values():
     """Output recorded before the metrics refactor; fixed seeds must give identical numbers."""
     import json
     from pathlib import Path
+
     from cxrkit.evaluation.metrics import compute_metrics
+
     golden = json.loads((Path(__file__).parent / "compute_metrics_golden.json").read_text())
     y, s, g = _golden_inputs()
-    got = {"nogroups": compute_metrics(y, s, positive_label="covid", n_bootstraps=50, random_state=3),
-           "groups": compute_metrics(y, s, positive_label="covid", groups=g, n_bootstraps=50,
-                                     random_state=3)}
+    got = {
+        "nogroups": compute_metrics(y, s, positive_label="covid", n_bootstraps=50, random_state=3),
+        "groups": compute_metrics(
+            y, s, positive_label="covid", groups=g, n_bootstraps=50, random_state=3
+        ),
+    }
     assert json.loads(json.dumps(_plain(got), sort_keys=True)) == golden

@@ -17,9 +17,14 @@ from cxrkit.errors import ConfigurationError
 from cxrkit.evaluation import write_report
 from cxrkit.evaluation.protocols import Hall2020CV, Opacity2020, create_protocol, list_protocols
 
-TINY = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 50,
-        "probe_epochs": 2, "probe_splits": 2,
-        "estimator_params": {"lr": 3e-3, "lr_schedule": None, "optimizer": "adam"}}
+TINY = {
+    "architecture": "tiny_cnn",
+    "input_size": 32,
+    "n_bootstraps": 50,
+    "probe_epochs": 2,
+    "probe_splits": 2,
+    "estimator_params": {"lr": 3e-3, "lr_schedule": None, "optimizer": "adam"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +33,25 @@ def synth():
 
 
 def test_registered_protocols():
-    assert list_protocols() == ["hall2020-cv", "hall2020-published", "hall2020-unseen",
-                                "linear-probe-cv", "opacity2020"]
-    with pytest.raises(ConfigurationError, match=r"Protocol 'hall2020-cv' has no option\(s\) "
-                                                 r"\['folds'\]\. Options: \["):
+    assert list_protocols() == [
+        "hall2020-cv",
+        "hall2020-published",
+        "hall2020-unseen",
+        "linear-probe-cv",
+        "opacity2020",
+    ]
+    with pytest.raises(
+        ConfigurationError,
+        match=r"Protocol 'hall2020-cv' has no option\(s\) "
+        r"\['folds'\]\. Options: \[",
+    ):
         create_protocol("hall2020-cv", folds=3)
 
 
 def test_hall2020_cv_grouped_vs_ungrouped(synth, tmp_path):
-    p = Hall2020CV(n_splits=2, n_snapshots=2, interval=1, max_epochs=4,
-                   if_threshold_not_reached="last", **TINY)
+    p = Hall2020CV(
+        n_splits=2, n_snapshots=2, interval=1, max_epochs=4, if_threshold_not_reached="last", **TINY
+    )
     est, cv = p.build()
     assert type(cv).__name__ == "StratifiedGroupKFold" and est.n_snapshots == 2
     r = p.run(synth, progress=False)
@@ -55,7 +69,8 @@ def test_hall2020_cv_grouped_vs_ungrouped(synth, tmp_path):
     guards = {v["name"]: v for v in r.validity}
     assert guards["shortcut_probe"]["numbers"]["probe_epochs"] == 2
     assert guards["shortcut_probe"]["numbers"]["auc_whole_images"] == pytest.approx(
-        r.metrics["auc"]["value"], abs=1e-4)
+        r.metrics["auc"]["value"], abs=1e-4
+    )
     assert "source_probe" in guards  # synthetic metadata names its source
 
     p.grouped = False
@@ -76,31 +91,53 @@ def _write_images(folder: Path, names, imgs) -> list[str]:
 def test_opacity2020_end_to_end_with_real_google_labels(shared_data, tmp_path):
     labels = pd.read_csv(shared_data / "google-four-findings" / "test_labels.csv")
     labels = labels[labels["Airspace opacity"].isin(["YES", "NO"])]
-    pick = pd.concat([labels[labels["Airspace opacity"] == "YES"].head(24),
-                      labels[labels["Airspace opacity"] == "NO"].head(24)])
+    pick = pd.concat(
+        [
+            labels[labels["Airspace opacity"] == "YES"].head(24),
+            labels[labels["Airspace opacity"] == "NO"].head(24),
+        ]
+    )
     imgs, meta = make_synthetic_cxr(n_patients=48, images_per_patient=1, size=32)
     covid_like = imgs[meta["label"].to_numpy() == "covid"][:24]
     clear = imgs[meta["label"].to_numpy() == "pneumonia"][:24]
     root = tmp_path / "nih"
     _write_images(root / "images", pick["Image Index"], np.concatenate([covid_like, clear]))
-    train = load_dataset("chestxray14", root=root, target="airspace_opacity",
-                         labels_dir=shared_data / "google-four-findings", on_error="skip")
+    train = load_dataset(
+        "chestxray14",
+        root=root,
+        target="airspace_opacity",
+        labels_dir=shared_data / "google-four-findings",
+        on_error="skip",
+    )
     assert set(train.y) == {"opacity", "no_opacity"} and len(train.y) == 48
 
-    t_imgs, t_meta = make_synthetic_cxr(n_patients=120, images_per_patient=1, size=32,
-                                        random_state=5)
+    t_imgs, t_meta = make_synthetic_cxr(
+        n_patients=120, images_per_patient=1, size=32, random_state=5
+    )
+
     def as_ds(idx, label, prefix):
-        md = pd.DataFrame({"image": [f"{prefix}{i}" for i in idx], "label": label,
-                           "patient_id": [f"{prefix}{i}" for i in idx]})
+        md = pd.DataFrame(
+            {
+                "image": [f"{prefix}{i}" for i in idx],
+                "label": label,
+                "patient_id": [f"{prefix}{i}" for i in idx],
+            }
+        )
         for col in ("view", "source", "sex", "age", "finding"):
             md[col] = np.nan
-        return CXRDataset(X=t_imgs[idx], y=np.array([label] * len(idx), dtype=object),
-                          groups=md["patient_id"].to_numpy(dtype=object), metadata=md,
-                          name=prefix)
+        return CXRDataset(
+            X=t_imgs[idx],
+            y=np.array([label] * len(idx), dtype=object),
+            groups=md["patient_id"].to_numpy(dtype=object),
+            metadata=md,
+            name=prefix,
+        )
+
     covid = as_ds(np.flatnonzero(t_meta["label"] == "covid")[:2], "covid", "c")
     controls = as_ds(np.arange(120), "no_finding", "n")
-    p = Opacity2020(architecture="tiny_cnn", pretrained=None, input_size=32, max_epochs=2,
-                    n_bootstraps=50)
+    p = Opacity2020(
+        architecture="tiny_cnn", pretrained=None, input_size=32, max_epochs=2, n_bootstraps=50
+    )
     r = p.run(train, test=covid, controls=controls, progress=False)
     assert r.extra["test_sampling"]["n_covid"] == 2
     assert r.extra["test_sampling"]["n_no_finding"] == round(2 * (1 - 0.0257) / 0.0257)
@@ -118,8 +155,16 @@ def test_cli_exit_codes(tmp_path, capsys, shared_data):
     with pytest.raises(SystemExit) as exc:
         main(["run"])
     assert exc.value.code == 2
-    code = main(["check", "--data", f"csv:{shared_data / 'cxr-dev' / 'metadata.csv'}",
-                 "--labels", "covid,pneumonia", "--quiet"])
+    code = main(
+        [
+            "check",
+            "--data",
+            f"csv:{shared_data / 'cxr-dev' / 'metadata.csv'}",
+            "--labels",
+            "covid,pneumonia",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "confounding:view" in out and "WARN" in out
 
@@ -130,18 +175,41 @@ def test_cli_run_save_predict(tmp_path, capsys):
     for label in ("covid", "pneumonia"):
         sel = meta["label"].to_numpy() == label
         _write_images(root / label, [f"{i}.png" for i in np.flatnonzero(sel)], imgs[sel])
-    code = main(["run", "hall2020-cv", "--data", f"image-folder:{root}", "--arch", "tiny_cnn",
-                 "--set", "n_splits=2", "--set", "n_snapshots=2", "--set", "interval=1",
-                 "--set", "max_epochs=3", "--set", "input_size=32", "--set", "n_bootstraps=20",
-                 "--set", "if_threshold_not_reached=last", "--out", str(tmp_path / "rep"),
-                 "--save", str(tmp_path / "model"), "--quiet"])
+    code = main(
+        [
+            "run",
+            "hall2020-cv",
+            "--data",
+            f"image-folder:{root}",
+            "--arch",
+            "tiny_cnn",
+            "--set",
+            "n_splits=2",
+            "--set",
+            "n_snapshots=2",
+            "--set",
+            "interval=1",
+            "--set",
+            "max_epochs=3",
+            "--set",
+            "input_size=32",
+            "--set",
+            "n_bootstraps=20",
+            "--set",
+            "if_threshold_not_reached=last",
+            "--out",
+            str(tmp_path / "rep"),
+            "--save",
+            str(tmp_path / "model"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "rep" / "report.html").is_file()
     out = capsys.readouterr().out
     assert "AUC" in out and "Model saved" in out
     img = str(next((root / "covid").iterdir()))
-    assert main(["predict", str(tmp_path / "model"), img, "--gradcam",
-                 str(tmp_path / "cams")]) == 0
+    assert main(["predict", str(tmp_path / "model"), img, "--gradcam", str(tmp_path / "cams")]) == 0
     out = capsys.readouterr().out
     assert "p(covid)" in out and len(list((tmp_path / "cams").iterdir())) == 1
     shutil.rmtree(tmp_path / "model")
@@ -158,8 +226,16 @@ def _three_label(n_per_label: dict[str, int]) -> CXRDataset:
 
 def test_hall2020_cv_defaults_covid_vs_pneumonia_balanced():
     ds = _three_label({"covid": 12, "pneumonia": 6, "normal": 4})
-    p = Hall2020CV(n_splits=2, n_snapshots=1, interval=1, max_epochs=1, probes=False,
-                   compare_last_epoch=False, if_threshold_not_reached="last", **TINY)
+    p = Hall2020CV(
+        n_splits=2,
+        n_snapshots=1,
+        interval=1,
+        max_epochs=1,
+        probes=False,
+        compare_last_epoch=False,
+        if_threshold_not_reached="last",
+        **TINY,
+    )
     r = p.run(ds, progress=False)
     assert sorted(r.classes) == ["covid", "pneumonia"]
     assert (r.y_true == "covid").sum() == 6 and (r.y_true == "pneumonia").sum() == 6
@@ -178,8 +254,13 @@ def test_hall2020_cv_defaults_covid_vs_pneumonia_balanced():
 def test_epoch_progress_bar(synth, capsys):
     from cxrkit import CXRClassifier, EpochProgress
 
-    clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=3, random_state=0,
-                        callbacks=[("progress", EpochProgress(desc="training", leave=True))])
+    clf = CXRClassifier(
+        "tiny_cnn",
+        input_size=16,
+        max_epochs=3,
+        random_state=0,
+        callbacks=[("progress", EpochProgress(desc="training", leave=True))],
+    )
     clf.fit(synth.X[:8], synth.y[:8])
     err = capsys.readouterr().err
     assert "training" in err and "3/3" in err and "train_loss=" in err

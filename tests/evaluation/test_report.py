@@ -29,26 +29,62 @@ def _result(folds: bool = True, extras: bool = True) -> RunResult:
             img = rng.random((24, 24))
             heat = np.zeros((24, 24))
             heat[8:16, 8:16] = 1.0
-            gc.append({"id": f"img{i}.png", "label": y[i], "score": float(score[i]),
-                       "kind": kind, "image": img, "heatmap": heat})
+            gc.append(
+                {
+                    "id": f"img{i}.png",
+                    "label": y[i],
+                    "score": float(score[i]),
+                    "kind": kind,
+                    "image": img,
+                    "heatmap": heat,
+                }
+            )
     return RunResult(
         protocol="hall2020-cv",
         config={"seed": 3, "threshold": 0.5, "prevalence": 0.0257, "arch": "tiny_cnn"},
-        positive_label="covid", classes=["normal", "covid"],
-        images=[f"img{i}.png" for i in range(n)], y_true=y, y_score=score, groups=groups,
+        positive_label="covid",
+        classes=["normal", "covid"],
+        images=[f"img{i}.png" for i in range(n)],
+        y_true=y,
+        y_score=score,
+        groups=groups,
         folds=fold,
         per_fold=per_fold_metrics(y, score, fold, positive_label="covid") if folds else [],
-        metrics=compute_metrics(y, score, positive_label="covid", groups=groups,
-                                prevalence=0.0257, n_bootstraps=200, random_state=3),
+        metrics=compute_metrics(
+            y,
+            score,
+            positive_label="covid",
+            groups=groups,
+            prevalence=0.0257,
+            n_bootstraps=200,
+            random_state=3,
+        ),
         data_summary={"covid": 40, "normal": 40, "patients": 40},
         validity=[
-            {"name": "patient leakage", "status": "PASS", "summary": "no shared patients",
-             "numbers": {"shared": 0}, "advice": ""},
-            {"name": "source confound", "status": "WARN", "summary": "sources differ",
-             "numbers": {"auc": 0.9}, "advice": "Check a background-only model."},
-            {"name": "duplicates", "status": "FAIL", "summary": "2 duplicates across folds",
-             "numbers": {"pairs": 2}, "advice": "Remove them."},
-        ] if extras else [],
+            {
+                "name": "patient leakage",
+                "status": "PASS",
+                "summary": "no shared patients",
+                "numbers": {"shared": 0},
+                "advice": "",
+            },
+            {
+                "name": "source confound",
+                "status": "WARN",
+                "summary": "sources differ",
+                "numbers": {"auc": 0.9},
+                "advice": "Check a background-only model.",
+            },
+            {
+                "name": "duplicates",
+                "status": "FAIL",
+                "summary": "2 duplicates across folds",
+                "numbers": {"pairs": 2},
+                "advice": "Remove them.",
+            },
+        ]
+        if extras
+        else [],
         efficiency=model_efficiency(80, 4.0, device="cpu") if extras else None,
         gradcam=gc,
         warnings=["folds were not grouped by patient"] if extras else [],
@@ -57,11 +93,21 @@ def _result(folds: bool = True, extras: bool = True) -> RunResult:
 
 def test_model_efficiency_definition():
     eff = model_efficiency(350, 60.0, device="cpu")
-    assert eff == {"images_per_minute": 350.0, "radiologist_images_per_minute": 1.75,
-                   "ratio": 200.0, "device": "cpu", "threads": None, "processes": 1,
-                   "n_images": 350, "seconds": 60.0}
-    with pytest.raises(DataError, match=r"seconds must be a positive number \(the measured "
-                       r"time\); got 0\.0\."):
+    assert eff == {
+        "images_per_minute": 350.0,
+        "radiologist_images_per_minute": 1.75,
+        "ratio": 200.0,
+        "device": "cpu",
+        "threads": None,
+        "processes": 1,
+        "n_images": 350,
+        "seconds": 60.0,
+    }
+    with pytest.raises(
+        DataError,
+        match=r"seconds must be a positive number \(the measured "
+        r"time\); got 0\.0\.",
+    ):
         model_efficiency(10, 0.0)
 
 
@@ -69,10 +115,13 @@ def test_model_efficiency_states_threads_and_processes():
     """A CPU figure depends on the thread count; parallel folds predict one thread each."""
     eff = model_efficiency(100, 6.0, device="cpu", threads=1, processes=2)
     assert eff["images_per_minute"] == 1000.0
-    assert describe_hardware(eff) == ("cpu, 1 torch thread per process, 2 worker processes, "
-                                      "figure per process")
-    assert describe_hardware(model_efficiency(1, 1.0, device="cpu", threads=2)) == \
-        "cpu, 2 torch threads"
+    assert describe_hardware(eff) == (
+        "cpu, 1 torch thread per process, 2 worker processes, figure per process"
+    )
+    assert (
+        describe_hardware(model_efficiency(1, 1.0, device="cpu", threads=2))
+        == "cpu, 2 torch threads"
+    )
     assert describe_hardware(model_efficiency(1, 1.0)) == "this machine"
     with pytest.raises(DataError, match=r"threads must be None or a positive int; got 0\."):
         model_efficiency(1, 1.0, threads=0)
@@ -81,21 +130,50 @@ def test_model_efficiency_states_threads_and_processes():
 
 
 def test_run_result_checks_lengths_and_statuses():
-    with pytest.raises(DataError, match=r"RunResult: y_score has 2 entries but y_true has 3; "
-                       r"every per-image array must have one entry per prediction\."):
-        RunResult("p", {}, "a", ["a", "b"], ["1", "2", "3"], np.array(["a", "b", "a"]),
-                  np.array([0.1, 0.2]))
-    with pytest.raises(DataError, match=r"RunResult: validity result 'x' has status 'OK'; "
-                       r"expected one of \('PASS', 'WARN', 'FAIL'\)\."):
-        RunResult("p", {}, "a", ["a", "b"], ["1"], np.array(["a"]), np.array([0.1]),
-                  validity=[{"name": "x", "status": "OK"}])
+    with pytest.raises(
+        DataError,
+        match=r"RunResult: y_score has 2 entries but y_true has 3; "
+        r"every per-image array must have one entry per prediction\.",
+    ):
+        RunResult(
+            "p",
+            {},
+            "a",
+            ["a", "b"],
+            ["1", "2", "3"],
+            np.array(["a", "b", "a"]),
+            np.array([0.1, 0.2]),
+        )
+    with pytest.raises(
+        DataError,
+        match=r"RunResult: validity result 'x' has status 'OK'; "
+        r"expected one of \('PASS', 'WARN', 'FAIL'\)\.",
+    ):
+        RunResult(
+            "p",
+            {},
+            "a",
+            ["a", "b"],
+            ["1"],
+            np.array(["a"]),
+            np.array([0.1]),
+            validity=[{"name": "x", "status": "OK"}],
+        )
 
 
 def test_report_files_exist_and_parse(tmp_path):
     res = _result()
     paths = write_report(res, tmp_path / "out", n_roc_bootstraps=50)
-    assert set(paths) == {"html", "metrics", "predictions", "roc", "confusion_matrix",
-                          "per_fold", "gradcam", "efficiency"}
+    assert set(paths) == {
+        "html",
+        "metrics",
+        "predictions",
+        "roc",
+        "confusion_matrix",
+        "per_fold",
+        "gradcam",
+        "efficiency",
+    }
     for p in paths.values():
         assert p.is_file() and p.parent == tmp_path / "out"
 
@@ -120,8 +198,13 @@ def test_report_files_exist_and_parse(tmp_path):
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["image", "patient", "fold", "label", "probability"]
     assert len(rows) == 80
-    assert rows[3] == {"image": "img3.png", "patient": "p001", "fold": "1", "label": "covid",
-                       "probability": repr(float(res.y_score[3]))}
+    assert rows[3] == {
+        "image": "img3.png",
+        "patient": "p001",
+        "fold": "1",
+        "label": "covid",
+        "probability": repr(float(res.y_score[3])),
+    }
 
     for key in ("roc", "confusion_matrix", "per_fold", "gradcam", "efficiency"):
         with Image.open(paths[key]) as im:
@@ -133,9 +216,18 @@ def test_report_files_exist_and_parse(tmp_path):
 def test_html_is_self_contained_and_shows_sections(tmp_path):
     paths = write_report(_result(), tmp_path, n_roc_bootstraps=20)
     text = paths["html"].read_text()
-    for section in ("id='metrics'", "id='roc'", "id='confusion'", "id='per-fold'",
-                    "id='validity'", "id='gradcam'", "id='efficiency'", "id='configuration'",
-                    "id='versions'", ">Validity<"):
+    for section in (
+        "id='metrics'",
+        "id='roc'",
+        "id='confusion'",
+        "id='per-fold'",
+        "id='validity'",
+        "id='gradcam'",
+        "id='efficiency'",
+        "id='configuration'",
+        "id='versions'",
+        ">Validity<",
+    ):
         assert section in text
     assert re.search(r"class='warning'>folds were not grouped by patient<", text)
     assert ".warning{color:#b00000" in text  # red
@@ -170,8 +262,13 @@ def test_summary_table(tmp_path):
     assert (f"{auc['value']:.3f}  [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}]") in row
     folds_auc = np.mean([f["auc"] for f in res.per_fold])
     assert f"{folds_auc:.3f} (" in row
-    assert sum(line.startswith(("AUC", "Sensitivity", "Specificity", "Accuracy", "PPV", "NPV"))
-               for line in lines) == 6
+    assert (
+        sum(
+            line.startswith(("AUC", "Sensitivity", "Specificity", "Accuracy", "PPV", "NPV"))
+            for line in lines
+        )
+        == 6
+    )
     assert lines[-1] == "WARNING: folds were not grouped by patient"
 
 
@@ -182,8 +279,9 @@ def test_dollar_signs_in_user_strings_are_drawn_as_text(tmp_path):
     pos, neg = r"$\undefinedmacro$", "$a$ and $b"
     y = np.where(r.y_true == "covid", pos, neg)
     r.y_true, r.positive_label, r.classes = y, pos, [neg, pos]
-    r.metrics = compute_metrics(y, r.y_score, positive_label=pos, groups=r.groups,
-                                n_bootstraps=50, random_state=0)
+    r.metrics = compute_metrics(
+        y, r.y_score, positive_label=pos, groups=r.groups, n_bootstraps=50, random_state=0
+    )
     r.per_fold = per_fold_metrics(y, r.y_score, r.folds, positive_label=pos)
     for g in r.gradcam:
         g["id"] = "$x^{$.png"
@@ -203,9 +301,13 @@ def test_report_sections_extend_html_json_and_figures(tmp_path):
 
     buf = _io.BytesIO()
     Figure(figsize=(1, 1)).savefig(buf, format="png")
-    sec = ReportSection(key="extra-check", title="Extra <check>",
-                        html="<p>body &amp; more</p><img src='extra-check-fig.png'>",
-                        data={"value": 0.5}, figures={"extra-check-fig.png": buf.getvalue()})
+    sec = ReportSection(
+        key="extra-check",
+        title="Extra <check>",
+        html="<p>body &amp; more</p><img src='extra-check-fig.png'>",
+        data={"value": 0.5},
+        figures={"extra-check-fig.png": buf.getvalue()},
+    )
     r = _result()
     r.sections.append(sec)
     paths = write_report(r, tmp_path)
@@ -234,12 +336,23 @@ def test_report_section_rejects_bad_keys_and_figure_names():
 def test_validity_numbers_are_readable_in_html(tmp_path):
     """Nested lists of dicts are summarised, long lists truncated, empties and floats readable."""
     import dataclasses
+
     res = _result()
     pairs = [{"a": f"img{i}.png", "b": f"img{i + 1}.png", "distance": 0.0123456} for i in range(40)]
-    v = [{"name": "near duplicates", "status": "WARN", "summary": "40 near-duplicate pairs",
-          "numbers": {"pairs": pairs, "top_level": "", "age_auc_pair": [None, float("nan")],
-                      "auc": 0.987654},
-          "advice": "Drop one image of each pair."}]
+    v = [
+        {
+            "name": "near duplicates",
+            "status": "WARN",
+            "summary": "40 near-duplicate pairs",
+            "numbers": {
+                "pairs": pairs,
+                "top_level": "",
+                "age_auc_pair": [None, float("nan")],
+                "auc": 0.987654,
+            },
+            "advice": "Drop one image of each pair.",
+        }
+    ]
     res = dataclasses.replace(res, validity=v)
     text = (write_report(res, tmp_path / "out", n_roc_bootstraps=20)["html"]).read_text()
     assert "(+36 more)" in text and "img20.png" not in text

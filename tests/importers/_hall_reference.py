@@ -49,14 +49,21 @@ def build_keras_model(path: str):
             tensors[name] = keras.Input(shape=tuple(c["batch_input_shape"][1:]), name=name)
             continue
         if cls == "Conv2D":
-            op = layers.Conv2D(c["filters"], tuple(c["kernel_size"]), strides=tuple(c["strides"]),
-                               padding=c["padding"], activation=c["activation"],
-                               use_bias=c["use_bias"], name=name)
+            op = layers.Conv2D(
+                c["filters"],
+                tuple(c["kernel_size"]),
+                strides=tuple(c["strides"]),
+                padding=c["padding"],
+                activation=c["activation"],
+                use_bias=c["use_bias"],
+                name=name,
+            )
         elif cls == "LeakyReLU":
             op = layers.LeakyReLU(negative_slope=c["alpha"], name=name)
         elif cls == "MaxPooling2D":
-            op = layers.MaxPooling2D(tuple(c["pool_size"]), strides=tuple(c["strides"]),
-                                     padding=c["padding"], name=name)
+            op = layers.MaxPooling2D(
+                tuple(c["pool_size"]), strides=tuple(c["strides"]), padding=c["padding"], name=name
+            )
         elif cls == "Dropout":
             op = layers.Dropout(c["rate"], name=name)
         elif cls == "Merge":
@@ -65,8 +72,9 @@ def build_keras_model(path: str):
         elif cls == "Flatten":
             op = layers.Flatten(name=name)
         elif cls == "Dense":
-            op = layers.Dense(c["units"], activation=c["activation"], use_bias=c["use_bias"],
-                              name=name)
+            op = layers.Dense(
+                c["units"], activation=c["activation"], use_bias=c["use_bias"], name=name
+            )
         elif cls == "Activation":
             op = layers.Activation(c["activation"], name=name)
         else:
@@ -99,7 +107,7 @@ def _conv_valid(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _maxpool(x: np.ndarray, p: int) -> np.ndarray:
     n, h, w, c = x.shape
     h2, w2 = h // p, w // p
-    return x[:, :h2 * p, :w2 * p].reshape(n, h2, p, w2, p, c).max(axis=(2, 4))
+    return x[:, : h2 * p, : w2 * p].reshape(n, h2, p, w2, p, c).max(axis=(2, 4))
 
 
 def numpy_forward(path: str, x_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +115,14 @@ def numpy_forward(path: str, x_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray
     cfg = _config(path)["config"]
     with h5py.File(path, "r") as f:
         g = f["model_weights"]
-        w = {name: {k.split("/")[-1].split(":")[0]: np.asarray(g[name][k], dtype=np.float64)
-                    for k in [n.decode() for n in g[name].attrs["weight_names"]]}
-             for name in g.attrs["layer_names"].astype(str) if len(g[name].attrs["weight_names"])}
+        w = {
+            name: {
+                k.split("/")[-1].split(":")[0]: np.asarray(g[name][k], dtype=np.float64)
+                for k in [n.decode() for n in g[name].attrs["weight_names"]]
+            }
+            for name in g.attrs["layer_names"].astype(str)
+            if len(g[name].attrs["weight_names"])
+        }
     acts: dict[str, np.ndarray] = {}
     for layer in cfg["layers"]:
         c, name, cls = layer["config"], layer["name"], layer["class_name"]

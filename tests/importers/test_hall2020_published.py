@@ -62,8 +62,9 @@ def _cxrkit_logits(net, x_nhwc):
         return net(torch.from_numpy(x_nhwc).permute(0, 3, 1, 2)).double().numpy()
 
 
-def test_published_files_against_numpy_forward(hall_files, real_images, random_inputs,
-                                               numpy_reference):
+def test_published_files_against_numpy_forward(
+    hall_files, real_images, random_inputs, numpy_reference
+):
     paths, authors = real_images
     k = len(random_inputs)
     for path in hall_files:
@@ -85,8 +86,11 @@ def test_published_files_against_keras3(hall_files, real_images, random_inputs):
         prob, logit = keras_predict(model, random_inputs)
         worst = max(worst, np.abs(_cxrkit_logits(net, random_inputs) - logit).max())
         prob, logit = keras_predict(model, authors)
-        worst = max(worst, np.abs(_predict_members([net], paths)[0] - prob).max(),
-                    np.abs(_cxrkit_logits(net, authors) - logit).max())
+        worst = max(
+            worst,
+            np.abs(_predict_members([net], paths)[0] - prob).max(),
+            np.abs(_cxrkit_logits(net, authors) - logit).max(),
+        )
         # the outputs are not degenerate: real images get different scores
         assert prob.std() > 1e-3
     assert worst < TOL

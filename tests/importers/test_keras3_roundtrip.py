@@ -26,8 +26,12 @@ def test_keras3_saved_file_imports_and_matches_keras(tmp_path):
     saved = tmp_path / "keras3.h5"
     keras.Model(model.inputs, model.outputs[0]).save(saved)
     config, weights = read_keras_hdf5(saved)
-    assert config["class_name"] == "Functional" and sorted(weights) == ["conv1", "conv2", "conv4",
-                                                                        "dense_1"]
+    assert config["class_name"] == "Functional" and sorted(weights) == [
+        "conv1",
+        "conv2",
+        "conv4",
+        "dense_1",
+    ]
     net = load_hall2020_keras(saved)
     with torch.no_grad():
         ours = net(torch.from_numpy(x).permute(0, 3, 1, 2)).double().numpy()

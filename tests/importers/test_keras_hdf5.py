@@ -36,8 +36,13 @@ def hall_file(tmp_path):
 def test_read_keras_hdf5_normalises_every_layout(tmp_path, layout):
     w = hall2020_random_weights()
     path = tmp_path / f"{layout}.h5"
-    write_keras_file(path, w, hall2020_keras2_config() if layout == "model" else None,
-                     layout=layout, layer_names=["RGB_input", *w])
+    write_keras_file(
+        path,
+        w,
+        hall2020_keras2_config() if layout == "model" else None,
+        layout=layout,
+        layer_names=["RGB_input", *w],
+    )
     config, weights = read_keras_hdf5(path)
     assert sorted(weights) == ["conv1", "conv2", "conv4", "dense_1"]
     for layer, arrays in w.items():
@@ -55,10 +60,12 @@ def test_hall2020_import_converts_layouts(hall_file):
     net = load_hall2020_keras(hall_file)
     assert not net.training
     sd = net.state_dict()
-    np.testing.assert_array_equal(sd["backbone.conv1.weight"].numpy(),
-                                  w["conv1"]["kernel"].transpose(3, 2, 0, 1))
-    np.testing.assert_array_equal(sd["backbone.conv4.weight"].numpy(),
-                                  w["conv4"]["kernel"].transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(
+        sd["backbone.conv1.weight"].numpy(), w["conv1"]["kernel"].transpose(3, 2, 0, 1)
+    )
+    np.testing.assert_array_equal(
+        sd["backbone.conv4.weight"].numpy(), w["conv4"]["kernel"].transpose(3, 2, 0, 1)
+    )
     np.testing.assert_array_equal(sd["head.fc.weight"].numpy(), w["dense_1"]["kernel"].T)
     np.testing.assert_array_equal(sd["head.fc.bias"].numpy(), w["dense_1"]["bias"])
 
@@ -88,9 +95,11 @@ def test_shape_mismatch_names_layer_and_both_shapes(tmp_path):
     write_keras_file(path, w, hall2020_keras2_config())
     net = build_hall2020_cnn()
     before = net.backbone.conv1.weight.detach().clone()
-    msg = ("Keras layer 'conv2' kernel has shape (3, 3, 64, 64) (torch layout (64, 64, 3, 3)) "
-           "but 'backbone.conv2.weight' has shape (64, 64, 2, 2). The file holds a different "
-           "network; use weights saved from the same architecture.")
+    msg = (
+        "Keras layer 'conv2' kernel has shape (3, 3, 64, 64) (torch layout (64, 64, 3, 3)) "
+        "but 'backbone.conv2.weight' has shape (64, 64, 2, 2). The file holds a different "
+        "network; use weights saved from the same architecture."
+    )
     with pytest.raises(WeightsError, match=f"^{re.escape(msg)}$"):
         load_keras_weights(net, path, HALL2020_KERAS_MAPPING)
     # nothing was copied, not even the layers that fit
@@ -102,8 +111,10 @@ def test_dense_shape_mismatch(tmp_path):
     w["dense_1"]["kernel"] = np.zeros((1024, 1), np.float32)
     path = tmp_path / "bad.h5"
     write_keras_file(path, w)
-    msg = ("Keras layer 'dense_1' kernel has shape (1024, 1) (torch layout (1, 1024)) but "
-           "'head.fc.weight' has shape (1, 576).")
+    msg = (
+        "Keras layer 'dense_1' kernel has shape (1024, 1) (torch layout (1, 1024)) but "
+        "'head.fc.weight' has shape (1, 576)."
+    )
     with pytest.raises(WeightsError, match=re.escape(msg)):
         load_keras_weights(build_hall2020_cnn(), path, HALL2020_KERAS_MAPPING)
 
@@ -113,63 +124,103 @@ def test_missing_extra_and_unfilled_layers_are_refused(tmp_path):
     path = tmp_path / "w.h5"
     write_keras_file(path, w)
     net = build_hall2020_cnn()
-    with pytest.raises(WeightsError, match=re.escape(
+    with pytest.raises(
+        WeightsError,
+        match=re.escape(
             "has no weights for layer(s) ['conv3']; layers with weights in the file: "
-            "['conv1', 'conv2', 'conv4', 'dense_1']. Check the mapping")):
+            "['conv1', 'conv2', 'conv4', 'dense_1']. Check the mapping"
+        ),
+    ):
         load_keras_weights(net, path, {**HALL2020_KERAS_MAPPING, "conv3": "backbone.conv2"})
     partial = {k: v for k, v in HALL2020_KERAS_MAPPING.items() if k != "conv4"}
-    with pytest.raises(WeightsError, match=re.escape(
-            "has weights for layer(s) ['conv4'] that the mapping does not place")):
+    with pytest.raises(
+        WeightsError,
+        match=re.escape("has weights for layer(s) ['conv4'] that the mapping does not place"),
+    ):
         load_keras_weights(net, path, partial)
-    with pytest.raises(WeightsError, match=re.escape(
+    with pytest.raises(
+        WeightsError,
+        match=re.escape(
             "leaves torch tensor(s) ['backbone.conv4.bias', 'backbone.conv4.weight'] without "
-            "weights")):
+            "weights"
+        ),
+    ):
         load_keras_weights(net, path, partial, ignore=["conv4"])
     load_keras_weights(net, path, partial, ignore=["conv4"], strict=False)
     np.testing.assert_array_equal(net.backbone.conv1.bias.detach().numpy(), w["conv1"]["bias"])
-    with pytest.raises(WeightsError, match=re.escape(
+    with pytest.raises(
+        WeightsError,
+        match=re.escape(
             "Keras layer 'conv1' weight 'kernel' (shape (5, 5, 3, 64)) maps to "
-            "'backbone.conv9.weight', which the torch module does not have.")):
+            "'backbone.conv9.weight', which the torch module does not have."
+        ),
+    ):
         load_keras_weights(net, path, {**HALL2020_KERAS_MAPPING, "conv1": "backbone.conv9"})
 
 
-@pytest.mark.parametrize("config, message", [
-    (hall2020_keras2_config(conv2_kernel=3),
-     "layer 'conv2' (in the place of 'conv2') has kernel_size=[3, 3], expected [2, 2]."),
-    (hall2020_keras2_config(merge_mode="sum"),
-     "layer 'merge_1' (in the place of 'concat') is a Merge[sum], expected Concatenate."),
-    # concatenation order swapped: the conv branch lands where the input branch belongs
-    (hall2020_keras2_config(merge_inputs=("dropout_1", "dropout_2")),
-     "layer 'max_pooling2d_2' (in the place of 'pool_input') has pool_size=[3, 3], "
-     "expected [10, 10]."),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            hall2020_keras2_config(conv2_kernel=3),
+            "layer 'conv2' (in the place of 'conv2') has kernel_size=[3, 3], expected [2, 2].",
+        ),
+        (
+            hall2020_keras2_config(merge_mode="sum"),
+            "layer 'merge_1' (in the place of 'concat') is a Merge[sum], expected Concatenate.",
+        ),
+        # concatenation order swapped: the conv branch lands where the input branch belongs
+        (
+            hall2020_keras2_config(merge_inputs=("dropout_1", "dropout_2")),
+            "layer 'max_pooling2d_2' (in the place of 'pool_input') has pool_size=[3, 3], "
+            "expected [10, 10].",
+        ),
+    ],
+)
 def test_architecture_mismatch_is_refused(tmp_path, config, message):
     path = tmp_path / "arch.h5"
     write_keras_file(path, hall2020_random_weights(), config)
-    with pytest.raises(WeightsError, match=r"^Keras file '.*arch\.h5' does not hold the Hall et "
-                       r"al\. \(2020\) small CNN: " + re.escape(message) + " These weights "
-                       r"belong to a different network and cannot be imported as this one\.$"):
+    with pytest.raises(
+        WeightsError,
+        match=r"^Keras file '.*arch\.h5' does not hold the Hall et "
+        r"al\. \(2020\) small CNN: " + re.escape(message) + " These weights "
+        r"belong to a different network and cannot be imported as this one\.$",
+    ):
         load_hall2020_keras(path)
 
 
 def test_architecture_extra_layer_is_refused():
     config = hall2020_keras2_config()
     layers = config["config"]["layers"]
-    layers.append({"name": "dense_2", "class_name": "Dense", "config": {"units": 3},
-                   "inbound_nodes": [[["dropout_3", 0, 0, {}]]]})
-    with pytest.raises(WeightsError, match=r"^Keras file does not hold the Hall CNN: it has "
-                                           r"layer\(s\) \['dense_2'\] that the Hall CNN does "
-                                           r"not have\.$"):
+    layers.append(
+        {
+            "name": "dense_2",
+            "class_name": "Dense",
+            "config": {"units": 3},
+            "inbound_nodes": [[["dropout_3", 0, 0, {}]]],
+        }
+    )
+    with pytest.raises(
+        WeightsError,
+        match=r"^Keras file does not hold the Hall CNN: it has "
+        r"layer\(s\) \['dense_2'\] that the Hall CNN does "
+        r"not have\.$",
+    ):
         check_keras_architecture(config, HALL2020_KERAS_GRAPH, name="the Hall CNN")
-    assert check_keras_architecture(hall2020_keras2_config(), HALL2020_KERAS_GRAPH)["concat"] == \
-        "merge_1"
+    assert (
+        check_keras_architecture(hall2020_keras2_config(), HALL2020_KERAS_GRAPH)["concat"]
+        == "merge_1"
+    )
 
 
 def test_weight_only_file_cannot_be_checked(tmp_path):
     path = tmp_path / "w.h5"
     write_keras_file(path, hall2020_random_weights())
-    with pytest.raises(WeightsError, match=r"has no model_config, so its architecture cannot be "
-                                           r"checked against the Hall et al\. \(2020\) small CNN"):
+    with pytest.raises(
+        WeightsError,
+        match=r"has no model_config, so its architecture cannot be "
+        r"checked against the Hall et al\. \(2020\) small CNN",
+    ):
         load_hall2020_keras(path)
 
 
@@ -197,8 +248,10 @@ def _vgg_weights(seed=0, bad=None):
         for c in range(1, n + 1):
             name = f"block{b}_conv{c}"
             shape = (3, 3, cin, cout) if name != bad else (3, 3, cin, cout // 2)
-            w[name] = {"kernel": rng.normal(0, 0.05, shape).astype(np.float32),
-                       "bias": rng.normal(0, 0.05, shape[-1]).astype(np.float32)}
+            w[name] = {
+                "kernel": rng.normal(0, 0.05, shape).astype(np.float32),
+                "bias": rng.normal(0, 0.05, shape[-1]).astype(np.float32),
+            }
             cin = cout
     return w
 
@@ -217,14 +270,17 @@ def test_vgg16_keras_applications_file(tmp_path, vgg_features, layout):
     path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
     write_keras_file(path, {**w, **top}, layout=layout, layer_names=names)
     load_keras_vgg16_into(vgg_features, path)
-    np.testing.assert_array_equal(vgg_features[28].weight.detach().numpy(),
-                                  w["block5_conv3"]["kernel"].transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(
+        vgg_features[28].weight.detach().numpy(), w["block5_conv3"]["kernel"].transpose(3, 2, 0, 1)
+    )
     np.testing.assert_array_equal(vgg_features[5].bias.detach().numpy(), w["block2_conv1"]["bias"])
     # The first convolution computes what Keras computes ('same' padding, NHWC, HWIO).
     x = np.random.default_rng(2).random((1, 6, 6, 3)).astype(np.float32)
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))
-    ref = np.einsum("nhwcij,ijco->nhwo", win, w["block1_conv1"]["kernel"]) + w["block1_conv1"]["bias"]
+    ref = (
+        np.einsum("nhwcij,ijco->nhwo", win, w["block1_conv1"]["kernel"]) + w["block1_conv1"]["bias"]
+    )
     with torch.no_grad():
         ours = vgg_features[0](torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
     assert np.abs(ours - ref).max() < 1e-5
@@ -233,8 +289,10 @@ def test_vgg16_keras_applications_file(tmp_path, vgg_features, layout):
 def test_vgg16_wrong_block_shape_is_refused(tmp_path, vgg_features):
     path = tmp_path / "vgg.h5"
     write_keras_file(path, _vgg_weights(bad="block3_conv2"), layout="weights")
-    msg = ("Keras layer 'block3_conv2' kernel has shape (3, 3, 256, 128) (torch layout "
-           "(128, 256, 3, 3)) but '12.weight' has shape (256, 256, 3, 3).")
+    msg = (
+        "Keras layer 'block3_conv2' kernel has shape (3, 3, 256, 128) (torch layout "
+        "(128, 256, 3, 3)) but '12.weight' has shape (256, 256, 3, 3)."
+    )
     with pytest.raises(WeightsError, match=re.escape(msg)):
         load_keras_vgg16_into(vgg_features, path)
 
@@ -256,19 +314,32 @@ def _with_dense_bias(tmp_path, make):
     return path
 
 
-@pytest.mark.parametrize("make, what", [
-    (lambda g, n, secret, other: g.create_dataset(n, shape=(1,), dtype="f4",
-                                                  external=[(str(secret), 0, 4)]),
-     r"'dense_1/dense_1/bias:0' is a dataset with external storage in '.*secret.bin'"),
-    (lambda g, n, secret, other: g.__setitem__(n, h5py.ExternalLink(str(other), "/data")),
-     r"'dense_1/dense_1/bias:0' is an external link to '.*other.h5:/data'"),
-    (lambda g, n, secret, other: g.create_virtual_dataset(n, _virtual(other)),
-     r"'dense_1/dense_1/bias:0' is a virtual dataset mapped from \['.*other.h5'\]"),
-])
+@pytest.mark.parametrize(
+    "make, what",
+    [
+        (
+            lambda g, n, secret, other: g.create_dataset(
+                n, shape=(1,), dtype="f4", external=[(str(secret), 0, 4)]
+            ),
+            r"'dense_1/dense_1/bias:0' is a dataset with external storage in '.*secret.bin'",
+        ),
+        (
+            lambda g, n, secret, other: g.__setitem__(n, h5py.ExternalLink(str(other), "/data")),
+            r"'dense_1/dense_1/bias:0' is an external link to '.*other.h5:/data'",
+        ),
+        (
+            lambda g, n, secret, other: g.create_virtual_dataset(n, _virtual(other)),
+            r"'dense_1/dense_1/bias:0' is a virtual dataset mapped from \['.*other.h5'\]",
+        ),
+    ],
+)
 def test_data_outside_the_file_is_refused(tmp_path, make, what):
     path = _with_dense_bias(tmp_path, make)
-    with pytest.raises(WeightsError, match=rf"Keras file '.*w.h5' is refused: {what}, so "
-                                           "reading it would read another file"):
+    with pytest.raises(
+        WeightsError,
+        match=rf"Keras file '.*w.h5' is refused: {what}, so "
+        "reading it would read another file",
+    ):
         read_keras_hdf5(path)
 
 

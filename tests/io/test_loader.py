@@ -67,9 +67,11 @@ def test_lists_every_bad_file(pngs: list[str], tmp_path: Path) -> None:
         p = tmp_path / f"bad{i:02d}.png"
         p.write_bytes(b"")
         bad.append(str(p))
-    with pytest.raises(ImageDecodeError,
-                       match=r"(?s)^12 of 16 images could not be read:\n  Image '.*bad00\.png' is empty.*"
-                             r"\.\.\. and 2 more\nRemove them, or load the data with"):
+    with pytest.raises(
+        ImageDecodeError,
+        match=r"(?s)^12 of 16 images could not be read:\n  Image '.*bad00\.png' is empty.*"
+        r"\.\.\. and 2 more\nRemove them, or load the data with",
+    ):
         XRayLoader(size=8, cache=False).transform(pngs + bad)
 
 
@@ -80,9 +82,11 @@ def test_transforms_by_name(pngs: list[str]) -> None:
 
 
 def test_bad_parameters(pngs: list[str]) -> None:
-    with pytest.raises(ConfigurationError,
-                       match=r"^The 'size' parameter of XRayLoader must be an int in the range "
-                             r"\[1, inf\)\. Got 0 instead\.$"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^The 'size' parameter of XRayLoader must be an int in the range "
+        r"\[1, inf\)\. Got 0 instead\.$",
+    ):
         XRayLoader(size=0).fit(pngs)
     with pytest.raises(ConfigurationError, match="'interpolation' parameter of XRayLoader"):
         XRayLoader(interpolation="area").transform(pngs)

@@ -30,8 +30,11 @@ def test_n_jobs_only_configures_joblib():
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
 def test_invalid_n_jobs(bad):
-    with pytest.raises(ConfigurationError, match=r"^n_jobs must be None, -1 \(all cores\) or a "
-                                                 r"positive int\. Got .* instead\.$"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^n_jobs must be None, -1 \(all cores\) or a "
+        r"positive int\. Got .* instead\.$",
+    ):
         with parallel_backend(n_jobs=bad):
             pass
 
@@ -45,10 +48,13 @@ def test_missing_dask_names_the_extra(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_dask)
-    with pytest.raises(ConfigurationError, match=r"^--scheduler 'tcp://h:8786' needs "
-                                                 r"dask\.distributed, which is not installed "
-                                                 r"\(.*\)\. Install it with: pip install "
-                                                 r"'cxrkit\[dask\]'$"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^--scheduler 'tcp://h:8786' needs "
+        r"dask\.distributed, which is not installed "
+        r"\(.*\)\. Install it with: pip install "
+        r"'cxrkit\[dask\]'$",
+    ):
         with parallel_backend(scheduler="tcp://h:8786"):
             pass
 
@@ -58,10 +64,19 @@ def test_missing_dask_names_the_extra(monkeypatch):
 @pytest.mark.filterwarnings("ignore:A worker stopped while some jobs")  # loky resizing its pool
 def test_protocol_n_jobs_2_equals_serial():
     ds = load_dataset("synthetic", n_patients=12, images_per_patient=2, size=32)
-    kw = {"architecture": "tiny_cnn", "input_size": 32, "n_bootstraps": 20, "n_splits": 3,
-          "n_snapshots": 2, "interval": 1, "max_epochs": 2, "if_threshold_not_reached": "last",
-          "probe_epochs": 1, "probe_splits": 2,
-          "estimator_params": {"freeze": "none", "lr": 3e-3, "lr_schedule": None}}
+    kw = {
+        "architecture": "tiny_cnn",
+        "input_size": 32,
+        "n_bootstraps": 20,
+        "n_splits": 3,
+        "n_snapshots": 2,
+        "interval": 1,
+        "max_epochs": 2,
+        "if_threshold_not_reached": "last",
+        "probe_epochs": 1,
+        "probe_splits": 2,
+        "estimator_params": {"freeze": "none", "lr": 3e-3, "lr_schedule": None},
+    }
     serial = Hall2020CV(**kw).run(ds, progress=True)
     p = Hall2020CV(**kw, n_jobs=2)
     parallel = p.run(ds, progress=False)

@@ -23,8 +23,7 @@ def test_unfitted_estimators_pickle_small():
 
 
 def test_path_dataset_pickles_paths_not_pixels(tmp_path):
-    files = load_dataset("synthetic", root=tmp_path, n_patients=20, images_per_patient=2,
-                         size=128)
+    files = load_dataset("synthetic", root=tmp_path, n_patients=20, images_per_patient=2, size=128)
     assert not files.in_memory
     size = _size(files)
     assert size < 400 * len(files)  # about a path and a metadata row per image
@@ -39,7 +38,8 @@ def test_fitted_size_does_not_grow_with_training_data():
     sizes = []
     for n_patients in (10, 40):
         ds = load_dataset("synthetic", n_patients=n_patients, images_per_patient=2, size=32)
-        clf = CXRClassifier("tiny_cnn", input_size=32, max_epochs=1, validation=0.25,
-                            random_state=0)
+        clf = CXRClassifier(
+            "tiny_cnn", input_size=32, max_epochs=1, validation=0.25, random_state=0
+        )
         sizes.append(_size(clf.fit(ds.X, ds.y, groups=ds.groups)))
     assert abs(sizes[1] - sizes[0]) < 2_000, sizes

@@ -41,8 +41,11 @@ def test_builtins_are_registered_through_the_plugin_manager():
 
 
 def test_unknown_name_suggests_closest():
-    with pytest.raises(UnknownNameError, match=r"Unknown architecture 'resnet5'\. Did you mean "
-                       r"'resnet50'.*\? Available: hall2020_cnn, (.*, )?resnet101"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"Unknown architecture 'resnet5'\. Did you mean "
+        r"'resnet50'.*\? Available: hall2020_cnn, (.*, )?resnet101",
+    ):
         create_architecture("resnet5")
     with pytest.raises(KeyError):  # also a KeyError for callers that do not know cxrkit
         create_architecture("nope")
@@ -55,9 +58,11 @@ class _DupPlugin:
 
 
 def test_duplicate_name_names_both_plugins():
-    with pytest.raises(DuplicateNameError,
-                       match="'resnet50' is registered twice: by plugin "
-                             "'cxrkit.architectures.plugin' and by plugin 'dup-plugin'"):
+    with pytest.raises(
+        DuplicateNameError,
+        match="'resnet50' is registered twice: by plugin "
+        "'cxrkit.architectures.plugin' and by plugin 'dup-plugin'",
+    ):
         plugins.register_plugin(_DupPlugin(), name="dup-plugin")
     # the failed plugin was rolled back; the registry still works
     assert "resnet50" in list_architectures()
@@ -67,6 +72,7 @@ class _TinyPlugin:
     @hookimpl
     def cxrkit_register_architectures(self, register):
         from cxrkit.architectures._tiny import build_tiny_cnn
+
         register("my_tiny", build_tiny_cnn, description="a test architecture")
 
 
@@ -98,11 +104,15 @@ def _install_plugin_metadata(tmp_path: Path, monkeypatch) -> None:
     src = REPO / "plugins" / "cxrkit-extra-archs" / "src"
     dist = tmp_path / "cxrkit_extra_archs-0.1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cxrkit-extra-archs\nVersion: 0.1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: cxrkit-extra-archs\nVersion: 0.1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        textwrap.dedent("""\
         [cxrkit]
         extra_archs = cxrkit_extra_archs
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(src))
     monkeypatch.syspath_prepend(str(tmp_path))
 
@@ -119,8 +129,9 @@ def test_out_of_tree_plugin_through_entry_points(tmp_path, fresh_plugins):
     assert info["extra_archs"]["distribution"] == "cxrkit-extra-archs 0.1.0"
 
     X, y = make_separable(40, 32)
-    clf = cxrkit.CXRClassifier("lenet_cxr", input_size=32, max_epochs=15, lr=3e-3,
-                               random_state=0).fit(X, y)
+    clf = cxrkit.CXRClassifier(
+        "lenet_cxr", input_size=32, max_epochs=15, lr=3e-3, random_state=0
+    ).fit(X, y)
     assert roc_auc_score(y == "pos", clf.predict_proba(X)[:, 1]) > 0.95
 
 

@@ -25,13 +25,21 @@ def lung_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="session")
 def fitted_segmenter(lung_data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> LungSegmenter:
     X, masks, groups = lung_data
-    seg = LungSegmenter(input_size=SIZE, max_epochs=12, batch_size=8, lr=1e-2,
-                        architecture_params={"base_channels": 4, "depth": 2}, random_state=0)
+    seg = LungSegmenter(
+        input_size=SIZE,
+        max_epochs=12,
+        batch_size=8,
+        lr=1e-2,
+        architecture_params={"base_channels": 4, "depth": 2},
+        random_state=0,
+    )
     return seg.fit(X[:40], masks[:40], groups=groups[:40])
 
 
 @pytest.fixture(scope="session")
-def segmenter_dir(fitted_segmenter: LungSegmenter, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def segmenter_dir(
+    fitted_segmenter: LungSegmenter, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     out = tmp_path_factory.mktemp("segmenter")
     save_segmenter(fitted_segmenter, out)
     return out

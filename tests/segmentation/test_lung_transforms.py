@@ -39,7 +39,9 @@ def test_lung_mask_and_blackout_fill(fitted_segmenter, lung_data) -> None:
     hidden = create_transform("lung_blackout", segmenter=fitted_segmenter)(img)
     assert np.all(hidden[pred] == 0) and np.array_equal(hidden[~pred], img[~pred])
     assert np.all(LungMask(fitted_segmenter, fill=0.25)(img)[~pred] == 0.25)
-    with pytest.raises(ConfigurationError, match=r"^The 'fill' parameter of LungMask must be one of"):
+    with pytest.raises(
+        ConfigurationError, match=r"^The 'fill' parameter of LungMask must be one of"
+    ):
         LungMask(fitted_segmenter, fill="mean")
 
 
@@ -58,12 +60,17 @@ def test_implausible_mask_falls_back_counted_and_warned(fitted_segmenter, lung_d
     strict.lung_fraction_range_ = (0.95, 1.0)
     strict.fingerprint_ = strict._fingerprint()
     X = lung_data[0]
-    with pytest.warns(ImplausibleLungMaskWarning, match=r"^lung_crop: the predicted lung mask of "
-                      r"a 32x32 image is implausible \(lung fraction .* lies outside the range seen"
-                      r" in training \[0\.950, 1\.000\]\); the uncropped image was used\. 1 image"):
+    with pytest.warns(
+        ImplausibleLungMaskWarning,
+        match=r"^lung_crop: the predicted lung mask of "
+        r"a 32x32 image is implausible \(lung fraction .* lies outside the range seen"
+        r" in training \[0\.950, 1\.000\]\); the uncropped image was used\. 1 image",
+    ):
         out = LungCrop(strict)(X[48])
     np.testing.assert_array_equal(out, X[48])
-    with pytest.warns(ImplausibleLungMaskWarning, match=r"average training mask was hidden instead"):
+    with pytest.warns(
+        ImplausibleLungMaskWarning, match=r"average training mask was hidden instead"
+    ):
         hidden = LungMask(strict, keep="outside")(X[49])
     assert np.all(hidden[strict.prior_mask((32, 32))] == np.float32(np.median(X[49])))
     with warnings.catch_warnings():
@@ -74,8 +81,9 @@ def test_implausible_mask_falls_back_counted_and_warned(fitted_segmenter, lung_d
     assert stats["fallbacks"] == {"lung_crop": 2, "lung_blackout": 1}
 
 
-def test_picklable_and_loaded_from_a_folder(segmenter_dir, fitted_segmenter, lung_data,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_picklable_and_loaded_from_a_folder(
+    segmenter_dir, fitted_segmenter, lung_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
     img = lung_data[0][50]
     by_path = LungCrop(str(segmenter_dir))
     expected = LungCrop(fitted_segmenter)(img)
@@ -84,8 +92,11 @@ def test_picklable_and_loaded_from_a_folder(segmenter_dir, fitted_segmenter, lun
     assert "_loaded" not in clone.__dict__
     np.testing.assert_array_equal(clone(img), expected)
     monkeypatch.delenv(SEGMENTER_ENV, raising=False)
-    with pytest.raises(ConfigurationError, match=r"^No lung segmenter was given and "
-                                                  r"CXRKIT_LUNG_SEGMENTER is not set"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^No lung segmenter was given and "
+        r"CXRKIT_LUNG_SEGMENTER is not set",
+    ):
         LungCrop()(img)
     monkeypatch.setenv(SEGMENTER_ENV, str(segmenter_dir))
     np.testing.assert_array_equal(create_transform("lung_crop")(img), expected)
@@ -94,9 +105,14 @@ def test_picklable_and_loaded_from_a_folder(segmenter_dir, fitted_segmenter, lun
 def test_classifier_trains_on_lung_crops(fitted_segmenter, lung_data) -> None:
     X, _, _ = lung_data
     y = np.array(["a", "b"] * 8)
-    clf = CXRClassifier("tiny_cnn", input_size=32, max_epochs=1, batch_size=8,
-                        transforms=[LungCrop(fitted_segmenter)],
-                        random_state=0).fit(X[:16], y)
+    clf = CXRClassifier(
+        "tiny_cnn",
+        input_size=32,
+        max_epochs=1,
+        batch_size=8,
+        transforms=[LungCrop(fitted_segmenter)],
+        random_state=0,
+    ).fit(X[:16], y)
     assert clf.predict_proba(X[40:44]).shape == (4, 2)
     assert lung_mask_stats()["misses"] == 20
 
@@ -104,8 +120,7 @@ def test_classifier_trains_on_lung_crops(fitted_segmenter, lung_data) -> None:
 def test_protocol_option_routes_transforms_to_the_classifier() -> None:
     from cxrkit.evaluation.protocols import create_protocol
 
-    proto = create_protocol("hall2020-cv", transforms="lung_crop",
-                            estimator_params={"lr": 1e-3})
+    proto = create_protocol("hall2020-cv", transforms="lung_crop", estimator_params={"lr": 1e-3})
     assert proto.estimator_params == {"lr": 1e-3, "transforms": ["lung_crop"]}
     est, _ = proto.build()
     assert est.estimator.transforms == ["lung_crop"]

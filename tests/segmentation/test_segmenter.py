@@ -32,11 +32,17 @@ def test_unet_is_a_registered_segmentation_network() -> None:
     assert 1e5 < n_params < 1e6 and 4 * n_params < 4e6  # float32 weights stay under 4 MB
     small = create_segmentation_network("lung_unet", base_channels=2, depth=2)
     assert tuple(small(torch.zeros(3, 1, 32, 32)).shape) == (3, 1, 32, 32)
-    with pytest.raises(ConfigurationError, match=r"^Architecture 'lung_unet' is a segmentation "
-                                                  r"network, not a classifier"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^Architecture 'lung_unet' is a segmentation "
+        r"network, not a classifier",
+    ):
         create_architecture("lung_unet")
-    with pytest.raises(ConfigurationError, match=r"^Architecture 'tiny_cnn' \(plugin .*\) is not a "
-                                                  r"segmentation network"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^Architecture 'tiny_cnn' \(plugin .*\) is not a "
+        r"segmentation network",
+    ):
         create_segmentation_network("tiny_cnn")
     with pytest.raises(ConfigurationError, match=r"needs an input side that is a multiple of 4"):
         small(torch.zeros(1, 1, 30, 30))
@@ -67,10 +73,13 @@ def test_save_load_round_trip(fitted_segmenter, segmenter_dir: Path, lung_data) 
     X = lung_data[0][40:44]
     loaded = load_segmenter(segmenter_dir)
     assert loaded.fingerprint_ == fitted_segmenter.fingerprint_
-    np.testing.assert_allclose(loaded.predict_proba(X), fitted_segmenter.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict_proba(X), fitted_segmenter.predict_proba(X), atol=1e-6
+    )
     assert (segmenter_dir / "model.safetensors").stat().st_size < 4e6
-    net = create_segmentation_network("lung_unet", base_channels=4, depth=2,
-                                      pretrained=str(segmenter_dir / "model.safetensors"))
+    net = create_segmentation_network(
+        "lung_unet", base_channels=4, depth=2, pretrained=str(segmenter_dir / "model.safetensors")
+    )
     assert torch.equal(net.out.weight, loaded.module_.out.weight)
     with pytest.raises(WeightsError, match=r"holds no segmenter\.json"):
         load_segmenter(segmenter_dir / "missing")
@@ -119,11 +128,18 @@ def test_dice_iou_and_cluster_bootstrap() -> None:
 
 def test_cross_validation_is_patient_grouped(lung_data) -> None:
     X, masks, groups = lung_data
-    seg = LungSegmenter(input_size=32, max_epochs=2, batch_size=8, validation_fraction=0.0,
-                        architecture_params={"base_channels": 2, "depth": 2})
+    seg = LungSegmenter(
+        input_size=32,
+        max_epochs=2,
+        batch_size=8,
+        validation_fraction=0.0,
+        architecture_params={"base_channels": 2, "depth": 2},
+    )
     cv = cross_validate_segmenter(seg, X[:16], masks[:16], groups[:16], n_splits=2)
     assert [f["n_images"] for f in cv["folds"]] == [8, 8] and cv["n_patients"] == 8
-    folds = {g: {r["fold"] for r in cv["per_image"] if groups[r["index"]] == g} for g in groups[:16]}
+    folds = {
+        g: {r["fold"] for r in cv["per_image"] if groups[r["index"]] == g} for g in groups[:16]
+    }
     assert all(len(f) == 1 for f in folds.values())
     d = cv["overall"]["dice"]
     assert d["ci_low"] <= d["mean"] <= d["ci_high"]

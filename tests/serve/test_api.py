@@ -59,14 +59,16 @@ def test_predict_matches_offline_predict_proba(client, model_dir, training_image
     got = np.array([[r["probabilities"]["neg"], r["probabilities"]["pos"]] for r in results])
     np.testing.assert_allclose(got, offline, rtol=0, atol=1e-6)
     assert [r["prediction"] for r in results] == [["neg", "pos"][int(p.argmax())] for p in offline]
-    assert all(r["decision"] is None and r["gradcam"] is None and r["warnings"] == []
-               for r in results)
+    assert all(
+        r["decision"] is None and r["gradcam"] is None and r["warnings"] == [] for r in results
+    )
 
 
 def test_gradcam_and_preview_are_png_data_urls(client, training_images):
     X, _ = training_images
-    response = client.post("/v1/predict?gradcam=true&preview=true",
-                           files=_files(("a.png", png_bytes(X[1]))))
+    response = client.post(
+        "/v1/predict?gradcam=true&preview=true", files=_files(("a.png", png_bytes(X[1])))
+    )
     result = response.json()["results"][0]
     for key, side in (("gradcam", 256), ("preview", 32)):
         head, _, data = result[key].partition(",")
@@ -80,8 +82,9 @@ def test_operating_point_decision(make_client, model_dir, training_images, tmp_p
 
     folder = tmp_path / "with-op"
     shutil.copytree(model_dir, folder)
-    (folder / "operating_point.json").write_text(json.dumps({"threshold": 0.2,
-                                                             "name": "sensitivity 0.95"}))
+    (folder / "operating_point.json").write_text(
+        json.dumps({"threshold": 0.2, "name": "sensitivity 0.95"})
+    )
     client = make_client(ServedModel.from_directory(folder, device="cpu"))
     X, _ = training_images
     result = client.post("/v1/predict", files=_files(("a.png", png_bytes(X[0])))).json()
@@ -96,9 +99,16 @@ def test_operating_point_decision(make_client, model_dir, training_images, tmp_p
 
 def test_dicom_warnings(client, training_images):
     X, _ = training_images
-    img16 = (X[0].astype(np.uint16) * 16)
-    data = dicom_bytes(img16, BitsStored=12, PhotometricInterpretation="MONOCHROME1",
-                       ViewPosition="LL", PatientAge="010Y", WindowCenter=2048, WindowWidth=4096)
+    img16 = X[0].astype(np.uint16) * 16
+    data = dicom_bytes(
+        img16,
+        BitsStored=12,
+        PhotometricInterpretation="MONOCHROME1",
+        ViewPosition="LL",
+        PatientAge="010Y",
+        WindowCenter=2048,
+        WindowWidth=4096,
+    )
     r = client.post("/v1/predict", files=_files(("lat.dcm", data))).json()["results"][0]
     assert r["type"] == "dicom"
     codes = [w["code"] for w in r["warnings"]]
@@ -113,8 +123,9 @@ def test_small_and_16bit_png_warnings(client, training_images):
     X, _ = training_images
     small = np.asarray(Image.fromarray(X[0]).resize((16, 16)))
     wide = X[1].astype(np.uint16) * 257
-    results = client.post("/v1/predict", files=_files(("small.png", png_bytes(small)),
-                                                      ("wide.png", png_bytes(wide)))).json()
+    results = client.post(
+        "/v1/predict", files=_files(("small.png", png_bytes(small)), ("wide.png", png_bytes(wide)))
+    ).json()
     assert [w["code"] for w in results["results"][0]["warnings"]] == ["small_image"]
     assert "16x16" in results["results"][0]["warnings"][0]["message"]
     assert [w["code"] for w in results["results"][1]["warnings"]] == ["bit_depth_16"]
@@ -135,8 +146,9 @@ def test_out_of_distribution_flag(make_client, model_dir, training_images, tmp_p
     assert client.get("/v1/model").json()["ood_reference"]["n_fit"] == 32
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, (32, 32), dtype=np.uint8)
-    results = client.post("/v1/predict", files=_files(("train.png", png_bytes(X[3])),
-                                                      ("noise.png", png_bytes(noise)))).json()
+    results = client.post(
+        "/v1/predict", files=_files(("train.png", png_bytes(X[3])), ("noise.png", png_bytes(noise)))
+    ).json()
     for r in results["results"]:
         ood = r["ood"]
         assert ood["threshold"] == pytest.approx(ref.threshold)
@@ -173,8 +185,10 @@ def test_cors_off_by_default_and_opt_in(make_client):
     preflight = {**origin, "Access-Control-Request-Method": "POST"}
     client = make_client()
     assert "access-control-allow-origin" not in client.get("/v1/model", headers=origin).headers
-    assert "access-control-allow-origin" not in client.options("/v1/predict",
-                                                               headers=preflight).headers
+    assert (
+        "access-control-allow-origin"
+        not in client.options("/v1/predict", headers=preflight).headers
+    )
     allowed = make_client(cors_origins=("https://elsewhere.example",))
     response = allowed.get("/v1/model", headers=origin)
     assert response.headers["access-control-allow-origin"] == "https://elsewhere.example"

@@ -23,6 +23,7 @@ def _slow_identity(sizes: list[int], delay: float = 0.02):
         sizes.append(len(batch))
         time.sleep(delay)
         return batch[:, 0, 0].copy(), None
+
     return predict
 
 
@@ -58,8 +59,9 @@ def test_a_lone_request_does_not_wait_for_companions():
     batcher.reserve()  # another request announced: now the batcher waits for it, bounded
     t0 = time.perf_counter()
     future = batcher.submit([np.zeros((4, 4), np.float32)])
-    threading.Timer(0.2, lambda: batcher.submit([np.ones((4, 4), np.float32)],
-                                                reserved=True)).start()
+    threading.Timer(
+        0.2, lambda: batcher.submit([np.ones((4, 4), np.float32)], reserved=True)
+    ).start()
     future.result(timeout=10)
     assert 0.15 < time.perf_counter() - t0 < 1.9
     assert batcher.stats()["largest_batch"] == 2
@@ -78,8 +80,11 @@ def test_full_queue_raises_server_busy_and_errors_reach_every_request():
     futures = [batcher.submit([img]), batcher.submit([img])]
     time.sleep(0.1)  # the worker holds the first two
     futures.append(batcher.submit([img, img, img]))
-    with pytest.raises(ServerBusy, match=r"3 images waiting \(limit 3, cxrkit serve "
-                                         r"--max-queue\); retry in a moment\."):
+    with pytest.raises(
+        ServerBusy,
+        match=r"3 images waiting \(limit 3, cxrkit serve "
+        r"--max-queue\); retry in a moment\.",
+    ):
         batcher.submit([img])
     gate.set()
     for f in futures:
@@ -102,11 +107,13 @@ def test_concurrent_http_requests_share_batches(model_dir, training_images, tmp_
     async def run() -> list[dict]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
             async def one(i: int) -> dict:
                 files = [("files", (f"{i}.png", png_bytes(X[i]), "image/png"))]
                 response = await client.post("/v1/predict", files=files)
                 assert response.status_code == 200
                 return response.json()["results"][0]
+
             return await asyncio.gather(*(one(i) for i in range(16)))
 
     try:

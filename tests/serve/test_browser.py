@@ -33,9 +33,11 @@ DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
-                       reason="Chromium is not installed: apt-get install chromium "
-                              "chromium-driver (the browser test uses the system Chromium)"),
+    pytest.mark.skipif(
+        not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+        reason="Chromium is not installed: apt-get install chromium "
+        "chromium-driver (the browser test uses the system Chromium)",
+    ),
 ]
 
 
@@ -50,9 +52,24 @@ def server(model_dir):
     port = _free_port()
     src = Path(__file__).resolve().parents[2] / "src"
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-m", "cxrkit", "serve", str(model_dir),
-                             "--port", str(port), "--device", "cpu", "--log-level", "warning"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cxrkit",
+            "serve",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -74,14 +91,20 @@ def server(model_dir):
 
 @pytest.fixture
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver",
-                                    reason="selenium is not installed (pip install selenium)")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (pip install selenium)"
+    )
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1100,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,900",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     try:
@@ -97,8 +120,9 @@ def _shot(driver, name: str) -> None:
         driver.save_screenshot(str(Path(folder) / f"{name}.png"))
 
 
-def test_upload_through_the_page_shows_the_probability(server, browser, model_dir,
-                                                       training_images, tmp_path):
+def test_upload_through_the_page_shows_the_probability(
+    server, browser, model_dir, training_images, tmp_path
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -109,7 +133,8 @@ def test_upload_through_the_page_shows_the_probability(server, browser, model_di
     image = tmp_path / "<img src=x onerror=window.__pwned=1>.png"
     image.write_bytes(png_bytes(big))
     expected = load_model(model_dir, device="cpu").predict_proba(
-        np.asarray([str(image)], dtype=object))[0]
+        np.asarray([str(image)], dtype=object)
+    )[0]
 
     browser.get(server + "/")
     wait = WebDriverWait(browser, 60)
@@ -118,12 +143,14 @@ def test_upload_through_the_page_shows_the_probability(server, browser, model_di
     _shot(browser, "before-upload")
 
     browser.find_element(By.ID, "file").send_keys(str(image))
-    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "li[data-class='pos'] .prob-value")))
-    shown = float(browser.find_element(By.CSS_SELECTOR,
-                                       "li[data-class='pos'] .prob-value").text)
+    wait.until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, "li[data-class='pos'] .prob-value"))
+    )
+    shown = float(browser.find_element(By.CSS_SELECTOR, "li[data-class='pos'] .prob-value").text)
     assert shown == pytest.approx(expected[1], abs=5e-5)
-    shown_neg = float(browser.find_element(By.CSS_SELECTOR,
-                                           "li[data-class='neg'] .prob-value").text)
+    shown_neg = float(
+        browser.find_element(By.CSS_SELECTOR, "li[data-class='neg'] .prob-value").text
+    )
     assert shown_neg == pytest.approx(expected[0], abs=5e-5)
     assert browser.find_element(By.CSS_SELECTOR, ".result .filename").text == image.name
     assert browser.execute_script("return window.__pwned === undefined")
@@ -132,8 +159,13 @@ def test_upload_through_the_page_shows_the_probability(server, browser, model_di
     _shot(browser, "after-upload")
 
     browser.find_element(By.ID, "overlay").click()
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".picture")
-               .get_attribute("src").startswith("data:image/png;base64,"))
+    wait.until(
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, ".picture")
+            .get_attribute("src")
+            .startswith("data:image/png;base64,")
+        )
+    )
     assert "Grad-CAM" in browser.find_element(By.CSS_SELECTOR, ".caption").text
     _shot(browser, "gradcam-overlay")
 

@@ -21,8 +21,10 @@ def test_binding_beyond_loopback_needs_a_token(model_dir, capsys, monkeypatch):
     monkeypatch.delenv("CXRKIT_SERVE_TOKEN", raising=False)
     assert main(["serve", str(model_dir), "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err
-    assert "--host 0.0.0.0 makes the model reachable from other machines; give a token with " \
-           "--token or $CXRKIT_SERVE_TOKEN" in err
+    assert (
+        "--host 0.0.0.0 makes the model reachable from other machines; give a token with "
+        "--token or $CXRKIT_SERVE_TOKEN" in err
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])

@@ -37,15 +37,21 @@ def test_chunked_body_over_the_limit_is_413(make_client):
         for _ in range(10):
             yield b"x" * 4096
 
-    response = client.post("/v1/predict", content=chunks(),
-                           headers={"Content-Type": "multipart/form-data; boundary=b"})
+    response = client.post(
+        "/v1/predict", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
     assert response.status_code == 413
 
 
 def test_default_limit_is_50_mb(client):
-    response = client.post("/v1/predict", content=b"",
-                           headers={"Content-Length": str(50 * 2**20 + 1),
-                                    "Content-Type": "multipart/form-data; boundary=b"})
+    response = client.post(
+        "/v1/predict",
+        content=b"",
+        headers={
+            "Content-Length": str(50 * 2**20 + 1),
+            "Content-Type": "multipart/form-data; boundary=b",
+        },
+    )
     assert response.status_code == 413
     assert "52,428,800" in response.json()["detail"]
 
@@ -54,16 +60,20 @@ def test_too_many_files_is_413(make_client, training_images):
     X, _ = training_images
     client = make_client(max_files=2)
     data = png_bytes(X[0])
-    response = client.post("/v1/predict", files=_files(("a.png", data), ("b.png", data),
-                                                       ("c.png", data)))
+    response = client.post(
+        "/v1/predict", files=_files(("a.png", data), ("b.png", data), ("c.png", data))
+    )
     assert response.status_code == 413 and "at most 2" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("name,data", [
-    ("notes.png", b"This is a text file that pretends to be a PNG.\n" * 4),
-    ("anim.gif", b"GIF89a" + b"\0" * 64),
-    ("empty.png", b""),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("notes.png", b"This is a text file that pretends to be a PNG.\n" * 4),
+        ("anim.gif", b"GIF89a" + b"\0" * 64),
+        ("empty.png", b""),
+    ],
+)
 def test_unsupported_type_is_415_with_accepted_types(client, name, data):
     response = client.post("/v1/predict", files=_files((name, data)))
     assert response.status_code == 415
@@ -74,8 +84,9 @@ def test_unsupported_type_is_415_with_accepted_types(client, name, data):
 
 def test_non_multipart_body_is_415(client, training_images):
     X, _ = training_images
-    response = client.post("/v1/predict", content=png_bytes(X[0]),
-                           headers={"Content-Type": "image/png"})
+    response = client.post(
+        "/v1/predict", content=png_bytes(X[0]), headers={"Content-Type": "image/png"}
+    )
     assert response.status_code == 415
     assert "multipart/form-data" in response.json()["detail"]
 
@@ -116,15 +127,20 @@ def test_dicom_without_pixel_data_is_422(client, training_images):
 
 def test_one_bad_file_fails_the_request_naming_it(client, training_images):
     X, _ = training_images
-    response = client.post("/v1/predict", files=_files(("good.png", png_bytes(X[0])),
-                                                       ("bad.png", b"not an image at all!" * 8)))
+    response = client.post(
+        "/v1/predict",
+        files=_files(("good.png", png_bytes(X[0])), ("bad.png", b"not an image at all!" * 8)),
+    )
     assert response.status_code == 415 and "'bad.png'" in response.json()["detail"]
-    assert client.post("/v1/predict", files=_files(("good.png", png_bytes(X[0])))).status_code == 200
+    assert (
+        client.post("/v1/predict", files=_files(("good.png", png_bytes(X[0])))).status_code == 200
+    )
 
 
 def test_no_file_is_422(client):
-    response = client.post("/v1/predict", data={"gradcam": "true"},
-                           files=[("note", (None, b"hello"))])
+    response = client.post(
+        "/v1/predict", data={"gradcam": "true"}, files=[("note", (None, b"hello"))]
+    )
     assert response.status_code == 422 and "No file was uploaded" in response.json()["detail"]
 
 

@@ -45,8 +45,15 @@ def _data(n: int = 24, size: int = 16, seed: int = 0):
 
 
 def _clf(**kw):
-    params = dict(input_size=16, freeze="backbone", augment="hflip", max_epochs=2,
-                  batch_size=8, random_state=0, lr_schedule="cyclic")
+    params = dict(
+        input_size=16,
+        freeze="backbone",
+        augment="hflip",
+        max_epochs=2,
+        batch_size=8,
+        random_state=0,
+        lr_schedule="cyclic",
+    )
     params.update(kw)
     return CXRClassifier("tiny_cnn", **params)
 
@@ -58,8 +65,9 @@ def test_cached_training_matches_uncached(freeze):
     assert feature_cache_stats()["misses"] == 2 * len(X)  # two views per image
     plain = _clf(freeze=freeze, feature_cache=False).fit(X, y)
     np.testing.assert_allclose(cached.predict_proba(X), plain.predict_proba(X), atol=1e-5)
-    np.testing.assert_allclose(cached.history_[:, "train_loss"],
-                               plain.history_[:, "train_loss"], atol=1e-5)
+    np.testing.assert_allclose(
+        cached.history_[:, "train_loss"], plain.history_[:, "train_loss"], atol=1e-5
+    )
     # the full network is reachable, and it is what skorch trained
     assert cached.module_ is cached.net_.module_
     assert isinstance(cached.net_, FeatureAwareNet)
@@ -77,8 +85,9 @@ def test_cached_features_equal_backbone_output_in_eval_mode():
     with torch.no_grad():
         for view, flip in (("orig", False), ("hflip", True)):
             xb = torch.stack([_to_tensor(im, prep, flip) for im in images])
-            np.testing.assert_allclose(net.forward_head(torch.from_numpy(feats[view])),
-                                       net(xb), atol=1e-5)
+            np.testing.assert_allclose(
+                net.forward_head(torch.from_numpy(feats[view])), net(xb), atol=1e-5
+            )
 
 
 def test_frozen_backbone_parameters_unchanged():
@@ -152,8 +161,9 @@ def test_not_used_with_random_transform(caplog):
     with caplog.at_level(logging.INFO, logger="cxrkit.feature_cache"):
         _clf(transforms=[Jitter()]).fit(X, y)
     assert feature_cache_stats()["misses"] == 0
-    assert "Feature cache not used: transform Jitter() is random (deterministic=False)." \
-        in caplog.text
+    assert (
+        "Feature cache not used: transform Jitter() is random (deterministic=False)." in caplog.text
+    )
 
 
 def test_switch_off_and_bad_value():
@@ -162,8 +172,11 @@ def test_switch_off_and_bad_value():
     assert feature_cache_stats()["misses"] == 0
     from cxrkit.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match=r"The 'feature_cache' parameter of "
-                       r"CXRClassifier must be True, False or 'auto'. Got 'yes' instead."):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"The 'feature_cache' parameter of "
+        r"CXRClassifier must be True, False or 'auto'. Got 'yes' instead.",
+    ):
         _clf(feature_cache="yes").fit(X, y)
 
 
@@ -217,6 +230,7 @@ def _slow_rows(rows, calls, seconds_per_row=0.02):
         calls.append(list(pos))
         time.sleep(seconds_per_row * len(pos))  # long enough for the other "process" to arrive
         return rows[pos]
+
     return compute
 
 
@@ -233,8 +247,9 @@ def test_concurrent_misses_are_split_not_duplicated(tmp_path):
 
     def work(j):
         start.wait()
-        out[j] = caches[j].get_many("ns", keys, _slow_rows(rows, calls[j], 0.05),
-                                    cache_dir=tmp_path)
+        out[j] = caches[j].get_many(
+            "ns", keys, _slow_rows(rows, calls[j], 0.05), cache_dir=tmp_path
+        )
 
     threads = [threading.Thread(target=work, args=(j,)) for j in range(2)]
     for t in threads:
@@ -298,11 +313,15 @@ def test_failed_computation_releases_its_claims(tmp_path):
 def test_unwritable_cache_dir_is_a_configuration_error(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     bad = tmp_path / "a-file" / "cache"
-    with pytest.raises(ConfigurationError, match=r"^The feature cache folder '.*a-file/cache' "
-                       r"cannot be written \(.*\)\. Pass a writable cache_dir \(or set "
-                       r"CXRKIT_CACHE_DIR to one\), or cache_dir=None"):
-        FeatureCache().get_many("ns", ["a"], lambda pos: np.zeros((1, 2), np.float32),
-                                cache_dir=bad)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^The feature cache folder '.*a-file/cache' "
+        r"cannot be written \(.*\)\. Pass a writable cache_dir \(or set "
+        r"CXRKIT_CACHE_DIR to one\), or cache_dir=None",
+    ):
+        FeatureCache().get_many(
+            "ns", ["a"], lambda pos: np.zeros((1, 2), np.float32), cache_dir=bad
+        )
 
 
 def test_cache_dir_env_var(tmp_path, monkeypatch):
@@ -321,8 +340,9 @@ def test_snapshot_ensemble_on_cached_features_matches_uncached():
     X, y = _data()
 
     def ens(fc):
-        return SnapshotEnsembleClassifier(_clf(feature_cache=fc), n_snapshots=3, interval=1,
-                                          policy="cyclic").fit(X, y)
+        return SnapshotEnsembleClassifier(
+            _clf(feature_cache=fc), n_snapshots=3, interval=1, policy="cyclic"
+        ).fit(X, y)
 
     cached, plain = ens(True), ens(False)
     assert feature_cache_stats()["misses"] == 2 * len(X)
@@ -439,16 +459,23 @@ def test_resolve_cache_dir_order(monkeypatch, tmp_path):
     assert fc.resolve_cache_dir(None) is None
 
 
-@pytest.mark.parametrize("opts", [{"shuffle": True}, {"shuffle": False, "drop_last": True},
-                                  {"shuffle": True, "generator": "seeded"}])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"shuffle": True},
+        {"shuffle": False, "drop_last": True},
+        {"shuffle": True, "generator": "seeded"},
+    ],
+)
 def test_feature_batches_equal_dataloader_batches_and_rng_stream(opts):
     from torch.utils.data import DataLoader
 
     from cxrkit.estimators._cache import FeatureBatches, FeatureDataset
 
     rng = np.random.default_rng(0)
-    ds = FeatureDataset(rng.normal(size=(21, 5)), np.arange(21) % 2,
-                        rng.normal(size=(21, 5)), hflip=True)
+    ds = FeatureDataset(
+        rng.normal(size=(21, 5)), np.arange(21) % 2, rng.normal(size=(21, 5)), hflip=True
+    )
 
     def run(make):
         torch.manual_seed(3)
@@ -460,8 +487,11 @@ def test_feature_batches_equal_dataloader_batches_and_rng_stream(opts):
 
     ref, after_ref = run(DataLoader)
     new, after_new = run(FeatureBatches)
-    assert len(new) == len(ref) == 2 * len(FeatureBatches(ds, 4, **{
-        k: v for k, v in opts.items() if k != "generator"}))
+    assert (
+        len(new)
+        == len(ref)
+        == 2 * len(FeatureBatches(ds, 4, **{k: v for k, v in opts.items() if k != "generator"}))
+    )
     for (xr, yr), (xn, yn) in zip(ref, new):
         assert torch.equal(xr, xn) and torch.equal(yr, yn)
     assert torch.equal(after_ref, after_new)

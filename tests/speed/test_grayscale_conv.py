@@ -25,8 +25,9 @@ def test_identical_outputs(name, size):
     torch.manual_seed(0)
     net = create_architecture(name).eval()
     fast = grayscale_first_conv(net).eval()
-    assert isinstance(fast.backbone.get_submodule("conv1" if name != "tiny_cnn" else "0"),
-                      GrayscaleConv2d)
+    assert isinstance(
+        fast.backbone.get_submodule("conv1" if name != "tiny_cnn" else "0"), GrayscaleConv2d
+    )
     x = _input(net, size=size)
     with torch.no_grad():
         ref, got = net(x), fast(x)
@@ -60,9 +61,12 @@ def test_gradients_flow_and_training_matches():
 def test_no_conv_raises():
     from cxrkit.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match=r"grayscale_first_conv found no first Conv2d "
-                       r"taking 3 input channels in Linear; it applies to networks whose first "
-                       r"layer is a Conv2d."):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"grayscale_first_conv found no first Conv2d "
+        r"taking 3 input channels in Linear; it applies to networks whose first "
+        r"layer is a Conv2d.",
+    ):
         grayscale_first_conv(torch.nn.Linear(3, 2))
 
 
@@ -100,6 +104,9 @@ def test_format_switches_are_validated():
     from cxrkit.errors import ConfigurationError
 
     clf = CXRClassifier("tiny_cnn", grayscale_conv="yes")
-    with pytest.raises(ConfigurationError, match=r"The 'grayscale_conv' parameter of "
-                       r"CXRClassifier must be 'auto', True or False. Got 'yes' instead."):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"The 'grayscale_conv' parameter of "
+        r"CXRClassifier must be 'auto', True or False. Got 'yes' instead.",
+    ):
         clf.fit(np.zeros((4, 8, 8)), [0, 1, 0, 1])

@@ -14,14 +14,19 @@ def _fit(**kw):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (16, 20, 20), dtype=np.uint8)
     y = np.array([0, 1] * 8)
-    clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=1, batch_size=8, random_state=0,
-                        **kw)
+    clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=1, batch_size=8, random_state=0, **kw)
     return clf.fit(X, y), X
 
 
-@pytest.mark.parametrize("kw", [{"channels_last": True}, {"channels_last": "auto"},
-                                {"grayscale_conv": True},
-                                {"grayscale_conv": True, "channels_last": True}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"channels_last": True},
+        {"channels_last": "auto"},
+        {"grayscale_conv": True},
+        {"grayscale_conv": True, "channels_last": True},
+    ],
+)
 def test_fast_options_give_the_same_probabilities(kw):
     ref, X = _fit(channels_last=False, grayscale_conv=False)
     fast, _ = _fit(**kw)
@@ -33,8 +38,11 @@ def test_amp_is_ignored_on_cpu_and_validated():
     assert clf.predict_proba(X).dtype == np.float64
     clf.set_params(amp="int4")
     clf.device_ = "cuda"  # the check happens where autocast would be entered
-    with pytest.raises(ConfigurationError, match=r"The 'amp' parameter of CXRClassifier must be "
-                       r"None, 'bf16' or 'fp16'. Got 'int4'."):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"The 'amp' parameter of CXRClassifier must be "
+        r"None, 'bf16' or 'fp16'. Got 'int4'.",
+    ):
         clf._autocast()
 
 

@@ -58,8 +58,9 @@ print(json.dumps({"tuned": tuned, "outside": outside, "inside": inside, "after":
 """
 
 
-needs_glibc = pytest.mark.skipif(not glibc_malloc_available(),
-                                 reason="the allocator tuning needs glibc's malloc (Linux)")
+needs_glibc = pytest.mark.skipif(
+    not glibc_malloc_available(), reason="the allocator tuning needs glibc's malloc (Linux)"
+)
 
 
 @needs_glibc
@@ -72,8 +73,9 @@ def test_retain_freed_memory_stops_page_faulting_large_buffers_in_again():
     import json
     import subprocess
 
-    run = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     r = json.loads(run.stdout.strip().splitlines()[-1])
     assert r["tuned"] is True

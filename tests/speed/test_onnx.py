@@ -37,8 +37,9 @@ def test_hall2020_cnn_exports_with_a_batch_free_graph():
 
     torch.manual_seed(0)
     net = create_architecture("hall2020_cnn", chunk_bytes=1)  # chunks of one image
-    clf = CXRClassifier.from_module(net, ["covid", "pneumonia"], batch_size=5,
-                                    preprocessing=HALL2020_PREPROCESSING)
+    clf = CXRClassifier.from_module(
+        net, ["covid", "pneumonia"], batch_size=5, preprocessing=HALL2020_PREPROCESSING
+    )
     X = np.random.default_rng(1).integers(0, 255, (7, 110, 110), dtype=np.uint8)
     with torch.enable_grad():  # the export must not take the sparse-gradient path either
         pred = OnnxRuntimePredictor(clf)
@@ -53,7 +54,9 @@ def test_intra_op_spinning_is_off_by_default_and_can_be_turned_on(fitted, allow_
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     pred = OnnxRuntimePredictor(clf, allow_spinning=allow_spinning)
     opts = pred.session_.get_session_options()
-    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == str(int(allow_spinning))
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == str(
+        int(allow_spinning)
+    )
     np.testing.assert_array_equal(pred.predict_proba(X), default.predict_proba(X))
 
 
@@ -100,25 +103,39 @@ def test_int8_fp32_layers_keep_first_and_last_conv_and_head_in_fp32(fitted):
         assert np.abs(q.predict_proba(X) - clf.predict_proba(X)).max() < 0.05
 
 
-@pytest.mark.parametrize("kw", [{"calibrate_method": "percentile", "percentile": 99.9},
-                                {"activation_type": "int8", "activation_symmetric": True},
-                                {"reduce_range": True}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"calibrate_method": "percentile", "percentile": 99.9},
+        {"activation_type": "int8", "activation_symmetric": True},
+        {"reduce_range": True},
+    ],
+)
 def test_int8_recipe_options_run_and_stay_close(fitted, kw):
     clf, X = fitted
     q = OnnxRuntimePredictor(clf, quantize="int8", calibration=X, **kw)
     assert np.abs(q.predict_proba(X) - clf.predict_proba(X)).max() < 0.05
 
 
-@pytest.mark.parametrize("kw, msg", [
-    ({"calibrate_method": "mse"},
-     r"calibrate_method must be one of \('minmax', 'percentile', 'entropy'\); got 'mse'\."),
-    ({"fp32_layers": "head"},
-     r"fp32_layers must be a sequence of names from \('first_conv', 'last_conv', 'head'\) "
-     r"\(e\.g\. \('first_conv', 'head'\) or \(\)\); got 'head'\."),
-    ({"activation_type": "int4"},
-     r"activation_type must be one of \('uint8', 'int8'\); got 'int4'\."),
-    ({"percentile": 0}, r"percentile must be in \(0, 100\]; got 0\."),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (
+            {"calibrate_method": "mse"},
+            r"calibrate_method must be one of \('minmax', 'percentile', 'entropy'\); got 'mse'\.",
+        ),
+        (
+            {"fp32_layers": "head"},
+            r"fp32_layers must be a sequence of names from \('first_conv', 'last_conv', 'head'\) "
+            r"\(e\.g\. \('first_conv', 'head'\) or \(\)\); got 'head'\.",
+        ),
+        (
+            {"activation_type": "int4"},
+            r"activation_type must be one of \('uint8', 'int8'\); got 'int4'\.",
+        ),
+        ({"percentile": 0}, r"percentile must be in \(0, 100\]; got 0\."),
+    ],
+)
 def test_int8_bad_options_are_rejected(fitted, kw, msg):
     from cxrkit.errors import ConfigurationError
 
@@ -133,10 +150,17 @@ class _Stem(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2, 1),
-            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 1))
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(3, 2, 1),
+            torch.nn.Conv2d(8, 16, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 16, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(16, 1),
+        )
 
     def forward(self, x):
         return self.body(x)[:, 0]

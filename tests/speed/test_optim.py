@@ -17,14 +17,15 @@ def _grads(step: int, n: int, gen: torch.Generator) -> torch.Tensor:
     g = torch.randn(n, generator=gen)
     g[:8] = 0.0
     if step > 20:
-        g[8: n // 4] = 0.0
+        g[8 : n // 4] = 0.0
     scale = torch.logspace(-25, -15, n // 4)
-    g[n // 4: n // 2] = scale * torch.sign(g[n // 4: n // 2])
+    g[n // 4 : n // 2] = scale * torch.sign(g[n // 4 : n // 2])
     return g
 
 
-def _run(opt_cls: type[torch.optim.Optimizer], steps: int, **kw: object) -> tuple[
-        torch.Tensor, dict[str, torch.Tensor]]:
+def _run(
+    opt_cls: type[torch.optim.Optimizer], steps: int, **kw: object
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     gen = torch.Generator().manual_seed(0)
     w = torch.nn.Parameter(torch.randn(400, generator=gen))
     opt = opt_cls([w], **kw)
@@ -34,13 +35,16 @@ def _run(opt_cls: type[torch.optim.Optimizer], steps: int, **kw: object) -> tupl
     return w.detach().clone(), {k: v.clone() for k, v in opt.state[w].items()}
 
 
-@pytest.mark.parametrize("kw", [
-    {"lr": 1e-3, "alpha": 0.9, "eps": 1e-8},                     # the hall2020 recipe
-    {"lr": 1e-2},                                                # torch's defaults
-    {"lr": 1e-3, "alpha": 0.9, "momentum": 0.9},
-    {"lr": 1e-3, "alpha": 0.9, "weight_decay": 1e-30},
-    {"lr": 1e-3, "alpha": 0.9, "maximize": True, "eps": 1e-6},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"lr": 1e-3, "alpha": 0.9, "eps": 1e-8},  # the hall2020 recipe
+        {"lr": 1e-2},  # torch's defaults
+        {"lr": 1e-3, "alpha": 0.9, "momentum": 0.9},
+        {"lr": 1e-3, "alpha": 0.9, "weight_decay": 1e-30},
+        {"lr": 1e-3, "alpha": 0.9, "maximize": True, "eps": 1e-6},
+    ],
+)
 def test_identical_to_torch_rmsprop_through_subnormal_averages(kw: dict) -> None:
     w_ref, st_ref = _run(torch.optim.RMSprop, 900, **kw)
     w_new, st_new = _run(RMSprop, 900, **kw)
@@ -55,13 +59,18 @@ def test_identical_to_torch_rmsprop_through_subnormal_averages(kw: dict) -> None
 
 
 def test_fast_path_is_taken_for_the_recipe_and_not_where_it_would_not_be_exact(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[int] = []
     real = _optim._clamped_rmsprop
-    monkeypatch.setattr(_optim, "_clamped_rmsprop",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
-    for kw, fast in (({"eps": 1e-8}, True), ({"eps": 1e-13}, False),
-                     ({"eps": 1e-8, "centered": True}, False)):
+    monkeypatch.setattr(
+        _optim, "_clamped_rmsprop", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    for kw, fast in (
+        ({"eps": 1e-8}, True),
+        ({"eps": 1e-13}, False),
+        ({"eps": 1e-8, "centered": True}, False),
+    ):
         calls.clear()
         _run(RMSprop, 3, lr=1e-3, **kw)
         assert bool(calls) is fast, kw

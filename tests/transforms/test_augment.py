@@ -55,11 +55,20 @@ def test_cxr_light_stays_within_its_ranges() -> None:
     assert outs.std() > 0
 
 
-def test_a_v2_pipeline_trains_and_switches_the_feature_cache_off(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_v2_pipeline_trains_and_switches_the_feature_cache_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     X, y = make_separable(16, 16)
     pipe = v2.Compose([v2.RandomAffine(degrees=5), v2.ColorJitter(brightness=0.1)])
-    clf = CXRClassifier("tiny_cnn", input_size=16, freeze="backbone", augment=pipe,
-                        max_epochs=2, batch_size=8, random_state=0)
+    clf = CXRClassifier(
+        "tiny_cnn",
+        input_size=16,
+        freeze="backbone",
+        augment=pipe,
+        max_epochs=2,
+        batch_size=8,
+        random_state=0,
+    )
     with caplog.at_level(logging.INFO, logger="cxrkit.feature_cache"):
         clf.fit(X, y)
     assert "Feature cache not used: augmentation" in caplog.text
@@ -76,8 +85,14 @@ def test_augment_reaches_the_training_images(monkeypatch: pytest.MonkeyPatch) ->
             return img
 
     X, y = make_separable(8, 16)
-    CXRClassifier("tiny_cnn", input_size=12, augment=Spy(lambda t: t), max_epochs=2,
-                  batch_size=4, random_state=0).fit(X, y)
+    CXRClassifier(
+        "tiny_cnn",
+        input_size=12,
+        augment=Spy(lambda t: t),
+        max_epochs=2,
+        batch_size=4,
+        random_state=0,
+    ).fit(X, y)
     assert calls == [(1, 12, 12)] * 16  # every training image, every epoch, after resizing
 
 
@@ -94,8 +109,14 @@ def test_a_plugin_registers_its_own_augmentation() -> None:
     name = register_plugin(Plugin(), name="aug-plugin")
     try:
         X, y = make_separable(8, 16)
-        clf = CXRClassifier("tiny_cnn", input_size=16, augment="invert_aug", max_epochs=1,
-                            batch_size=8, random_state=0).fit(X, y)
+        clf = CXRClassifier(
+            "tiny_cnn",
+            input_size=16,
+            augment="invert_aug",
+            max_epochs=1,
+            batch_size=8,
+            random_state=0,
+        ).fit(X, y)
         assert clf.predict_proba(X).shape == (8, 2)
     finally:
         unregister_plugin(name)
@@ -103,18 +124,23 @@ def test_a_plugin_registers_its_own_augmentation() -> None:
 
 def test_unknown_augment_is_refused() -> None:
     X, y = make_separable(8, 16)
-    with pytest.raises(ConfigurationError, match=(
+    with pytest.raises(
+        ConfigurationError,
+        match=(
             r"The 'augment' parameter of CXRClassifier must be None, 'hflip', a registered "
             r"transform name \(.*cxr_light.*\) or a torchvision.transforms.v2 pipeline. "
-            r"Got 'cxr_lite' instead.")):
+            r"Got 'cxr_lite' instead."
+        ),
+    ):
         CXRClassifier("tiny_cnn", augment="cxr_lite").fit(X, y)
 
 
 @pytest.mark.parametrize("freeze", ["none", "backbone"])
 def test_tta_hflip_averages_the_probabilities_of_both_views(freeze: str) -> None:
     X, y = make_separable(16, 16)
-    clf = CXRClassifier("tiny_cnn", input_size=16, freeze=freeze, max_epochs=2, batch_size=8,
-                        random_state=0).fit(X, y)
+    clf = CXRClassifier(
+        "tiny_cnn", input_size=16, freeze=freeze, max_epochs=2, batch_size=8, random_state=0
+    ).fit(X, y)
     plain, flipped = clf.predict_proba(X), clf.predict_proba(X[:, :, ::-1].copy())
     clf.set_params(tta="hflip")
     np.testing.assert_allclose(clf.predict_proba(X), (plain + flipped) / 2, atol=1e-6)

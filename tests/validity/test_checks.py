@@ -17,10 +17,17 @@ def _synthetic(n=24, seed=0, offset=0):
     X = rng.integers(0, 255, (n, 32, 32), dtype=np.uint8)
     y = np.array(["covid", "pneumonia"] * (n // 2))
     groups = np.array([f"p{offset + i}" for i in range(n)])
-    md = pd.DataFrame({"image": [f"img{offset + i}.png" for i in range(n)], "label": y,
-                       "patient_id": groups, "view": ["PA", "AP"] * (n // 2),
-                       "source": "s1", "sex": ["F", "F", "M", "M"] * (n // 4),
-                       "age": 50.0})
+    md = pd.DataFrame(
+        {
+            "image": [f"img{offset + i}.png" for i in range(n)],
+            "label": y,
+            "patient_id": groups,
+            "view": ["PA", "AP"] * (n // 2),
+            "source": "s1",
+            "sex": ["F", "F", "M", "M"] * (n // 4),
+            "age": 50.0,
+        }
+    )
     return _DS(X, y, groups, md)
 
 
@@ -74,7 +81,8 @@ def test_image_folder_without_patient_ids_is_a_warning_in_check(tmp_path, capsys
         (tmp_path / label).mkdir()
         for i in range(4):
             Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(
-                tmp_path / label / f"{i}.png")
+                tmp_path / label / f"{i}.png"
+            )
     with pytest.warns(UserWarning, match="has no patient ids"):
         main(["check", "--data", f"image-folder:{tmp_path}", "--quiet"])
     out = capsys.readouterr().out

@@ -30,7 +30,9 @@ def _variants(img: Image.Image) -> dict[str, np.ndarray]:
     return {
         "jpeg70": _jpeg(img),
         "resized": np.asarray(img.resize((w * 3 // 4, h * 3 // 4), Image.Resampling.BILINEAR)),
-        "cropped": np.asarray(img.crop((int(w * .05), int(h * .05), int(w * .95), int(h * .95)))),
+        "cropped": np.asarray(
+            img.crop((int(w * 0.05), int(h * 0.05), int(w * 0.95), int(h * 0.95)))
+        ),
         "flipped": np.asarray(img)[:, ::-1],
     }
 
@@ -60,13 +62,17 @@ def test_planted_copies_are_found_and_distinct_images_are_not(distinct):
     assert not missing, f"planted copies not found: {missing}"
     # distinct images of different patients are never paired with each other
     assert not [p for p in found if p[1] < len(distinct)]
-    flips = pairs[pairs["j"].isin([i for i, (_, kd) in planted.items() if kd == "flipped"])
-                  & (pairs["i"] < len(distinct))]
+    flips = pairs[
+        pairs["j"].isin([i for i, (_, kd) in planted.items() if kd == "flipped"])
+        & (pairs["i"] < len(distinct))
+    ]
     assert flips["flipped"].all() and len(flips) == len(originals)
     others = pairs[~pairs.index.isin(flips.index) & (pairs["i"] < len(distinct))]
     assert not others["flipped"].any()
-    jpeg = pairs[pairs["j"].isin([i for i, (_, kd) in planted.items() if kd == "jpeg70"])
-                 & (pairs["i"] < len(distinct))]
+    jpeg = pairs[
+        pairs["j"].isin([i for i, (_, kd) in planted.items() if kd == "jpeg70"])
+        & (pairs["i"] < len(distinct))
+    ]
     assert (jpeg["phash_distance"] <= 4).all() and (jpeg["similarity"] > 0.99).all()
 
 
@@ -116,8 +122,11 @@ def test_hash_hex_and_bad_input(tmp_path):
     rng = np.random.default_rng(1)
     h = compute_hashes(rng.integers(0, 255, (2, 32, 32), dtype=np.uint8))
     assert all(len(x) == 16 for x in h.hex("phash"))
-    with pytest.raises(DataError, match=r"^The 'threshold' parameter must be a float in the "
-                                        r"range \(0, 1\]"):
+    with pytest.raises(
+        DataError,
+        match=r"^The 'threshold' parameter must be a float in the "
+        r"range \(0, 1\]",
+    ):
         find_near_duplicates(rng.integers(0, 255, (2, 8, 8), dtype=np.uint8), threshold=5)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")

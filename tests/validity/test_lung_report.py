@@ -10,8 +10,11 @@ from cxrkit.validity._lung_report import lung_guard_jobs, lung_overlay_section
 
 
 def _ev():
-    return SimpleNamespace(result=SimpleNamespace(sections=[], warnings=[], y_true=[]),
-                           explain_model=None, explain_X=None)
+    return SimpleNamespace(
+        result=SimpleNamespace(sections=[], warnings=[], y_true=[]),
+        explain_model=None,
+        explain_X=None,
+    )
 
 
 def test_no_segmenter_adds_info_section(monkeypatch):

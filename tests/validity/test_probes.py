@@ -13,8 +13,9 @@ from cxrkit.validity import CentreBlackout, LeaveOneSourceOut, shortcut_probe, s
 
 
 def _make() -> CXRClassifier:
-    return CXRClassifier("tiny_cnn", input_size=16, max_epochs=3, lr=3e-3, batch_size=8,
-                         random_state=0)
+    return CXRClassifier(
+        "tiny_cnn", input_size=16, max_epochs=3, lr=3e-3, batch_size=8, random_state=0
+    )
 
 
 def _images(n: int, seed: int) -> np.ndarray:
@@ -31,9 +32,12 @@ def test_centre_blackout():
     assert out[2:8, 2:8].sum() == 0 and out.sum() == 100 - 36 and img.sum() == 100
     again = pickle.loads(pickle.dumps(CentreBlackout(0.6)))
     assert again == CentreBlackout(0.6)
-    with pytest.raises(ConfigurationError, match=r"^The 'fraction' parameter of CentreBlackout "
-                                                 r"must be a float in the range \(0, 1\)\. "
-                                                 r"Got 1\.5 instead\.$"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^The 'fraction' parameter of CentreBlackout "
+        r"must be a float in the range \(0, 1\)\. "
+        r"Got 1\.5 instead\.$",
+    ):
         CentreBlackout(1.5)
     clf = clone(CXRClassifier("tiny_cnn", transforms=[CentreBlackout(0.5)]))
     assert clf.transforms == [CentreBlackout(0.5)]
@@ -56,7 +60,7 @@ def test_shortcut_probe_flags_corner_marker_and_passes_clean_data():
 def test_source_probe_flags_distinguishable_sources():
     X = _images(48, 1)
     sources = np.array(["hospA", "hospB"] * 24)
-    X[sources == "hospB"] = (X[sources == "hospB"] // 2 + 128)  # different exposure/processing
+    X[sources == "hospB"] = X[sources == "hospB"] // 2 + 128  # different exposure/processing
     res = source_probe(_make, X, sources, cv=CV)
     assert res.status == "WARN" and res.numbers["auc"] > 0.9
     same = source_probe(_make, _images(48, 2), sources, cv=CV)
@@ -86,8 +90,10 @@ def test_shortcut_probe_warns_when_hiding_the_lungs_changes_nothing():
     from sklearn.preprocessing import FunctionTransformer
 
     def make():
-        return make_pipeline(FunctionTransformer(lambda a: a.reshape(len(a), -1) / 255.0),
-                             LogisticRegression(max_iter=500))
+        return make_pipeline(
+            FunctionTransformer(lambda a: a.reshape(len(a), -1) / 255.0),
+            LogisticRegression(max_iter=500),
+        )
 
     rng = np.random.default_rng(5)
     X = _images(96, 3)
@@ -96,8 +102,9 @@ def test_shortcut_probe_warns_when_hiding_the_lungs_changes_nothing():
     X[marked, :3, :3] = 255  # a marker outside the lungs on about a third of one class
     alone = shortcut_probe(make, X, y, cv=CV)
     auc = alone.numbers["auc"]
-    assert 0.6 <= auc < 0.7 and alone.status == "PASS" and "Below the warning level" in \
-        alone.summary
+    assert (
+        0.6 <= auc < 0.7 and alone.status == "PASS" and "Below the warning level" in alone.summary
+    )
     same = shortcut_probe(make, X, y, cv=CV, reference_auc=auc + 0.01)
     assert same.status == "WARN" and same.numbers["retained"] > 0.75
     assert "kept" in same.summary and same.numbers["auc_whole_images"] == round(auc + 0.01, 4)
@@ -124,16 +131,25 @@ def test_protocol_probes_use_its_n_jobs(monkeypatch):
     from cxrkit.datasets import CXRDataset
     from cxrkit.evaluation.protocols import Evaluation
 
-    ds = CXRDataset(X=_images(n, 3), y=np.array(["covid", "pneumonia"] * (n // 2)),
-                    groups=np.arange(n).astype(str),
-                    metadata=pd.DataFrame({"source": ["a", "b", "c"] * (n // 3)}))
+    ds = CXRDataset(
+        X=_images(n, 3),
+        y=np.array(["covid", "pneumonia"] * (n // 2)),
+        groups=np.arange(n).astype(str),
+        metadata=pd.DataFrame({"source": ["a", "b", "c"] * (n // 3)}),
+    )
     for n_jobs in (None, 2):
         seen.clear()
-        result = RunResult(protocol="t", config={}, positive_label="covid",
-                           classes=["pneumonia", "covid"], images=[str(i) for i in range(n)],
-                           y_true=ds.y,
-                           y_score=np.zeros(n))
+        result = RunResult(
+            protocol="t",
+            config={},
+            positive_label="covid",
+            classes=["pneumonia", "covid"],
+            images=[str(i) for i in range(n)],
+            y_true=ds.y,
+            y_score=np.zeros(n),
+        )
         Hall2020CV(n_jobs=n_jobs, probe_splits=2).probe(
-            Evaluation(result=result, data=ds, probe_estimator=_make()), progress=False)
+            Evaluation(result=result, data=ds, probe_estimator=_make()), progress=False
+        )
         assert seen == [n_jobs, n_jobs]  # source probe (one source vs the rest), shortcut probe
         assert {r["name"] for r in result.validity} == {"source_probe", "shortcut_probe"}

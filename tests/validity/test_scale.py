@@ -36,8 +36,10 @@ def test_group_aware_cv_equals_stratified_group_kfold(seed: int) -> None:
     y = rng.choice(k, n, p=[0.6] + [0.4 / (k - 1)] * (k - 1))
     g = rng.integers(0, n // 3, n).astype(str)
     ours = [te.tolist() for _, te in GroupAwareCV(5, random_state=seed).split(y, y, g)]
-    ref = [te.tolist() for _, te in StratifiedGroupKFold(5, shuffle=True, random_state=seed)
-           .split(y, y, g)]
+    ref = [
+        te.tolist()
+        for _, te in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(y, y, g)
+    ]
     assert ours == ref
 
 

@@ -60,8 +60,9 @@ class SealingClassifier(CXRClassifier):
 def _run(estimator, X, labels, groups, splits):
     _STATE["s"] = _FoldSealing(labels, splits)
     try:
-        proba = cross_val_predict(estimator, X, labels, groups=groups, cv=splits,
-                                  method="predict_proba")
+        proba = cross_val_predict(
+            estimator, X, labels, groups=groups, cv=splits, method="predict_proba"
+        )
     finally:
         sealing = _STATE.pop("s")
     return proba, sealing
@@ -71,8 +72,9 @@ def test_cross_val_predict_never_reads_test_fold_labels():
     X, y, groups = _data()
     splits = list(StratifiedGroupKFold(4, shuffle=True, random_state=0).split(X, y, groups))
     labels = SealedLabels(y)
-    est = SealingClassifier("tiny_cnn", input_size=16, max_epochs=2, validation=0.25,
-                            random_state=0)
+    est = SealingClassifier(
+        "tiny_cnn", input_size=16, max_epochs=2, validation=0.25, random_state=0
+    )
     proba, sealing = _run(est, X, labels, groups, splits)
     assert sealing.predicted == [0, 1, 2, 3]
     assert not labels.is_sealed
@@ -98,8 +100,11 @@ def test_a_classifier_that_peeks_at_test_labels_is_caught():
     labels = SealedLabels(y)
     _FULL_LABELS["y"] = labels
     est = PeekingClassifier("tiny_cnn", input_size=16, max_epochs=1, random_state=0)
-    with pytest.raises(TestLabelAccessError, match=r"^8 sealed test label\(s\) were read before "
-                                                   r"their predictions were made\."):
+    with pytest.raises(
+        TestLabelAccessError,
+        match=r"^8 sealed test label\(s\) were read before "
+        r"their predictions were made\.",
+    ):
         _run(est, X, labels, groups, splits)
 
 

@@ -53,8 +53,13 @@ def get_preprocessing(name: str) -> Preprocessing:
     return prep if isinstance(prep, Preprocessing) else Preprocessing(**prep)
 
 
-def create_architecture(name: str, pretrained: str | None = None, head: str | None = None,
-                        freeze: str = "none", **kwargs: Any) -> CXRNet:
+def create_architecture(
+    name: str,
+    pretrained: str | None = None,
+    head: str | None = None,
+    freeze: str = "none",
+    **kwargs: Any,
+) -> CXRNet:
     """Build a registered architecture.
 
     Parameters
@@ -76,7 +81,8 @@ def create_architecture(name: str, pretrained: str | None = None, head: str | No
     if entry.meta.get("task", "classification") != "classification":
         raise ConfigurationError(
             f"Architecture {name!r} is a {entry.meta['task']} network, not a classifier; build it "
-            "with cxrkit.segmentation.create_segmentation_network or use it in LungSegmenter.")
+            "with cxrkit.segmentation.create_segmentation_network or use it in LungSegmenter."
+        )
     if head is not None:
         kwargs["head"] = head
     net = entry.factory(pretrained=pretrained, **kwargs)

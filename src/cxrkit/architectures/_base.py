@@ -86,8 +86,16 @@ class CXRNet(nn.Module):
         Registered architecture name.
     """
 
-    def __init__(self, backbone: nn.Module, pool: nn.Module, head: nn.Module, *,
-                 num_features: int, preprocessing: Preprocessing, name: str = "") -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        pool: nn.Module,
+        head: nn.Module,
+        *,
+        num_features: int,
+        preprocessing: Preprocessing,
+        name: str = "",
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.pool = pool

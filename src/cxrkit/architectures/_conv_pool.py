@@ -68,8 +68,9 @@ def _load_kernel() -> Any:
         from . import _conv_pool_kernel
     except ImportError as exc:  # pragma: no cover - numba is a dependency
         _KERNEL_ERROR = f"numba is not importable ({exc})"
-        logger.info("max_pooled_conv2d: %s; the plain autograd operators run instead.",
-                    _KERNEL_ERROR)
+        logger.info(
+            "max_pooled_conv2d: %s; the plain autograd operators run instead.", _KERNEL_ERROR
+        )
         return None
     _KERNEL = _conv_pool_kernel
     return _KERNEL
@@ -108,14 +109,22 @@ def _run_split(kernel: Any, n: int, args: Callable[[int, int, int], tuple]) -> i
         bad.append(kernel(*args(0, bounds[0], bounds[1])))
         first = 1
     if threads > first:
-        futures = [_pool(threads).submit(kernel, *args(t, bounds[t], bounds[t + 1]))
-                   for t in range(first, threads)]
+        futures = [
+            _pool(threads).submit(kernel, *args(t, bounds[t], bounds[t + 1]))
+            for t in range(first, threads)
+        ]
         bad += [f.result() for f in futures]
     return threads if sum(bad) == 0 else -sum(bad)
 
 
-def _grads(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, idx: torch.Tensor, pool: int,
-           need_dx: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+def _grads(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    g: torch.Tensor,
+    idx: torch.Tensor,
+    pool: int,
+    need_dx: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """``(dx, dW, db)`` from the pooled gradient ``g`` and the maxima's positions ``idx``."""
     kern = _load_kernel()
     n, c, h, w_in = x.shape
@@ -129,8 +138,11 @@ def _grads(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, idx: torch.Te
         dws = np.zeros((threads, n_out, kh, kw, c), np.float32)
         dbs = np.zeros((threads, n_out), np.float32)
         dx = np.zeros((n, h, w_in, c) if need_dx else (1, 1, 1, c), np.float32)
-        done = _run_split(kern.sparse_grads_channels_last, n, lambda t, n0, n1: (
-            xs, gs, ids, ws, pool, n0, n1, dws[t], dbs[t], dx, need_dx))
+        done = _run_split(
+            kern.sparse_grads_channels_last,
+            n,
+            lambda t, n0, n1: (xs, gs, ids, ws, pool, n0, n1, dws[t], dbs[t], dx, need_dx),
+        )
         dw = torch.from_numpy(dws[: max(done, 1)].sum(0)).permute(0, 3, 1, 2)
         dx_t = torch.from_numpy(dx).permute(0, 3, 1, 2) if need_dx else None
     else:  # few input channels (conv1 on a grayscale image): a table of window patches
@@ -139,21 +151,33 @@ def _grads(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor, idx: torch.Te
         dwp = np.zeros((threads, n_out, kp), np.float32)
         dbs = np.zeros((threads, n_out), np.float32)
         gs, ids = np.ascontiguousarray(gs), np.ascontiguousarray(ids)
-        done = _run_split(kern.sparse_weight_grad, n, lambda t, n0, n1: (
-            xs, gs, ids, kh, kw, pool, n0, n1, dwp[t], dbs[t]))
+        done = _run_split(
+            kern.sparse_weight_grad,
+            n,
+            lambda t, n0, n1: (xs, gs, ids, kh, kw, pool, n0, n1, dwp[t], dbs[t]),
+        )
         dw = torch.from_numpy(dwp[: max(done, 1)].sum(0)[:, : c * kh * kw]).reshape(
-            n_out, c, kh, kw)
+            n_out, c, kh, kw
+        )
         dx_t = None
     if done < 0:
-        raise RuntimeError(f"max_pooled_conv2d: {-done} pooling indices lie outside their "
-                           "window; the pooling is not the non-overlapping max-pool it was given.")
+        raise RuntimeError(
+            f"max_pooled_conv2d: {-done} pooling indices lie outside their "
+            "window; the pooling is not the non-overlapping max-pool it was given."
+        )
     return dx_t, dw, torch.from_numpy(dbs[:done].sum(0))
 
 
 class _MaxPooledConv2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                pool: int, chunk: int) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        pool: int,
+        chunk: int,
+    ) -> torch.Tensor:
         if x.shape[1] >= 8:  # the backward loops read the input channels-last
             x = x.contiguous(memory_format=torch.channels_last)
         outs, ids = [], []
@@ -172,14 +196,14 @@ class _MaxPooledConv2d(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         x, weight, idx = ctx.saved_tensors
         dx, dw, db = _grads(x, weight, grad, idx, ctx.pool, need_dx=ctx.needs_input_grad[0])
-        return (dx, dw.to(weight.dtype), db.to(weight.dtype) if ctx.has_bias else None,
-                None, None)
+        return (dx, dw.to(weight.dtype), db.to(weight.dtype) if ctx.has_bias else None, None, None)
 
 
 def _applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> str | None:
     """Why the sparse path cannot run (``None`` when it can)."""
-    if not torch.is_grad_enabled() or not (weight.requires_grad or
-                                           (bias is not None and bias.requires_grad)):
+    if not torch.is_grad_enabled() or not (
+        weight.requires_grad or (bias is not None and bias.requires_grad)
+    ):
         return "no parameter gradient is needed"
     if x.device.type != "cpu" or weight.device.type != "cpu":
         return "not on the CPU"
@@ -192,8 +216,15 @@ def _applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -
     return None
 
 
-def max_pooled_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pool: int,
-                      *, chunk: int | None = None, sparse_backward: bool = True) -> torch.Tensor:
+def max_pooled_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    pool: int,
+    *,
+    chunk: int | None = None,
+    sparse_backward: bool = True,
+) -> torch.Tensor:
     """``max_pool2d(conv2d(x, weight, bias), pool)``, with a sparse weight gradient where it applies.
 
     Parameters

@@ -120,13 +120,13 @@ def sparse_grads_channels_last(x, g, idx, w, pool, n0, n1, dw, db, dx, need_dx):
                     y0 = pool * py + ry
                     s0 = (pool * px + rx) * c_in
                     for a in range(kh):
-                        src = xr[n, y0 + a, s0:s0 + rl]
+                        src = xr[n, y0 + a, s0 : s0 + rl]
                         acc = dwr[o, a]
                         for k in range(rl):
                             acc[k] += gv * src[k]
                     if need_dx:
                         for a in range(kh):
-                            dst = dxr[n, y0 + a, s0:s0 + rl]
+                            dst = dxr[n, y0 + a, s0 : s0 + rl]
                             kern = wr[o, a]
                             for k in range(rl):
                                 dst[k] += gv * kern[k]

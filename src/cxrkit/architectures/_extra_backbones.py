@@ -25,8 +25,12 @@ def _not_installed(family: str, *_: Any, **__: Any) -> Any:
 
 def _placeholder(register: Callable[..., None], family: str, name: str) -> None:
     what = EXTRAS[family][2]
-    register(name, partial(_not_installed, family), pretrained=(),
-             description=f"{what} (not installed: {install_hint(family)})")
+    register(
+        name,
+        partial(_not_installed, family),
+        pretrained=(),
+        description=f"{what} (not installed: {install_hint(family)})",
+    )
 
 
 def register_extra_backbones(register: Callable[..., None]) -> None:
@@ -34,19 +38,32 @@ def register_extra_backbones(register: Callable[..., None]) -> None:
     if extra_available("xrv"):
         for name, weights in XRV_ARCHITECTURES.items():
             size = 512 if "res512" in weights else 224
-            register(name, partial(build_xrv, name), preprocessing=xrv_preprocessing(size),
-                     pretrained=("xrv",),
-                     description=f"torchxrayvision {weights} (1 channel, [-1024, 1024], {size} px).")
+            register(
+                name,
+                partial(build_xrv, name),
+                preprocessing=xrv_preprocessing(size),
+                pretrained=("xrv",),
+                description=f"torchxrayvision {weights} (1 channel, [-1024, 1024], {size} px).",
+            )
     else:
         _placeholder(register, "xrv", "xrv_*")
     if extra_available("raddino"):
-        register("rad_dino", build_rad_dino, preprocessing=RAD_DINO_PREPROCESSING,
-                 pretrained=("default",),
-                 description="Microsoft RAD-DINO ViT-B/14 at 518 px through transformers.")
+        register(
+            "rad_dino",
+            build_rad_dino,
+            preprocessing=RAD_DINO_PREPROCESSING,
+            pretrained=("default",),
+            description="Microsoft RAD-DINO ViT-B/14 at 518 px through transformers.",
+        )
     else:
         _placeholder(register, "raddino", "rad_dino")
     if extra_available("timm"):
-        register("timm:*", build_timm, preprocessing=timm_preprocessing, pretrained=("default",),
-                 description="Any timm model, e.g. timm:convnext_tiny (pretrained_cfg preprocessing).")
+        register(
+            "timm:*",
+            build_timm,
+            preprocessing=timm_preprocessing,
+            pretrained=("default",),
+            description="Any timm model, e.g. timm:convnext_tiny (pretrained_cfg preprocessing).",
+        )
     else:
         _placeholder(register, "timm", "timm:*")

@@ -12,8 +12,13 @@ from typing import Any
 
 from ..errors import ConfigurationError, WeightsError
 
-__all__ = ["EXTRAS", "extra_available", "require_extra", "missing_weights_error",
-           "is_library_weights"]
+__all__ = [
+    "EXTRAS",
+    "extra_available",
+    "require_extra",
+    "missing_weights_error",
+    "is_library_weights",
+]
 
 #: family -> (module to import, pip extra, what it provides)
 EXTRAS: dict[str, tuple[str, str, str]] = {
@@ -57,8 +62,9 @@ def is_none(pretrained: Any) -> bool:
     return pretrained is None or pretrained is False or pretrained == "none"
 
 
-def missing_weights_error(what: str, cache: str | os.PathLike[str], fill: str,
-                          exc: BaseException) -> WeightsError:
+def missing_weights_error(
+    what: str, cache: str | os.PathLike[str], fill: str, exc: BaseException
+) -> WeightsError:
     """The error for weights that are neither in the library's cache nor downloadable."""
     reason = (str(exc).strip().splitlines() or [""])[0][:200]
     return WeightsError(

@@ -24,14 +24,14 @@ def centre_square(img: np.ndarray) -> np.ndarray:
     h, w = img.shape
     side = min(h, w)
     top, left = h // 2 - side // 2, w // 2 - side // 2
-    return img[top:top + side, left:left + side]
+    return img[top : top + side, left : left + side]
 
 
 def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
     """The central ``size x size`` block, placed as torchvision's ``CenterCrop``."""
     h, w = img.shape
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return img[top:top + size, left:left + size]
+    return img[top : top + size, left : left + size]
 
 
 def _skimage_resize(img: np.ndarray, size: int, cval: float) -> np.ndarray:
@@ -43,8 +43,7 @@ def _skimage_resize(img: np.ndarray, size: int, cval: float) -> np.ndarray:
         ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = resize(img, (size, size), order=1, mode="constant", cval=cval,
-                     preserve_range=True)
+        out = resize(img, (size, size), order=1, mode="constant", cval=cval, preserve_range=True)
     return np.asarray(out, dtype=np.float32)
 
 
@@ -52,11 +51,13 @@ def crop_and_resize(img: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """Apply ``prep.crop``, ``prep.crop_pct`` and ``prep.interpolation`` to a 2-D image."""
     if prep.crop not in CROPS:
         raise ConfigurationError(
-            f"The 'crop' field of Preprocessing must be one of {CROPS}. Got {prep.crop!r} instead.")
+            f"The 'crop' field of Preprocessing must be one of {CROPS}. Got {prep.crop!r} instead."
+        )
     if not 0 < prep.crop_pct <= 1:
         raise ConfigurationError(
             "The 'crop_pct' field of Preprocessing must be a float in the range (0, 1]. "
-            f"Got {prep.crop_pct!r} instead.")
+            f"Got {prep.crop_pct!r} instead."
+        )
     if prep.crop == "square":
         img = centre_square(img)
     size = int(prep.input_size)

@@ -76,8 +76,14 @@ class GrayscaleConv2d(nn.Module):
     def _offset_map(self, x: torch.Tensor) -> torch.Tensor:
         """``conv(pad(ones), sum_c d_c W_c)``: what the per-channel offsets contribute."""
         live = torch.is_grad_enabled() and self.weight.requires_grad
-        key = (x.shape[-2], x.shape[-1], x.device, x.dtype, self.weight._version,
-               self.weight.data_ptr())
+        key = (
+            x.shape[-2],
+            x.shape[-1],
+            x.device,
+            x.dtype,
+            self.weight._version,
+            self.weight.data_ptr(),
+        )
         if not live and self._map is not None and self._map[0] == key:
             return self._map[1]
         ones = torch.ones(1, 1, x.shape[-2], x.shape[-1], device=x.device, dtype=x.dtype)
@@ -99,8 +105,10 @@ class GrayscaleConv2d(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels} identical channels -> 1, {self.out_channels}, "
-                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}")
+        return (
+            f"{self.in_channels} identical channels -> 1, {self.out_channels}, "
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        )
 
 
 def _first_conv(module: nn.Module, channels: int) -> tuple[nn.Module, str, nn.Conv2d]:
@@ -117,8 +125,13 @@ def _first_conv(module: nn.Module, channels: int) -> tuple[nn.Module, str, nn.Co
     )
 
 
-def grayscale_first_conv(module: nn.Module, *, mean: Sequence[float] | None = None,
-                         std: Sequence[float] | None = None, inplace: bool = False) -> nn.Module:
+def grayscale_first_conv(
+    module: nn.Module,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    inplace: bool = False,
+) -> nn.Module:
     """Replace the first ``Conv2d`` by a :class:`GrayscaleConv2d` (exact, ~1/3 of the cost).
 
     Valid when the network's input channels hold the same grayscale image,

@@ -82,8 +82,12 @@ class Hall2020Features(nn.Module):
     #: Largest conv1 output (bytes) computed at once when chunking; see the class docstring.
     DEFAULT_CHUNK_BYTES = 8 << 20
 
-    def __init__(self, in_channels: int = 3, chunk_bytes: int | str | None = "auto",
-                 sparse_backward: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        chunk_bytes: int | str | None = "auto",
+        sparse_backward: bool = True,
+    ) -> None:
         super().__init__()
         self.chunk_bytes = chunk_bytes
         self.sparse_backward = sparse_backward
@@ -109,14 +113,17 @@ class Hall2020Features(nn.Module):
         # Keras flattens channels-last: (N, H, W, C) -> (N, H*W*C).
         return h.permute(0, 2, 3, 1).flatten(1)
 
-
     def _first_stage(self, a: torch.Tensor) -> torch.Tensor:
         """conv1 -> pool 3 -> activation, in chunks of at most ``chunk_bytes`` of conv1 output."""
         if _exporting():  # a traced graph must not bake in the dummy batch's chunk sizes
             return self.act(self.pool3(self.conv1(a)))
         k = self.conv1.kernel_size
-        per_image = (self.conv1.out_channels * max(1, a.shape[-2] - k[0] + 1)
-                     * max(1, a.shape[-1] - k[1] + 1) * a.element_size())
+        per_image = (
+            self.conv1.out_channels
+            * max(1, a.shape[-2] - k[0] + 1)
+            * max(1, a.shape[-1] - k[1] + 1)
+            * a.element_size()
+        )
         limit = getattr(self, "chunk_bytes", "auto")  # models pickled before it existed
         if limit == "auto":
             inference_tuned = freed_memory_retained() and not torch.is_grad_enabled()
@@ -130,7 +137,6 @@ class Hall2020Features(nn.Module):
             return self.act(self.pool3(self.conv1(a)))
         return torch.cat([self.act(self.pool3(self.conv1(c))) for c in a.split(n)])
 
-
     def _conv_pool3(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``pool3(conv(x))``, with sparse gradients where they apply."""
         sparse = self._sparse_conv_args(conv, x)
@@ -138,20 +144,32 @@ class Hall2020Features(nn.Module):
             return self.pool3(conv(x))
         return max_pooled_conv2d(*sparse, 3)
 
-    def _sparse_conv_args(self, conv: nn.Module, x: torch.Tensor) -> tuple[
-            torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+    def _sparse_conv_args(
+        self, conv: nn.Module, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
         """``(input, weight, bias)`` of ``conv`` for :func:`max_pooled_conv2d`, or ``None``."""
-        if not getattr(self, "sparse_backward", True) or not torch.is_grad_enabled() \
-                or _exporting():
+        if (
+            not getattr(self, "sparse_backward", True)
+            or not torch.is_grad_enabled()
+            or _exporting()
+        ):
             return None
         pool = self.pool3
         if _hooked(conv) or _hooked(pool):  # e.g. Grad-CAM's: the layers themselves must run
             return None
-        if (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode) != \
-                (3, 3, 0, 1, False):
+        if (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode) != (
+            3,
+            3,
+            0,
+            1,
+            False,
+        ):
             return None
-        if getattr(conv, "stride", None) != (1, 1) or getattr(conv, "dilation", None) != (1, 1) \
-                or getattr(conv, "padding", None) not in ((0, 0), "valid"):
+        if (
+            getattr(conv, "stride", None) != (1, 1)
+            or getattr(conv, "dilation", None) != (1, 1)
+            or getattr(conv, "padding", None) not in ((0, 0), "valid")
+        ):
             return None
         if isinstance(conv, GrayscaleConv2d):
             if conv.needs_map:
@@ -171,11 +189,21 @@ def _hooked(module: nn.Module) -> bool:
     """Whether forward or backward hooks (the module's own or global ones) would see ``module``."""
     from torch.nn.modules import module as _m
 
-    own = (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks,
-           getattr(module, "_backward_pre_hooks", None))
-    glob = (getattr(_m, name, None) for name in (
-        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-        "_global_backward_pre_hooks"))
+    own = (
+        module._forward_hooks,
+        module._forward_pre_hooks,
+        module._backward_hooks,
+        getattr(module, "_backward_pre_hooks", None),
+    )
+    glob = (
+        getattr(_m, name, None)
+        for name in (
+            "_global_forward_hooks",
+            "_global_forward_pre_hooks",
+            "_global_backward_hooks",
+            "_global_backward_pre_hooks",
+        )
+    )
     return any(bool(h) for h in own) or any(bool(h) for h in glob)
 
 
@@ -188,10 +216,16 @@ def _used_extent(n: int) -> int:
     return min(n, ((used_c2 + 1) * 3) + 4)
 
 
-def build_hall2020_cnn(pretrained: str | None = None, head: str = "hall2020", *,
-                       dropout: float = 0.25, pretrained_strict: bool = True,
-                       chunk_bytes: int | str | None = "auto", sparse_backward: bool = True,
-                       **_: object) -> CXRNet:
+def build_hall2020_cnn(
+    pretrained: str | None = None,
+    head: str = "hall2020",
+    *,
+    dropout: float = 0.25,
+    pretrained_strict: bool = True,
+    chunk_bytes: int | str | None = "auto",
+    sparse_backward: bool = True,
+    **_: object,
+) -> CXRNet:
     """Hall et al. (2020) small CNN: two branches, 39,105 parameters, 100 px input.
 
     The head is the authors' own (dropout 0.25 -> dense 1); ``head`` is accepted
@@ -209,8 +243,14 @@ def build_hall2020_cnn(pretrained: str | None = None, head: str = "hall2020", *,
     classifier = nn.Sequential()
     classifier.add_module("dropout", nn.Dropout(dropout))
     classifier.add_module("fc", nn.Linear(576, 1))
-    net = CXRNet(backbone, nn.Identity(), classifier, num_features=576,
-                 preprocessing=HALL2020_PREPROCESSING, name="hall2020_cnn")
+    net = CXRNet(
+        backbone,
+        nn.Identity(),
+        classifier,
+        num_features=576,
+        preprocessing=HALL2020_PREPROCESSING,
+        name="hall2020_cnn",
+    )
     net.first_conv_reads_input = True
     # Keras' default initialisation (Glorot uniform), as in the authors' script.
     for m in net.modules():

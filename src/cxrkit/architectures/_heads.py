@@ -47,7 +47,9 @@ def make_head(kind: str, in_features: int, *, hidden: int = 64, dropout: float =
     """
     if kind == "hall2020":
         return nn.Sequential(
-            nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(in_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(hidden, 1),
         )
     if kind == "fc":

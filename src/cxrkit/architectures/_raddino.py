@@ -28,18 +28,36 @@ from ._heads import make_head
 from ._timm import hf_hub_cache
 from ._weights import load_into, read_state_dict
 
-__all__ = ["RAD_DINO_REPO", "RAD_DINO_PREPROCESSING", "build_rad_dino", "TokenGrid",
-           "TokenPool", "ViTBackbone"]
+__all__ = [
+    "RAD_DINO_REPO",
+    "RAD_DINO_PREPROCESSING",
+    "build_rad_dino",
+    "TokenGrid",
+    "TokenPool",
+    "ViTBackbone",
+]
 
 RAD_DINO_REPO = "microsoft/rad-dino"
 #: ``microsoft/rad-dino``'s ``preprocessor_config.json`` (a ``BitImageProcessor``).
-RAD_DINO_PREPROCESSING = Preprocessing(input_size=518, interpolation="bicubic",
-                                       mean=(0.5307, 0.5307, 0.5307),
-                                       std=(0.2583, 0.2583, 0.2583), channels=3, crop="square")
+RAD_DINO_PREPROCESSING = Preprocessing(
+    input_size=518,
+    interpolation="bicubic",
+    mean=(0.5307, 0.5307, 0.5307),
+    std=(0.2583, 0.2583, 0.2583),
+    channels=3,
+    crop="square",
+)
 #: Its ``config.json`` (a ``Dinov2Model``), used for random initialisation.
-RAD_DINO_CONFIG = {"image_size": 518, "patch_size": 14, "hidden_size": 768,
-                   "num_hidden_layers": 12, "num_attention_heads": 12, "mlp_ratio": 4,
-                   "layerscale_value": 1.0, "use_swiglu_ffn": False}
+RAD_DINO_CONFIG = {
+    "image_size": 518,
+    "patch_size": 14,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "mlp_ratio": 4,
+    "layerscale_value": 1.0,
+    "use_swiglu_ffn": False,
+}
 POOLINGS = ("cls", "cls_mean")
 
 
@@ -77,8 +95,10 @@ class TokenPool(nn.Module):
     def __init__(self, mode: str = "cls") -> None:
         super().__init__()
         if mode not in POOLINGS:
-            raise ValueError(f"The 'pooling' parameter of rad_dino must be one of {POOLINGS}. "
-                             f"Got {mode!r} instead.")
+            raise ValueError(
+                f"The 'pooling' parameter of rad_dino must be one of {POOLINGS}. "
+                f"Got {mode!r} instead."
+            )
         self.mode = mode
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -90,17 +110,20 @@ class TokenPool(nn.Module):
         return f"mode={self.mode!r}"
 
 
-def _load_model(pretrained: Any, repo_id: str, revision: str | None, cache_dir: str | None,
-                config: Any) -> nn.Module:
+def _load_model(
+    pretrained: Any, repo_id: str, revision: str | None, cache_dir: str | None, config: Any
+) -> nn.Module:
     transformers = require_extra("raddino")
     if is_library_weights(pretrained):
         try:
-            return transformers.AutoModel.from_pretrained(repo_id, revision=revision,
-                                                          cache_dir=cache_dir)
+            return transformers.AutoModel.from_pretrained(
+                repo_id, revision=revision, cache_dir=cache_dir
+            )
         except Exception as exc:  # offline, not cached, gated, ...
             fill = f"hf download {repo_id}"
-            raise missing_weights_error(f"RAD-DINO weights ({repo_id!r})", hf_hub_cache(cache_dir),
-                                        fill, exc) from None
+            raise missing_weights_error(
+                f"RAD-DINO weights ({repo_id!r})", hf_hub_cache(cache_dir), fill, exc
+            ) from None
     if isinstance(config, transformers.PretrainedConfig):
         cfg = config
     else:
@@ -108,11 +131,20 @@ def _load_model(pretrained: Any, repo_id: str, revision: str | None, cache_dir: 
     return transformers.AutoModel.from_config(cfg)
 
 
-def build_rad_dino(pretrained: Any = None, head: str = "hall2020", *, pooling: str = "cls",
-                   repo_id: str = RAD_DINO_REPO, revision: str | None = None,
-                   cache_dir: str | None = None, config: Any = None,
-                   pretrained_strict: bool = True, hidden: int = 64, dropout: float = 0.5,
-                   **_: object) -> CXRNet:
+def build_rad_dino(
+    pretrained: Any = None,
+    head: str = "hall2020",
+    *,
+    pooling: str = "cls",
+    repo_id: str = RAD_DINO_REPO,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    config: Any = None,
+    pretrained_strict: bool = True,
+    hidden: int = 64,
+    dropout: float = 0.5,
+    **_: object,
+) -> CXRNet:
     """RAD-DINO (ViT-B/14, 518 px) with a cxrkit head.
 
     Parameters
@@ -130,11 +162,22 @@ def build_rad_dino(pretrained: Any = None, head: str = "hall2020", *, pooling: s
     pool = TokenPool(pooling)
     nfeat = width * (2 if pooling == "cls_mean" else 1)
     backbone = ViTBackbone(model)
-    net = CXRNet(backbone, pool, make_head(head, nfeat, hidden=hidden, dropout=dropout),
-                 num_features=nfeat, preprocessing=RAD_DINO_PREPROCESSING, name="rad_dino")
+    net = CXRNet(
+        backbone,
+        pool,
+        make_head(head, nfeat, hidden=hidden, dropout=dropout),
+        num_features=nfeat,
+        preprocessing=RAD_DINO_PREPROCESSING,
+        name="rad_dino",
+    )
     net.pooling = pooling  # type: ignore[assignment]
     net.gradcam_target = "backbone.token_grid"  # type: ignore[assignment]
     if not (is_none(pretrained) or is_library_weights(pretrained)):
-        load_into(net, read_state_dict(pretrained), strict=pretrained_strict,
-                  key_map=lambda k: "backbone.model." + k, source=f"weights file '{pretrained}'")
+        load_into(
+            net,
+            read_state_dict(pretrained),
+            strict=pretrained_strict,
+            key_map=lambda k: "backbone.model." + k,
+            source=f"weights file '{pretrained}'",
+        )
     return net

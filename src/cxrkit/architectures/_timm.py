@@ -74,28 +74,56 @@ def timm_preprocessing(model_name: str, in_chans: int = 3) -> Preprocessing:
         mean = (sum(mean) / len(mean),) * 3
         std = (sum(std) / len(std),) * 3
     squash = data.get("crop_mode", "center") == "squash"
-    return Preprocessing(input_size=int(h), interpolation=interp, mean=mean[:3], std=std[:3],
-                         channels=int(in_chans), crop="none" if squash else "square",
-                         crop_pct=1.0 if squash else float(data.get("crop_pct") or 1.0))
+    return Preprocessing(
+        input_size=int(h),
+        interpolation=interp,
+        mean=mean[:3],
+        std=std[:3],
+        channels=int(in_chans),
+        crop="none" if squash else "square",
+        crop_pct=1.0 if squash else float(data.get("crop_pct") or 1.0),
+    )
 
 
-def _create(timm: Any, model_name: str, pretrained: bool, in_chans: int,
-            cache_dir: str | None, extra: dict[str, Any]) -> nn.Module:
+def _create(
+    timm: Any,
+    model_name: str,
+    pretrained: bool,
+    in_chans: int,
+    cache_dir: str | None,
+    extra: dict[str, Any],
+) -> nn.Module:
     try:
-        return timm.create_model(model_name, pretrained=pretrained, num_classes=0,
-                                 in_chans=in_chans, cache_dir=cache_dir, **extra)
+        return timm.create_model(
+            model_name,
+            pretrained=pretrained,
+            num_classes=0,
+            in_chans=in_chans,
+            cache_dir=cache_dir,
+            **extra,
+        )
     except Exception as exc:
         if not pretrained:
             raise
         fill = f"python -c \"import timm; timm.create_model('{model_name}', pretrained=True)\""
-        raise missing_weights_error(f"timm weights for {model_name!r}", hf_hub_cache(cache_dir),
-                                    fill, exc) from None
+        raise missing_weights_error(
+            f"timm weights for {model_name!r}", hf_hub_cache(cache_dir), fill, exc
+        ) from None
 
 
-def build_timm(model_name: str, pretrained: Any = None, head: str = "hall2020", *,
-               in_chans: int = 3, pooling: str | None = None, cache_dir: str | None = None,
-               pretrained_strict: bool = True, hidden: int = 64, dropout: float = 0.5,
-               **timm_kwargs: Any) -> CXRNet:
+def build_timm(
+    model_name: str,
+    pretrained: Any = None,
+    head: str = "hall2020",
+    *,
+    in_chans: int = 3,
+    pooling: str | None = None,
+    cache_dir: str | None = None,
+    pretrained_strict: bool = True,
+    hidden: int = 64,
+    dropout: float = 0.5,
+    **timm_kwargs: Any,
+) -> CXRNet:
     """A timm model with a cxrkit head.
 
     Parameters
@@ -118,17 +146,30 @@ def build_timm(model_name: str, pretrained: Any = None, head: str = "hall2020", 
     extra = dict(timm_kwargs)
     if pooling is not None:
         extra["global_pool"] = pooling
-    model = _create(timm, model_name, is_library_weights(pretrained), int(in_chans), cache_dir,
-                    extra)
+    model = _create(
+        timm, model_name, is_library_weights(pretrained), int(in_chans), cache_dir, extra
+    )
     nfeat = int(model.num_features)
     prep = timm_preprocessing(model_name, int(in_chans))
-    net = CXRNet(model, nn.Identity(), make_head(head, nfeat, hidden=hidden, dropout=dropout),
-                 num_features=nfeat, preprocessing=prep, name=f"timm:{model_name}")
+    net = CXRNet(
+        model,
+        nn.Identity(),
+        make_head(head, nfeat, hidden=hidden, dropout=dropout),
+        num_features=nfeat,
+        preprocessing=prep,
+        name=f"timm:{model_name}",
+    )
     net.pooling = pooling  # type: ignore[assignment]
     first = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
-    net.first_conv_reads_input = (in_chans == 3 and first is not None
-                                  and model.pretrained_cfg.get("first_conv") == first)
+    net.first_conv_reads_input = (
+        in_chans == 3 and first is not None and model.pretrained_cfg.get("first_conv") == first
+    )
     if not (is_none(pretrained) or is_library_weights(pretrained)):
-        load_into(net, read_state_dict(pretrained), strict=pretrained_strict,
-                  key_map=lambda k: "backbone." + k, source=f"weights file '{pretrained}'")
+        load_into(
+            net,
+            read_state_dict(pretrained),
+            strict=pretrained_strict,
+            key_map=lambda k: "backbone." + k,
+            source=f"weights file '{pretrained}'",
+        )
     return net

@@ -25,8 +25,14 @@ _RESNETS: dict[str, tuple[Callable[..., nn.Module], Any]] = {
 }
 
 
-def _finish(net: CXRNet, tv_model: nn.Module, pretrained: str | None, strict: bool,
-            weights_enum: Any, key_map: Callable[[str], str | None]) -> CXRNet:
+def _finish(
+    net: CXRNet,
+    tv_model: nn.Module,
+    pretrained: str | None,
+    strict: bool,
+    weights_enum: Any,
+    key_map: Callable[[str], str | None],
+) -> CXRNet:
     if pretrained is None or pretrained == "none":
         return net
     if pretrained == "imagenet":
@@ -39,20 +45,35 @@ def _finish(net: CXRNet, tv_model: nn.Module, pretrained: str | None, strict: bo
     return net
 
 
-def build_resnet(name: str, pretrained: str | None = None, head: str = "hall2020", *,
-                 pretrained_strict: bool = True, hidden: int = 64, dropout: float = 0.5,
-                 **_: object) -> CXRNet:
+def build_resnet(
+    name: str,
+    pretrained: str | None = None,
+    head: str = "hall2020",
+    *,
+    pretrained_strict: bool = True,
+    hidden: int = 64,
+    dropout: float = 0.5,
+    **_: object,
+) -> CXRNet:
     """A torchvision ResNet whose ``fc`` is replaced by a cxrkit head."""
     ctor, weights_enum = _RESNETS[name]
     tv = ctor(weights=None)
-    backbone = nn.Sequential(OrderedDict(
-        (n, getattr(tv, n)) for n in
-        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-    ))
+    backbone = nn.Sequential(
+        OrderedDict(
+            (n, getattr(tv, n))
+            for n in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        )
+    )
     nfeat = int(tv.fc.in_features)  # type: ignore[union-attr, arg-type]
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    net = CXRNet(backbone, pool, make_head(head, nfeat, hidden=hidden, dropout=dropout),
-                 num_features=nfeat, preprocessing=TORCHVISION_PREPROCESSING, name=name)
+    net = CXRNet(
+        backbone,
+        pool,
+        make_head(head, nfeat, hidden=hidden, dropout=dropout),
+        num_features=nfeat,
+        preprocessing=TORCHVISION_PREPROCESSING,
+        name=name,
+    )
     net.first_conv_reads_input = True
 
     def key_map(k: str) -> str | None:
@@ -61,9 +82,15 @@ def build_resnet(name: str, pretrained: str | None = None, head: str = "hall2020
     return _finish(net, tv, pretrained, pretrained_strict, weights_enum, key_map)
 
 
-def build_vgg16(pretrained: str | None = None, head: str = "hall2020", *,
-                pretrained_strict: bool = True, hidden: int = 64, dropout: float = 0.5,
-                **_: object) -> CXRNet:
+def build_vgg16(
+    pretrained: str | None = None,
+    head: str = "hall2020",
+    *,
+    pretrained_strict: bool = True,
+    hidden: int = 64,
+    dropout: float = 0.5,
+    **_: object,
+) -> CXRNet:
     """Torchvision VGG16's 13 convolutional layers with a cxrkit head.
 
     torchvision's VGG16 is built on the ``meta`` device and only its
@@ -78,15 +105,27 @@ def build_vgg16(pretrained: str | None = None, head: str = "hall2020", *,
         tv = torchvision.models.vgg16(weights=None)
     _materialize(tv.features)
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    net = CXRNet(tv.features, pool, make_head(head, 512, hidden=hidden, dropout=dropout),
-                 num_features=512, preprocessing=TORCHVISION_PREPROCESSING, name="vgg16")
+    net = CXRNet(
+        tv.features,
+        pool,
+        make_head(head, 512, hidden=hidden, dropout=dropout),
+        num_features=512,
+        preprocessing=TORCHVISION_PREPROCESSING,
+        name="vgg16",
+    )
     net.first_conv_reads_input = True
 
     def key_map(k: str) -> str | None:
-        return "backbone." + k[len("features."):] if k.startswith("features.") else None
+        return "backbone." + k[len("features.") :] if k.startswith("features.") else None
 
-    return _finish(net, tv, pretrained, pretrained_strict,
-                   torchvision.models.VGG16_Weights.IMAGENET1K_V1, key_map)
+    return _finish(
+        net,
+        tv,
+        pretrained,
+        pretrained_strict,
+        torchvision.models.VGG16_Weights.IMAGENET1K_V1,
+        key_map,
+    )
 
 
 def _materialize(module: nn.Module) -> None:

@@ -75,8 +75,14 @@ def load_imagenet_state_dict(weights_enum: Any) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def load_into(module: nn.Module, state: dict[str, torch.Tensor], *, strict: bool = True,
-              key_map: Callable[[str], str | None] | None = None, source: str = "weights") -> None:
+def load_into(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    *,
+    strict: bool = True,
+    key_map: Callable[[str], str | None] | None = None,
+    source: str = "weights",
+) -> None:
     """Copy ``state`` into ``module`` with clear errors.
 
     Keys are used as they are when they match the module; otherwise
@@ -95,8 +101,11 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], *, strict: bool
         else:
             mapped[target] = tensor
     missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
-    mismatched = [f"{k}: file {tuple(v.shape)} vs network {tuple(own[k].shape)}"
-                  for k, v in mapped.items() if tuple(v.shape) != tuple(own[k].shape)]
+    mismatched = [
+        f"{k}: file {tuple(v.shape)} vs network {tuple(own[k].shape)}"
+        for k, v in mapped.items()
+        if tuple(v.shape) != tuple(own[k].shape)
+    ]
 
     def _fmt(keys: list[str]) -> str:
         return ", ".join(keys[:10]) + (f" (+{len(keys) - 10} more)" if len(keys) > 10 else "")
@@ -115,15 +124,21 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], *, strict: bool
             "For a backbone-only file pass pretrained_strict=False."
         )
     if unexpected:
-        warnings.warn(f"Ignored keys in {source} that the network lacks: {_fmt(unexpected)}.",
-                      stacklevel=3)
+        warnings.warn(
+            f"Ignored keys in {source} that the network lacks: {_fmt(unexpected)}.", stacklevel=3
+        )
     with torch.no_grad():
         for k, v in mapped.items():
             own[k].copy_(v)
 
 
-def load_pretrained_file(net: nn.Module, pretrained: str | os.PathLike[str] | None, *,
-                         strict: bool = True, arch: str = "") -> None:
+def load_pretrained_file(
+    net: nn.Module,
+    pretrained: str | os.PathLike[str] | None,
+    *,
+    strict: bool = True,
+    arch: str = "",
+) -> None:
     """Load a local weights file into an architecture that has no ImageNet weights."""
     if pretrained is None or pretrained == "none":
         return
@@ -132,5 +147,6 @@ def load_pretrained_file(net: nn.Module, pretrained: str | os.PathLike[str] | No
             f"Architecture {arch!r} has no ImageNet weights. Pass pretrained=None or the path "
             "of a weights file."
         )
-    load_into(net, read_state_dict(pretrained), strict=strict,
-              source=f"weights file '{pretrained}'")
+    load_into(
+        net, read_state_dict(pretrained), strict=strict, source=f"weights file '{pretrained}'"
+    )

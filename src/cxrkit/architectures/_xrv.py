@@ -26,13 +26,21 @@ from ._extras import is_library_weights, is_none, missing_weights_error, require
 from ._heads import make_head
 from ._weights import load_into, read_state_dict
 
-__all__ = ["XRV_ARCHITECTURES", "XRVNet", "build_xrv", "xrv_preprocessing", "xrv_weights_path",
-           "read_xrv_weights"]
+__all__ = [
+    "XRV_ARCHITECTURES",
+    "XRVNet",
+    "build_xrv",
+    "xrv_preprocessing",
+    "xrv_weights_path",
+    "read_xrv_weights",
+]
 
 #: cxrkit name -> torchxrayvision weights name.
 XRV_ARCHITECTURES: dict[str, str] = {
-    **{f"xrv_densenet121_res224_{s}": f"densenet121-res224-{s}"
-       for s in ("all", "nih", "chex", "mimic_ch", "mimic_nb", "pc", "rsna")},
+    **{
+        f"xrv_densenet121_res224_{s}": f"densenet121-res224-{s}"
+        for s in ("all", "nih", "chex", "mimic_ch", "mimic_nb", "pc", "rsna")
+    },
     "xrv_resnet50_res512_all": "resnet50-res512-all",
 }
 
@@ -45,8 +53,14 @@ def xrv_preprocessing(size: int) -> Preprocessing:
     """Torchxrayvision's input: one channel in ``[-1024, 1024]`` (``xrv.utils.normalize``:
     ``2048 * x - 1024`` for ``x`` in ``[0, 1]``), ``XRayCenterCrop``, ``XRayResizer(size)``.
     """
-    return Preprocessing(input_size=size, interpolation="skimage", mean=(0.5, 0.5, 0.5),
-                         std=(1 / 2048, 1 / 2048, 1 / 2048), channels=1, crop="square")
+    return Preprocessing(
+        input_size=size,
+        interpolation="skimage",
+        mean=(0.5, 0.5, 0.5),
+        std=(1 / 2048, 1 / 2048, 1 / 2048),
+        channels=1,
+        crop="square",
+    )
 
 
 class XRVPathologyHead(nn.Module):
@@ -98,10 +112,13 @@ def xrv_weights_path(weights: str, cache_dir: str | os.PathLike[str] | None = No
     try:
         return Path(xrv.models.get_weights(weights, cache_dir=str(folder)))
     except Exception as exc:  # no network, HTTP error, ...
-        fill = (f"python -c \"import torchxrayvision as xrv; xrv.models.get_weights('{weights}')\""
-                f" (or wget {url} -O {target})")
-        raise missing_weights_error(f"torchxrayvision weights {weights!r}", folder, fill,
-                                    exc) from None
+        fill = (
+            f"python -c \"import torchxrayvision as xrv; xrv.models.get_weights('{weights}')\""
+            f" (or wget {url} -O {target})"
+        )
+        raise missing_weights_error(
+            f"torchxrayvision weights {weights!r}", folder, fill, exc
+        ) from None
 
 
 def read_xrv_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -142,9 +159,12 @@ def _raw_model(weights: str) -> tuple[nn.Module, nn.Module, nn.Linear, int]:
     # torchxrayvision.models.ResNet always loads its file; this is its network.
     model = torchvision.models.resnet50(num_classes=n_out, weights=None)
     model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    backbone = nn.Sequential(OrderedDict(
-        (n, getattr(model, n)) for n in
-        ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")))
+    backbone = nn.Sequential(
+        OrderedDict(
+            (n, getattr(model, n))
+            for n in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        )
+    )
     return model, backbone, model.fc, int(model.fc.in_features)
 
 
@@ -159,12 +179,21 @@ def _xrv_key_map(weights: str):  # type: ignore[no-untyped-def]
         if k.startswith("fc."):
             return "head.classifier." + k[3:]
         return "backbone." + k
+
     return key_map
 
 
-def build_xrv(name: str, pretrained: Any = None, head: str = "hall2020", *,
-              cache_dir: str | None = None, pretrained_strict: bool = True, hidden: int = 64,
-              dropout: float = 0.5, **_: object) -> XRVNet:
+def build_xrv(
+    name: str,
+    pretrained: Any = None,
+    head: str = "hall2020",
+    *,
+    cache_dir: str | None = None,
+    pretrained_strict: bool = True,
+    hidden: int = 64,
+    dropout: float = 0.5,
+    **_: object,
+) -> XRVNet:
     """A torchxrayvision backbone (``name`` from :data:`XRV_ARCHITECTURES`).
 
     Parameters
@@ -183,19 +212,37 @@ def build_xrv(name: str, pretrained: Any = None, head: str = "hall2020", *,
     model, backbone, classifier, nfeat = _raw_model(weights)
     if is_library_weights(pretrained):
         path = xrv_weights_path(weights, cache_dir)
-        load_into(model, read_xrv_weights(path), strict=True,
-                  source=f"torchxrayvision weights file '{path}'")
+        load_into(
+            model,
+            read_xrv_weights(path),
+            strict=True,
+            source=f"torchxrayvision weights file '{path}'",
+        )
     keep = head == "pathologies"
     op = None
     if keep and is_library_weights(pretrained) and "op_threshs" in xrv.models.model_urls[weights]:
         op = torch.tensor(xrv.models.model_urls[weights]["op_threshs"], dtype=torch.float32)
-    head_module = (XRVPathologyHead(classifier, op) if keep
-                   else make_head(head, nfeat, hidden=hidden, dropout=dropout))
+    head_module = (
+        XRVPathologyHead(classifier, op)
+        if keep
+        else make_head(head, nfeat, hidden=hidden, dropout=dropout)
+    )
     pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    net = XRVNet(backbone, pool, head_module, num_features=nfeat,
-                 preprocessing=xrv_preprocessing(size), name=name)
+    net = XRVNet(
+        backbone,
+        pool,
+        head_module,
+        num_features=nfeat,
+        preprocessing=xrv_preprocessing(size),
+        name=name,
+    )
     net.pathologies = list(xrv.models.model_urls[weights]["labels"]) if keep else None
     if not (is_none(pretrained) or is_library_weights(pretrained)):
-        load_into(net, read_state_dict(pretrained), strict=pretrained_strict and keep,
-                  key_map=_xrv_key_map(weights), source=f"weights file '{pretrained}'")
+        load_into(
+            net,
+            read_state_dict(pretrained),
+            strict=pretrained_strict and keep,
+            key_map=_xrv_key_map(weights),
+            source=f"weights file '{pretrained}'",
+        )
     return net

@@ -20,14 +20,40 @@ def cxrkit_register_architectures(register):  # type: ignore[no-untyped-def]
         ("resnet50", "torchvision ResNet-50 with a cxrkit head (Hall et al. 2020)."),
         ("resnet101", "torchvision ResNet-101 with a cxrkit head (the opacity study, 2020)."),
     ]:
-        register(name, partial(build_resnet, name), preprocessing=tv, pretrained=("imagenet",),
-                 description=desc)
-    register("vgg16", build_vgg16, preprocessing=tv, pretrained=("imagenet",),
-             description="torchvision VGG16 convolutional layers with a cxrkit head (Hall et al. 2020).")
-    register("hall2020_cnn", build_hall2020_cnn, preprocessing=HALL2020_PREPROCESSING,
-             pretrained=(), description=build_hall2020_cnn.__doc__)
-    register("tiny_cnn", build_tiny_cnn, preprocessing=TINY_PREPROCESSING, pretrained=(),
-             description=build_tiny_cnn.__doc__)
-    register("lung_unet", build_lung_unet, preprocessing=UNET_PREPROCESSING, pretrained=(),
-             task="segmentation", description=build_lung_unet.__doc__)
+        register(
+            name,
+            partial(build_resnet, name),
+            preprocessing=tv,
+            pretrained=("imagenet",),
+            description=desc,
+        )
+    register(
+        "vgg16",
+        build_vgg16,
+        preprocessing=tv,
+        pretrained=("imagenet",),
+        description="torchvision VGG16 convolutional layers with a cxrkit head (Hall et al. 2020).",
+    )
+    register(
+        "hall2020_cnn",
+        build_hall2020_cnn,
+        preprocessing=HALL2020_PREPROCESSING,
+        pretrained=(),
+        description=build_hall2020_cnn.__doc__,
+    )
+    register(
+        "tiny_cnn",
+        build_tiny_cnn,
+        preprocessing=TINY_PREPROCESSING,
+        pretrained=(),
+        description=build_tiny_cnn.__doc__,
+    )
+    register(
+        "lung_unet",
+        build_lung_unet,
+        preprocessing=UNET_PREPROCESSING,
+        pretrained=(),
+        task="segmentation",
+        description=build_lung_unet.__doc__,
+    )
     register_extra_backbones(register)

@@ -71,8 +71,9 @@ def list_datasets(pattern: str = "*") -> list[str]:
     return get_registry("dataset").names(pattern)
 
 
-def load_dataset(name: str, root: str | os.PathLike[str] | None = None,
-                 **options: Any) -> CXRDataset:
+def load_dataset(
+    name: str, root: str | os.PathLike[str] | None = None, **options: Any
+) -> CXRDataset:
     """Load the dataset registered as ``name``.
 
     Parameters
@@ -102,8 +103,12 @@ def _check_options(name: str, loader: Any, options: dict[str, Any]) -> None:
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    accepted = sorted(k for k, p in params.items() if k != "root" and p.kind in (
-        inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
+    accepted = sorted(
+        k
+        for k, p in params.items()
+        if k != "root"
+        and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         hint = ""

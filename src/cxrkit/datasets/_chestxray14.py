@@ -16,20 +16,39 @@ from ._finalize import finalize_dataset
 from ._release import exclude_rows, find_release_file, multi_hot
 from ._vocabulary import apply_uncertain, resolve_finding
 
-__all__ = ["load_chestxray14", "ADJUDICATED_TARGETS", "ADJUDICATED_FILES", "NIH_FINDINGS",
-           "OFFICIAL_SPLIT_FILES"]
+__all__ = [
+    "load_chestxray14",
+    "ADJUDICATED_TARGETS",
+    "ADJUDICATED_FILES",
+    "NIH_FINDINGS",
+    "OFFICIAL_SPLIT_FILES",
+]
 
 #: The 14 NIH findings and ``No Finding`` -> the common vocabulary.
 NIH_FINDINGS: dict[str, str] = {
-    "Atelectasis": "atelectasis", "Cardiomegaly": "cardiomegaly", "Effusion": "effusion",
-    "Infiltration": "infiltration", "Mass": "mass", "Nodule": "nodule", "Pneumonia": "pneumonia",
-    "Pneumothorax": "pneumothorax", "Consolidation": "consolidation", "Edema": "edema",
-    "Emphysema": "emphysema", "Fibrosis": "fibrosis", "Pleural_Thickening": "pleural_thickening",
-    "Hernia": "hernia", "No Finding": "no_finding",
+    "Atelectasis": "atelectasis",
+    "Cardiomegaly": "cardiomegaly",
+    "Effusion": "effusion",
+    "Infiltration": "infiltration",
+    "Mass": "mass",
+    "Nodule": "nodule",
+    "Pneumonia": "pneumonia",
+    "Pneumothorax": "pneumothorax",
+    "Consolidation": "consolidation",
+    "Edema": "edema",
+    "Emphysema": "emphysema",
+    "Fibrosis": "fibrosis",
+    "Pleural_Thickening": "pleural_thickening",
+    "Hernia": "hernia",
+    "No Finding": "no_finding",
 }
 #: The adjudicated columns -> the common vocabulary (their ``labels`` matrix).
-ADJUDICATED_FINDINGS = {"Airspace opacity": "lung_opacity", "Pneumothorax": "pneumothorax",
-                        "Nodule or mass": "nodule_or_mass", "Fracture": "fracture"}
+ADJUDICATED_FINDINGS = {
+    "Airspace opacity": "lung_opacity",
+    "Pneumothorax": "pneumothorax",
+    "Nodule or mass": "nodule_or_mass",
+    "Fracture": "fracture",
+}
 #: The official patient-wise split of the release.
 OFFICIAL_SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
 
@@ -66,24 +85,31 @@ def _official_split(base: Path, names: pd.Series, split: str) -> pd.Series:
         listed = set(pd.read_csv(f, header=None, names=["n"], dtype=str)["n"].str.strip())
         out[names.isin(listed).to_numpy()] = s
     if not found and split in OFFICIAL_SPLIT_FILES:
-        raise DataError(f"split={split!r} needs the official list files "
-                        f"{list(OFFICIAL_SPLIT_FILES.values())} in '{base}' (they come with "
-                        "Data_Entry_2017.csv); neither is there.")
+        raise DataError(
+            f"split={split!r} needs the official list files "
+            f"{list(OFFICIAL_SPLIT_FILES.values())} in '{base}' (they come with "
+            "Data_Entry_2017.csv); neither is there."
+        )
     return out
 
 
 def _nih_labels(finding_labels: pd.Series) -> pd.DataFrame:
     """The 15 NIH labels (14 findings and No Finding) as 1/0 columns in vocabulary names."""
-    lists = [None if not isinstance(v, str) else [x.strip() for x in v.split("|")]
-             for v in finding_labels.tolist()]
+    lists = [
+        None if not isinstance(v, str) else [x.strip() for x in v.split("|")]
+        for v in finding_labels.tolist()
+    ]
     native = multi_hot(lists, list(NIH_FINDINGS), index=finding_labels.index)
     return native.rename(columns=NIH_FINDINGS)
 
 
 def _adjudicated_labels(df: pd.DataFrame) -> pd.DataFrame:
     codes = {"YES": 1.0, "NO": 0.0, "HEDGE": -1.0}
-    out = {v: df[c].map(lambda x: codes.get(str(x).strip().upper(), np.nan)).astype(np.float32)
-           for c, v in ADJUDICATED_FINDINGS.items() if c in df.columns}
+    out = {
+        v: df[c].map(lambda x: codes.get(str(x).strip().upper(), np.nan)).astype(np.float32)
+        for c, v in ADJUDICATED_FINDINGS.items()
+        if c in df.columns
+    }
     return pd.DataFrame(out, index=df.index)
 
 
@@ -96,13 +122,14 @@ def _resolve_target(target: str) -> str:
         raise ConfigurationError(
             f"The 'target' parameter of chestxray14 must be one of {list(_TARGETS)} or one of "
             f"the 14 NIH findings ({', '.join(v for v in NIH_FINDINGS.values())}). Got "
-            f"{target!r} instead."
-            + _did_you_mean(target)) from None
+            f"{target!r} instead." + _did_you_mean(target)
+        ) from None
 
 
 def _did_you_mean(target: str) -> str:
-    close = difflib.get_close_matches(str(target).lower(),
-                                      list(_TARGETS) + list(NIH_FINDINGS.values()), n=2)
+    close = difflib.get_close_matches(
+        str(target).lower(), list(_TARGETS) + list(NIH_FINDINGS.values()), n=2
+    )
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
@@ -117,12 +144,18 @@ def _index_images(base: Path) -> dict[str, str]:
     return out
 
 
-def load_chestxray14(root: str | os.PathLike[str] | None = None, *,
-                     target: str = "finding_labels", split: str = "all",
-                     labels_dir: str | os.PathLike[str] | None = None,
-                     on_error: str = "raise", check_images: CheckImages = True,
-                     uncertain: str = "ignore", progress: bool | None = None,
-                     min_classes: int | None = None) -> CXRDataset:
+def load_chestxray14(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    target: str = "finding_labels",
+    split: str = "all",
+    labels_dir: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    check_images: CheckImages = True,
+    uncertain: str = "ignore",
+    progress: bool | None = None,
+    min_classes: int | None = None,
+) -> CXRDataset:
     """NIH ChestX-ray14 (Wang et al. 2017), optionally with Google's adjudicated labels.
 
     ``root`` holds ``Data_Entry_2017.csv`` (or ``Data_Entry_2017_v2020.csv``) and the
@@ -183,11 +216,14 @@ def load_chestxray14(root: str | os.PathLike[str] | None = None, *,
     if split not in splits:
         raise ConfigurationError(
             f"The 'split' parameter of chestxray14 must be one of {list(splits)} for "
-            f"target={target!r}. Got {split!r} instead.")
+            f"target={target!r}. Got {split!r} instead."
+        )
     apply_uncertain(np.zeros(0), uncertain)
     if root is None:
-        raise DataError("The chestxray14 dataset needs root= the folder with Data_Entry_2017.csv "
-                        "and the image folders.")
+        raise DataError(
+            "The chestxray14 dataset needs root= the folder with Data_Entry_2017.csv "
+            "and the image folders."
+        )
     base = Path(root).expanduser().resolve()
     if not base.is_dir():
         raise DataError(f"Folder '{base}' does not exist.")
@@ -207,7 +243,8 @@ def load_chestxray14(root: str | os.PathLike[str] | None = None, *,
                     f"Adjudicated label file {fn!r} not found in {ldir or base} (or its "
                     "four_findings_expert_labels/ folder). Download it from Google's "
                     "'ChestX-ray14 expert labels' (see docs/datasets/chestxray14.md) and pass "
-                    "labels_dir=.")
+                    "labels_dir=."
+                )
             part = pd.read_csv(f, dtype={"Patient ID": str})
             part["split"] = s
             parts.append(part)
@@ -227,8 +264,10 @@ def load_chestxray14(root: str | os.PathLike[str] | None = None, *,
         reason[dup & reason.isna()] = "duplicate row"
     else:
         if entry is None:
-            raise DataError(f"'{base / 'Data_Entry_2017.csv'}' does not exist; chestxray14 needs the "
-                            f"NIH metadata file for target={target!r}.")
+            raise DataError(
+                f"'{base / 'Data_Entry_2017.csv'}' does not exist; chestxray14 needs the "
+                f"NIH metadata file for target={target!r}."
+            )
         df = pd.read_csv(entry, dtype={"Patient ID": str})
         labels = _nih_labels(df["Finding Labels"])
         if target == "finding_labels":
@@ -246,23 +285,34 @@ def load_chestxray14(root: str | os.PathLike[str] | None = None, *,
     if adjudicated:
         labels = _adjudicated_labels(df)
     files = _index_images(base)
-    table = pd.DataFrame({
-        "image": [files.get(str(n), str(base / "images" / str(n))) for n in df["Image Index"]],
-        "label": df["label"],
-        "patient_id": df["Patient ID"].map(lambda v: str(int(float(v))) if pd.notna(v) else np.nan),
-        "view": df.get("View Position", np.nan),
-        "source": "nih-chestxray14",
-        "sex": df.get("Patient Gender", np.nan),
-        "age": df.get("Patient Age", np.nan),
-        "finding": df.get("Finding Labels", np.nan),
-        "image_index": df["Image Index"],
-        "follow_up": df.get("Follow-up #", np.nan),
-    })
+    table = pd.DataFrame(
+        {
+            "image": [files.get(str(n), str(base / "images" / str(n))) for n in df["Image Index"]],
+            "label": df["label"],
+            "patient_id": df["Patient ID"].map(
+                lambda v: str(int(float(v))) if pd.notna(v) else np.nan
+            ),
+            "view": df.get("View Position", np.nan),
+            "source": "nih-chestxray14",
+            "sex": df.get("Patient Gender", np.nan),
+            "age": df.get("Patient Age", np.nan),
+            "finding": df.get("Finding Labels", np.nan),
+            "image_index": df["Image Index"],
+            "follow_up": df.get("Follow-up #", np.nan),
+        }
+    )
     if "split" in df.columns:
         table["split"] = df["split"]
     bad = reason.notna().to_numpy()
     excluded.append(exclude_rows(table, bad, reason))
-    return finalize_dataset("chestxray14", str(base), table.loc[~bad], excluded,
-                            on_error=on_error, check=check_images, progress=progress,
-                            labels=labels.loc[~bad], min_classes=2 if min_classes is None
-                            else min_classes)
+    return finalize_dataset(
+        "chestxray14",
+        str(base),
+        table.loc[~bad],
+        excluded,
+        on_error=on_error,
+        check=check_images,
+        progress=progress,
+        labels=labels.loc[~bad],
+        min_classes=2 if min_classes is None else min_classes,
+    )

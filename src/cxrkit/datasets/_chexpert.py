@@ -74,12 +74,20 @@ def _read_split(path: os.PathLike[str], split: str) -> pd.DataFrame:
     return df
 
 
-def load_chexpert(root: str | os.PathLike[str] | None = None, *, split: str = "all",
-                  labels_file: str | os.PathLike[str] | None = None, target: str | None = None,
-                  uncertain: str = "ignore", views: Sequence[str] | None = None,
-                  vocabulary: bool = True, on_error: str = "raise",
-                  check_images: CheckImages = "exists", progress: bool | None = None,
-                  min_classes: int | None = None) -> CXRDataset:
+def load_chexpert(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    split: str = "all",
+    labels_file: str | os.PathLike[str] | None = None,
+    target: str | None = None,
+    uncertain: str = "ignore",
+    views: Sequence[str] | None = None,
+    vocabulary: bool = True,
+    on_error: str = "raise",
+    check_images: CheckImages = "exists",
+    progress: bool | None = None,
+    min_classes: int | None = None,
+) -> CXRDataset:
     """CheXpert (Irvin et al. 2019): 14 observations with uncertain labels, Stanford.
 
     ``root`` is the release folder (``CheXpert-v1.0`` or ``CheXpert-v1.0-small``)
@@ -120,8 +128,10 @@ def load_chexpert(root: str | os.PathLike[str] | None = None, *, split: str = "a
     ``Lateral`` otherwise; ``sex`` ``M``/``F`` (``Unknown`` -> NaN); ``age`` in years.
     """
     if split not in ("all", *_SPLITS):
-        raise ConfigurationError(f"The 'split' parameter of chexpert must be 'all', 'train' or "
-                                 f"'valid'. Got {split!r} instead.")
+        raise ConfigurationError(
+            f"The 'split' parameter of chexpert must be 'all', 'train' or "
+            f"'valid'. Got {split!r} instead."
+        )
     if labels_file is not None:
         base, lf = release_paths("chexpert", root, labels_file, ["train.csv"])
         df = _read_split(lf, "train" if "valid" not in lf.name else "valid")
@@ -132,24 +142,28 @@ def load_chexpert(root: str | os.PathLike[str] | None = None, *, split: str = "a
         for s in wanted:
             f = find_release_file(_SPLITS[s], base)
             if f is None:
-                raise ConfigurationError(f"chexpert: '{base / _SPLITS[s][0]}' does not exist; "
-                                         f"pass split= one of the files present, or labels_file=.")
+                raise ConfigurationError(
+                    f"chexpert: '{base / _SPLITS[s][0]}' does not exist; "
+                    f"pass split= one of the files present, or labels_file=."
+                )
             parts.append(_read_split(f, s))
         df = pd.concat(parts, ignore_index=True)
     image, patient, study = _parse_paths(df["Path"].astype(object).tolist(), base)
     frontal = df["Frontal/Lateral"].eq("Frontal")
-    table = pd.DataFrame({
-        "image": image,
-        "patient_id": patient,
-        "view": df["AP/PA"].where(frontal | df["AP/PA"].notna(), "Lateral"),
-        "source": "chexpert",
-        "sex": df["Sex"].map(CHEXPERT_SEX),
-        "age": pd.to_numeric(df["Age"], errors="coerce"),
-        "study_id": study,
-        "projection": df["Frontal/Lateral"],
-        "split": df["split"],
-        "path": df["Path"],
-    })
+    table = pd.DataFrame(
+        {
+            "image": image,
+            "patient_id": patient,
+            "view": df["AP/PA"].where(frontal | df["AP/PA"].notna(), "Lateral"),
+            "source": "chexpert",
+            "sex": df["Sex"].map(CHEXPERT_SEX),
+            "age": pd.to_numeric(df["Age"], errors="coerce"),
+            "study_id": study,
+            "projection": df["Frontal/Lateral"],
+            "split": df["split"],
+            "path": df["Path"],
+        }
+    )
     obs = [c for c in CHEXPERT_OBSERVATIONS if c in df.columns]
     require_columns(df, obs or list(CHEXPERT_OBSERVATIONS), base, "chexpert")
     bad = code_errors(df[obs], "chexpert", on_error)
@@ -157,8 +171,19 @@ def load_chexpert(root: str | os.PathLike[str] | None = None, *, split: str = "a
     excluded = [exclude_rows(table, bad, "unknown label code")]
     table, native = table.loc[~bad], native.loc[~bad]
     table["finding"] = joined_positives(native, empty="")
-    return finish_release("chexpert", base, table, native, observation_mapping(), excluded,
-                          target=target, uncertain=uncertain, views=views,
-                          vocabulary=vocabulary, on_error=on_error, check_images=check_images,
-                          min_classes=min_classes, progress=progress)
-
+    return finish_release(
+        "chexpert",
+        base,
+        table,
+        native,
+        observation_mapping(),
+        excluded,
+        target=target,
+        uncertain=uncertain,
+        views=views,
+        vocabulary=vocabulary,
+        on_error=on_error,
+        check_images=check_images,
+        min_classes=min_classes,
+        progress=progress,
+    )

@@ -21,15 +21,26 @@ __all__ = ["load_covid_chestxray", "COVID_FINDINGS", "COVID_SECONDARY_FINDINGS",
 COVID_FINDINGS: dict[str, str | None] = {
     "covid-19": "covid",
     # viral
-    "sars": "pneumonia", "mers": "pneumonia", "influenza": "pneumonia", "varicella": "pneumonia",
+    "sars": "pneumonia",
+    "mers": "pneumonia",
+    "influenza": "pneumonia",
+    "varicella": "pneumonia",
     "herpes": "pneumonia",
     # bacterial
-    "streptococcus": "pneumonia", "klebsiella": "pneumonia", "legionella": "pneumonia",
-    "e.coli": "pneumonia", "mycoplasma bacterial pneumonia": "pneumonia",
-    "chlamydophila": "pneumonia", "staphylococcus": "pneumonia", "bacterial": "pneumonia",
-    "mycoplasma": "pneumonia", "nocardia": "pneumonia", "tuberculosis": "pneumonia",
+    "streptococcus": "pneumonia",
+    "klebsiella": "pneumonia",
+    "legionella": "pneumonia",
+    "e.coli": "pneumonia",
+    "mycoplasma bacterial pneumonia": "pneumonia",
+    "chlamydophila": "pneumonia",
+    "staphylococcus": "pneumonia",
+    "bacterial": "pneumonia",
+    "mycoplasma": "pneumonia",
+    "nocardia": "pneumonia",
+    "tuberculosis": "pneumonia",
     # fungal
-    "pneumocystis": "pneumonia", "aspergillosis": "pneumonia",
+    "pneumocystis": "pneumonia",
+    "aspergillosis": "pneumonia",
     # unspecified
     "pneumonia": "pneumonia",
     "no finding": "normal",
@@ -52,8 +63,9 @@ def _source(url: object) -> object:
     return host[4:] if host.startswith("www.") else (host or np.nan)
 
 
-def _map_finding(finding: object, mapping: Mapping[str, str | None],
-                 secondary: Sequence[str]) -> tuple[str | None, str | None]:
+def _map_finding(
+    finding: object, mapping: Mapping[str, str | None], secondary: Sequence[str]
+) -> tuple[str | None, str | None]:
     """(label, exclusion reason) for one ``finding`` cell."""
     if not isinstance(finding, str) or not finding.strip():
         return None, "blank finding"
@@ -70,17 +82,25 @@ def _map_finding(finding: object, mapping: Mapping[str, str | None],
     if None in labels:
         return None, f"finding {finding.strip()!r} excluded by the label mapping"
     if len(labels) > 1:
-        return None, f"finding {finding.strip()!r} maps to several labels {sorted(map(str, labels))}"
+        return (
+            None,
+            f"finding {finding.strip()!r} maps to several labels {sorted(map(str, labels))}",
+        )
     return labels.pop(), None
 
 
-def load_covid_chestxray(root: str | os.PathLike[str] | None = None, *,
-                         findings: Mapping[str, str | None] | None = None,
-                         secondary_findings: Sequence[str] = COVID_SECONDARY_FINDINGS,
-                         views: Sequence[str] | None = FRONTAL_VIEWS,
-                         modality: str | None = "X-ray", metadata: str | None = None,
-                         on_error: str = "raise", check_images: bool = True,
-                         min_classes: int = 2) -> CXRDataset:
+def load_covid_chestxray(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    findings: Mapping[str, str | None] | None = None,
+    secondary_findings: Sequence[str] = COVID_SECONDARY_FINDINGS,
+    views: Sequence[str] | None = FRONTAL_VIEWS,
+    modality: str | None = "X-ray",
+    metadata: str | None = None,
+    on_error: str = "raise",
+    check_images: bool = True,
+    min_classes: int = 2,
+) -> CXRDataset:
     """The COVID-19 image data collection (Cohen et al. 2020) in its native layout.
 
     ``root`` is a clone of ``github.com/ieee8023/covid-chestxray-dataset``:
@@ -116,20 +136,26 @@ def load_covid_chestxray(root: str | os.PathLike[str] | None = None, *,
     the image came from).
     """
     if root is None and metadata is None:
-        raise DataError("The covid-chestxray dataset needs root= the folder holding metadata.csv "
-                        "and images/ (a clone of github.com/ieee8023/covid-chestxray-dataset).")
+        raise DataError(
+            "The covid-chestxray dataset needs root= the folder holding metadata.csv "
+            "and images/ (a clone of github.com/ieee8023/covid-chestxray-dataset)."
+        )
     base = Path(root).expanduser().resolve() if root is not None else Path(metadata).parent  # type: ignore[arg-type]
     meta = Path(metadata) if metadata else base / "metadata.csv"
     if not meta.is_file():
-        raise DataError(f"'{meta}' does not exist; the covid-chestxray loader expects root= the "
-                        "folder with the collection's metadata.csv.")
+        raise DataError(
+            f"'{meta}' does not exist; the covid-chestxray loader expects root= the "
+            "folder with the collection's metadata.csv."
+        )
     df = pd.read_csv(meta, dtype={"patientid": str, "filename": str, "folder": str})
     df = df.loc[:, [c for c in df.columns if not str(c).startswith("Unnamed")]]
     needed = ("patientid", "finding", "view", "modality", "folder", "filename")
     missing = [c for c in needed if c not in df.columns]
     if missing:
-        raise DataError(f"'{meta}' lacks the column(s) {missing} of the covid-chestxray metadata; "
-                        f"its columns are {list(df.columns)}.")
+        raise DataError(
+            f"'{meta}' lacks the column(s) {missing} of the covid-chestxray metadata; "
+            f"its columns are {list(df.columns)}."
+        )
     mapping = {k.lower(): v for k, v in COVID_FINDINGS.items()}
     mapping.update({str(k).lower(): v for k, v in (findings or {}).items()})
     secondary = tuple(s.lower() for s in secondary_findings)
@@ -156,22 +182,31 @@ def load_covid_chestxray(root: str | os.PathLike[str] | None = None, *,
         reasons.append(reason)
     df["_label"] = labels
     df["_reason"] = reasons
-    table = pd.DataFrame({
-        "image": [str(base / str(f) / str(n)) for f, n in zip(df["folder"], df["filename"])],
-        "label": df["_label"],
-        "patient_id": df["patientid"],
-        "view": df["view"],
-        "source": df["url"].map(_source) if "url" in df.columns else np.nan,
-        "sex": df.get("sex", np.nan),
-        "age": df.get("age", np.nan),
-        "finding": df["finding"],
-        "modality": df["modality"],
-        "license": df.get("license", np.nan),
-        "date": df.get("date", np.nan),
-        "doi": df.get("doi", np.nan),
-    })
+    table = pd.DataFrame(
+        {
+            "image": [str(base / str(f) / str(n)) for f, n in zip(df["folder"], df["filename"])],
+            "label": df["_label"],
+            "patient_id": df["patientid"],
+            "view": df["view"],
+            "source": df["url"].map(_source) if "url" in df.columns else np.nan,
+            "sex": df.get("sex", np.nan),
+            "age": df.get("age", np.nan),
+            "finding": df["finding"],
+            "modality": df["modality"],
+            "license": df.get("license", np.nan),
+            "date": df.get("date", np.nan),
+            "doi": df.get("doi", np.nan),
+        }
+    )
     excl = table.loc[df["_reason"].notna()].copy()
     excl["reason"] = df.loc[df["_reason"].notna(), "_reason"].to_numpy()
     kept = table.loc[df["_reason"].isna()]
-    return finalize_dataset("covid-chestxray", str(base), kept, excl, on_error=on_error,
-                            check=check_images, min_classes=min_classes)
+    return finalize_dataset(
+        "covid-chestxray",
+        str(base),
+        kept,
+        excl,
+        on_error=on_error,
+        check=check_images,
+        min_classes=min_classes,
+    )

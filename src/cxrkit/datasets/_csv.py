@@ -20,7 +20,9 @@ __all__ = ["load_csv_dataset"]
 
 def _resolve_csv(root: str | os.PathLike[str] | None) -> Path:
     if root is None:
-        raise DataError("The csv dataset needs root= the CSV file (or a folder holding metadata.csv).")
+        raise DataError(
+            "The csv dataset needs root= the CSV file (or a folder holding metadata.csv)."
+        )
     p = Path(root).expanduser()
     if p.is_dir():
         p = p / "metadata.csv"
@@ -29,13 +31,23 @@ def _resolve_csv(root: str | os.PathLike[str] | None) -> Path:
     return p.resolve()
 
 
-def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: str = "image",
-                     label_col: str = "label", group_col: str | None = "patient_id",
-                     source_col: str | None = "source", view_col: str | None = "view",
-                     labels: Sequence[str] | None = None, base_dir: str | None = None,
-                     sep: str = ",", on_error: str = "raise", check_images: bool = True,
-                     min_classes: int = 2, name: str = "csv",
-                     allow_outside_root: bool = True) -> CXRDataset:
+def load_csv_dataset(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    path_col: str = "image",
+    label_col: str = "label",
+    group_col: str | None = "patient_id",
+    source_col: str | None = "source",
+    view_col: str | None = "view",
+    labels: Sequence[str] | None = None,
+    base_dir: str | None = None,
+    sep: str = ",",
+    on_error: str = "raise",
+    check_images: bool = True,
+    min_classes: int = 2,
+    name: str = "csv",
+    allow_outside_root: bool = True,
+) -> CXRDataset:
     """Any CSV with one row per image: path, label and (optionally) patient id.
 
     Parameters
@@ -80,12 +92,15 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
     try:
         df = pd.read_csv(csv, sep=sep, dtype={path_col: str})
     except Exception as exc:
-        raise DataError(f"CSV file '{csv}' could not be parsed ({type(exc).__name__}: {exc}).") from None
+        raise DataError(
+            f"CSV file '{csv}' could not be parsed ({type(exc).__name__}: {exc})."
+        ) from None
     for role, col in (("path", path_col), ("label", label_col)):
         if col not in df.columns:
             raise DataError(
                 f"CSV file '{csv}' has no {role} column {col!r}. Its columns are: "
-                f"{', '.join(map(str, df.columns))}. Pass {role}_col= the right column name.")
+                f"{', '.join(map(str, df.columns))}. Pass {role}_col= the right column name."
+            )
     base = Path(base_dir) if base_dir else csv.parent
     table = df.copy()
     missing_path = table[path_col].isna() | (table[path_col].astype(str).str.strip() == "")
@@ -95,8 +110,10 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
         d["reason"] = "missing image path"
         excluded.append(d)
         table = table.loc[~missing_path]
-    table["image"] = [str((base / p).resolve()) if not os.path.isabs(p) else str(Path(p))
-                      for p in table[path_col].astype(str)]
+    table["image"] = [
+        str((base / p).resolve()) if not os.path.isabs(p) else str(Path(p))
+        for p in table[path_col].astype(str)
+    ]
     table["label"] = table[label_col].where(table[label_col].notna(), np.nan)
     table["label"] = table["label"].map(lambda v: v if not isinstance(v, str) else v.strip())
     if group_col is not None and group_col not in table.columns:
@@ -104,25 +121,37 @@ def load_csv_dataset(root: str | os.PathLike[str] | None = None, *, path_col: st
             warnings.warn(
                 f"CSV file '{csv}' has no 'patient_id' column; every image is treated as its own "
                 "patient, so patient-aware splits cannot prevent leakage. Pass group_col=.",
-                UserWarning, stacklevel=2)
+                UserWarning,
+                stacklevel=2,
+            )
             group_col = None
         else:
             raise DataError(
                 f"CSV file '{csv}' has no group column {group_col!r}. Its columns are: "
-                f"{', '.join(map(str, df.columns))}.")
+                f"{', '.join(map(str, df.columns))}."
+            )
     table["patient_id"] = table[group_col] if group_col else np.nan
     for std, opt_col in (("source", source_col), ("view", view_col)):
         if opt_col is not None and opt_col in table.columns:
             table[std] = table[opt_col]
         elif opt_col is not None and opt_col != std:
             raise DataError(f"CSV file '{csv}' has no {std} column {opt_col!r}.")
-    notes = outside_root_note(table["image"].astype(str).tolist(), base.resolve(), name,
-                              allow=allow_outside_root)
+    notes = outside_root_note(
+        table["image"].astype(str).tolist(), base.resolve(), name, allow=allow_outside_root
+    )
     if labels is not None:
         keep = table["label"].isna() | table["label"].astype(str).isin([str(x) for x in labels])
         d = table.loc[~keep].copy()
         d["reason"] = "label not selected"
         excluded.append(d)
         table = table.loc[keep]
-    return finalize_dataset(name, str(csv), table, excluded, on_error=on_error,
-                            check=check_images, min_classes=min_classes, notes=notes)
+    return finalize_dataset(
+        name,
+        str(csv),
+        table,
+        excluded,
+        on_error=on_error,
+        check=check_images,
+        min_classes=min_classes,
+        notes=notes,
+    )

@@ -29,7 +29,8 @@ _ON_ERROR = ("raise", "skip")
 def _check_on_error(on_error: str) -> None:
     if on_error not in _ON_ERROR:
         raise ConfigurationError(
-            f"The 'on_error' parameter must be one of {_ON_ERROR}. Got {on_error!r} instead.")
+            f"The 'on_error' parameter must be one of {_ON_ERROR}. Got {on_error!r} instead."
+        )
 
 
 @dataclass(eq=False)
@@ -85,9 +86,12 @@ class CXRDataset:
         for attr in ("y", "groups"):
             if len(getattr(self, attr)) != n:
                 raise DataError(
-                    f"CXRDataset {attr} has {len(getattr(self, attr))} entries but X has {n} images.")
+                    f"CXRDataset {attr} has {len(getattr(self, attr))} entries but X has {n} images."
+                )
         if len(self.metadata) != n:
-            raise DataError(f"CXRDataset metadata has {len(self.metadata)} rows but X has {n} images.")
+            raise DataError(
+                f"CXRDataset metadata has {len(self.metadata)} rows but X has {n} images."
+            )
         if "reason" not in self.excluded.columns:
             raise DataError("CXRDataset.excluded must have a 'reason' column.")
         if self.labels is not None and len(self.labels) != n:
@@ -102,8 +106,10 @@ class CXRDataset:
         if len(counts) > 8:
             labels += f", ... {len(counts) - 8} more labels"
         kind = "in-memory" if self.in_memory else "files"
-        return (f"CXRDataset(name={self.name!r}, n={len(self)}, patients={self.n_patients}, "
-                f"{labels}, excluded={len(self.excluded)}, {kind})")
+        return (
+            f"CXRDataset(name={self.name!r}, n={len(self)}, patients={self.n_patients}, "
+            f"{labels}, excluded={len(self.excluded)}, {kind})"
+        )
 
     # -- properties -------------------------------------------------------
     @property
@@ -129,8 +135,9 @@ class CXRDataset:
         """The columns of :attr:`labels` (empty for single-label datasets)."""
         return [] if self.labels is None else [str(c) for c in self.labels.columns]
 
-    def label_matrix(self, findings: Sequence[str] | None = None, *,
-                     uncertain: str = "ignore") -> np.ndarray:
+    def label_matrix(
+        self, findings: Sequence[str] | None = None, *, uncertain: str = "ignore"
+    ) -> np.ndarray:
         """The per-finding labels as a ``float32`` array of shape ``(n, k)``.
 
         Parameters
@@ -159,8 +166,10 @@ class CXRDataset:
         labels = require_labels(self.labels, self.name)
         unknown = [f for f in findings if f not in FINDINGS]
         if unknown:
-            raise DataError(f"relabel() takes names of the common vocabulary; {unknown} are not. "
-                            f"Known names: {', '.join(FINDINGS)}.")
+            raise DataError(
+                f"relabel() takes names of the common vocabulary; {unknown} are not. "
+                f"Known names: {', '.join(FINDINGS)}."
+            )
         out = self.subset(np.arange(len(self)))
         out.labels = labels.reindex(columns=list(findings)).astype(np.float32)
         return out
@@ -171,8 +180,10 @@ class CXRDataset:
         findings = [findings] if isinstance(findings, str) else list(findings)
         missing = [f for f in findings if f not in self.findings]
         if missing:
-            raise DataError(f"Dataset {self.name!r} has no finding(s) {missing}; its findings: "
-                            f"{', '.join(self.findings)}. relabel() adds absent ones as NaN.")
+            raise DataError(
+                f"Dataset {self.name!r} has no finding(s) {missing}; its findings: "
+                f"{', '.join(self.findings)}. relabel() adds absent ones as NaN."
+            )
         return findings
 
     # -- selections ---------------------------------------------------------
@@ -184,13 +195,22 @@ class CXRDataset:
         idx = np.asarray(idx)
         if idx.dtype == bool:
             if len(idx) != len(self):
-                raise DataError(f"Boolean mask has {len(idx)} entries; the dataset has {len(self)}.")
+                raise DataError(
+                    f"Boolean mask has {len(idx)} entries; the dataset has {len(self)}."
+                )
             idx = np.flatnonzero(idx)
         labels = None if self.labels is None else self.labels.iloc[idx].reset_index(drop=True)
-        return CXRDataset(X=self.X[idx], y=self.y[idx], groups=self.groups[idx],
-                          metadata=self.metadata.iloc[idx].reset_index(drop=True),
-                          excluded=self.excluded.copy(), name=self.name, root=self.root,
-                          labels=labels, notes=list(self.notes))
+        return CXRDataset(
+            X=self.X[idx],
+            y=self.y[idx],
+            groups=self.groups[idx],
+            metadata=self.metadata.iloc[idx].reset_index(drop=True),
+            excluded=self.excluded.copy(),
+            name=self.name,
+            root=self.root,
+            labels=labels,
+            notes=list(self.notes),
+        )
 
     def select(self, labels: Sequence[str]) -> CXRDataset:
         """Keep the images whose label is in ``labels``.
@@ -210,7 +230,8 @@ class CXRDataset:
         if missing:
             raise DataError(
                 f"Cannot select label(s) {missing} from dataset {self.name!r}: no image has them. "
-                f"Labels present: {sorted(present)}.")
+                f"Labels present: {sorted(present)}."
+            )
         keep = np.isin(self.y.astype(str), labels)
         dropped = self.metadata.loc[~keep].copy()
         dropped["reason"] = "label not selected"
@@ -243,8 +264,9 @@ class CXRDataset:
 
         per_patient = pd.Series(self.groups).value_counts()
         hist = per_patient.value_counts().sort_index()
-        patients_per_label = (pd.DataFrame({"y": self.y, "g": self.groups})
-                              .groupby("y")["g"].nunique())
+        patients_per_label = (
+            pd.DataFrame({"y": self.y, "g": self.groups}).groupby("y")["g"].nunique()
+        )
         reasons = self.excluded["reason"].astype(str).value_counts()
         skipped = self.excluded[self.excluded["reason"] == UNREADABLE]
         examples = []
@@ -267,23 +289,32 @@ class CXRDataset:
             "notes": list(self.notes),
         }
         if self.labels is not None:
-            out["findings"] = {str(f): {k: int(v) for k, v in row.items()}
-                               for f, row in self.label_summary().iterrows()}
+            out["findings"] = {
+                str(f): {k: int(v) for k, v in row.items()}
+                for f, row in self.label_summary().iterrows()
+            }
         return out
 
     def format_summary(self, max_rows: int = 15) -> str:
         """:meth:`summary` as a readable plain-text report."""
         s = self.summary()
-        lines = [f"Dataset {s['name']!r}" + (f" ({self.root})" if self.root else ""),
-                 f"  images: {s['n_images']}   patients: {s['n_patients']}"]
+        lines = [
+            f"Dataset {s['name']!r}" + (f" ({self.root})" if self.root else ""),
+            f"  images: {s['n_images']}   patients: {s['n_patients']}",
+        ]
 
-        def table(title: str, d: dict[Any, int], extra: dict[Any, int] | None = None,
-                  key_name: str = "") -> None:
+        def table(
+            title: str, d: dict[Any, int], extra: dict[Any, int] | None = None, key_name: str = ""
+        ) -> None:
             lines.append(f"{title}:")
             if not d:
                 lines.append("  (none)")
                 return
-            items = sorted(d.items(), key=lambda kv: (-kv[1], str(kv[0]))) if not key_name else list(d.items())
+            items = (
+                sorted(d.items(), key=lambda kv: (-kv[1], str(kv[0])))
+                if not key_name
+                else list(d.items())
+            )
             width = max(len(str(k)) for k, _ in items[:max_rows])
             for k, v in items[:max_rows]:
                 tail = f"  ({extra[k]} patients)" if extra and k in extra else ""
@@ -300,8 +331,10 @@ class CXRDataset:
         if "findings" in s:
             lines.append("Findings (positive / negative / uncertain / missing):")
             for f, c in s["findings"].items():
-                lines.append(f"  {f:<26} {c['positive']:>7} {c['negative']:>7} "
-                             f"{c['uncertain']:>7} {c['missing']:>7}")
+                lines.append(
+                    f"  {f:<26} {c['positive']:>7} {c['negative']:>7} "
+                    f"{c['uncertain']:>7} {c['missing']:>7}"
+                )
         if s["skipped_files"]:
             lines.append(f"Skipped unreadable files: {s['skipped_files']}")
             lines.extend(f"  {e}" for e in s["skipped_examples"])

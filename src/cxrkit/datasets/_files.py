@@ -32,12 +32,17 @@ def check_mode(check_images: CheckImages) -> CheckMode:
     if check_images not in _MODES:
         raise ConfigurationError(
             f"The 'check_images' parameter must be True, False or one of {_MODES}. "
-            f"Got {check_images!r} instead.")
+            f"Got {check_images!r} instead."
+        )
     return check_images  # type: ignore[return-value]
 
 
-def missing_files(paths: Sequence[str] | np.ndarray, *, progress: bool | None = None,
-                  desc: str = "checking image files") -> np.ndarray:
+def missing_files(
+    paths: Sequence[str] | np.ndarray,
+    *,
+    progress: bool | None = None,
+    desc: str = "checking image files",
+) -> np.ndarray:
     """Which of ``paths`` do not exist, listing each folder once.
 
     Parameters
@@ -73,7 +78,7 @@ def missing_files(paths: Sequence[str] | np.ndarray, *, progress: bool | None = 
     disable = None if progress is None else not progress
     with tqdm(total=len(s), desc=desc, unit="file", disable=disable, mininterval=0.5) as bar:
         for k, folder in enumerate(uniq):
-            rows = order[bounds[k]:bounds[k + 1]]
+            rows = order[bounds[k] : bounds[k + 1]]
             try:
                 with os.scandir(folder or os.sep) as it:
                     present = {e.name for e in it}
@@ -84,13 +89,16 @@ def missing_files(paths: Sequence[str] | np.ndarray, *, progress: bool | None = 
     return missing
 
 
-def missing_files_message(paths: Sequence[str], n_total: int, dataset: str,
-                          root: str | None, limit: int = 10) -> str:
+def missing_files_message(
+    paths: Sequence[str], n_total: int, dataset: str, root: str | None, limit: int = 10
+) -> str:
     """One message for many missing files: the count, examples and the fixes."""
     shown = "\n  ".join(str(p) for p in list(paths)[:limit])
     more = f"\n  ... and {len(paths) - limit} more" if len(paths) > limit else ""
-    return (f"{len(paths)} of {n_total} images listed by dataset {dataset!r} have no file"
-            f"{f' under {root!r}' if root else ''}, e.g.:\n  {shown}{more}\n"
-            "Check root= (the folder of the images as distributed), pass on_error='skip' to "
-            "leave them out (counted in the summary), or check_images=False to load the "
-            "metadata only.")
+    return (
+        f"{len(paths)} of {n_total} images listed by dataset {dataset!r} have no file"
+        f"{f' under {root!r}' if root else ''}, e.g.:\n  {shown}{more}\n"
+        "Check root= (the folder of the images as distributed), pass on_error='skip' to "
+        "leave them out (counted in the summary), or check_images=False to load the "
+        "metadata only."
+    )

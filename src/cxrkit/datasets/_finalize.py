@@ -52,12 +52,20 @@ def _pid(v: Any) -> str:
     return str(v)
 
 
-def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
-                     excluded: list[pd.DataFrame] | pd.DataFrame | None = None, *,
-                     on_error: str = "raise", check: bool | str = True, min_classes: int = 2,
-                     X: np.ndarray | None = None, labels: pd.DataFrame | None = None,
-                     progress: bool | None = None,
-                     notes: list[str] | None = None) -> CXRDataset:
+def finalize_dataset(
+    name: str,
+    root: str | None,
+    table: pd.DataFrame,
+    excluded: list[pd.DataFrame] | pd.DataFrame | None = None,
+    *,
+    on_error: str = "raise",
+    check: bool | str = True,
+    min_classes: int = 2,
+    X: np.ndarray | None = None,
+    labels: pd.DataFrame | None = None,
+    progress: bool | None = None,
+    notes: list[str] | None = None,
+) -> CXRDataset:
     """Turn a table of kept rows into a checked :class:`CXRDataset`.
 
     Parameters
@@ -104,8 +112,11 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
     if isinstance(excluded, list):
         parts = [e for e in excluded if e is not None and len(e)]
         excluded = pd.concat(parts, ignore_index=True) if parts else None
-    excl: pd.DataFrame = (pd.DataFrame({"reason": pd.Series([], dtype=object)})
-                          if excluded is None or len(excluded) == 0 else excluded)
+    excl: pd.DataFrame = (
+        pd.DataFrame({"reason": pd.Series([], dtype=object)})
+        if excluded is None or len(excluded) == 0
+        else excluded
+    )
     excl = excl.reset_index(drop=True)
     extra: list[pd.DataFrame] = []
 
@@ -116,15 +127,16 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
             rows = [f"{img}" for img in table.loc[bad_label, "image"]]
             raise DataError(
                 f"{int(bad_label.sum())} of {len(table)} images of dataset {name!r} have no label "
-                f"(NaN or blank):\n  " + "\n  ".join(map(str, rows[:10]))
+                f"(NaN or blank):\n  "
+                + "\n  ".join(map(str, rows[:10]))
                 + (f"\n  ... and {len(rows) - 10} more" if len(rows) > 10 else "")
                 + "\nFill in the labels, or pass on_error='skip' to leave these images out "
-                  "(they are counted in the summary).")
+                "(they are counted in the summary)."
+            )
         d = table.loc[bad_label].copy()
         d["reason"] = "missing label"
         extra.append(d)
-        notes += announce_skipped([str(i) for i in d["image"]], len(table), name,
-                                  "have no label")
+        notes += announce_skipped([str(i) for i in d["image"]], len(table), name, "have no label")
         keep = ~bad_label.to_numpy()
         table = table.loc[keep].reset_index(drop=True)
         if X is not None:
@@ -132,12 +144,18 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
 
     # listed but absent
     if X is None and mode == "exists" and len(table):
-        gone = missing_files(table["image"].astype(str).to_numpy(), progress=progress,
-                             desc=f"{name}: checking image files")
+        gone = missing_files(
+            table["image"].astype(str).to_numpy(),
+            progress=progress,
+            desc=f"{name}: checking image files",
+        )
         if gone.any():
             if on_error == "raise":
-                raise DataError(missing_files_message(
-                    table.loc[gone, "image"].astype(str).tolist(), len(table), name, root))
+                raise DataError(
+                    missing_files_message(
+                        table.loc[gone, "image"].astype(str).tolist(), len(table), name, root
+                    )
+                )
             d = table.loc[gone].copy()
             d["reason"] = MISSING_FILE
             extra.append(d)
@@ -153,19 +171,24 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         errors = check_images(table["image"].astype(str).tolist())
         if errors:
             if on_error == "raise":
-                raise ImageDecodeError(format_failures(
-                    list(errors.values()), len(table),
-                    what=f"images of dataset {name!r}",
-                    hint="Remove or replace them, or pass on_error='skip' to leave them out "
-                         "(they are counted and listed in the dataset summary)."))
+                raise ImageDecodeError(
+                    format_failures(
+                        list(errors.values()),
+                        len(table),
+                        what=f"images of dataset {name!r}",
+                        hint="Remove or replace them, or pass on_error='skip' to leave them out "
+                        "(they are counted and listed in the dataset summary).",
+                    )
+                )
             bad = np.zeros(len(table), bool)
             bad[list(errors)] = True
             d = table.loc[bad].copy()
             d["reason"] = UNREADABLE
             d["error"] = [errors[int(i)] for i in np.flatnonzero(bad)]
             extra.append(d)
-            notes += announce_skipped(list(errors.values()), len(table), name,
-                                      "could not be decoded")
+            notes += announce_skipped(
+                list(errors.values()), len(table), name, "could not be decoded"
+            )
             table = table.loc[~bad].reset_index(drop=True)
 
     if extra:
@@ -179,19 +202,23 @@ def finalize_dataset(name: str, root: str | None, table: pd.DataFrame,
         detail = "; ".join(f"{k}: {v}" for k, v in reasons.items()) or "the source has no rows"
         raise DataError(
             f"Dataset {name!r} is empty after filtering ({len(excl)} rows excluded — {detail}). "
-            "Check the root folder and the filtering options (labels, views, target).")
+            "Check the root folder and the filtering options (labels, views, target)."
+        )
     table["label"] = table["label"].astype(str)
     table["patient_id"] = [
         _pid(v) if _nan_to_none(v) is not None else f"image:{img}"
-        for v, img in zip(table["patient_id"].to_numpy(dtype=object),
-                          table["image"].to_numpy(dtype=object))]
+        for v, img in zip(
+            table["patient_id"].to_numpy(dtype=object), table["image"].to_numpy(dtype=object)
+        )
+    ]
     notes += label_case_notes(table["label"], name)
     classes = sorted(table["label"].unique())
     if len(classes) < min_classes:
         raise DataError(
             f"Dataset {name!r} has only {len(classes)} class(es) left ({classes}) after filtering; "
             f"at least {min_classes} are needed. Check the label mapping and filters, or pass "
-            "min_classes=1 to load a single class on purpose.")
+            "min_classes=1 to load a single class on purpose."
+        )
     cols = list(METADATA_COLUMNS) + [c for c in table.columns if c not in METADATA_COLUMNS]
     table = table[cols]
     Xout = X if X is not None else table["image"].astype(str).to_numpy(dtype=object)

@@ -21,9 +21,14 @@ __all__ = ["load_image_folder", "IMAGE_SUFFIXES"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
 
 
-def load_image_folder(root: str | os.PathLike[str] | None = None, *,
-                      patient_pattern: str | None = None, on_error: str = "raise",
-                      check_images: bool = True, min_classes: int = 2) -> CXRDataset:
+def load_image_folder(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    patient_pattern: str | None = None,
+    on_error: str = "raise",
+    check_images: bool = True,
+    min_classes: int = 2,
+) -> CXRDataset:
     """Images in ``root/<class>/...``, classes in alphabetical order.
 
     This is the layout the first paper's scripts (Keras ``flow_from_directory``)
@@ -48,11 +53,15 @@ def load_image_folder(root: str | os.PathLike[str] | None = None, *,
     them by extension. Hidden files (``.DS_Store``) are listed without a warning.
     """
     if root is None:
-        raise DataError("The image-folder dataset needs root= a folder with one subfolder per class.")
+        raise DataError(
+            "The image-folder dataset needs root= a folder with one subfolder per class."
+        )
     base = Path(root).expanduser().resolve()
     if not base.is_dir():
-        raise DataError(f"Folder '{base}' does not exist; image-folder needs a folder with one "
-                        "subfolder per class.")
+        raise DataError(
+            f"Folder '{base}' does not exist; image-folder needs a folder with one "
+            "subfolder per class."
+        )
     classes = sorted(d.name for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise DataError(f"Folder '{base}' has no class subfolders; expected root/<class>/<image>.")
@@ -70,20 +79,34 @@ def load_image_folder(root: str | os.PathLike[str] | None = None, *,
                 if rx is not None:
                     m = rx.search(Path(fn).stem)
                     pid = (m.group(1) if m.groups() else m.group(0)) if m else np.nan
-                rows.append({"image": path, "label": cls, "patient_id": pid,
-                             "source": "image-folder"})
+                rows.append(
+                    {"image": path, "label": cls, "patient_id": pid, "source": "image-folder"}
+                )
     table = pd.DataFrame(rows, columns=["image", "label", "patient_id", "source"])
     if rx is None:
         warnings.warn(
             f"image-folder '{base}' has no patient ids; every image is treated as its own patient, "
             "so patient-aware splits cannot prevent leakage. Pass patient_pattern= a regular "
-            "expression that extracts the patient id from the file name.", UserWarning, stacklevel=2)
+            "expression that extracts the patient id from the file name.",
+            UserWarning,
+            stacklevel=2,
+        )
     elif len(table) and table["patient_id"].isna().any():
         n = int(table["patient_id"].isna().sum())
-        warnings.warn(f"patient_pattern {patient_pattern!r} matched no patient id in {n} file "
-                      "names; those images are treated as their own patients.", UserWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"patient_pattern {patient_pattern!r} matched no patient id in {n} file "
+            "names; those images are treated as their own patients.",
+            UserWarning,
+            stacklevel=2,
+        )
     notes = unread_files_note(skipped, base, "image-folder")
-    return finalize_dataset("image-folder", str(base), table,
-                            pd.DataFrame(skipped) if skipped else None, on_error=on_error,
-                            check=check_images, min_classes=min_classes, notes=notes)
+    return finalize_dataset(
+        "image-folder",
+        str(base),
+        table,
+        pd.DataFrame(skipped) if skipped else None,
+        on_error=on_error,
+        check=check_images,
+        min_classes=min_classes,
+        notes=notes,
+    )

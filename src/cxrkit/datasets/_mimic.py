@@ -41,19 +41,24 @@ def _table(base: Path, key: str, required: bool = True) -> pd.DataFrame | None:
     f = find_release_file([MIMIC_FILES[key]], base)
     if f is None:
         if required:
-            raise DataError(f"mimic-cxr: '{base / MIMIC_FILES[key]}' (or .csv.gz) does not exist. "
-                            "Pass root= the MIMIC-CXR-JPG release folder (holding the "
-                            "mimic-cxr-2.0.0-*.csv.gz tables and files/).")
+            raise DataError(
+                f"mimic-cxr: '{base / MIMIC_FILES[key]}' (or .csv.gz) does not exist. "
+                "Pass root= the MIMIC-CXR-JPG release folder (holding the "
+                "mimic-cxr-2.0.0-*.csv.gz tables and files/)."
+            )
         return None
     df = read_table(f, "mimic-cxr", dtype={"dicom_id": str, **_IDS})
-    need = {"metadata": ["dicom_id", "subject_id", "study_id", "ViewPosition"],
-            "split": ["dicom_id", "split"]}.get(key, ["subject_id", "study_id"])
+    need = {
+        "metadata": ["dicom_id", "subject_id", "study_id", "ViewPosition"],
+        "split": ["dicom_id", "split"],
+    }.get(key, ["subject_id", "study_id"])
     require_columns(df, need, f, "mimic-cxr")
     return df
 
 
-def _demographics(patients_file: str | os.PathLike[str] | None,
-                  subject: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _demographics(
+    patients_file: str | os.PathLike[str] | None, subject: pd.Series
+) -> tuple[pd.Series, pd.Series]:
     """``(sex, age)`` per row from MIMIC-IV's ``patients.csv`` (NaN without it)."""
     if patients_file is None:
         return pd.Series(np.nan, index=subject.index), pd.Series(np.nan, index=subject.index)
@@ -63,12 +68,21 @@ def _demographics(patients_file: str | os.PathLike[str] | None,
     return subject.map(p["gender"]), subject.map(p["anchor_age"])
 
 
-def load_mimic_cxr(root: str | os.PathLike[str] | None = None, *, labeler: str = "chexpert",
-                   split: str = "all", target: str | None = None, uncertain: str = "ignore",
-                   views: Sequence[str] | None = None, vocabulary: bool = True,
-                   patients_file: str | os.PathLike[str] | None = None,
-                   on_error: str = "raise", check_images: CheckImages = "exists",
-                   progress: bool | None = None, min_classes: int | None = None) -> CXRDataset:
+def load_mimic_cxr(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    labeler: str = "chexpert",
+    split: str = "all",
+    target: str | None = None,
+    uncertain: str = "ignore",
+    views: Sequence[str] | None = None,
+    vocabulary: bool = True,
+    patients_file: str | os.PathLike[str] | None = None,
+    on_error: str = "raise",
+    check_images: CheckImages = "exists",
+    progress: bool | None = None,
+    min_classes: int | None = None,
+) -> CXRDataset:
     """MIMIC-CXR-JPG (Johnson et al. 2019): 377,110 JPEGs of 65,379 patients, Beth Israel.
 
     ``root`` is the release folder: ``mimic-cxr-2.0.0-metadata.csv.gz`` (one row
@@ -107,11 +121,14 @@ def load_mimic_cxr(root: str | os.PathLike[str] | None = None, *, labeler: str =
     ``patient_id`` is ``subject_id``; ``study_id`` and ``dicom_id`` are kept.
     """
     if labeler not in ("chexpert", "negbio"):
-        raise ConfigurationError(f"The 'labeler' parameter of mimic-cxr must be 'chexpert' or "
-                                 f"'negbio'. Got {labeler!r} instead.")
+        raise ConfigurationError(
+            f"The 'labeler' parameter of mimic-cxr must be 'chexpert' or "
+            f"'negbio'. Got {labeler!r} instead."
+        )
     if split not in _SPLITS:
-        raise ConfigurationError(f"The 'split' parameter of mimic-cxr must be one of {_SPLITS}. "
-                                 f"Got {split!r} instead.")
+        raise ConfigurationError(
+            f"The 'split' parameter of mimic-cxr must be one of {_SPLITS}. Got {split!r} instead."
+        )
     if root is None:
         raise DataError("The mimic-cxr dataset needs root= the MIMIC-CXR-JPG release folder.")
     base = Path(root).expanduser().resolve()
@@ -122,32 +139,43 @@ def load_mimic_cxr(root: str | os.PathLike[str] | None = None, *, labeler: str =
     splits = _table(base, "split", required=split != "all")
     obs = [c for c in CHEXPERT_OBSERVATIONS if c in lab.columns]
     if not obs:
-        raise DataError(f"mimic-cxr: the {labeler} file has none of the 14 observations "
-                        f"({', '.join(CHEXPERT_OBSERVATIONS)}).")
+        raise DataError(
+            f"mimic-cxr: the {labeler} file has none of the 14 observations "
+            f"({', '.join(CHEXPERT_OBSERVATIONS)})."
+        )
     lab = lab.assign(_bad=code_errors(lab[obs], "mimic-cxr", on_error))
     lab = lab.drop_duplicates(["subject_id", "study_id"])
-    df = meta.merge(lab[["subject_id", "study_id", "_bad", *obs]], on=["subject_id", "study_id"],
-                    how="left", validate="many_to_one")
+    df = meta.merge(
+        lab[["subject_id", "study_id", "_bad", *obs]],
+        on=["subject_id", "study_id"],
+        how="left",
+        validate="many_to_one",
+    )
     if splits is not None:
-        df = df.merge(splits[["dicom_id", "split"]].drop_duplicates("dicom_id"), on="dicom_id",
-                      how="left")
+        df = df.merge(
+            splits[["dicom_id", "split"]].drop_duplicates("dicom_id"), on="dicom_id", how="left"
+        )
     else:
         df["split"] = np.nan
     subj = df["subject_id"].astype(str)
     sex, age = _demographics(patients_file, df["subject_id"])
     prefix = str(base / "files") + os.sep
-    table = pd.DataFrame({
-        "image": [f"{prefix}p{s[:2]}{os.sep}p{s}{os.sep}s{st}{os.sep}{d}.jpg" for s, st, d in
-                  zip(subj, df["study_id"].astype(str), df["dicom_id"].astype(str))],
-        "patient_id": subj,
-        "view": df["ViewPosition"],
-        "source": "mimic-cxr",
-        "sex": sex.to_numpy(),
-        "age": age.to_numpy(),
-        "study_id": df["study_id"].astype(str),
-        "dicom_id": df["dicom_id"],
-        "split": df["split"],
-    })
+    table = pd.DataFrame(
+        {
+            "image": [
+                f"{prefix}p{s[:2]}{os.sep}p{s}{os.sep}s{st}{os.sep}{d}.jpg"
+                for s, st, d in zip(subj, df["study_id"].astype(str), df["dicom_id"].astype(str))
+            ],
+            "patient_id": subj,
+            "view": df["ViewPosition"],
+            "source": "mimic-cxr",
+            "sex": sex.to_numpy(),
+            "age": age.to_numpy(),
+            "study_id": df["study_id"].astype(str),
+            "dicom_id": df["dicom_id"],
+            "split": df["split"],
+        }
+    )
     native = df[obs].apply(pd.to_numeric, errors="coerce").astype(np.float32)
     table["finding"] = joined_positives(native, empty="")
     bad = df["_bad"].fillna(False).to_numpy(dtype=bool)
@@ -157,7 +185,19 @@ def load_mimic_cxr(root: str | os.PathLike[str] | None = None, *, labeler: str =
         drop = (table["split"] != split).to_numpy()
         excluded.append(exclude_rows(table, drop, f"not in the official {split} split"))
         table, native = table.loc[~drop], native.loc[~drop]
-    return finish_release("mimic-cxr", base, table, native, observation_mapping(), excluded,
-                          target=target, uncertain=uncertain, views=views,
-                          vocabulary=vocabulary, on_error=on_error, check_images=check_images,
-                          min_classes=min_classes, progress=progress)
+    return finish_release(
+        "mimic-cxr",
+        base,
+        table,
+        native,
+        observation_mapping(),
+        excluded,
+        target=target,
+        uncertain=uncertain,
+        views=views,
+        vocabulary=vocabulary,
+        on_error=on_error,
+        check_images=check_images,
+        min_classes=min_classes,
+        progress=progress,
+    )

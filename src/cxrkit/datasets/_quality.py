@@ -15,8 +15,15 @@ import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["DUPLICATE_ROW", "CONFLICTING_ROWS", "drop_duplicate_rows", "label_case_notes",
-           "outside_root_note", "announce_skipped", "unread_files_note"]
+__all__ = [
+    "DUPLICATE_ROW",
+    "CONFLICTING_ROWS",
+    "drop_duplicate_rows",
+    "label_case_notes",
+    "outside_root_note",
+    "announce_skipped",
+    "unread_files_note",
+]
 
 #: Exclusion reason of a row that repeats an earlier row exactly.
 DUPLICATE_ROW = "duplicate row"
@@ -35,8 +42,9 @@ def _warn(note: str) -> None:
     warnings.warn(note, UserWarning, stacklevel=4)
 
 
-def drop_duplicate_rows(table: pd.DataFrame, name: str, on_error: str
-                        ) -> tuple[pd.DataFrame, list[pd.DataFrame], list[str]]:
+def drop_duplicate_rows(
+    table: pd.DataFrame, name: str, on_error: str
+) -> tuple[pd.DataFrame, list[pd.DataFrame], list[str]]:
     """Keep one row per image file.
 
     Rows that repeat an earlier row (same file, label and patient) are left
@@ -55,23 +63,32 @@ def drop_duplicate_rows(table: pd.DataFrame, name: str, on_error: str
     rows = table.loc[repeated]
     label = rows["label"].astype(str)
     pid = rows["patient_id"].astype(object).where(rows["patient_id"].notna(), "").astype(str)
-    n_variants = pd.DataFrame({"k": key[repeated], "v": label + "\x00" + pid}) \
-        .groupby("k")["v"].nunique()
+    n_variants = (
+        pd.DataFrame({"k": key[repeated], "v": label + "\x00" + pid}).groupby("k")["v"].nunique()
+    )
     conflicting = n_variants.index[n_variants > 1].tolist()
     notes, parts = [], []
     if conflicting:
         detail = []
         for path in conflicting[:_SHOWN]:
             sel = rows.loc[key[repeated] == path]
-            pairs = sorted({f"{lab}/{p}" for lab, p in zip(sel["label"].astype(str),
-                                                           sel["patient_id"].astype(str))})
+            pairs = sorted(
+                {
+                    f"{lab}/{p}"
+                    for lab, p in zip(sel["label"].astype(str), sel["patient_id"].astype(str))
+                }
+            )
             detail.append(f"'{path}' ({', '.join(pairs)})")
-        what = (f"{len(conflicting)} image file(s) of dataset {name!r} are listed more than once "
-                f"with different labels or patient ids (label/patient): {'; '.join(detail)}"
-                + (f" and {len(conflicting) - _SHOWN} more" if len(conflicting) > _SHOWN else ""))
+        what = (
+            f"{len(conflicting)} image file(s) of dataset {name!r} are listed more than once "
+            f"with different labels or patient ids (label/patient): {'; '.join(detail)}"
+            + (f" and {len(conflicting) - _SHOWN} more" if len(conflicting) > _SHOWN else "")
+        )
         if on_error == "raise":
-            raise DataError(f"{what}. Keep one row per image with the right label, or pass "
-                            "on_error='skip' to leave these images out.")
+            raise DataError(
+                f"{what}. Keep one row per image with the right label, or pass "
+                "on_error='skip' to leave these images out."
+            )
         bad = key.isin(conflicting)
         d = table.loc[bad].copy()
         d["reason"] = CONFLICTING_ROWS
@@ -84,9 +101,11 @@ def drop_duplicate_rows(table: pd.DataFrame, name: str, on_error: str
         d["reason"] = DUPLICATE_ROW
         parts.append(d)
         files = sorted(set(key[dup]))
-        notes.append(f"{int(dup.sum())} row(s) of dataset {name!r} repeat an earlier row for the "
-                     f"same image file, label and patient; each image is used once "
-                     f"({_examples(files)}).")
+        notes.append(
+            f"{int(dup.sum())} row(s) of dataset {name!r} repeat an earlier row for the "
+            f"same image file, label and patient; each image is used once "
+            f"({_examples(files)})."
+        )
         table = table.loc[~dup]
     for note in notes:
         _warn(note)
@@ -104,16 +123,17 @@ def label_case_notes(labels: pd.Series, name: str) -> list[str]:
         if len(variants) > 1:
             counts = labels.astype(str).value_counts()
             shown = ", ".join(f"'{v}' ({int(counts[v])} images)" for v in sorted(variants))
-            notes.append(f"Dataset {name!r} has labels that differ only by case or whitespace: "
-                         f"{shown}. They are different classes; if they are meant to be one, "
-                         "write them the same way in the source.")
+            notes.append(
+                f"Dataset {name!r} has labels that differ only by case or whitespace: "
+                f"{shown}. They are different classes; if they are meant to be one, "
+                "write them the same way in the source."
+            )
     for note in notes:
         _warn(note)
     return notes
 
 
-def outside_root_note(paths: Sequence[str], root: Path, name: str, *,
-                      allow: bool) -> list[str]:
+def outside_root_note(paths: Sequence[str], root: Path, name: str, *, allow: bool) -> list[str]:
     """Say how many image paths lie outside ``root`` (or refuse them with ``allow=False``)."""
     outside = []
     for p in paths:
@@ -123,11 +143,15 @@ def outside_root_note(paths: Sequence[str], root: Path, name: str, *,
             outside.append(p)
     if not outside:
         return []
-    what = (f"{len(outside)} of {len(paths)} image paths of dataset {name!r} lie outside its "
-            f"folder '{root}' (e.g. through '../' or absolute paths): {_examples(outside)}")
+    what = (
+        f"{len(outside)} of {len(paths)} image paths of dataset {name!r} lie outside its "
+        f"folder '{root}' (e.g. through '../' or absolute paths): {_examples(outside)}"
+    )
     if not allow:
-        raise DataError(f"{what}. Move the images under '{root}', or pass "
-                        "allow_outside_root=True to read them where they are.")
+        raise DataError(
+            f"{what}. Move the images under '{root}', or pass "
+            "allow_outside_root=True to read them where they are."
+        )
     note = f"{what}."
     _warn(note)
     return [note]
@@ -140,10 +164,12 @@ def unread_files_note(skipped: list[dict[str, str]], root: Path, name: str) -> l
         return []
     suffixes = pd.Series([Path(s["image"]).suffix.lower() or "(no extension)" for s in visible])
     counts = ", ".join(f"{k} {v}" for k, v in suffixes.value_counts().sort_index().items())
-    note = (f"{len(visible)} file(s) in {name} '{root}' were not read because their extension is "
-            f"not an image extension ({counts}): {_examples([s['image'] for s in visible])}. "
-            "If they are images, convert them to PNG (or give them their real extension); they are "
-            "listed in the dataset's excluded table.")
+    note = (
+        f"{len(visible)} file(s) in {name} '{root}' were not read because their extension is "
+        f"not an image extension ({counts}): {_examples([s['image'] for s in visible])}. "
+        "If they are images, convert them to PNG (or give them their real extension); they are "
+        "listed in the dataset's excluded table."
+    )
     _warn(note)
     return [note]
 
@@ -155,7 +181,9 @@ def announce_skipped(msgs: list[str], n: int, name: str, what: str) -> list[str]
     if not msgs:
         return []
     shown = "; ".join(msgs[:3]) + (f"; and {len(msgs) - 3} more" if len(msgs) > 3 else "")
-    note = (f"Dataset {name!r}: {len(msgs)} of {n} images {what} and were left out "
-            f"(on_error='skip'): {shown}. They are listed in the dataset summary.")
+    note = (
+        f"Dataset {name!r}: {len(msgs)} of {n} images {what} and were left out "
+        f"(on_error='skip'): {shown}. They are listed in the dataset summary."
+    )
     _warn(note)
     return [note]

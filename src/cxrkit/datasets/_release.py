@@ -31,8 +31,15 @@ from ._vocabulary import (
     resolve_finding,
 )
 
-__all__ = ["find_release_file", "release_paths", "finish_release", "exclude_rows",
-           "joined_positives", "multi_hot", "NO_POSITIVE"]
+__all__ = [
+    "find_release_file",
+    "release_paths",
+    "finish_release",
+    "exclude_rows",
+    "joined_positives",
+    "multi_hot",
+    "NO_POSITIVE",
+]
 
 #: ``y`` of an image with no positive finding when no ``target`` is chosen.
 NO_POSITIVE = "no_positive_finding"
@@ -53,9 +60,12 @@ def find_release_file(names: Sequence[str], *dirs: Path | None) -> Path | None:
     return None
 
 
-def release_paths(dataset: str, root: str | os.PathLike[str] | None,
-                  labels_file: str | os.PathLike[str] | None,
-                  names: Sequence[str]) -> tuple[Path, Path]:
+def release_paths(
+    dataset: str,
+    root: str | os.PathLike[str] | None,
+    labels_file: str | os.PathLike[str] | None,
+    names: Sequence[str],
+) -> tuple[Path, Path]:
     """``(image base folder, label file)`` from a loader's ``root`` and ``labels_file``.
 
     ``labels_file`` wins; otherwise the first of ``names`` found in ``root``.
@@ -63,20 +73,26 @@ def release_paths(dataset: str, root: str | os.PathLike[str] | None,
     """
     base = None if root is None else Path(root).expanduser().resolve()
     if base is not None and not base.is_dir():
-        raise DataError(f"Folder '{base}' does not exist. Pass root= the folder of the {dataset} "
-                        "release (see docs/datasets/).")
+        raise DataError(
+            f"Folder '{base}' does not exist. Pass root= the folder of the {dataset} "
+            "release (see docs/datasets/)."
+        )
     if labels_file is not None:
         lf = Path(labels_file).expanduser().resolve()
         if not lf.is_file():
             raise DataError(f"Label file '{lf}' does not exist.")
     else:
         if base is None:
-            raise DataError(f"The {dataset} dataset needs root= the release folder (holding "
-                            f"{names[0]}) or labels_file= its label file.")
+            raise DataError(
+                f"The {dataset} dataset needs root= the release folder (holding "
+                f"{names[0]}) or labels_file= its label file."
+            )
         found = find_release_file(names, base)
         if found is None:
-            raise DataError(f"None of {list(names)} (or .gz/.zip) is in '{base}'. Pass root= the "
-                            f"{dataset} release folder or labels_file= the label file.")
+            raise DataError(
+                f"None of {list(names)} (or .gz/.zip) is in '{base}'. Pass root= the "
+                f"{dataset} release folder or labels_file= the label file."
+            )
         lf = found
     return (base if base is not None else lf.parent), lf
 
@@ -86,20 +102,24 @@ def read_table(path: Path, dataset: str, **kwargs: object) -> pd.DataFrame:
     try:
         return pd.read_csv(path, **kwargs)
     except ValueError as exc:
-        raise DataError(f"{dataset} file '{path}' could not be read as the release's CSV "
-                        f"({exc}).") from None
+        raise DataError(
+            f"{dataset} file '{path}' could not be read as the release's CSV ({exc})."
+        ) from None
 
 
 def require_columns(df: pd.DataFrame, columns: Iterable[str], path: Path, dataset: str) -> None:
     """A DataError naming the columns a release file lacks."""
     absent = [c for c in columns if c not in df.columns]
     if absent:
-        raise DataError(f"{dataset} file '{path}' has no column(s) {absent}; its columns are "
-                        f"{list(map(str, df.columns))}. Is it the release's own file?")
+        raise DataError(
+            f"{dataset} file '{path}' has no column(s) {absent}; its columns are "
+            f"{list(map(str, df.columns))}. Is it the release's own file?"
+        )
 
 
-def exclude_rows(table: pd.DataFrame, mask: np.ndarray | pd.Series,
-                 reason: str | pd.Series) -> pd.DataFrame:
+def exclude_rows(
+    table: pd.DataFrame, mask: np.ndarray | pd.Series, reason: str | pd.Series
+) -> pd.DataFrame:
     """The rows of ``table`` under ``mask`` with a ``reason`` column."""
     mask = np.asarray(mask, dtype=bool)
     d = table.loc[mask].copy()
@@ -107,8 +127,12 @@ def exclude_rows(table: pd.DataFrame, mask: np.ndarray | pd.Series,
     return d
 
 
-def code_errors(native: pd.DataFrame, dataset: str, on_error: str,
-                allowed: Sequence[float] = (POSITIVE, NEGATIVE, UNCERTAIN)) -> np.ndarray:
+def code_errors(
+    native: pd.DataFrame,
+    dataset: str,
+    on_error: str,
+    allowed: Sequence[float] = (POSITIVE, NEGATIVE, UNCERTAIN),
+) -> np.ndarray:
     """Boolean mask of rows with an unknown label code; raises under ``on_error='raise'``."""
     reasons = check_label_codes(native, list(native.columns), dataset, allowed)
     if len(reasons) and on_error == "raise":
@@ -118,8 +142,11 @@ def code_errors(native: pd.DataFrame, dataset: str, on_error: str,
     return bad
 
 
-def multi_hot(lists: Sequence[Sequence[str] | None], columns: Sequence[str] | None = None,
-              index: pd.Index | None = None) -> pd.DataFrame:
+def multi_hot(
+    lists: Sequence[Sequence[str] | None],
+    columns: Sequence[str] | None = None,
+    index: pd.Index | None = None,
+) -> pd.DataFrame:
     """A 1/0 table from per-row lists of label names (``None`` rows are all NaN).
 
     Parameters
@@ -133,8 +160,11 @@ def multi_hot(lists: Sequence[Sequence[str] | None], columns: Sequence[str] | No
     names = [x for row in lists if row is not None for x in row]
     cols = list(columns) if columns is not None else sorted(set(names))
     lookup = {c: j for j, c in enumerate(cols)}
-    rows = np.fromiter((i for i, row in enumerate(lists) if row is not None for _ in row),
-                       dtype=np.int64, count=len(names))
+    rows = np.fromiter(
+        (i for i, row in enumerate(lists) if row is not None for _ in row),
+        dtype=np.int64,
+        count=len(names),
+    )
     col_idx = np.fromiter((lookup.get(x, -1) for x in names), dtype=np.int64, count=len(names))
     out = np.zeros((len(lists), len(cols)), dtype=np.float32)
     keep = col_idx >= 0
@@ -165,30 +195,46 @@ def joined_positives(labels: pd.DataFrame, empty: str = NO_POSITIVE) -> np.ndarr
     return text[codes] if len(codes) else np.array([], dtype=object)
 
 
-def _binary_target(table: pd.DataFrame, labels: pd.DataFrame, finding: str, uncertain: str,
-                   dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _binary_target(
+    table: pd.DataFrame, labels: pd.DataFrame, finding: str, uncertain: str, dataset: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     raw = labels[finding].to_numpy(dtype=np.float32)
     if np.isnan(raw).all():
         raise DataError(
             f"The {finding!r} labels of dataset {dataset!r} are all missing ({len(raw)} rows "
-            "blank), so it cannot be a target. Choose another target= or check the label file.")
+            "blank), so it cannot be a target. Choose another target= or check the label file."
+        )
     col = apply_uncertain(raw, uncertain)
-    pos, neg = (("no_finding", "finding") if finding == "no_finding"
-                else (finding, f"no_{finding}"))
+    pos, neg = ("no_finding", "finding") if finding == "no_finding" else (finding, f"no_{finding}")
     table = table.copy()
     table["label"] = np.where(col == POSITIVE, pos, neg).astype(object)
     drop = np.isnan(col)
-    reason = np.where(raw == UNCERTAIN, f"{finding}: uncertain (-1), uncertain={uncertain!r}",
-                      f"{finding}: not labelled")
+    reason = np.where(
+        raw == UNCERTAIN,
+        f"{finding}: uncertain (-1), uncertain={uncertain!r}",
+        f"{finding}: not labelled",
+    )
     excl = exclude_rows(table, drop, pd.Series(reason))
     return table.loc[~drop], labels.loc[~drop], excl
 
 
-def finish_release(dataset: str, base: Path, table: pd.DataFrame, native: pd.DataFrame,
-                   mapping: Mapping[str, Iterable[str]], excluded: list[pd.DataFrame], *,
-                   target: str | None, uncertain: str, views: Sequence[str] | None,
-                   vocabulary: bool, on_error: str, check_images: CheckImages,
-                   min_classes: int | None, progress: bool | None = None) -> CXRDataset:
+def finish_release(
+    dataset: str,
+    base: Path,
+    table: pd.DataFrame,
+    native: pd.DataFrame,
+    mapping: Mapping[str, Iterable[str]],
+    excluded: list[pd.DataFrame],
+    *,
+    target: str | None,
+    uncertain: str,
+    views: Sequence[str] | None,
+    vocabulary: bool,
+    on_error: str,
+    check_images: CheckImages,
+    min_classes: int | None,
+    progress: bool | None = None,
+) -> CXRDataset:
     """Map labels, filter views, set ``y`` from ``target`` and build the dataset.
 
     Parameters
@@ -211,17 +257,21 @@ def finish_release(dataset: str, base: Path, table: pd.DataFrame, native: pd.Dat
     apply_uncertain(np.zeros(0), uncertain)  # validates the policy name
     if vocabulary:
         labels = map_to_vocabulary(native, mapping)
-        available: dict[str, str] = {n: v for v, ns in mapping.items() if v in labels
-                                     for n in ns if n in native.columns}
+        available: dict[str, str] = {
+            n: v for v, ns in mapping.items() if v in labels for n in ns if n in native.columns
+        }
         available.update({v: v for v in labels.columns})
     else:
         labels = native.astype(np.float32)
         available = {c: c for c in labels.columns}
     empty = [c for c in labels.columns if labels[c].isna().all()]
     if empty and len(labels):
-        warnings.warn(f"Dataset {dataset!r}: the label column(s) {empty} are blank in every row "
-                      "(kept as all-missing; label_summary() counts them).", UserWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"Dataset {dataset!r}: the label column(s) {empty} are blank in every row "
+            "(kept as all-missing; label_summary() counts them).",
+            UserWarning,
+            stacklevel=3,
+        )
     if views is not None:
         wanted = {str(v).strip().lower() for v in ([views] if isinstance(views, str) else views)}
         ok = table["view"].astype(str).str.strip().str.lower().isin(wanted).to_numpy()
@@ -234,7 +284,14 @@ def finish_release(dataset: str, base: Path, table: pd.DataFrame, native: pd.Dat
         finding = resolve_finding(target, available, dataset)
         table, labels, excl = _binary_target(table, labels, finding, uncertain, dataset)
         excluded.append(excl)
-    return finalize_dataset(dataset, str(base), table, excluded, on_error=on_error,
-                            check=check_images, labels=labels, progress=progress,
-                            min_classes=(1 if target is None else 2) if min_classes is None
-                            else min_classes)
+    return finalize_dataset(
+        dataset,
+        str(base),
+        table,
+        excluded,
+        on_error=on_error,
+        check=check_images,
+        labels=labels,
+        progress=progress,
+        min_classes=(1 if target is None else 2) if min_classes is None else min_classes,
+    )

@@ -25,13 +25,17 @@ from ._release import (
 __all__ = ["load_rsna_pneumonia", "RSNA_CLASSES", "RSNA_HEADER_FILES"]
 
 #: ``stage_2_detailed_class_info.csv`` classes -> (lung_opacity, no_finding).
-RSNA_CLASSES = {"Lung Opacity": (1.0, 0.0), "No Lung Opacity / Not Normal": (0.0, 0.0),
-                "Normal": (0.0, 1.0)}
+RSNA_CLASSES = {
+    "Lung Opacity": (1.0, 0.0),
+    "No Lung Opacity / Not Normal": (0.0, 0.0),
+    "Normal": (0.0, 1.0),
+}
 #: Where the DICOM header table is looked for (torchxrayvision's name second).
-RSNA_HEADER_FILES = ("stage_2_train_images_dicom_headers.csv",
-                     "kaggle_stage_2_train_images_dicom_headers.csv")
-_MAPPING = {"pneumonia": ["Target"], "lung_opacity": ["lung_opacity"],
-            "no_finding": ["no_finding"]}
+RSNA_HEADER_FILES = (
+    "stage_2_train_images_dicom_headers.csv",
+    "kaggle_stage_2_train_images_dicom_headers.csv",
+)
+_MAPPING = {"pneumonia": ["Target"], "lung_opacity": ["lung_opacity"], "no_finding": ["no_finding"]}
 
 
 def _headers_from_files(paths: Sequence[str], progress: bool | None) -> pd.DataFrame:
@@ -39,26 +43,45 @@ def _headers_from_files(paths: Sequence[str], progress: bool | None) -> pd.DataF
     import pydicom
 
     rows = []
-    for p in tqdm(paths, desc="rsna-pneumonia: reading DICOM headers", unit="file",
-                  disable=None if progress is None else not progress, mininterval=0.5):
+    for p in tqdm(
+        paths,
+        desc="rsna-pneumonia: reading DICOM headers",
+        unit="file",
+        disable=None if progress is None else not progress,
+        mininterval=0.5,
+    ):
         try:
-            d = pydicom.dcmread(p, stop_before_pixels=True,
-                                specific_tags=["PatientSex", "PatientAge", "ViewPosition"])
-            rows.append((getattr(d, "PatientSex", None), getattr(d, "PatientAge", None),
-                         getattr(d, "ViewPosition", None)))
+            d = pydicom.dcmread(
+                p,
+                stop_before_pixels=True,
+                specific_tags=["PatientSex", "PatientAge", "ViewPosition"],
+            )
+            rows.append(
+                (
+                    getattr(d, "PatientSex", None),
+                    getattr(d, "PatientAge", None),
+                    getattr(d, "ViewPosition", None),
+                )
+            )
         except (OSError, pydicom.errors.InvalidDicomError):
             rows.append((None, None, None))  # the file check reports it
     return pd.DataFrame(rows, columns=["PatientSex", "PatientAge", "ViewPosition"])
 
 
-def load_rsna_pneumonia(root: str | os.PathLike[str] | None = None, *,
-                        labels_file: str | os.PathLike[str] | None = None,
-                        class_info_file: str | os.PathLike[str] | None = None,
-                        headers_file: str | os.PathLike[str] | None = None,
-                        target: str | None = None, views: Sequence[str] | None = None,
-                        uncertain: str = "ignore", on_error: str = "raise",
-                        check_images: CheckImages = "exists", progress: bool | None = None,
-                        min_classes: int | None = None) -> CXRDataset:
+def load_rsna_pneumonia(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    labels_file: str | os.PathLike[str] | None = None,
+    class_info_file: str | os.PathLike[str] | None = None,
+    headers_file: str | os.PathLike[str] | None = None,
+    target: str | None = None,
+    views: Sequence[str] | None = None,
+    uncertain: str = "ignore",
+    on_error: str = "raise",
+    check_images: CheckImages = "exists",
+    progress: bool | None = None,
+    min_classes: int | None = None,
+) -> CXRDataset:
     """RSNA Pneumonia Detection Challenge (2018): 26,684 DICOMs with pneumonia boxes.
 
     ``root`` holds ``stage_2_train_labels.csv`` (one row per box; ``Target`` 1/0),
@@ -102,32 +125,40 @@ def load_rsna_pneumonia(root: str | os.PathLike[str] | None = None, *,
     excluded = [exclude_rows(boxes.assign(image=boxes["patientId"]), bad, "unknown label code")]
     boxes = boxes.loc[~bad]
     per = boxes.groupby("patientId", sort=False).agg(
-        Target=("Target", "max"), n_boxes=("x", "count") if "x" in boxes else ("Target", "sum"))
+        Target=("Target", "max"), n_boxes=("x", "count") if "x" in boxes else ("Target", "sum")
+    )
     per = per.reset_index()
-    cf = Path(class_info_file) if class_info_file else find_release_file(
-        ["stage_2_detailed_class_info.csv"], base)
+    cf = (
+        Path(class_info_file)
+        if class_info_file
+        else find_release_file(["stage_2_detailed_class_info.csv"], base)
+    )
     native = pd.DataFrame({"Target": per["Target"].astype(np.float32)})
     rsna_class = pd.Series(np.nan, index=per.index, dtype=object)
     if cf is not None:
         info = read_table(cf, "rsna-pneumonia", dtype={"patientId": str})
         require_columns(info, ["patientId", "class"], cf, "rsna-pneumonia")
-        rsna_class = per["patientId"].map(info.drop_duplicates("patientId")
-                                          .set_index("patientId")["class"])
+        rsna_class = per["patientId"].map(
+            info.drop_duplicates("patientId").set_index("patientId")["class"]
+        )
         codes = rsna_class.map(RSNA_CLASSES)
         native["lung_opacity"] = [c[0] if isinstance(c, tuple) else np.nan for c in codes]
         native["no_finding"] = [c[1] if isinstance(c, tuple) else np.nan for c in codes]
-    table = pd.DataFrame({
-        "image": [str(base / "stage_2_train_images" / f"{p}.dcm") for p in per["patientId"]],
-        "patient_id": per["patientId"],
-        "source": "rsna-pneumonia",
-        "n_boxes": per["n_boxes"].astype(int),
-        "rsna_class": rsna_class,
-    })
+    table = pd.DataFrame(
+        {
+            "image": [str(base / "stage_2_train_images" / f"{p}.dcm") for p in per["patientId"]],
+            "patient_id": per["patientId"],
+            "source": "rsna-pneumonia",
+            "n_boxes": per["n_boxes"].astype(int),
+            "rsna_class": rsna_class,
+        }
+    )
     hf = Path(headers_file) if headers_file else find_release_file(RSNA_HEADER_FILES, base)
     if hf is not None:
         h = read_table(hf, "rsna-pneumonia", dtype={"PatientID": str})
-        require_columns(h, ["PatientID", "PatientSex", "PatientAge", "ViewPosition"], hf,
-                        "rsna-pneumonia")
+        require_columns(
+            h, ["PatientID", "PatientSex", "PatientAge", "ViewPosition"], hf, "rsna-pneumonia"
+        )
         h = h.drop_duplicates("PatientID").set_index("PatientID").reindex(per["patientId"])
         h = h.reset_index(drop=True)
     elif check_mode(check_images) != "none":
@@ -137,7 +168,19 @@ def load_rsna_pneumonia(root: str | os.PathLike[str] | None = None, *,
     table["view"] = h["ViewPosition"].to_numpy()
     table["sex"] = h["PatientSex"].to_numpy()
     table["age"] = pd.to_numeric(h["PatientAge"], errors="coerce").to_numpy()
-    return finish_release("rsna-pneumonia", base, table, native, _MAPPING, excluded,
-                          target=target, uncertain=uncertain, views=views, vocabulary=True,
-                          on_error=on_error, check_images=check_images, min_classes=min_classes,
-                          progress=progress)
+    return finish_release(
+        "rsna-pneumonia",
+        base,
+        table,
+        native,
+        _MAPPING,
+        excluded,
+        target=target,
+        uncertain=uncertain,
+        views=views,
+        vocabulary=True,
+        on_error=on_error,
+        check_images=check_images,
+        min_classes=min_classes,
+        progress=progress,
+    )

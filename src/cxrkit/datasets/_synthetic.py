@@ -35,7 +35,8 @@ DEFAULT_DIFFICULTY = 0.27
 def _check(name: str, value: object, ok: bool, expected: str) -> None:
     if not ok:
         raise ConfigurationError(
-            f"The {name!r} parameter of the synthetic dataset must be {expected}. Got {value!r} instead.")
+            f"The {name!r} parameter of the synthetic dataset must be {expected}. Got {value!r} instead."
+        )
 
 
 def _upsample(noise: np.ndarray, size: int) -> np.ndarray:
@@ -76,12 +77,18 @@ def _anatomy(pat: dict, size: int, view: str) -> dict:
         lungs = np.maximum(lungs, m)
     img -= f(0.30) * lungs
     # ribs: curved bright bands across the lungs
-    ribs = np.sin(f(2 * np.pi) * (f(pat["rib_freq"]) * (v + f(0.35) * u ** 2) + f(pat["rib_phase"])))
+    ribs = np.sin(f(2 * np.pi) * (f(pat["rib_freq"]) * (v + f(0.35) * u**2) + f(pat["rib_phase"])))
     img += f(0.07) * np.clip(ribs, 0, None) ** 2 * lungs
     # heart, magnified on AP views
     hs = 1.15 if view.upper().startswith("AP") else 1.0
-    heart = _sigmoid((1 - ((u - f(0.1)) / f(pat["heart_w"] * hs)) ** 2
-                      - ((v - f(0.2)) / f(pat["heart_h"] * hs)) ** 2) * edge)
+    heart = _sigmoid(
+        (
+            1
+            - ((u - f(0.1)) / f(pat["heart_w"] * hs)) ** 2
+            - ((v - f(0.2)) / f(pat["heart_h"] * hs)) ** 2
+        )
+        * edge
+    )
     img += f(0.15) * heart * body
     return {"img": img, "lungs": lungs, "lung_masks": lung_masks, "u": u, "v": v, "edge": edge}
 
@@ -92,20 +99,39 @@ def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
     h, w = img.shape
     p = max(abs(dy), abs(dx))
     padded = np.pad(img, p, mode="edge")
-    return padded[p - dy:p - dy + h, p - dx:p - dx + w]
+    return padded[p - dy : p - dy + h, p - dx : p - dx + w]
 
 
-def _one_image(rng: np.random.Generator, pat: dict, anat: dict, size: int, positive: bool,
-               source_idx: int, n_sources: int, difficulty: float) -> np.ndarray:
-    u, v, edge, lungs, lung_masks = anat["u"], anat["v"], anat["edge"], anat["lungs"], anat["lung_masks"]
+def _one_image(
+    rng: np.random.Generator,
+    pat: dict,
+    anat: dict,
+    size: int,
+    positive: bool,
+    source_idx: int,
+    n_sources: int,
+    difficulty: float,
+) -> np.ndarray:
+    u, v, edge, lungs, lung_masks = (
+        anat["u"],
+        anat["v"],
+        anat["edge"],
+        anat["lungs"],
+        anat["lung_masks"],
+    )
     img = anat["img"].copy()
     strength = 1.0 - 0.75 * difficulty
     tex_lo = rng.random((max(2, size // 10), max(2, size // 10))).astype(np.float32)
     texture = _upsample(tex_lo, size)  # patchiness in [0, 1]
 
     def blob(cu: float, cv: float, su: float, sv: float) -> np.ndarray:
-        return np.exp(np.float32(-0.5) * (((u - np.float32(cu)) / np.float32(su)) ** 2
-                                          + ((v - np.float32(cv)) / np.float32(sv)) ** 2))
+        return np.exp(
+            np.float32(-0.5)
+            * (
+                ((u - np.float32(cu)) / np.float32(su)) ** 2
+                + ((v - np.float32(cv)) / np.float32(sv)) ** 2
+            )
+        )
 
     def ground_glass(n: int, sides: Sequence[int], amp: float) -> np.ndarray:
         acc = np.zeros_like(img)
@@ -114,12 +140,16 @@ def _one_image(rng: np.random.Generator, pat: dict, anat: dict, size: int, posit
             cu = side * (pat["lung_cu"] + pat["lung_w"] * rng.uniform(0.35, 0.75))
             cv = rng.uniform(-0.1, 0.22)
             acc += blob(cu, cv, rng.uniform(0.09, 0.16), rng.uniform(0.1, 0.18))
-        return np.float32(amp) * np.clip(acc, 0, 1) * (np.float32(0.35) + np.float32(0.65) * texture)
+        return (
+            np.float32(amp) * np.clip(acc, 0, 1) * (np.float32(0.35) + np.float32(0.65) * texture)
+        )
 
     opacity = np.zeros_like(img)
     if positive:
         if rng.random() < 0.3 * difficulty:  # look-alike: unilateral
-            opacity += ground_glass(int(rng.integers(2, 4)), [int(rng.choice([-1, 1]))], 0.6 * strength)
+            opacity += ground_glass(
+                int(rng.integers(2, 4)), [int(rng.choice([-1, 1]))], 0.6 * strength
+            )
         else:
             opacity += ground_glass(int(rng.integers(3, 7)), [-1, 1], 0.6 * strength)
     else:
@@ -127,7 +157,11 @@ def _one_image(rng: np.random.Generator, pat: dict, anat: dict, size: int, posit
             side = pat["cons_side"]
             m = lung_masks[0 if side < 0 else 1]
             split = np.float32(pat["fissure"] + rng.normal(0, 0.03))
-            zone = _sigmoid((v - split) * edge * 2) if pat["cons_lower"] else _sigmoid((split - v) * edge * 2)
+            zone = (
+                _sigmoid((v - split) * edge * 2)
+                if pat["cons_lower"]
+                else _sigmoid((split - v) * edge * 2)
+            )
             dens = 0.75 + 0.25 * texture
             opacity += np.float32(0.3 * strength) * zone * m * dens
         if rng.random() < 0.5 * difficulty:  # look-alike: faint patches
@@ -147,18 +181,24 @@ def _one_image(rng: np.random.Generator, pat: dict, anat: dict, size: int, posit
     corner = source_idx % 4
     r0 = 2 if corner < 2 else size - m - 2
     c0 = 2 if corner % 2 == 0 else size - m - 2
-    img[r0:r0 + m, c0:c0 + m] = 0.95
+    img[r0 : r0 + m, c0 : c0 + m] = 0.95
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence[int] = 2, *,
-                       size: int = 128, difficulty: float = DEFAULT_DIFFICULTY,
-                       sources: Sequence[str] = ("site_a", "site_b"),
-                       views: Sequence[str] = ("PA", "AP"),
-                       classes: Sequence[str] = ("covid", "pneumonia"),
-                       prevalence: float = 0.5, clear_fraction: float = 0.3,
-                       source_shortcut: float = 0.0,
-                       random_state: int | None = 0) -> tuple[np.ndarray, pd.DataFrame]:
+def make_synthetic_cxr(
+    n_patients: int = 100,
+    images_per_patient: int | Sequence[int] = 2,
+    *,
+    size: int = 128,
+    difficulty: float = DEFAULT_DIFFICULTY,
+    sources: Sequence[str] = ("site_a", "site_b"),
+    views: Sequence[str] = ("PA", "AP"),
+    classes: Sequence[str] = ("covid", "pneumonia"),
+    prevalence: float = 0.5,
+    clear_fraction: float = 0.3,
+    source_shortcut: float = 0.0,
+    random_state: int | None = 0,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Generate chest-X-ray-like images.
 
     Parameters
@@ -193,14 +233,24 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
         ``image`` (``synthetic-<patient>-<k>``), ``label``, ``patient_id``,
         ``view``, ``source``, ``sex``, ``age``, ``finding``.
     """
-    _check("n_patients", n_patients, isinstance(n_patients, (int, np.integer)) and n_patients >= 1,
-           "an int >= 1")
+    _check(
+        "n_patients",
+        n_patients,
+        isinstance(n_patients, (int, np.integer)) and n_patients >= 1,
+        "an int >= 1",
+    )
     _check("size", size, isinstance(size, (int, np.integer)) and size >= 16, "an int >= 16")
-    _check("difficulty", difficulty, isinstance(difficulty, (int, float)) and 0 <= difficulty <= 1,
-           "a float in [0, 1]")
+    _check(
+        "difficulty",
+        difficulty,
+        isinstance(difficulty, (int, float)) and 0 <= difficulty <= 1,
+        "a float in [0, 1]",
+    )
     _check("prevalence", prevalence, 0 <= prevalence <= 1, "a float in [0, 1]")
     _check("source_shortcut", source_shortcut, 0 <= source_shortcut <= 1, "a float in [0, 1]")
-    _check("classes", classes, len(classes) == 2 and classes[0] != classes[1], "two distinct labels")
+    _check(
+        "classes", classes, len(classes) == 2 and classes[0] != classes[1], "two distinct labels"
+    )
     _check("sources", sources, len(sources) >= 1, "a non-empty sequence")
     _check("views", views, len(views) >= 1, "a non-empty sequence")
     if isinstance(images_per_patient, (int, np.integer)):
@@ -208,11 +258,18 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
         ipp_lo = ipp_hi = int(images_per_patient)
     else:
         ipp_lo, ipp_hi = (int(x) for x in images_per_patient)
-        _check("images_per_patient", images_per_patient, 1 <= ipp_lo <= ipp_hi,
-               "an int >= 1 or a (low, high) pair with 1 <= low <= high")
+        _check(
+            "images_per_patient",
+            images_per_patient,
+            1 <= ipp_lo <= ipp_hi,
+            "an int >= 1 or a (low, high) pair with 1 <= low <= high",
+        )
     rng = np.random.default_rng(random_state)
-    base_seed = (int(random_state) if random_state is not None
-                 else int(cast(int, np.random.SeedSequence().entropy)) % (2 ** 32))
+    base_seed = (
+        int(random_state)
+        if random_state is not None
+        else int(cast(int, np.random.SeedSequence().entropy)) % (2**32)
+    )
     n_pos = int(round(prevalence * n_patients))
     is_pos = np.zeros(n_patients, bool)
     is_pos[rng.permutation(n_patients)[:n_pos]] = True
@@ -224,18 +281,29 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
         else:
             sidx = int(rng.integers(len(sources)))
         pat: dict[str, Any] = {
-            "body_w": rng.uniform(0.82, 0.95), "lung_cu": rng.uniform(0.36, 0.42),
-            "lung_w": rng.uniform(0.25, 0.31), "lung_h": rng.uniform(0.5, 0.6),
-            "dome": rng.uniform(0.32, 0.42), "rib_freq": rng.uniform(4.5, 6.0),
-            "rib_phase": rng.uniform(0, 1), "heart_w": rng.uniform(0.22, 0.3),
-            "heart_h": rng.uniform(0.18, 0.24), "gamma": rng.uniform(0.85, 1.15),
-            "clear": rng.random() < clear_fraction, "cons_side": int(rng.choice([-1, 1])),
-            "cons_lower": bool(rng.random() < 0.5), "fissure": rng.uniform(-0.1, 0.15),
+            "body_w": rng.uniform(0.82, 0.95),
+            "lung_cu": rng.uniform(0.36, 0.42),
+            "lung_w": rng.uniform(0.25, 0.31),
+            "lung_h": rng.uniform(0.5, 0.6),
+            "dome": rng.uniform(0.32, 0.42),
+            "rib_freq": rng.uniform(4.5, 6.0),
+            "rib_phase": rng.uniform(0, 1),
+            "heart_w": rng.uniform(0.22, 0.3),
+            "heart_h": rng.uniform(0.18, 0.24),
+            "gamma": rng.uniform(0.85, 1.15),
+            "clear": rng.random() < clear_fraction,
+            "cons_side": int(rng.choice([-1, 1])),
+            "cons_lower": bool(rng.random() < 0.5),
+            "fissure": rng.uniform(-0.1, 0.15),
         }
         # Patient-specific framing and soft tissue come from a generator of their
         # own, so that the main random stream (labels, findings) is unchanged.
         prng = np.random.default_rng([base_seed, p])
-        pat["frame"] = (prng.uniform(0.85, 1.12), prng.uniform(-0.14, 0.14), prng.uniform(-0.1, 0.1))
+        pat["frame"] = (
+            prng.uniform(0.85, 1.12),
+            prng.uniform(-0.14, 0.14),
+            prng.uniform(-0.1, 0.1),
+        )
         pat["tissue"] = prng.random((6, 6)).astype(np.float32)
         sex = "F" if rng.random() < 0.5 else "M"
         age = int(rng.integers(20, 90))
@@ -245,27 +313,53 @@ def make_synthetic_cxr(n_patients: int = 100, images_per_patient: int | Sequence
             view = str(views[int(rng.integers(len(views)))])
             if view not in anatomy:
                 anatomy[view] = _anatomy(pat, int(size), view)
-            images.append(_one_image(rng, pat, anatomy[view], int(size), pos, sidx, len(sources),
-                                     float(difficulty)))
-            finding = ("ground-glass opacities, bilateral, peripheral, lower zones" if pos else
-                       ("clear lungs" if pat["clear"] else
-                        f"lobar consolidation, {'left' if pat['cons_side'] < 0 else 'right'} "
-                        f"{'lower' if pat['cons_lower'] else 'upper'} zone"))
-            rows.append({"image": f"synthetic-{p:05d}-{j}", "label": classes[0] if pos else classes[1],
-                         "patient_id": f"P{p:05d}", "view": view, "source": sources[sidx],
-                         "sex": sex, "age": age, "finding": finding})
+            images.append(
+                _one_image(
+                    rng, pat, anatomy[view], int(size), pos, sidx, len(sources), float(difficulty)
+                )
+            )
+            finding = (
+                "ground-glass opacities, bilateral, peripheral, lower zones"
+                if pos
+                else (
+                    "clear lungs"
+                    if pat["clear"]
+                    else f"lobar consolidation, {'left' if pat['cons_side'] < 0 else 'right'} "
+                    f"{'lower' if pat['cons_lower'] else 'upper'} zone"
+                )
+            )
+            rows.append(
+                {
+                    "image": f"synthetic-{p:05d}-{j}",
+                    "label": classes[0] if pos else classes[1],
+                    "patient_id": f"P{p:05d}",
+                    "view": view,
+                    "source": sources[sidx],
+                    "sex": sex,
+                    "age": age,
+                    "finding": finding,
+                }
+            )
     return np.stack(images), pd.DataFrame(rows)
 
 
-def load_synthetic(root: str | os.PathLike[str] | None = None, *, n_patients: int = 100,
-                   images_per_patient: int | Sequence[int] = 2, size: int = 128,
-                   difficulty: float = DEFAULT_DIFFICULTY,
-                   sources: Sequence[str] = ("site_a", "site_b"),
-                   views: Sequence[str] = ("PA", "AP"),
-                   classes: Sequence[str] = ("covid", "pneumonia"), prevalence: float = 0.5,
-                   clear_fraction: float = 0.3, source_shortcut: float = 0.0,
-                   random_state: int | None = 0, on_error: str = "raise",
-                   check_images: bool = False) -> CXRDataset:
+def load_synthetic(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    n_patients: int = 100,
+    images_per_patient: int | Sequence[int] = 2,
+    size: int = 128,
+    difficulty: float = DEFAULT_DIFFICULTY,
+    sources: Sequence[str] = ("site_a", "site_b"),
+    views: Sequence[str] = ("PA", "AP"),
+    classes: Sequence[str] = ("covid", "pneumonia"),
+    prevalence: float = 0.5,
+    clear_fraction: float = 0.3,
+    source_shortcut: float = 0.0,
+    random_state: int | None = 0,
+    on_error: str = "raise",
+    check_images: bool = False,
+) -> CXRDataset:
     """The synthetic dataset (see :func:`make_synthetic_cxr` for the parameters).
 
     With ``root=None`` the images stay in memory (``X`` is a ``uint8`` array of
@@ -273,12 +367,22 @@ def load_synthetic(root: str | os.PathLike[str] | None = None, *, n_patients: in
     ``root/<label>/<image>.png`` and ``X`` holds their paths.
     """
     images, meta = make_synthetic_cxr(
-        n_patients, images_per_patient, size=size, difficulty=difficulty, sources=sources,
-        views=views, classes=classes, prevalence=prevalence, clear_fraction=clear_fraction,
-        source_shortcut=source_shortcut, random_state=random_state)
+        n_patients,
+        images_per_patient,
+        size=size,
+        difficulty=difficulty,
+        sources=sources,
+        views=views,
+        classes=classes,
+        prevalence=prevalence,
+        clear_fraction=clear_fraction,
+        source_shortcut=source_shortcut,
+        random_state=random_state,
+    )
     if root is None:
-        return finalize_dataset("synthetic", None, meta, None, on_error=on_error, X=images,
-                                min_classes=1)
+        return finalize_dataset(
+            "synthetic", None, meta, None, on_error=on_error, X=images, min_classes=1
+        )
     base = Path(root).expanduser().resolve()
     paths = []
     for img, (_, row) in zip(images, meta.iterrows()):
@@ -288,5 +392,6 @@ def load_synthetic(root: str | os.PathLike[str] | None = None, *, n_patients: in
         Image.fromarray(img).save(p)
         paths.append(str(p))
     meta = meta.assign(image=paths)
-    return finalize_dataset("synthetic", str(base), meta, None, on_error=on_error,
-                            check=check_images, min_classes=1)
+    return finalize_dataset(
+        "synthetic", str(base), meta, None, on_error=on_error, check=check_images, min_classes=1
+    )

@@ -57,8 +57,10 @@ READER_RULES = {
     "majority": "positive when more than half of the image's readers marked it",
     "any": "positive when at least one reader marked it",
 }
-_FILES = {"train": ("annotations/image_labels_train.csv", "image_labels_train.csv", "train.csv"),
-          "test": ("annotations/image_labels_test.csv", "image_labels_test.csv")}
+_FILES = {
+    "train": ("annotations/image_labels_train.csv", "image_labels_train.csv", "train.csv"),
+    "test": ("annotations/image_labels_test.csv", "image_labels_test.csv"),
+}
 
 
 def _reader_votes(df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -74,8 +76,10 @@ def _reader_votes(df: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def _aggregate(votes: pd.DataFrame, readers: str) -> tuple[pd.DataFrame, pd.Series]:
     if readers not in READER_RULES:
-        raise ConfigurationError(f"The 'readers' parameter of vindr-cxr must be one of "
-                                 f"{list(READER_RULES)}. Got {readers!r} instead.")
+        raise ConfigurationError(
+            f"The 'readers' parameter of vindr-cxr must be one of "
+            f"{list(READER_RULES)}. Got {readers!r} instead."
+        )
     v = votes.apply(pd.to_numeric, errors="coerce")
     by = v.groupby(level="image_id", sort=False)
     positive, n = by.sum(min_count=1), by.size()
@@ -86,12 +90,20 @@ def _aggregate(votes: pd.DataFrame, readers: str) -> tuple[pd.DataFrame, pd.Seri
     return out.where(positive.notna()), n
 
 
-def load_vindr_cxr(root: str | os.PathLike[str] | None = None, *, split: str = "train",
-                   labels_file: str | os.PathLike[str] | None = None,
-                   readers: str = "majority", target: str | None = None,
-                   vocabulary: bool = True, uncertain: str = "ignore", on_error: str = "raise",
-                   check_images: CheckImages = "exists", progress: bool | None = None,
-                   min_classes: int | None = None) -> CXRDataset:
+def load_vindr_cxr(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    split: str = "train",
+    labels_file: str | os.PathLike[str] | None = None,
+    readers: str = "majority",
+    target: str | None = None,
+    vocabulary: bool = True,
+    uncertain: str = "ignore",
+    on_error: str = "raise",
+    check_images: CheckImages = "exists",
+    progress: bool | None = None,
+    min_classes: int | None = None,
+) -> CXRDataset:
     """VinDr-CXR (Nguyen et al. 2022): 18,000 DICOMs from Vietnam, each read by several radiologists.
 
     ``root`` is the PhysioNet release folder (``annotations/image_labels_train.csv``
@@ -128,34 +140,51 @@ def load_vindr_cxr(root: str | os.PathLike[str] | None = None, *, split: str = "
     image splits here. Sex and age are only in the DICOM headers (NaN).
     """
     if split not in _FILES:
-        raise ConfigurationError(f"The 'split' parameter of vindr-cxr must be 'train' or 'test'. "
-                                 f"Got {split!r} instead.")
+        raise ConfigurationError(
+            f"The 'split' parameter of vindr-cxr must be 'train' or 'test'. Got {split!r} instead."
+        )
     if readers not in READER_RULES:
-        raise ConfigurationError(f"The 'readers' parameter of vindr-cxr must be one of "
-                                 f"{list(READER_RULES)}. Got {readers!r} instead.")
+        raise ConfigurationError(
+            f"The 'readers' parameter of vindr-cxr must be one of "
+            f"{list(READER_RULES)}. Got {readers!r} instead."
+        )
     base, lf = release_paths("vindr-cxr", root, labels_file, _FILES[split])
     df = read_table(lf, "vindr-cxr", dtype={"image_id": str, "rad_id": str})
     votes = _reader_votes(df, lf)
-    label_cols = [c for c in votes.columns if c not in ("class_id",) and not str(c).startswith(
-        ("x_", "y_"))]
+    label_cols = [
+        c for c in votes.columns if c not in ("class_id",) and not str(c).startswith(("x_", "y_"))
+    ]
     votes = votes[label_cols]
     bad_rows = code_errors(votes.reset_index(drop=True), "vindr-cxr", on_error, (1.0, 0.0))
     bad_images = set(votes.index.get_level_values("image_id")[bad_rows])
     native, n_readers = _aggregate(votes, readers)
     image_ids = native.index.astype(str)
     folder = "test" if split == "test" else "train"
-    table = pd.DataFrame({
-        "image": [str(base / folder / f"{i}.dicom") for i in image_ids],
-        "patient_id": image_ids,
-        "source": "vindr-cxr",
-        "image_id": image_ids,
-        "n_readers": n_readers.reindex(native.index).to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "image": [str(base / folder / f"{i}.dicom") for i in image_ids],
+            "patient_id": image_ids,
+            "source": "vindr-cxr",
+            "image_id": image_ids,
+            "n_readers": n_readers.reindex(native.index).to_numpy(),
+        }
+    )
     native = native.reset_index(drop=True)
     drop = table["image_id"].isin(bad_images).to_numpy()
     excluded = [exclude_rows(table, drop, "unknown label code")]
-    return finish_release("vindr-cxr", base, table.loc[~drop], native.loc[~drop], VINDR_MAPPING,
-                          excluded, target=target, uncertain=uncertain, views=None,
-                          vocabulary=vocabulary, on_error=on_error, check_images=check_images,
-                          min_classes=min_classes, progress=progress)
-
+    return finish_release(
+        "vindr-cxr",
+        base,
+        table.loc[~drop],
+        native.loc[~drop],
+        VINDR_MAPPING,
+        excluded,
+        target=target,
+        uncertain=uncertain,
+        views=None,
+        vocabulary=vocabulary,
+        on_error=on_error,
+        check_images=check_images,
+        min_classes=min_classes,
+        progress=progress,
+    )

@@ -17,9 +17,18 @@ import pandas as pd
 
 from ..errors import ConfigurationError, DataError
 
-__all__ = ["FINDINGS", "UNCERTAIN_POLICIES", "POSITIVE", "NEGATIVE", "UNCERTAIN",
-           "map_to_vocabulary", "resolve_finding", "apply_uncertain", "check_label_codes",
-           "finding_counts"]
+__all__ = [
+    "FINDINGS",
+    "UNCERTAIN_POLICIES",
+    "POSITIVE",
+    "NEGATIVE",
+    "UNCERTAIN",
+    "map_to_vocabulary",
+    "resolve_finding",
+    "apply_uncertain",
+    "check_label_codes",
+    "finding_counts",
+]
 
 POSITIVE, NEGATIVE, UNCERTAIN = 1.0, 0.0, -1.0
 
@@ -103,11 +112,15 @@ def resolve_finding(name: str, available: Mapping[str, str] | Sequence[str], dat
     names = sorted(set(native.values()))
     close = difflib.get_close_matches(str(name).lower().replace(" ", "_"), names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    other = " (it is in the common vocabulary, but this dataset does not label it)" \
-        if key in {_norm(f) for f in FINDINGS} else ""
+    other = (
+        " (it is in the common vocabulary, but this dataset does not label it)"
+        if key in {_norm(f) for f in FINDINGS}
+        else ""
+    )
     raise ConfigurationError(
         f"Dataset {dataset!r} has no finding {name!r}{other}.{hint} Its findings: "
-        f"{', '.join(names)}.")
+        f"{', '.join(names)}."
+    )
 
 
 def map_to_vocabulary(native: pd.DataFrame, mapping: Mapping[str, Iterable[str]]) -> pd.DataFrame:
@@ -158,14 +171,19 @@ def apply_uncertain(values: np.ndarray, uncertain: str) -> np.ndarray:
     if uncertain not in UNCERTAIN_POLICIES:
         raise ConfigurationError(
             f"The 'uncertain' parameter must be one of {list(UNCERTAIN_POLICIES)}. "
-            f"Got {uncertain!r} instead.")
+            f"Got {uncertain!r} instead."
+        )
     out = np.array(values, dtype=np.float32, copy=True)
     out[out == UNCERTAIN] = {"ignore": np.nan, "ones": POSITIVE, "zeros": NEGATIVE}[uncertain]
     return out
 
 
-def check_label_codes(table: pd.DataFrame, columns: Sequence[str], dataset: str,
-                      allowed: Sequence[float] = (POSITIVE, NEGATIVE, UNCERTAIN)) -> pd.Series:
+def check_label_codes(
+    table: pd.DataFrame,
+    columns: Sequence[str],
+    dataset: str,
+    allowed: Sequence[float] = (POSITIVE, NEGATIVE, UNCERTAIN),
+) -> pd.Series:
     """Rows whose label columns hold a code outside ``allowed`` (blank is always allowed).
 
     Returns
@@ -198,7 +216,8 @@ def check_label_codes(table: pd.DataFrame, columns: Sequence[str], dataset: str,
             f"{len(reasons)} rows of dataset {dataset!r} have label codes other than "
             f"{sorted(allowed, reverse=True)} or blank ({reasons.iloc[0]}; first row "
             f"{reasons.index[0]!r}). Fix the file, or pass on_error='skip' to leave those rows "
-            "out (counted in the summary).")
+            "out (counted in the summary)."
+        )
     return reasons
 
 
@@ -211,10 +230,15 @@ def finding_counts(labels: pd.DataFrame) -> pd.DataFrame:
     ``positive, negative, uncertain, missing``.
     """
     v = labels.to_numpy(dtype=np.float32)
-    return pd.DataFrame({
-        "positive": (v == POSITIVE).sum(0), "negative": (v == NEGATIVE).sum(0),
-        "uncertain": (v == UNCERTAIN).sum(0), "missing": np.isnan(v).sum(0),
-    }, index=pd.Index(labels.columns, name="finding")).astype(int)
+    return pd.DataFrame(
+        {
+            "positive": (v == POSITIVE).sum(0),
+            "negative": (v == NEGATIVE).sum(0),
+            "uncertain": (v == UNCERTAIN).sum(0),
+            "missing": np.isnan(v).sum(0),
+        },
+        index=pd.Index(labels.columns, name="finding"),
+    ).astype(int)
 
 
 def require_labels(labels: pd.DataFrame | None, dataset: str) -> pd.DataFrame:
@@ -223,5 +247,6 @@ def require_labels(labels: pd.DataFrame | None, dataset: str) -> pd.DataFrame:
         raise DataError(
             f"Dataset {dataset!r} has no per-finding label matrix (its loader gives one "
             "label per image). Use a multi-label loader (chestxray14, chexpert, mimic-cxr, "
-            "padchest, rsna-pneumonia, vindr-cxr).")
+            "padchest, rsna-pneumonia, vindr-cxr)."
+        )
     return labels

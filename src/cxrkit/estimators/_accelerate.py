@@ -23,8 +23,12 @@ from ._classifier import CXRClassifier
 from ._data import ImageTensorDataset
 from ._feature_net import FeatureAwareNet
 
-__all__ = ["AcceleratedCXRClassifier", "AcceleratedFeatureAwareNet", "default_accelerator",
-           "ACCELERATE_INSTALL_HINT"]
+__all__ = [
+    "AcceleratedCXRClassifier",
+    "AcceleratedFeatureAwareNet",
+    "default_accelerator",
+    "ACCELERATE_INSTALL_HINT",
+]
 
 ACCELERATE_INSTALL_HINT = "pip install 'cxrkit[accelerate]'"
 logger = logging.getLogger("cxrkit.feature_cache")
@@ -40,8 +44,11 @@ class AcceleratedFeatureAwareNet(AccelerateMixin, FeatureAwareNet):
     def _initialize_accelerator(self) -> Any:
         # A criterion without parameters (BCEWithLogitsLoss) must not be
         # prepared: DistributedDataParallel refuses modules with nothing to train.
-        plain = {name: getattr(self, name + "_") for name in self._criteria
-                 if not any(p.requires_grad for p in getattr(self, name + "_").parameters())}
+        plain = {
+            name: getattr(self, name + "_")
+            for name in self._criteria
+            if not any(p.requires_grad for p in getattr(self, name + "_").parameters())
+        }
         for name in plain:
             setattr(self, name + "_", None)
         try:
@@ -55,7 +62,8 @@ def default_accelerator() -> Any:
     """``Accelerator`` with ``split_batches=True``: ``batch_size`` stays the
     global batch, split across the processes, so learning rates and step counts
     mean the same as in single-process training. Without a visible GPU, CPU
-    processes with the gloo backend."""
+    processes with the gloo backend.
+    """
     try:
         from accelerate import Accelerator
         from accelerate.utils import DataLoaderConfiguration
@@ -67,8 +75,10 @@ def default_accelerator() -> Any:
     import torch
 
     # Without a GPU the processes train on the CPU (gloo backend) instead of failing.
-    return Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True),
-                       cpu=not torch.cuda.is_available())
+    return Accelerator(
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        cpu=not torch.cuda.is_available(),
+    )
 
 
 class AcceleratedCXRClassifier(CXRClassifier):
@@ -110,8 +120,9 @@ class AcceleratedCXRClassifier(CXRClassifier):
     run with ``accelerate launch --multi_gpu --num_processes 4 train.py``.
     """
 
-    def __init__(self, architecture: str = "resnet50", *, accelerator: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, architecture: str = "resnet50", *, accelerator: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(architecture, **kwargs)
         self.accelerator = accelerator
 
@@ -121,8 +132,10 @@ class AcceleratedCXRClassifier(CXRClassifier):
 
     def _dataset_factory(self, module: Any, images: np.ndarray) -> Any:
         if self.feature_cache is True:
-            logger.warning("Feature cache not used: data-parallel training (Accelerate) trains "
-                           "through the wrapped full network.")
+            logger.warning(
+                "Feature cache not used: data-parallel training (Accelerate) trains "
+                "through the wrapped full network."
+            )
         prep = self.preprocessing_
         return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
 

@@ -57,7 +57,8 @@ def interrupted_saves(target: Path) -> list[Path]:
 
 def _remove_stale(target: Path, what: str) -> None:
     """Remove the hidden ``what`` folders (``"partial"``, ``"old"``) that earlier saves of
-    ``target`` by processes of this host, no longer running, left behind."""
+    ``target`` by processes of this host, no longer running, left behind.
+    """
     host = socket.gethostname()
     for p in target.parent.glob(f".{target.name}.{what}-{host}-*"):
         try:
@@ -131,8 +132,10 @@ def atomic_folder(target: Path, is_replaceable: Callable[[Path], bool]) -> Itera
         _remove_stale(target, "partial")
         tmp = Path(tempfile.mkdtemp(prefix=_prefix(target, "partial"), dir=target.parent))
     except OSError as exc:
-        raise OutputPathError(f"Cannot write the folder '{target}' ({exc.strerror or exc}). "
-                              "Choose a writable location.") from None
+        raise OutputPathError(
+            f"Cannot write the folder '{target}' ({exc.strerror or exc}). "
+            "Choose a writable location."
+        ) from None
     try:
         yield tmp
         _fsync_tree(tmp)

@@ -24,8 +24,14 @@ class EpochAccuracy(Callback):
     def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
         self._counts = {True: [0, 0], False: [0, 0]}
 
-    def on_batch_end(self, net: Any, batch: Any = None, training: bool = False,
-                     y_pred: torch.Tensor | None = None, **kwargs: Any) -> None:
+    def on_batch_end(
+        self,
+        net: Any,
+        batch: Any = None,
+        training: bool = False,
+        y_pred: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> None:
         if y_pred is None or batch is None:
             return
         y = batch[1].to(y_pred.device)
@@ -38,8 +44,11 @@ class EpochAccuracy(Callback):
         accelerator = getattr(net, "accelerator", None)
         if accelerator is not None and accelerator.num_processes > 1:
             # data-parallel training: every process saw its own shard of each batch
-            local = torch.tensor([v for t in (True, False) for v in self._counts[t]],
-                                 dtype=torch.float64, device=accelerator.device)
+            local = torch.tensor(
+                [v for t in (True, False) for v in self._counts[t]],
+                dtype=torch.float64,
+                device=accelerator.device,
+            )
             a, b, c, d = (int(v) for v in accelerator.reduce(local, reduction="sum").tolist())
             self._counts = {True: [a, b], False: [c, d]}
         for training, key in ((True, "train_acc"), (False, "valid_acc")):
@@ -99,8 +108,9 @@ class EpochProgress(Callback):
         ``tqdm`` line offset (``1`` nests it under an outer bar).
     """
 
-    def __init__(self, desc: str = "epochs", leave: bool = False,
-                 position: int | None = None) -> None:
+    def __init__(
+        self, desc: str = "epochs", leave: bool = False, position: int | None = None
+    ) -> None:
         self.desc = desc
         self.leave = leave
         self.position = position
@@ -108,8 +118,14 @@ class EpochProgress(Callback):
     def on_train_begin(self, net: Any, **kwargs: Any) -> None:
         from tqdm.auto import tqdm
 
-        self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch", leave=self.leave,
-                         position=self.position, dynamic_ncols=True)
+        self.bar_ = tqdm(
+            total=net.max_epochs,
+            desc=self.desc,
+            unit="epoch",
+            leave=self.leave,
+            position=self.position,
+            dynamic_ncols=True,
+        )
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         row = net.history[-1]
@@ -138,8 +154,14 @@ class FiniteLoss(Callback):
     diverge.
     """
 
-    def on_batch_end(self, net: Any, batch: Any = None, training: bool = False,
-                     loss: torch.Tensor | None = None, **kwargs: Any) -> None:
+    def on_batch_end(
+        self,
+        net: Any,
+        batch: Any = None,
+        training: bool = False,
+        loss: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not training or loss is None:
             return
         value = float(loss.detach())

@@ -27,6 +27,7 @@ from .._memory import (
 )
 from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
 from ..errors import ConfigurationError, DataError
+from ..transforms import resolve_augment
 from ._cache import (
     FeatureDataset,
     feature_cache_reason,
@@ -34,8 +35,6 @@ from ._cache import (
     join_session,
     session_for_workers,
 )
-from ..transforms import resolve_augment
-from ._callbacks import CosineRestarts, EpochAccuracy
 from ._callbacks import CosineRestarts, EpochAccuracy, FiniteLoss
 from ._data import (
     AugmentedImageDataset,
@@ -55,8 +54,15 @@ from ._recipes import recipe_params
 __all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
 logger = logging.getLogger("cxrkit.estimators")
 
-ROUTED_PREFIXES = ("optimizer__", "module__", "lr_schedule__", "iterator_train__",
-                   "iterator_valid__", "callbacks__", "criterion__")
+ROUTED_PREFIXES = (
+    "optimizer__",
+    "module__",
+    "lr_schedule__",
+    "iterator_train__",
+    "iterator_valid__",
+    "callbacks__",
+    "criterion__",
+)
 
 _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -218,19 +224,36 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     (20, 2)
     """
 
-    def __init__(self, architecture: str = "resnet50", *, pretrained: str | None = None,
-                 head: str | None = None, freeze: str = "none", input_size: int | None = None,
-                 interpolation: str | None = None, augment: str | None = None,
-                 transforms: Sequence[Callable[[np.ndarray], np.ndarray] | str] = (),
-                 optimizer: str | type[torch.optim.Optimizer] = "adam", lr: float = 1e-3,
-                 lr_schedule: str | None = None, batch_size: int = 16, max_epochs: int = 10,
-                 validation: float | int | None = None, device: str = "auto",
-                 random_state: int | None = None, callbacks: list[Callback] | None = None,
-                 verbose: int = 0,
-                 feature_cache: bool | str = "auto", cache_dir: str | None = None,
-                 grayscale_conv: bool | str = "auto", channels_last: bool | str = "auto",
-                 amp: str | None = None, tune_malloc: bool | str = "auto",
-                 tta: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        architecture: str = "resnet50",
+        *,
+        pretrained: str | None = None,
+        head: str | None = None,
+        freeze: str = "none",
+        input_size: int | None = None,
+        interpolation: str | None = None,
+        augment: str | None = None,
+        transforms: Sequence[Callable[[np.ndarray], np.ndarray] | str] = (),
+        optimizer: str | type[torch.optim.Optimizer] = "adam",
+        lr: float = 1e-3,
+        lr_schedule: str | None = None,
+        batch_size: int = 16,
+        max_epochs: int = 10,
+        validation: float | int | None = None,
+        device: str = "auto",
+        random_state: int | None = None,
+        callbacks: list[Callback] | None = None,
+        verbose: int = 0,
+        feature_cache: bool | str = "auto",
+        cache_dir: str | None = None,
+        grayscale_conv: bool | str = "auto",
+        channels_last: bool | str = "auto",
+        amp: str | None = None,
+        tune_malloc: bool | str = "auto",
+        tta: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.architecture = architecture
         self.pretrained = pretrained
         self.head = head
@@ -264,8 +287,14 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def _unknown_kwargs(self) -> list[str]:
         known = set(self._get_param_names())
-        return [k for k in vars(self) if not k.endswith("_") and not k.startswith("_")
-                and k not in known and not k.startswith(ROUTED_PREFIXES)]
+        return [
+            k
+            for k in vars(self)
+            if not k.endswith("_")
+            and not k.startswith("_")
+            and k not in known
+            and not k.startswith(ROUTED_PREFIXES)
+        ]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         params = super().get_params(deep=deep)
@@ -282,7 +311,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _prefixed(self, prefix: str) -> dict[str, Any]:
-        return {k[len(prefix):]: v for k, v in self._routed().items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in self._routed().items() if k.startswith(prefix)}
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -303,8 +332,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         super().__setstate__(state)
 
     @classmethod
-    def from_recipe(cls, recipe: str, architecture: str | None = None,
-                    **overrides: Any) -> CXRClassifier:
+    def from_recipe(
+        cls, recipe: str, architecture: str | None = None, **overrides: Any
+    ) -> CXRClassifier:
         """A classifier configured as in one of the papers.
 
         ``"hall2020"`` (Hall, Paul, Goldgof & Goldgof 2020): head GAP -> dense 64
@@ -333,8 +363,14 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         return cls(arch, **params)
 
     @classmethod
-    def from_module(cls, module: CXRNet, classes: Any, *, preprocessing: Preprocessing | None = None,
-                    **params: Any) -> CXRClassifier:
+    def from_module(
+        cls,
+        module: CXRNet,
+        classes: Any,
+        *,
+        preprocessing: Preprocessing | None = None,
+        **params: Any,
+    ) -> CXRClassifier:
         """A fitted classifier around an already-trained network.
 
         ``classes`` are the two labels; the network's logit scores ``classes[1]``.
@@ -378,13 +414,17 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         if self.lr_schedule not in _SCHEDULES:
             raise bad("lr_schedule", f"one of {_SCHEDULES}", self.lr_schedule)
         if isinstance(self.optimizer, str) and self.optimizer.lower() not in _OPTIMIZERS:
-            raise bad("optimizer", f"one of {sorted(_OPTIMIZERS)} or a torch optimizer class",
-                      self.optimizer)
+            raise bad(
+                "optimizer",
+                f"one of {sorted(_OPTIMIZERS)} or a torch optimizer class",
+                self.optimizer,
+            )
         for name in ("grayscale_conv", "channels_last", "tune_malloc"):
             if getattr(self, name) not in (True, False, "auto"):
                 raise bad(name, "'auto', True or False", getattr(self, name))
-        if self.input_size is not None and (not isinstance(self.input_size, numbers.Integral)
-                                            or self.input_size < 1):
+        if self.input_size is not None and (
+            not isinstance(self.input_size, numbers.Integral) or self.input_size < 1
+        ):
             raise bad("input_size", "None or an int in the range [1, inf)", self.input_size)
 
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
@@ -404,17 +444,31 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def build_module(self) -> CXRNet:
         """Create the (untrained) network this estimator trains."""
-        return create_architecture(self.architecture, pretrained=self.pretrained, head=self.head,
-                                   freeze=self.freeze, **self._prefixed("module__"))
+        return create_architecture(
+            self.architecture,
+            pretrained=self.pretrained,
+            head=self.head,
+            freeze=self.freeze,
+            **self._prefixed("module__"),
+        )
 
     def _lr_callbacks(self) -> list[tuple[str, Callback]]:
         opts = self._prefixed("lr_schedule__")
         if self.lr_schedule == "cyclic":
-            kw = {"base_lr": self.lr, "max_lr": self.lr * 10, "step_size_up": 15,
-                  "mode": "triangular", "cycle_momentum": False}
+            kw = {
+                "base_lr": self.lr,
+                "max_lr": self.lr * 10,
+                "step_size_up": 15,
+                "mode": "triangular",
+                "cycle_momentum": False,
+            }
             kw.update(opts)
-            return [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.CyclicLR,
-                                                step_every="batch", **kw))]
+            return [
+                (
+                    "lr_schedule",
+                    LRScheduler(policy=torch.optim.lr_scheduler.CyclicLR, step_every="batch", **kw),
+                )
+            ]
         if self.lr_schedule == "cosine_restarts":
             return [("lr_schedule", CosineRestarts(**{"cycle_epochs": self.max_epochs, **opts}))]
         return []
@@ -434,8 +488,12 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         if len(y) != n:
             raise DataError(f"X has {n} images but y has {len(y)} labels; they must match.")
         if y.dtype.kind == "f" and np.isnan(y).any():
-            raise DataError(f"y contains {int(np.isnan(y).sum())} NaN label(s); remove those images.")
-        if y.dtype == object and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
+            raise DataError(
+                f"y contains {int(np.isnan(y).sum())} NaN label(s); remove those images."
+            )
+        if y.dtype == object and any(
+            v is None or (isinstance(v, float) and np.isnan(v)) for v in y
+        ):
             raise DataError("y contains missing labels (None/NaN); remove those images.")
         self._label_encoder = LabelEncoder().fit(y)
         classes = self._label_encoder.classes_
@@ -544,8 +602,10 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         asked = getattr(self, "tune_malloc", "auto")  # models saved before the parameter existed
         tune = str(self.device_) == "cpu" if asked == "auto" else bool(asked)
         if tune and not glibc_malloc_available():
-            logger.log(logging.WARNING if asked is True else logging.DEBUG,
-                       "tune_malloc: the C library is not glibc; the allocator is left as it is.")
+            logger.log(
+                logging.WARNING if asked is True else logging.DEBUG,
+                "tune_malloc: the C library is not glibc; the allocator is left as it is.",
+            )
             return False
         return tune
 
@@ -555,8 +615,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         gray = self.grayscale_conv
         if gray == "auto":
             gray = trained_whole and bool(getattr(module, "first_conv_reads_input", False))
-        channels_last = self.channels_last is True or (self.channels_last == "auto"
-                                                        and trained_whole)
+        channels_last = self.channels_last is True or (
+            self.channels_last == "auto" and trained_whole
+        )
         return bool(gray), channels_last
 
     def _dataset_factory(self, module: CXRNet, images: np.ndarray) -> Callable[..., Any]:
@@ -566,26 +627,41 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             prep = self.preprocessing_
             aug = resolve_augment(self.augment, self.random_state)
             if aug not in (None, "hflip"):  # a random augmentation, per image and epoch
-                return lambda idx, y, train: (AugmentedImageDataset(images[idx], y, prep, aug)
-                                              if train else ImageTensorDataset(images[idx], y, prep))
+                return lambda idx, y, train: (
+                    AugmentedImageDataset(images[idx], y, prep, aug)
+                    if train
+                    else ImageTensorDataset(images[idx], y, prep)
+                )
             return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
         cache = get_feature_cache()
-        feats = cache.features(module, images, self.preprocessing_, views=views,
-                               device=self.device_, cache_dir=getattr(self, "cache_dir", None),
-                               batch_size=max(int(self.batch_size), 32),
-                               channels_last=getattr(self, "channels_last", "auto") in (True, "auto"))
+        feats = cache.features(
+            module,
+            images,
+            self.preprocessing_,
+            views=views,
+            device=self.device_,
+            cache_dir=getattr(self, "cache_dir", None),
+            batch_size=max(int(self.batch_size), 32),
+            channels_last=getattr(self, "channels_last", "auto") in (True, "auto"),
+        )
         logging.getLogger("cxrkit.feature_cache").info(
-            "Feature cache used: %d images x %d view(s); %s.", len(images), len(views),
-            cache.stats())
+            "Feature cache used: %d images x %d view(s); %s.",
+            len(images),
+            len(views),
+            cache.stats(),
+        )
         flipped = feats.get("hflip")
         return lambda idx, y, hflip: FeatureDataset(
-            feats["orig"][idx], y, None if flipped is None else flipped[idx], hflip=hflip)
+            feats["orig"][idx], y, None if flipped is None else flipped[idx], hflip=hflip
+        )
 
-    def _cached_views(self, module: nn.Module, augment: Any,
-                      training: bool = False) -> tuple[str, ...] | None:
+    def _cached_views(
+        self, module: nn.Module, augment: Any, training: bool = False
+    ) -> tuple[str, ...] | None:
         """The views of cached features that training with ``augment`` (or prediction,
         ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact
-        (in training with a log line of ``cxrkit.feature_cache`` that says why)."""
+        (in training with a log line of ``cxrkit.feature_cache`` that says why).
+        """
         switch = getattr(self, "feature_cache", "auto")
         if training and switch not in (True, False, "auto"):
             raise ConfigurationError(
@@ -599,7 +675,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             if training:
                 logging.getLogger("cxrkit.feature_cache").log(
                     logging.WARNING if switch is True else logging.INFO,
-                    "Feature cache not used: %s.", reason)
+                    "Feature cache not used: %s.",
+                    reason,
+                )
             return None
         return ("orig", "hflip") if augment == "hflip" else ("orig",)
 
@@ -609,9 +687,19 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         callbacks: list[Any] = [("accuracy", EpochAccuracy()), ("finite_loss", FiniteLoss())]
         callbacks += self._lr_callbacks()
         callbacks += list(self.callbacks or [])
-        extra = {k: v for k, v in self._routed().items()
-                 if k.startswith(("optimizer__", "iterator_train__", "iterator_valid__",
-                                  "callbacks__", "criterion__"))}
+        extra = {
+            k: v
+            for k, v in self._routed().items()
+            if k.startswith(
+                (
+                    "optimizer__",
+                    "iterator_train__",
+                    "iterator_valid__",
+                    "callbacks__",
+                    "criterion__",
+                )
+            )
+        }
         extra.setdefault("iterator_train__shuffle", True)
         net = self._build_net(
             module=module,
@@ -631,7 +719,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def _build_net(self, **kwargs: Any) -> NeuralNet:
         """Instantiate the skorch net from ``_make_net``'s arguments (a subclass
-        may use another net class, e.g. for Accelerate)."""
+        may use another net class, e.g. for Accelerate).
+        """
         return FeatureAwareNet(**kwargs)
 
     @property
@@ -662,9 +751,14 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def iter_prepared(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
         """Yield lists of prepared images (decoded, transformed, resized; float32
-        2-D arrays); with files, decoding of the next batches overlaps compute."""
-        yield from iter_prepared(src, self.preprocessing_, self._transform_callables(),
-                                 batch_size or max(self.batch_size, 32))
+        2-D arrays); with files, decoding of the next batches overlaps compute.
+        """
+        yield from iter_prepared(
+            src,
+            self.preprocessing_,
+            self._transform_callables(),
+            batch_size or max(self.batch_size, 32),
+        )
 
     def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
         """Yield normalised input batches; decoding of the next batch overlaps compute."""
@@ -691,16 +785,24 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
         def batches():  # type: ignore[no-untyped-def]
             for images in self.iter_prepared(src, batch_size):
-                feats = cache.features(module, np.stack(images), prep, views=("orig",),
-                                       device=self.device_, cache_dir=cache_dir,
-                                       batch_size=len(images), channels_last=channels_last)
+                feats = cache.features(
+                    module,
+                    np.stack(images),
+                    prep,
+                    views=("orig",),
+                    device=self.device_,
+                    cache_dir=cache_dir,
+                    batch_size=len(images),
+                    channels_last=channels_last,
+                )
                 yield torch.from_numpy(feats["orig"])
 
         return batches()
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"``
-        the logit of the probability averaged over the image and its mirror image."""
+        the logit of the probability averaged over the image and its mirror image.
+        """
         src = self._check_predict_input(X)
         logits = self._logits(src)
         if getattr(self, "tta", None) == "hflip":

@@ -15,9 +15,17 @@ from ..errors import DataError, ImageDecodeError
 from ..io import read_xray
 from ..io._pool import map_collecting_errors
 
-__all__ = ["ImageSource", "as_image_source", "prepare_images", "ImageTensorDataset",
-           "LazyImageDataset", "AugmentedImageDataset", "FlippedSource", "decode_threads",
-           "iter_prepared"]
+__all__ = [
+    "ImageSource",
+    "as_image_source",
+    "prepare_images",
+    "ImageTensorDataset",
+    "LazyImageDataset",
+    "AugmentedImageDataset",
+    "FlippedSource",
+    "decode_threads",
+    "iter_prepared",
+]
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -139,16 +147,22 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
     return ImageSource(array=arr)
 
 
-def _prepare_one(src: ImageSource, i: int, transforms: Sequence[Transform],
-                 prep: Preprocessing) -> np.ndarray:
+def _prepare_one(
+    src: ImageSource, i: int, transforms: Sequence[Transform], prep: Preprocessing
+) -> np.ndarray:
     img = src.load(i)
     for t in transforms:
         img = t(img)
     return prep.resize(img)
 
 
-def prepare_images(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform] = (),
-                   *, n_threads: int | None = None) -> np.ndarray:
+def prepare_images(
+    src: ImageSource,
+    prep: Preprocessing,
+    transforms: Sequence[Transform] = (),
+    *,
+    n_threads: int | None = None,
+) -> np.ndarray:
     """Decode, transform and resize every image into one ``(n, S, S)`` float32 array.
 
     float32, exactly what :meth:`CXRClassifier.iter_batches` produces at
@@ -193,8 +207,9 @@ class ImageTensorDataset(Dataset):
     (drawn from torch's global generator, so seeded runs repeat).
     """
 
-    def __init__(self, images: np.ndarray, y: np.ndarray | None, prep: Preprocessing,
-                 hflip: bool = False) -> None:
+    def __init__(
+        self, images: np.ndarray, y: np.ndarray | None, prep: Preprocessing, hflip: bool = False
+    ) -> None:
         self.images = images
         self.y = y
         self.prep = prep
@@ -226,16 +241,20 @@ class ImageTensorDataset(Dataset):
         mean = torch.tensor(self.prep.mean, dtype=torch.float32)[:c].view(1, c, 1, 1)
         std = torch.tensor(self.prep.std, dtype=torch.float32)[:c].view(1, c, 1, 1)
         x = (imgs.unsqueeze(1).expand(-1, c, -1, -1) - mean) / std
-        y = (torch.as_tensor(np.asarray(self.y)[idx], dtype=torch.float32) if self.y is not None
-             else torch.zeros(len(idx)))
+        y = (
+            torch.as_tensor(np.asarray(self.y)[idx], dtype=torch.float32)
+            if self.y is not None
+            else torch.zeros(len(idx))
+        )
         return list(zip(x, y))
 
 
 class LazyImageDataset(Dataset):
     """Decodes each image when it is accessed (for streaming prediction)."""
 
-    def __init__(self, src: ImageSource, prep: Preprocessing,
-                 transforms: Sequence[Transform] = ()) -> None:
+    def __init__(
+        self, src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform] = ()
+    ) -> None:
         self.src = src
         self.prep = prep
         self.transforms = list(transforms)
@@ -251,10 +270,12 @@ class LazyImageDataset(Dataset):
 class AugmentedImageDataset(Dataset):
     """Prepared images (``(n, S, S)``) -> normalised tensors, each image passed through
     ``augment`` (a 2-D image callable, e.g. :class:`cxrkit.transforms.CXRLight`) on
-    every access."""
+    every access.
+    """
 
-    def __init__(self, images: np.ndarray, y: np.ndarray | None, prep: Preprocessing,
-                 augment: Transform) -> None:
+    def __init__(
+        self, images: np.ndarray, y: np.ndarray | None, prep: Preprocessing, augment: Transform
+    ) -> None:
         self.images = images
         self.y = y
         self.prep = prep
@@ -272,7 +293,8 @@ class AugmentedImageDataset(Dataset):
 
 class FlippedSource(ImageSource):
     """The images of another source, mirrored left-right as they are loaded
-    (test-time augmentation)."""
+    (test-time augmentation).
+    """
 
     def __init__(self, source: ImageSource) -> None:
         super().__init__(paths=source.paths, array=source.array)
@@ -284,11 +306,13 @@ class FlippedSource(ImageSource):
         return FlippedSource(super().subset(idx))
 
 
-def iter_prepared(src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform],
-                  batch_size: int):  # type: ignore[no-untyped-def]
+def iter_prepared(
+    src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform], batch_size: int
+):  # type: ignore[no-untyped-def]
     """Yield lists of prepared images (decoded, transformed, resized; float32 2-D
     arrays), ``batch_size`` at a time; with files, decoding of the next two
-    batches runs in a thread pool while the caller computes on this one."""
+    batches runs in a thread pool while the caller computes on this one.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     bs, n = int(batch_size), len(src)
@@ -297,9 +321,12 @@ def iter_prepared(src: ImageSource, prep: Preprocessing, transforms: Sequence[Tr
             yield [_prepare_one(src, i, transforms, prep) for i in range(start, min(n, start + bs))]
         return
     with ThreadPoolExecutor(decode_threads()) as pool:
+
         def submit(start: int) -> list:  # type: ignore[type-arg]
-            return [pool.submit(_prepare_one, src, i, transforms, prep)
-                    for i in range(start, min(n, start + bs))]
+            return [
+                pool.submit(_prepare_one, src, i, transforms, prep)
+                for i in range(start, min(n, start + bs))
+            ]
 
         pending = [submit(s) for s in range(0, min(n, 2 * bs), bs)]
         next_start = 2 * bs

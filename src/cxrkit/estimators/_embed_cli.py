@@ -23,8 +23,9 @@ import numpy as np
 __all__ = ["add_parser", "cmd_embed", "write_embeddings"]
 
 
-def write_embeddings(out: Path, feats: np.ndarray, index: Any, meta: dict[str, Any],
-                     fmt: str = "auto") -> list[Path]:
+def write_embeddings(
+    out: Path, feats: np.ndarray, index: Any, meta: dict[str, Any], fmt: str = "auto"
+) -> list[Path]:
     """Write ``feats`` (``(n, d)``) with ``index`` (a DataFrame of ids) to ``out``."""
     import pandas as pd
 
@@ -57,25 +58,44 @@ def cmd_embed(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cache = args.cache_dir or str(out / "feature-cache")
     options = _options(args.arch_option, "--arch-option")
-    emb = CXREmbedder(args.arch, pretrained=args.pretrained, pooling=args.pooling,
-                      input_size=args.input_size, architecture_options=options,
-                      batch_size=args.batch_size, device=args.device or "auto",
-                      cache_dir=cache, progress=not args.quiet)
+    emb = CXREmbedder(
+        args.arch,
+        pretrained=args.pretrained,
+        pooling=args.pooling,
+        input_size=args.input_size,
+        architecture_options=options,
+        batch_size=args.batch_size,
+        device=args.device or "auto",
+        cache_dir=cache,
+        progress=not args.quiet,
+    )
     t0 = time.perf_counter()
     feats = emb.fit(ds.X).transform(ds.X)
     seconds = time.perf_counter() - t0
     ids = [str(v) for v in (ds.X if ds.X.dtype == object else range(len(ds.X)))]
-    index = pd.DataFrame({"image": ids,
-                          "patient_id": (np.asarray(ds.groups).astype(str)
-                                         if ds.groups is not None else ids),
-                          "label": np.asarray(ds.y).astype(str)})
-    meta = {"architecture": args.arch, "pretrained": args.pretrained, "pooling": args.pooling,
-            "preprocessing": emb.preprocessing_.to_dict(), "n_images": int(feats.shape[0]),
-            "n_features": int(feats.shape[1]), "data": args.data, "seconds": seconds}
+    index = pd.DataFrame(
+        {
+            "image": ids,
+            "patient_id": (np.asarray(ds.groups).astype(str) if ds.groups is not None else ids),
+            "label": np.asarray(ds.y).astype(str),
+        }
+    )
+    meta = {
+        "architecture": args.arch,
+        "pretrained": args.pretrained,
+        "pooling": args.pooling,
+        "preprocessing": emb.preprocessing_.to_dict(),
+        "n_images": int(feats.shape[0]),
+        "n_features": int(feats.shape[1]),
+        "data": args.data,
+        "seconds": seconds,
+    }
     files = write_embeddings(out, feats, index, meta, args.format)
     if not args.quiet:
-        print(f"{feats.shape[0]} images x {feats.shape[1]} features in {seconds:.1f} s: "
-              + ", ".join(str(f) for f in files))
+        print(
+            f"{feats.shape[0]} images x {feats.shape[1]} features in {seconds:.1f} s: "
+            + ", ".join(str(f) for f in files)
+        )
     return 0
 
 
@@ -83,21 +103,33 @@ def add_parser(subparsers: Any) -> None:
     """Add ``cxrkit embed`` to the command line's subcommands."""
     p = subparsers.add_parser("embed", help="write frozen-backbone embeddings of a dataset")
     p.add_argument("--arch", required=True, help="architecture (see `cxrkit list architectures`)")
-    p.add_argument("--data", required=True, metavar="NAME:ROOT",
-                   help="dataset, e.g. csv:../shared/data/cxr-dev/metadata.csv")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="NAME:ROOT",
+        help="dataset, e.g. csv:../shared/data/cxr-dev/metadata.csv",
+    )
     p.add_argument("--data-option", action="append", metavar="KEY=VALUE")
     p.add_argument("--labels", help="keep only these labels, e.g. covid,pneumonia")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--pretrained", default=None,
-                   help="weights: xrv, default, imagenet or a file (default: random)")
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        help="weights: xrv, default, imagenet or a file (default: random)",
+    )
     p.add_argument("--pooling", default=None, help="e.g. cls or cls_mean for rad_dino")
     p.add_argument("--input-size", type=int, default=None)
-    p.add_argument("--arch-option", action="append", metavar="KEY=VALUE",
-                   help="architecture factory option, e.g. pretrained_strict=false")
+    p.add_argument(
+        "--arch-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="architecture factory option, e.g. pretrained_strict=false",
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--format", choices=["auto", "parquet", "npy"], default="auto")
-    p.add_argument("--cache-dir", default=None,
-                   help="feature cache folder (default: OUT/feature-cache)")
+    p.add_argument(
+        "--cache-dir", default=None, help="feature cache folder (default: OUT/feature-cache)"
+    )
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_embed)

@@ -85,13 +85,23 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
     (6, 32)
     """
 
-    def __init__(self, architecture: str = "resnet50", *, pretrained: str | None = None,
-                 pooling: str | None = None, input_size: int | None = None,
-                 interpolation: str | None = None,
-                 transforms: Sequence[Callable[[np.ndarray], np.ndarray] | str] = (),
-                 architecture_options: dict[str, Any] | None = None, batch_size: int = 32,
-                 device: str = "auto", feature_cache: bool = True, cache_dir: str | None = None,
-                 progress: bool = False, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        architecture: str = "resnet50",
+        *,
+        pretrained: str | None = None,
+        pooling: str | None = None,
+        input_size: int | None = None,
+        interpolation: str | None = None,
+        transforms: Sequence[Callable[[np.ndarray], np.ndarray] | str] = (),
+        architecture_options: dict[str, Any] | None = None,
+        batch_size: int = 32,
+        device: str = "auto",
+        feature_cache: bool = True,
+        cache_dir: str | None = None,
+        progress: bool = False,
+        random_state: int | None = 0,
+    ) -> None:
         self.architecture = architecture
         self.pretrained = pretrained
         self.pooling = pooling
@@ -118,11 +128,13 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
         if not isinstance(bs, numbers.Integral) or isinstance(bs, bool) or bs < 1:
             raise ConfigurationError(
                 "The 'batch_size' parameter of CXREmbedder must be an int in the range "
-                f"[1, inf). Got {bs!r} instead.")
+                f"[1, inf). Got {bs!r} instead."
+            )
         if self.feature_cache not in (True, False):
             raise ConfigurationError(
                 "The 'feature_cache' parameter of CXREmbedder must be True or False. "
-                f"Got {self.feature_cache!r} instead.")
+                f"Got {self.feature_cache!r} instead."
+            )
 
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
         from ..transforms import resolve_transforms
@@ -132,7 +144,8 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
         if random:
             raise ConfigurationError(
                 f"CXREmbedder's transforms must be deterministic; {random[0]!r} is random. "
-                "Embeddings are features of each image, not of a random view of it.")
+                "Embeddings are features of each image, not of a random view of it."
+            )
         return out
 
     def fit(self, X: Any = None, y: Any = None, **fit_params: Any) -> CXREmbedder:
@@ -146,12 +159,14 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             if self.random_state is not None:
                 torch.manual_seed(int(self.random_state))
-            module = create_architecture(self.architecture, pretrained=self.pretrained,
-                                         freeze="backbone", **opts)
+            module = create_architecture(
+                self.architecture, pretrained=self.pretrained, freeze="backbone", **opts
+            )
         if self.pooling is not None and getattr(module, "pooling", None) != self.pooling:
             raise ConfigurationError(
                 f"Architecture {self.architecture!r} has no pooling option; pooling="
-                f"{self.pooling!r} cannot be applied. Leave pooling=None (its own pooling).")
+                f"{self.pooling!r} cannot be applied. Leave pooling=None (its own pooling)."
+            )
         self.device_ = resolve_device(self.device)
         self.module_ = module.to(self.device_).eval()
         changes: dict[str, Any] = {}
@@ -177,8 +192,14 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
             batch = np.stack(images)
             if self.feature_cache:
                 feats = get_feature_cache().features(
-                    module, batch, prep, views=("orig",), device=self.device_,
-                    cache_dir=self.cache_dir, batch_size=len(batch))["orig"]
+                    module,
+                    batch,
+                    prep,
+                    views=("orig",),
+                    device=self.device_,
+                    cache_dir=self.cache_dir,
+                    batch_size=len(batch),
+                )["orig"]
             else:
                 feats = _features(module, batch, prep, self.device_)
             yield start, feats
@@ -193,10 +214,11 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
         if self.progress:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, total=-(-n // int(self.batch_size)), desc="embedding",
-                           unit="batch")
+            batches = tqdm(
+                batches, total=-(-n // int(self.batch_size)), desc="embedding", unit="batch"
+            )
         for start, feats in batches:
-            out[start:start + len(feats)] = feats
+            out[start : start + len(feats)] = feats
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -213,10 +235,17 @@ def _features(module: CXRNet, images: np.ndarray, prep: Preprocessing, device: s
         return module.features(xb).float().cpu().numpy()
 
 
-def make_linear_probe(architecture: str = "resnet50", *, pretrained: str | None = None,
-                      pooling: str | None = None, C: float = 1.0, max_iter: int = 2000,
-                      class_weight: str | dict[Any, float] | None = None,
-                      random_state: int | None = None, **embedder_params: Any) -> Pipeline:
+def make_linear_probe(
+    architecture: str = "resnet50",
+    *,
+    pretrained: str | None = None,
+    pooling: str | None = None,
+    C: float = 1.0,
+    max_iter: int = 2000,
+    class_weight: str | dict[Any, float] | None = None,
+    random_state: int | None = None,
+    **embedder_params: Any,
+) -> Pipeline:
     """``Pipeline(CXREmbedder, StandardScaler, LogisticRegression)``: a linear probe.
 
     Parameters
@@ -233,10 +262,20 @@ def make_linear_probe(architecture: str = "resnet50", *, pretrained: str | None 
     >>> make_linear_probe("tiny_cnn", input_size=16).steps[-1][0]
     'probe'
     """
-    return Pipeline([
-        ("embed", CXREmbedder(architecture, pretrained=pretrained, pooling=pooling,
-                              **embedder_params)),
-        ("scale", StandardScaler()),
-        ("probe", LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight,
-                                     random_state=random_state)),
-    ])
+    return Pipeline(
+        [
+            (
+                "embed",
+                CXREmbedder(
+                    architecture, pretrained=pretrained, pooling=pooling, **embedder_params
+                ),
+            ),
+            ("scale", StandardScaler()),
+            (
+                "probe",
+                LogisticRegression(
+                    C=C, max_iter=max_iter, class_weight=class_weight, random_state=random_state
+                ),
+            ),
+        ]
+    )

@@ -39,8 +39,9 @@ class FeatureAwareNet(NeuralNet):
     schedules, accuracy and snapshot callbacks work unchanged.
     """
 
-    def fit_loop(self, X: Any, y: Any = None, epochs: int | None = None,
-                 **fit_params: Any) -> FeatureAwareNet:
+    def fit_loop(
+        self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any
+    ) -> FeatureAwareNet:
         # The head's tensors are small: splitting each op over threads gains nothing, and on
         # a busy CPU every op waits for a descheduled thread (benchmarks/b1_training_cache.py).
         one = isinstance(X, FeatureDataset) and str(self.device).startswith("cpu")
@@ -48,7 +49,7 @@ class FeatureAwareNet(NeuralNet):
             return super().fit_loop(X, y, epochs=epochs, **fit_params)  # type: ignore[no-any-return]
 
     def get_all_learnable_params(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
-        """skorch's learnable parameters, less those that do not require gradients
+        """Skorch's learnable parameters, less those that do not require gradients
         when the optimizer is built (a frozen backbone's).
 
         ``torch.optim`` skips parameters without a gradient anyway, but looks at
@@ -63,22 +64,32 @@ class FeatureAwareNet(NeuralNet):
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
         """:class:`FeatureBatches` for cached features with the default ``DataLoader``
-        and options it reproduces; otherwise skorch's iterator."""
+        and options it reproduces; otherwise skorch's iterator.
+        """
         iterator = self.iterator_train if training else self.iterator_valid
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
-        if (isinstance(dataset, FeatureDataset) and iterator is torch.utils.data.DataLoader
-                and set(kwargs) <= FeatureBatches.OPTIONS):
+        if (
+            isinstance(dataset, FeatureDataset)
+            and iterator is torch.utils.data.DataLoader
+            and set(kwargs) <= FeatureBatches.OPTIONS
+        ):
             bs = kwargs.pop("batch_size", self.batch_size)
             return FeatureBatches(dataset, len(dataset) if bs == -1 else bs, **kwargs)
         return super().get_iterator(dataset, training=training)
 
     def infer(self, x: Any, **fit_params: Any) -> torch.Tensor:
         x = to_tensor(x, device=self.device)
-        if (isinstance(x, torch.Tensor) and x.ndim == 2
-                and isinstance(self.module_, CXRNet)
-                and x.shape[1] == self.module_.num_features):
+        if (
+            isinstance(x, torch.Tensor)
+            and x.ndim == 2
+            and isinstance(self.module_, CXRNet)
+            and x.shape[1] == self.module_.num_features
+        ):
             return self.module_.forward_head(x, **fit_params)
-        if (isinstance(x, torch.Tensor) and x.ndim == 4
-                and getattr(self, "channels_last_input", False)):
+        if (
+            isinstance(x, torch.Tensor)
+            and x.ndim == 4
+            and getattr(self, "channels_last_input", False)
+        ):
             x = x.contiguous(memory_format=torch.channels_last)
         return super().infer(x, **fit_params)

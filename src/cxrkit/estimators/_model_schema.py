@@ -15,8 +15,16 @@ from typing import Any
 
 from ..errors import ModelFormatError
 
-__all__ = ["FORMAT", "READABLE_FORMATS", "MAX_INPUT_SIZE", "CONFIG_SCHEMA", "ENSEMBLE_SCHEMA",
-           "MANIFEST_SCHEMA", "read_json", "validate"]
+__all__ = [
+    "FORMAT",
+    "READABLE_FORMATS",
+    "MAX_INPUT_SIZE",
+    "CONFIG_SCHEMA",
+    "ENSEMBLE_SCHEMA",
+    "MANIFEST_SCHEMA",
+    "read_json",
+    "validate",
+]
 
 #: Version of the model-folder layout written by :func:`cxrkit.save_model`.
 FORMAT = 2
@@ -70,24 +78,37 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["architecture"],
             "properties": _CLASSIFIER_PARAMS,
-            "patternProperties": {_ROUTED: {"anyOf": [_SCALAR, {"type": "array",
-                                                               "items": _SCALAR}]}},
+            "patternProperties": {
+                _ROUTED: {"anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}]}
+            },
             "additionalProperties": False,
         },
-        "classes": {"type": "array", "minItems": 2, "maxItems": 2, "uniqueItems": True,
-                    "items": {"type": ["string", "number", "boolean"]}},
+        "classes": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "uniqueItems": True,
+            "items": {"type": ["string", "number", "boolean"]},
+        },
         "preprocessing": {
             "type": "object",
             "required": ["input_size", "interpolation", "mean", "std", "channels"],
             "additionalProperties": False,
             "properties": {
                 "input_size": _INPUT_SIZE,
-                "interpolation": {"enum": ["nearest", "bilinear", "bicubic", "lanczos",
-                                           "skimage"]},
-                "mean": {"type": "array", "minItems": 1, "maxItems": 4,
-                         "items": {"type": "number"}},
-                "std": {"type": "array", "minItems": 1, "maxItems": 4,
-                        "items": {"type": "number", "exclusiveMinimum": 0}},
+                "interpolation": {"enum": ["nearest", "bilinear", "bicubic", "lanczos", "skimage"]},
+                "mean": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 4,
+                    "items": {"type": "number"},
+                },
+                "std": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 4,
+                    "items": {"type": "number", "exclusiveMinimum": 0},
+                },
                 "channels": {"type": "integer", "minimum": 1, "maximum": 4},
                 "crop": {"enum": ["none", "square"]},
                 "crop_pct": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
@@ -104,22 +125,34 @@ ENSEMBLE_SCHEMA: dict[str, Any] = {
     "properties": {
         "kind": {"const": "SnapshotEnsembleClassifier"},
         "n_members": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "snapshots": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"epoch": {"type": ["integer", "null"]},
-                           "monitor": {"type": ["string", "null"]},
-                           "value": _NUM_OR_NULL, "lr": _NUM_OR_NULL,
-                           "nbytes": {"type": "integer", "minimum": 0}}}},
-        "params": {"type": "object", "additionalProperties": False, "properties": {
-            "n_snapshots": {"type": "integer", "minimum": 1},
-            "interval": {"type": "integer", "minimum": 1},
-            "policy": {"enum": ["threshold", "cyclic", "last"]},
-            "monitor": {"enum": ["train_acc", "valid_acc"]},
-            "threshold": {"type": "number"},
-            "validation": _NUM_OR_NULL,
-            "max_epochs": {"type": ["integer", "null"], "minimum": 1},
-            "if_threshold_not_reached": {"enum": ["raise", "last"]},
-        }},
+        "snapshots": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "epoch": {"type": ["integer", "null"]},
+                    "monitor": {"type": ["string", "null"]},
+                    "value": _NUM_OR_NULL,
+                    "lr": _NUM_OR_NULL,
+                    "nbytes": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+        "params": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "n_snapshots": {"type": "integer", "minimum": 1},
+                "interval": {"type": "integer", "minimum": 1},
+                "policy": {"enum": ["threshold", "cyclic", "last"]},
+                "monitor": {"enum": ["train_acc", "valid_acc"]},
+                "threshold": {"type": "number"},
+                "validation": _NUM_OR_NULL,
+                "max_epochs": {"type": ["integer", "null"], "minimum": 1},
+                "if_threshold_not_reached": {"enum": ["raise", "last"]},
+            },
+        },
     },
 }
 
@@ -130,12 +163,22 @@ MANIFEST_SCHEMA: dict[str, Any] = {
     "properties": {
         "format": {"type": "integer"},
         "kind": {"enum": ["CXRClassifier", "SnapshotEnsembleClassifier"]},
-        "files": {"type": "object", "minProperties": 1, "additionalProperties": False,
-                  "patternProperties": {r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$": {
-                      "type": "object", "required": ["sha256", "size"],
-                      "additionalProperties": False,
-                      "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                                     "size": {"type": "integer", "minimum": 0}}}}},
+        "files": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "patternProperties": {
+                r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$": {
+                    "type": "object",
+                    "required": ["sha256", "size"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "size": {"type": "integer", "minimum": 0},
+                    },
+                }
+            },
+        },
     },
 }
 
@@ -171,8 +214,9 @@ def _message(error: Any) -> str:
         return str(error.message)
     known = error.schema.get("properties", {})
     patterns = error.schema.get("patternProperties", {})
-    extra = sorted(k for k in error.instance
-                   if k not in known and not any(re.search(p, k) for p in patterns))
+    extra = sorted(
+        k for k in error.instance if k not in known and not any(re.search(p, k) for p in patterns)
+    )
     routed = " or a routed parameter (optimizer__*, module__*, ...)" if patterns else ""
     return f"unknown key(s) {extra}; expected one of {sorted(known)}{routed}"
 
@@ -186,8 +230,12 @@ def validate(data: Any, schema: dict[str, Any], path: Path | str) -> None:
     import jsonschema
 
     fmt = data.get("format") if isinstance(data, dict) else None
-    if "format" in schema.get("properties", {}) and fmt is not None and \
-            fmt not in READABLE_FORMATS and schema is not MANIFEST_SCHEMA:
+    if (
+        "format" in schema.get("properties", {})
+        and fmt is not None
+        and fmt not in READABLE_FORMATS
+        and schema is not MANIFEST_SCHEMA
+    ):
         raise ModelFormatError(
             f"'{path}' has format {fmt!r}; this cxrkit reads model formats "
             f"{', '.join(map(str, READABLE_FORMATS))}. It was written by another cxrkit version: "

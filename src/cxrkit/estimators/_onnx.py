@@ -87,29 +87,48 @@ def export_onnx(module: torch.nn.Module, path: str, input_size: int, channels: i
     with warnings.catch_warnings():
         # Python branches on the image size: the graph's size is fixed, only the batch varies.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(module, (dummy,), path, dynamo=False, input_names=["x"],
-                          output_names=["logit"], opset_version=17,
-                          dynamic_axes={"x": {0: "n"}, "logit": {0: "n"}})
+        torch.onnx.export(
+            module,
+            (dummy,),
+            path,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["logit"],
+            opset_version=17,
+            dynamic_axes={"x": {0: "n"}, "logit": {0: "n"}},
+        )
     return path
 
 
-def _check_int8_options(calibrate_method: str, percentile: float, fp32_layers: Sequence[str],
-                        activation_type: str) -> None:
+def _check_int8_options(
+    calibrate_method: str, percentile: float, fp32_layers: Sequence[str], activation_type: str
+) -> None:
     if calibrate_method not in _CALIBRATE_METHODS:
-        raise ConfigurationError(f"calibrate_method must be one of {_CALIBRATE_METHODS}; "
-                                 f"got {calibrate_method!r}.")
+        raise ConfigurationError(
+            f"calibrate_method must be one of {_CALIBRATE_METHODS}; got {calibrate_method!r}."
+        )
     if not 0 < float(percentile) <= 100:
         raise ConfigurationError(f"percentile must be in (0, 100]; got {percentile!r}.")
     if isinstance(fp32_layers, str) or any(k not in _FP32_LAYERS for k in fp32_layers):
-        raise ConfigurationError(f"fp32_layers must be a sequence of names from {_FP32_LAYERS} "
-                                 f"(e.g. ('first_conv', 'head') or ()); got {fp32_layers!r}.")
+        raise ConfigurationError(
+            f"fp32_layers must be a sequence of names from {_FP32_LAYERS} "
+            f"(e.g. ('first_conv', 'head') or ()); got {fp32_layers!r}."
+        )
     if activation_type not in _ACTIVATION_TYPES:
-        raise ConfigurationError(f"activation_type must be one of {_ACTIVATION_TYPES}; "
-                                 f"got {activation_type!r}.")
+        raise ConfigurationError(
+            f"activation_type must be one of {_ACTIVATION_TYPES}; got {activation_type!r}."
+        )
 
 
-_HEAD_OPS = {"GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "Flatten", "Reshape", "Gemm",
-             "MatMul"}
+_HEAD_OPS = {
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "ReduceMean",
+    "Flatten",
+    "Reshape",
+    "Gemm",
+    "MatMul",
+}
 
 
 def _fp32_node_names(model: Any, fp32_layers: Sequence[str]) -> list[str]:
@@ -123,19 +142,25 @@ def _fp32_node_names(model: Any, fp32_layers: Sequence[str]) -> list[str]:
     if convs and "last_conv" in fp32_layers:
         keep.update(range(convs[-1], len(nodes)))
     if "head" in fp32_layers:
-        start = next((i for i in range(after, len(nodes)) if nodes[i].op_type in _HEAD_OPS),
-                     len(nodes))
+        start = next(
+            (i for i in range(after, len(nodes)) if nodes[i].op_type in _HEAD_OPS), len(nodes)
+        )
         keep.update(range(start, len(nodes)))
     return [nodes[i].name for i in sorted(keep)]
 
 
-def quantize_onnx_int8(src: str, dst: str, calibration: Iterable[np.ndarray], *,
-                       calibrate_method: str = INT8_DEFAULTS["calibrate_method"],
-                       percentile: float = INT8_DEFAULTS["percentile"],
-                       fp32_layers: Sequence[str] = INT8_DEFAULTS["fp32_layers"],
-                       activation_type: str = INT8_DEFAULTS["activation_type"],
-                       activation_symmetric: bool = INT8_DEFAULTS["activation_symmetric"],
-                       reduce_range: bool = INT8_DEFAULTS["reduce_range"]) -> str:
+def quantize_onnx_int8(
+    src: str,
+    dst: str,
+    calibration: Iterable[np.ndarray],
+    *,
+    calibrate_method: str = INT8_DEFAULTS["calibrate_method"],
+    percentile: float = INT8_DEFAULTS["percentile"],
+    fp32_layers: Sequence[str] = INT8_DEFAULTS["fp32_layers"],
+    activation_type: str = INT8_DEFAULTS["activation_type"],
+    activation_symmetric: bool = INT8_DEFAULTS["activation_symmetric"],
+    reduce_range: bool = INT8_DEFAULTS["reduce_range"],
+) -> str:
     """Static int8 quantisation (QDQ, per-channel int8 weights) of an exported network.
 
     Parameters
@@ -188,8 +213,10 @@ def quantize_onnx_int8(src: str, dst: str, calibration: Iterable[np.ndarray], *,
         )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as exc:
-        raise ConfigurationError(f"int8 quantisation needs the 'onnx' package ({exc}); "
-                                 "install it with `pip install onnx`.") from None
+        raise ConfigurationError(
+            f"int8 quantisation needs the 'onnx' package ({exc}); "
+            "install it with `pip install onnx`."
+        ) from None
     batches = [{"x": np.ascontiguousarray(b, dtype=np.float32)} for b in calibration]
     if not batches:
         raise ConfigurationError("int8 quantisation needs at least one calibration batch.")
@@ -208,16 +235,28 @@ def quantize_onnx_int8(src: str, dst: str, calibration: Iterable[np.ndarray], *,
         if not node.name:
             node.name = f"{node.op_type}_{i}"
     onnx.save(model, pre)
-    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[calibrate_method]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[calibrate_method]
     extra: dict[str, Any] = {"ActivationSymmetric": bool(activation_symmetric)}
     if calibrate_method == "percentile":
         extra["CalibPercentile"] = float(percentile)
     act = QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8
-    quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, activation_type=act,
-                    weight_type=QuantType.QInt8, per_channel=True, reduce_range=bool(reduce_range),
-                    nodes_to_exclude=_fp32_node_names(model, fp32_layers),
-                    calibrate_method=method, extra_options=extra)
+    quantize_static(
+        pre,
+        dst,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=act,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=bool(reduce_range),
+        nodes_to_exclude=_fp32_node_names(model, fp32_layers),
+        calibrate_method=method,
+        extra_options=extra,
+    )
     quantized = onnx.load(dst)
     if _quantize_before_max_pools(quantized):
         onnx.save(quantized, dst)
@@ -251,27 +290,53 @@ def _quantize_before_max_pools(model: Any) -> int:
     dropped: set[int] = set()
     for node in graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type != "MaxPool" or node.domain not in ("", "ai.onnx") \
-                or len([o for o in node.output if o]) != 1 \
-                or len(attrs.get("kernel_shape", ())) != 2 or attrs.get("storage_order", 0):
+        if (
+            node.op_type != "MaxPool"
+            or node.domain not in ("", "ai.onnx")
+            or len([o for o in node.output if o]) != 1
+            or len(attrs.get("kernel_shape", ())) != 2
+            or attrs.get("storage_order", 0)
+        ):
             continue
         users = consumers.get(node.output[0], [])
-        if len(users) != 1 or users[0].op_type != "QuantizeLinear" \
-                or any(o.name == node.output[0] for o in graph.output):
+        if (
+            len(users) != 1
+            or users[0].op_type != "QuantizeLinear"
+            or any(o.name == node.output[0] for o in graph.output)
+        ):
             continue
         q = users[0]
         base = f"{node.name}_nhwc"
         rewrites[id(node)] = [
-            helper.make_node("QuantizeLinear", [node.input[0], *q.input[1:]], [f"{base}_q"],
-                             name=f"{base}_q", **{a.name: helper.get_attribute_value(a)
-                                                   for a in q.attribute}),
-            helper.make_node("Transpose", [f"{base}_q"], [f"{base}_in"], perm=[0, 2, 3, 1],
-                             name=f"{base}_to_nhwc"),
-            helper.make_node("NhwcMaxPool", [f"{base}_in"], [f"{base}_out"], name=base,
-                             domain="com.microsoft",
-                             **{k: v for k, v in attrs.items() if k in _NHWC_POOL_ATTRS}),
-            helper.make_node("Transpose", [f"{base}_out"], [q.output[0]], perm=[0, 3, 1, 2],
-                             name=f"{base}_to_nchw"),
+            helper.make_node(
+                "QuantizeLinear",
+                [node.input[0], *q.input[1:]],
+                [f"{base}_q"],
+                name=f"{base}_q",
+                **{a.name: helper.get_attribute_value(a) for a in q.attribute},
+            ),
+            helper.make_node(
+                "Transpose",
+                [f"{base}_q"],
+                [f"{base}_in"],
+                perm=[0, 2, 3, 1],
+                name=f"{base}_to_nhwc",
+            ),
+            helper.make_node(
+                "NhwcMaxPool",
+                [f"{base}_in"],
+                [f"{base}_out"],
+                name=base,
+                domain="com.microsoft",
+                **{k: v for k, v in attrs.items() if k in _NHWC_POOL_ATTRS},
+            ),
+            helper.make_node(
+                "Transpose",
+                [f"{base}_out"],
+                [q.output[0]],
+                perm=[0, 3, 1, 2],
+                name=f"{base}_to_nchw",
+            ),
         ]
         dropped.add(id(q))
     if not rewrites:
@@ -341,44 +406,59 @@ class OnnxRuntimePredictor:
     classes_ : ndarray of shape (2,)
     """
 
-    def __init__(self, clf: Any, *, quantize: str | None = None, calibration: Any = None,
-                 threads: int | None = None, allow_spinning: bool = False,
-                 calibrate_method: str = INT8_DEFAULTS["calibrate_method"],
-                 percentile: float = INT8_DEFAULTS["percentile"],
-                 fp32_layers: Sequence[str] = INT8_DEFAULTS["fp32_layers"],
-                 activation_type: str = INT8_DEFAULTS["activation_type"],
-                 activation_symmetric: bool = INT8_DEFAULTS["activation_symmetric"],
-                 reduce_range: bool = INT8_DEFAULTS["reduce_range"]) -> None:
+    def __init__(
+        self,
+        clf: Any,
+        *,
+        quantize: str | None = None,
+        calibration: Any = None,
+        threads: int | None = None,
+        allow_spinning: bool = False,
+        calibrate_method: str = INT8_DEFAULTS["calibrate_method"],
+        percentile: float = INT8_DEFAULTS["percentile"],
+        fp32_layers: Sequence[str] = INT8_DEFAULTS["fp32_layers"],
+        activation_type: str = INT8_DEFAULTS["activation_type"],
+        activation_symmetric: bool = INT8_DEFAULTS["activation_symmetric"],
+        reduce_range: bool = INT8_DEFAULTS["reduce_range"],
+    ) -> None:
         ort = _require_ort()
         if quantize not in (None, "int8"):
             raise ConfigurationError(f"quantize must be None or 'int8'; got {quantize!r}.")
         if quantize == "int8" and calibration is None:
-            raise ConfigurationError("quantize='int8' needs calibration images; pass "
-                                     "calibration=X_train[:64] (or similar).")
+            raise ConfigurationError(
+                "quantize='int8' needs calibration images; pass "
+                "calibration=X_train[:64] (or similar)."
+            )
         _check_int8_options(calibrate_method, percentile, fp32_layers, activation_type)
         self.clf = clf
         self.classes_ = clf.classes_
         self.quantize = quantize
-        self.int8_options_: dict[str, Any] = {"calibrate_method": calibrate_method, "percentile": percentile,
-                              "fp32_layers": tuple(fp32_layers),
-                              "activation_type": activation_type,
-                              "activation_symmetric": activation_symmetric,
-                              "reduce_range": reduce_range}
+        self.int8_options_: dict[str, Any] = {
+            "calibrate_method": calibrate_method,
+            "percentile": percentile,
+            "fp32_layers": tuple(fp32_layers),
+            "activation_type": activation_type,
+            "activation_symmetric": activation_symmetric,
+            "reduce_range": reduce_range,
+        }
         self._dir = tempfile.mkdtemp(prefix="cxrkit-onnx-")
         weakref.finalize(self, shutil.rmtree, self._dir, True)
         prep = clf.preprocessing_
-        path = export_onnx(clf.module_, os.path.join(self._dir, "model.onnx"),
-                           prep.input_size, prep.channels)
+        path = export_onnx(
+            clf.module_, os.path.join(self._dir, "model.onnx"), prep.input_size, prep.channels
+        )
         if quantize == "int8":
             src = clf._check_predict_input(calibration)
             batches = (xb.numpy() for xb in clf.iter_batches(src))
-            path = quantize_onnx_int8(path, os.path.join(self._dir, "model.int8.onnx"), batches,
-                                      **self.int8_options_)
+            path = quantize_onnx_int8(
+                path, os.path.join(self._dir, "model.int8.onnx"), batches, **self.int8_options_
+            )
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads or torch.get_num_threads())
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning",
-                                    "1" if allow_spinning else "0")
+        so.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
         self.allow_spinning = bool(allow_spinning)
         self.model_path_ = path
         self.session_ = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
@@ -386,8 +466,10 @@ class OnnxRuntimePredictor:
     def decision_function(self, X: Any) -> np.ndarray:
         """Logit of ``classes_[1]``, shape ``(n,)``."""
         src = self.clf._check_predict_input(X)
-        outs = [self.session_.run(None, {"x": xb.numpy()})[0].reshape(-1)
-                for xb in self.clf.iter_batches(src)]
+        outs = [
+            self.session_.run(None, {"x": xb.numpy()})[0].reshape(-1)
+            for xb in self.clf.iter_batches(src)
+        ]
         return np.concatenate(outs).astype(np.float64)
 
     def predict_proba(self, X: Any) -> np.ndarray:

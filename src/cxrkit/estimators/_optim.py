@@ -68,12 +68,16 @@ class RMSprop(torch.optim.RMSprop):
 
     @staticmethod
     def _fast_group(group: dict[str, Any], params: list[torch.Tensor], has_complex: bool) -> bool:
-        return (not group["centered"] and not group["differentiable"]
-                and not group["capturable"] and not has_complex
-                and not isinstance(group["lr"], torch.Tensor)
-                and isinstance(group["eps"], (int, float))
-                and exact_clamp_ok(float(group["eps"]))
-                and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params))
+        return (
+            not group["centered"]
+            and not group["differentiable"]
+            and not group["capturable"]
+            and not has_complex
+            and not isinstance(group["lr"], torch.Tensor)
+            and isinstance(group["eps"], (int, float))
+            and exact_clamp_ok(float(group["eps"]))
+            and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
+        )
 
     @_use_grad_for_differentiable
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -89,28 +93,61 @@ class RMSprop(torch.optim.RMSprop):
             grad_avgs: list[torch.Tensor] = []
             momentum_buffers: list[torch.Tensor] = []
             steps: list[torch.Tensor] = []
-            has_complex = self._init_group(group, params, grads, square_avgs,
-                                           momentum_buffers, grad_avgs, steps)
+            has_complex = self._init_group(
+                group, params, grads, square_avgs, momentum_buffers, grad_avgs, steps
+            )
             if self._fast_group(group, params, has_complex):
-                _clamped_rmsprop(params, grads, square_avgs, momentum_buffers, steps,
-                                 lr=float(group["lr"]), alpha=group["alpha"], eps=group["eps"],
-                                 weight_decay=group["weight_decay"],
-                                 momentum=group["momentum"], maximize=group["maximize"])
+                _clamped_rmsprop(
+                    params,
+                    grads,
+                    square_avgs,
+                    momentum_buffers,
+                    steps,
+                    lr=float(group["lr"]),
+                    alpha=group["alpha"],
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    maximize=group["maximize"],
+                )
             else:
-                rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, steps,
-                        lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
-                        weight_decay=group["weight_decay"], momentum=group["momentum"],
-                        centered=group["centered"], foreach=group["foreach"],
-                        maximize=group["maximize"], differentiable=group["differentiable"],
-                        capturable=group["capturable"], has_complex=has_complex)
+                rmsprop(
+                    params,
+                    grads,
+                    square_avgs,
+                    grad_avgs,
+                    momentum_buffers,
+                    steps,
+                    lr=group["lr"],
+                    alpha=group["alpha"],
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    momentum=group["momentum"],
+                    centered=group["centered"],
+                    foreach=group["foreach"],
+                    maximize=group["maximize"],
+                    differentiable=group["differentiable"],
+                    capturable=group["capturable"],
+                    has_complex=has_complex,
+                )
         return loss
 
 
-def _clamped_rmsprop(params: list[torch.Tensor], grads: list[torch.Tensor],
-                     square_avgs: list[torch.Tensor], momentum_buffers: list[torch.Tensor],
-                     steps: list[torch.Tensor], *, lr: float, alpha: float, eps: float,
-                     weight_decay: float, momentum: float, maximize: bool) -> None:
-    """torch's single-tensor RMSprop (non-centered), with ``sqrt(max(v, FLT_MIN))``."""
+def _clamped_rmsprop(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    square_avgs: list[torch.Tensor],
+    momentum_buffers: list[torch.Tensor],
+    steps: list[torch.Tensor],
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    maximize: bool,
+) -> None:
+    """Torch's single-tensor RMSprop (non-centered), with ``sqrt(max(v, FLT_MIN))``."""
     for i, param in enumerate(params):
         grad = grads[i] if not maximize else -grads[i]
         square_avg = square_avgs[i]

@@ -86,12 +86,20 @@ def _write_ensemble(ens: Any, folder: Path) -> None:
     refuse_interrupted(ens, "be saved")
     _write_classifier(ens.estimator_, folder)
     for j, member in enumerate(ens.members_):
-        save_file({k: v.contiguous() for k, v in member.items()},
-                  str(folder / f"member_{j:02d}.safetensors"))
-    meta = {"kind": "SnapshotEnsembleClassifier", "n_members": len(ens.members_),
-            "snapshots": ens.snapshots_,
-            "params": {k: v for k, v in ens.get_params(deep=False).items()
-                       if k != "estimator" and isinstance(v, (int, float, str, type(None)))}}
+        save_file(
+            {k: v.contiguous() for k, v in member.items()},
+            str(folder / f"member_{j:02d}.safetensors"),
+        )
+    meta = {
+        "kind": "SnapshotEnsembleClassifier",
+        "n_members": len(ens.members_),
+        "snapshots": ens.snapshots_,
+        "params": {
+            k: v
+            for k, v in ens.get_params(deep=False).items()
+            if k != "estimator" and isinstance(v, (int, float, str, type(None)))
+        },
+    }
     text = json.dumps(meta, indent=2)
     validate(json.loads(text), ENSEMBLE_SCHEMA, "ensemble.json (to be saved)")
     (folder / "ensemble.json").write_text(text)
@@ -141,8 +149,10 @@ def _missing_folder_error(d: Path) -> ModelFormatError:
     hint = ""
     leftovers = interrupted_saves(d)
     if leftovers:
-        hint = (f" A save of this folder was interrupted; the last complete model may be in "
-                f"'{leftovers[0]}' (rename it to '{d.name}').")
+        hint = (
+            f" A save of this folder was interrupted; the last complete model may be in "
+            f"'{leftovers[0]}' (rename it to '{d.name}')."
+        )
     return ModelFormatError(
         f"'{d}' is not a cxrkit model folder: expected manifest.json, config.json and "
         f"model.safetensors (written by cxrkit.save_model or `cxrkit run --save`).{hint}"
@@ -176,9 +186,12 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
                 f"{config['format']}, whose folders always have one: the save was interrupted "
                 "or the folder was copied in part. Save the model again."
             )
-        warnings.warn(f"'{d}' is a format-1 model folder without a manifest, so its files "
-                      "cannot be checked for consistency. Save it again to upgrade it.",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"'{d}' is a format-1 model folder without a manifest, so its files "
+            "cannot be checked for consistency. Save it again to upgrade it.",
+            UserWarning,
+            stacklevel=3,
+        )
         return "SnapshotEnsembleClassifier" if (d / "ensemble.json").is_file() else "CXRClassifier"
     manifest = read_json(d / "manifest.json")
     validate(manifest, MANIFEST_SCHEMA, d / "manifest.json")
@@ -191,13 +204,17 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
     if manifest["kind"] == "SnapshotEnsembleClassifier":
         needed.add("ensemble.json")
     for name in sorted(needed - set(manifest["files"])):
-        raise ModelFormatError(f"'{d / 'manifest.json'}' does not list {name}; a "
-                               f"{manifest['kind']} folder needs it. Save the model again.")
+        raise ModelFormatError(
+            f"'{d / 'manifest.json'}' does not list {name}; a "
+            f"{manifest['kind']} folder needs it. Save the model again."
+        )
     for name, want in manifest["files"].items():
         p = d / name
         if not p.is_file():
-            raise ModelFormatError(f"'{p}' is listed in the manifest but missing: the folder "
-                                   "is incomplete. Save the model again or copy the whole folder.")
+            raise ModelFormatError(
+                f"'{p}' is listed in the manifest but missing: the folder "
+                "is incomplete. Save the model again or copy the whole folder."
+            )
         got = file_digest(p)
         if got != want:
             raise ModelFormatError(
@@ -237,8 +254,10 @@ def _read_tensors(path: Path) -> dict[str, Any]:
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error type for damaged files
-        raise ModelFormatError(f"'{path}' could not be read as safetensors ({exc}). The file is "
-                               "truncated or damaged; save the model again.") from None
+        raise ModelFormatError(
+            f"'{path}' could not be read as safetensors ({exc}). The file is "
+            "truncated or damaged; save the model again."
+        ) from None
 
 
 def _load_classifier(d: Path, device: str) -> Any:
@@ -248,14 +267,19 @@ def _load_classifier(d: Path, device: str) -> Any:
     validate(config, CONFIG_SCHEMA, d / "config.json")
     params = dict(config["params"])
     params["pretrained"] = None  # the saved tensors replace any initial weights
-    module_kw = {k[len("module__"):]: v for k, v in params.items() if k.startswith("module__")}
+    module_kw = {k[len("module__") :]: v for k, v in params.items() if k.startswith("module__")}
     try:
-        module = create_architecture(params["architecture"], pretrained=None,
-                                     head=params.get("head"),
-                                     freeze=params.get("freeze", "none"), **module_kw)
+        module = create_architecture(
+            params["architecture"],
+            pretrained=None,
+            head=params.get("head"),
+            freeze=params.get("freeze", "none"),
+            **module_kw,
+        )
     except CxrkitError as exc:
-        raise ModelFormatError(f"'{d / 'config.json'}': field 'params.architecture': {exc}") \
-            from None
+        raise ModelFormatError(
+            f"'{d / 'config.json'}': field 'params.architecture': {exc}"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise ModelFormatError(
             f"'{d / 'config.json'}': the network {params['architecture']!r} could not be built "
@@ -269,9 +293,13 @@ def _load_classifier(d: Path, device: str) -> Any:
             f"({str(exc).splitlines()[0]} ...). The two files come from different models; "
             "save the model again."
         ) from None
-    prep = Preprocessing(**{**config["preprocessing"],
-                            "mean": tuple(config["preprocessing"]["mean"]),
-                            "std": tuple(config["preprocessing"]["std"])})
+    prep = Preprocessing(
+        **{
+            **config["preprocessing"],
+            "mean": tuple(config["preprocessing"]["mean"]),
+            "std": tuple(config["preprocessing"]["std"]),
+        }
+    )
     params.pop("architecture")
     params["device"] = device
     return CXRClassifier.from_module(module, config["classes"], preprocessing=prep, **params)
@@ -290,13 +318,17 @@ def _load_ensemble(d: Path, device: str) -> Any:
     for j in range(meta["n_members"]):
         path = d / f"member_{j:02d}.safetensors"
         if not path.is_file():
-            raise ModelFormatError(f"'{path}' is missing; ensemble.json says the ensemble has "
-                                   f"{meta['n_members']} members. Save the model again.")
+            raise ModelFormatError(
+                f"'{path}' is missing; ensemble.json says the ensemble has "
+                f"{meta['n_members']} members. Save the model again."
+            )
         member = _read_tensors(path)
         bad = [k for k, v in member.items() if shapes.get(k) != tuple(v.shape)]
         if bad:
-            raise ModelFormatError(f"'{path}' holds tensors that do not fit the network of "
-                                   f"config.json (e.g. {bad[0]!r}). Save the model again.")
+            raise ModelFormatError(
+                f"'{path}' holds tensors that do not fit the network of "
+                f"config.json (e.g. {bad[0]!r}). Save the model again."
+            )
         members.append(member)
     ens = SnapshotEnsembleClassifier(estimator=clone(est), **meta["params"])
     ens.estimator_ = est

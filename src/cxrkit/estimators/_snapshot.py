@@ -51,8 +51,15 @@ class SnapshotCallback(Callback):
         Training length; needed by ``"last"`` and the threshold fallback.
     """
 
-    def __init__(self, policy: str, n_snapshots: int, interval: int, monitor: str = "train_acc",
-                 threshold: float = 0.9, max_epochs: int = 100) -> None:
+    def __init__(
+        self,
+        policy: str,
+        n_snapshots: int,
+        interval: int,
+        monitor: str = "train_acc",
+        threshold: float = 0.9,
+        max_epochs: int = 100,
+    ) -> None:
         self.policy = policy
         self.n_snapshots = n_snapshots
         self.interval = interval
@@ -68,15 +75,22 @@ class SnapshotCallback(Callback):
         self.trace_: list[float] = []
         return self
 
-    def _take(self, net: Any, epoch: int, value: float | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def _take(
+        self, net: Any, epoch: int, value: float | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         module = net.module_
         if getattr(net, "accelerator", None) is not None:  # DDP-wrapped while training
             module = net.accelerator.unwrap_model(module)
-        state = {k: v.detach().to("cpu", copy=True) for k, v in
-                 module.trainable_state_dict().items()}
-        info = {"epoch": epoch, "monitor": self.monitor, "value": value,
-                "lr": float(net.history[-1].get("lr", net.optimizer_.param_groups[0]["lr"])),
-                "nbytes": _nbytes(state)}
+        state = {
+            k: v.detach().to("cpu", copy=True) for k, v in module.trainable_state_dict().items()
+        }
+        info = {
+            "epoch": epoch,
+            "monitor": self.monitor,
+            "value": value,
+            "lr": float(net.history[-1].get("lr", net.optimizer_.param_groups[0]["lr"])),
+            "nbytes": _nbytes(state),
+        }
         return state, info
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
@@ -94,16 +108,20 @@ class SnapshotCallback(Callback):
         if self.policy == "threshold":
             if self.start_epoch_ is None and value > self.threshold and epoch <= self.max_epochs:
                 self.start_epoch_ = epoch
-            take = self.start_epoch_ is not None and (epoch - self.start_epoch_) % self.interval == 0
+            take = (
+                self.start_epoch_ is not None and (epoch - self.start_epoch_) % self.interval == 0
+            )
             # Keep what the documented fallback ("last") would need, cheaply.
-            if (self.max_epochs - epoch) % self.interval == 0 and \
-                    self.max_epochs - epoch < self.n_snapshots * self.interval:
+            if (
+                self.max_epochs - epoch
+            ) % self.interval == 0 and self.max_epochs - epoch < self.n_snapshots * self.interval:
                 self.fallback_.append(self._take(net, epoch, value))
         elif self.policy == "cyclic":
             take = epoch % self.interval == 0
         elif self.policy == "last":
-            take = (self.max_epochs - epoch) % self.interval == 0 and \
-                self.max_epochs - epoch < self.n_snapshots * self.interval
+            take = (
+                self.max_epochs - epoch
+            ) % self.interval == 0 and self.max_epochs - epoch < self.n_snapshots * self.interval
         if take and len(self.members_) < self.n_snapshots:
             state, info = self._take(net, epoch, value)
             self.members_.append(state)
@@ -191,10 +209,19 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     [2, 4]
     """
 
-    def __init__(self, estimator: CXRClassifier | None = None, *, n_snapshots: int = 7,
-                 interval: int = 10, policy: str = "threshold", monitor: str = "train_acc",
-                 threshold: float = 0.9, validation: float | int | None = None,
-                 max_epochs: int | None = None, if_threshold_not_reached: str = "raise") -> None:
+    def __init__(
+        self,
+        estimator: CXRClassifier | None = None,
+        *,
+        n_snapshots: int = 7,
+        interval: int = 10,
+        policy: str = "threshold",
+        monitor: str = "train_acc",
+        threshold: float = 0.9,
+        validation: float | int | None = None,
+        max_epochs: int | None = None,
+        if_threshold_not_reached: str = "raise",
+    ) -> None:
         self.estimator = estimator
         self.n_snapshots = n_snapshots
         self.interval = interval
@@ -227,8 +254,9 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             raise bad("monitor", "'train_acc' or 'valid_acc'")
         if self.if_threshold_not_reached not in ("raise", "last"):
             raise bad("if_threshold_not_reached", "'raise' or 'last'")
-        if self.max_epochs is not None and (not isinstance(self.max_epochs, numbers.Integral)
-                                            or self.max_epochs < 1):
+        if self.max_epochs is not None and (
+            not isinstance(self.max_epochs, numbers.Integral) or self.max_epochs < 1
+        ):
             raise bad("max_epochs", "None or an int in the range [1, inf)")
         if self.estimator is not None and not isinstance(self.estimator, CXRClassifier):
             raise ConfigurationError(
@@ -268,12 +296,12 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             validation = 18
         if validation is not None:
             est.set_params(validation=validation)
-        cb = SnapshotCallback(self.policy, self.n_snapshots, self.interval, self.monitor,
-                              self.threshold, max_epochs)
+        cb = SnapshotCallback(
+            self.policy, self.n_snapshots, self.interval, self.monitor, self.threshold, max_epochs
+        )
         if self.policy == "threshold":  # room for every member after a late threshold
             max_epochs += (self.n_snapshots - 1) * self.interval
-        est.set_params(max_epochs=max_epochs,
-                       callbacks=[*(est.callbacks or []), ("snapshots", cb)])
+        est.set_params(max_epochs=max_epochs, callbacks=[*(est.callbacks or []), ("snapshots", cb)])
         try:
             est.fit(X, y, groups=groups)
         except BaseException:
@@ -286,8 +314,14 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         if len(members) < self.n_snapshots:
             members, infos = self._incomplete(cb, len(est.history_))
             self.policy_used_ = "last (threshold not met)"
-        est.set_params(callbacks=[c for c in (est.callbacks or []) if not (
-            isinstance(c, tuple) and c[0] == "snapshots")] or None)
+        est.set_params(
+            callbacks=[
+                c
+                for c in (est.callbacks or [])
+                if not (isinstance(c, tuple) and c[0] == "snapshots")
+            ]
+            or None
+        )
         self.estimator_ = est
         self.members_ = members
         self.snapshots_ = infos
@@ -306,21 +340,26 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         else:
             peak = "was never recorded"
         if cb.start_epoch_ is None:
-            what = (f"{cb.monitor!r} never exceeded {self.threshold} in {epochs} epochs "
-                    f"(it {peak})")
+            what = f"{cb.monitor!r} never exceeded {self.threshold} in {epochs} epochs (it {peak})"
         else:
-            what = (f"{cb.monitor!r} first exceeded {self.threshold} in epoch {cb.start_epoch_}, "
-                    f"but only {len(cb.members_)} of {self.n_snapshots} snapshots "
-                    f"{self.interval} epochs apart fit before epoch {epochs}")
+            what = (
+                f"{cb.monitor!r} first exceeded {self.threshold} in epoch {cb.start_epoch_}, "
+                f"but only {len(cb.members_)} of {self.n_snapshots} snapshots "
+                f"{self.interval} epochs apart fit before epoch {epochs}"
+            )
         if self.if_threshold_not_reached == "raise" or len(cb.fallback_) < self.n_snapshots:
             raise SnapshotError(
                 f"Snapshot policy 'threshold' could not complete: {what}. Raise max_epochs, lower "
                 "threshold, or pass if_threshold_not_reached='last' to keep the last "
                 f"{self.n_snapshots} epochs {self.interval} apart instead."
             )
-        warnings.warn(f"Snapshot threshold not met: {what}. Kept the last {self.n_snapshots} "
-                      f"epochs {self.interval} apart instead.", UserWarning, stacklevel=3)
-        fb = cb.fallback_[-self.n_snapshots:]
+        warnings.warn(
+            f"Snapshot threshold not met: {what}. Kept the last {self.n_snapshots} "
+            f"epochs {self.interval} apart instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+        fb = cb.fallback_[-self.n_snapshots :]
         return [s for s, _ in fb], [i for _, i in fb]
 
     # -- prediction ---------------------------------------------------------------
@@ -376,20 +415,31 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 
     # -- building from existing networks --------------------------------------------
     @classmethod
-    def from_networks(cls, networks: list[torch.nn.Module], classes: Any, *,
-                      snapshots: list[dict[str, Any]] | None = None,
-                      preprocessing: Any = None) -> SnapshotEnsembleClassifier:
+    def from_networks(
+        cls,
+        networks: list[torch.nn.Module],
+        classes: Any,
+        *,
+        snapshots: list[dict[str, Any]] | None = None,
+        preprocessing: Any = None,
+    ) -> SnapshotEnsembleClassifier:
         """A fitted ensemble from already-trained networks of one architecture
-        (e.g. imported weights). Each member stores its full state."""
+        (e.g. imported weights). Each member stores its full state.
+        """
         if not networks:
             raise ConfigurationError("from_networks needs at least one network.")
-        est = CXRClassifier.from_module(cast("CXRNet", networks[0]), classes, preprocessing=preprocessing)
+        est = CXRClassifier.from_module(
+            cast("CXRNet", networks[0]), classes, preprocessing=preprocessing
+        )
         ens = cls(estimator=clone(est), n_snapshots=len(networks), policy="last", interval=1)
         ens.estimator_ = est
-        ens.members_ = [{k: v.detach().clone() for k, v in n.state_dict().items()}
-                        for n in networks]
-        ens.snapshots_ = snapshots or [{"epoch": None, "monitor": None, "value": None,
-                                        "lr": None, "nbytes": _nbytes(m)} for m in ens.members_]
+        ens.members_ = [
+            {k: v.detach().clone() for k, v in n.state_dict().items()} for n in networks
+        ]
+        ens.snapshots_ = snapshots or [
+            {"epoch": None, "monitor": None, "value": None, "lr": None, "nbytes": _nbytes(m)}
+            for m in ens.members_
+        ]
         ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
         ens.classes_ = est.classes_
         ens.interrupted_ = None
@@ -398,7 +448,8 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the shared network and one safetensors file per member
-        (:func:`cxrkit.save_model`: all at once, with a manifest)."""
+        (:func:`cxrkit.save_model`: all at once, with a manifest).
+        """
         from ._persist import save_model
 
         return save_model(self, directory)
@@ -410,6 +461,8 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 
         ens = load_model(directory)
         if not isinstance(ens, cls):
-            raise ModelFormatError(f"'{directory}' holds a single {type(ens).__name__}, not a "
-                                   "snapshot ensemble; load it with cxrkit.load_model.")
+            raise ModelFormatError(
+                f"'{directory}' holds a single {type(ens).__name__}, not a "
+                "snapshot ensemble; load it with cxrkit.load_model."
+            )
         return ens

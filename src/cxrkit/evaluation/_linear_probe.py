@@ -1,6 +1,7 @@
 """The linear-probe protocol: embeddings of a frozen backbone + logistic regression,
 patient-grouped k-fold cross-validation with the regularisation chosen inside
-each training fold."""
+each training fold.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class LinearProbeCV(Protocol):
     """
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
-        InputSlot("data", "the images, labels and patient ids to cross-validate"),)
+        InputSlot("data", "the images, labels and patient ids to cross-validate"),
+    )
 
     architecture: str = "resnet50"
     n_splits: int = 10
@@ -59,15 +61,25 @@ class LinearProbeCV(Protocol):
         """The embedder, the per-fold probe search and the outer splitter."""
         options: dict[str, Any] = {"pretrained_strict": self.pretrained_strict}
         options.update(self.estimator_params)
-        embedder = CXREmbedder(self.architecture, pretrained=self.pretrained, pooling=self.pooling,
-                               input_size=self.input_size, architecture_options=options,
-                               batch_size=self.batch_size, device=self.device,
-                               cache_dir=self.cache_dir)
-        probe = Pipeline([("scale", StandardScaler()),
-                          ("probe", LogisticRegression(max_iter=5000,
-                                                       class_weight=self.class_weight))])
-        inner = StratifiedGroupKFold(self.inner_splits, shuffle=True,
-                                     random_state=self.random_state)
+        embedder = CXREmbedder(
+            self.architecture,
+            pretrained=self.pretrained,
+            pooling=self.pooling,
+            input_size=self.input_size,
+            architecture_options=options,
+            batch_size=self.batch_size,
+            device=self.device,
+            cache_dir=self.cache_dir,
+        )
+        probe = Pipeline(
+            [
+                ("scale", StandardScaler()),
+                ("probe", LogisticRegression(max_iter=5000, class_weight=self.class_weight)),
+            ]
+        )
+        inner = StratifiedGroupKFold(
+            self.inner_splits, shuffle=True, random_state=self.random_state
+        )
         search = GridSearchCV(probe, {"probe__C": list(self.Cs)}, cv=inner, scoring="roc_auc")
         outer = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.random_state)
         return embedder, search, outer
@@ -86,9 +98,15 @@ class LinearProbeCV(Protocol):
         feats = embedder.fit(X).transform(X)
         embed_seconds = time.perf_counter() - t0
         images = [str(v) for v in (X if X.dtype == object else range(len(y)))]
-        result = RunResult(protocol=self.name, config=self.config(), positive_label=pos,
-                           classes=[neg, pos], images=images, y_true=y,
-                           y_score=np.full(len(y), np.nan))
+        result = RunResult(
+            protocol=self.name,
+            config=self.config(),
+            positive_label=pos,
+            classes=[neg, pos],
+            images=images,
+            y_true=y,
+            y_score=np.full(len(y), np.nan),
+        )
         result.validity.append(splitter_leakage(outer, X, y, groups).to_dict())
         scores, folds, chosen = np.full(len(y), np.nan), np.full(len(y), -1), []
         splits = list(outer.split(feats, y, groups))
@@ -101,15 +119,24 @@ class LinearProbeCV(Protocol):
         probe_seconds = time.perf_counter() - t1
         result.y_score, result.folds, result.groups = scores, folds, groups
         result.per_fold = [{"C": c} for c in chosen]
-        result.extra.update({"embedding_seconds": embed_seconds, "probe_seconds": probe_seconds,
-                             "n_features": int(feats.shape[1]), "chosen_C": chosen,
-                             "label_counts": label_counts(ds)})
-        result.efficiency = model_efficiency(len(y), max(embed_seconds, 1e-9),
-                                             device=str(embedder.device_))
+        result.extra.update(
+            {
+                "embedding_seconds": embed_seconds,
+                "probe_seconds": probe_seconds,
+                "n_features": int(feats.shape[1]),
+                "chosen_C": chosen,
+                "label_counts": label_counts(ds),
+            }
+        )
+        result.efficiency = model_efficiency(
+            len(y), max(embed_seconds, 1e-9), device=str(embedder.device_)
+        )
         result.data_summary = ds.summary()
         if self.probes:
-            result.warnings.append("probes=True: the source and shortcut probes train CNNs and "
-                                   "are not part of linear-probe-cv; they were not run.")
+            result.warnings.append(
+                "probes=True: the source and shortcut probes train CNNs and "
+                "are not part of linear-probe-cv; they were not run."
+            )
         self.fitted_ = None
         return Evaluation(result=result, data=ds, prevalence=self.prevalence)
 

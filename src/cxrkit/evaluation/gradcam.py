@@ -34,8 +34,13 @@ def default_target_layer(module: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def gradcam(module: nn.Module, x: torch.Tensor, target_layer: nn.Module | None = None, *,
-            class_index: int = 1) -> np.ndarray:
+def gradcam(
+    module: nn.Module,
+    x: torch.Tensor,
+    target_layer: nn.Module | None = None,
+    *,
+    class_index: int = 1,
+) -> np.ndarray:
     """Grad-CAM heatmaps of the positive logit.
 
     Parameters

@@ -125,8 +125,9 @@ def binary_confusion_matrix(y_true: Any, y_pred: Any, *, positive_label: Any) ->
     p = _as_binary(y_pred, positive_label, name="y_pred")
     if len(t) != len(p):
         raise DataError(f"y_true has {len(t)} labels but y_pred has {len(p)}; they must match.")
-    return np.array([[np.sum(~t & ~p), np.sum(~t & p)], [np.sum(t & ~p), np.sum(t & p)]],
-                    dtype=np.int64)
+    return np.array(
+        [[np.sum(~t & ~p), np.sum(~t & p)], [np.sum(t & ~p), np.sum(t & p)]], dtype=np.int64
+    )
 
 
 def accuracy_score(y_true: Any, y_pred: Any) -> float:
@@ -220,8 +221,9 @@ def _midrank(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def delong_auc_variance(y_true: Any, y_score: Any, *, positive_label: Any = 1
-                        ) -> tuple[float, float]:
+def delong_auc_variance(
+    y_true: Any, y_score: Any, *, positive_label: Any = 1
+) -> tuple[float, float]:
     """Empirical AUC and its DeLong variance (fast algorithm of Sun & Xu, 2014).
 
     Parameters
@@ -262,8 +264,9 @@ def delong_auc_variance(y_true: Any, y_score: Any, *, positive_label: Any = 1
     return float(auc), float(var)
 
 
-def delong_auc_ci(y_true: Any, y_score: Any, *, positive_label: Any = 1,
-                  confidence: float = 0.95) -> tuple[float, float, float]:
+def delong_auc_ci(
+    y_true: Any, y_score: Any, *, positive_label: Any = 1, confidence: float = 0.95
+) -> tuple[float, float, float]:
     """AUC with a DeLong confidence interval ``AUC +- z sd``, clipped to ``[0, 1]``.
 
     Returns
@@ -279,8 +282,9 @@ def delong_auc_ci(y_true: Any, y_score: Any, *, positive_label: Any = 1,
 
 
 # -- weighted (bootstrap) statistics --------------------------------------------------------
-def _weighted_stats(w: np.ndarray, t: np.ndarray, pred: np.ndarray, tie_id: np.ndarray,
-                    n_ties: int) -> dict[str, np.ndarray]:
+def _weighted_stats(
+    w: np.ndarray, t: np.ndarray, pred: np.ndarray, tie_id: np.ndarray, n_ties: int
+) -> dict[str, np.ndarray]:
     """Metrics for each row of image weights ``w`` (B, n); all vectorised."""
     tp = w[:, t & pred].sum(1)
     fn = w[:, t & ~pred].sum(1)
@@ -312,16 +316,28 @@ def _weighted_stats(w: np.ndarray, t: np.ndarray, pred: np.ndarray, tie_id: np.n
 
 
 def _entry(value: float, low: float, high: float, method: str, **extra: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {"value": float(value), "ci_low": float(low), "ci_high": float(high),
-                         "method": method}
+    d: dict[str, Any] = {
+        "value": float(value),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "method": method,
+    }
     d.update(extra)
     return d
 
 
-def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: Any = None,
-                    threshold: float = 0.5, prevalence: float | None = None,
-                    n_bootstraps: int = 1000, confidence: float = 0.95,
-                    random_state: int | None = 0) -> dict[str, Any]:
+def compute_metrics(
+    y_true: Any,
+    y_score: Any,
+    *,
+    positive_label: Any,
+    groups: Any = None,
+    threshold: float = 0.5,
+    prevalence: float | None = None,
+    n_bootstraps: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+) -> dict[str, Any]:
     """Every figure of a binary evaluation with its confidence interval.
 
     Parameters
@@ -406,8 +422,9 @@ def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: A
     # tie blocks of the scores (for the weighted AUC)
     _, tie_id = np.unique(s, return_inverse=True)
     n_ties = int(tie_id.max()) + 1
-    point = {k: float(v[0]) for k, v in
-             _weighted_stats(np.ones((1, n)), t, pred, tie_id, n_ties).items()}
+    point = {
+        k: float(v[0]) for k, v in _weighted_stats(np.ones((1, n)), t, pred, tie_id, n_ties).items()
+    }
 
     # bootstrap: counts of each patient in each resample -> image weights
     alpha = (1.0 - confidence) / 2.0
@@ -422,8 +439,9 @@ def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: A
             draws = rng.integers(0, n_groups, size=(b, n_groups))
             draws += np.arange(b)[:, None] * n_groups
             counts = np.bincount(draws.ravel(), minlength=b * n_groups).reshape(b, n_groups)
-            parts.append(_weighted_stats(counts[:, group_index].astype(np.float64), t, pred,
-                                         tie_id, n_ties))
+            parts.append(
+                _weighted_stats(counts[:, group_index].astype(np.float64), t, pred, tie_id, n_ties)
+            )
             done += b
         boot = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -438,8 +456,9 @@ def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: A
 
     unit = "patients" if groups is not None else "images"
     pct = f"{confidence:.0%}"
-    boot_method = (f"percentile bootstrap over {unit} ({n_bootstraps} resamples, "
-                   f"seed {random_state})")
+    boot_method = (
+        f"percentile bootstrap over {unit} ({n_bootstraps} resamples, seed {random_state})"
+    )
     if n_bootstraps == 0:
         boot_method = "point estimate only (n_bootstraps=0)"
     out: dict[str, Any] = {}
@@ -457,10 +476,12 @@ def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: A
         npv = npv_at_prevalence(point["sensitivity"], point["specificity"], prevalence)
         ppv_b = npv_b = None
         if boot:
-            ppv_b = np.asarray(ppv_at_prevalence(boot["sensitivity"], boot["specificity"],
-                                                 prevalence), float)
-            npv_b = np.asarray(npv_at_prevalence(boot["sensitivity"], boot["specificity"],
-                                                 prevalence), float)
+            ppv_b = np.asarray(
+                ppv_at_prevalence(boot["sensitivity"], boot["specificity"], prevalence), float
+            )
+            npv_b = np.asarray(
+                npv_at_prevalence(boot["sensitivity"], boot["specificity"], prevalence), float
+            )
         where = f"at prevalence {prevalence:g} (Bayes' rule from sensitivity and specificity)"
     for name, val, b in (("ppv", ppv, ppv_b), ("npv", npv, npv_b)):
         lo, hi, nv = interval(b)
@@ -471,18 +492,36 @@ def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: A
     b_lo, b_hi, b_nv = interval(boot.get("auc"))
     delong_method = f"DeLong {pct} interval (fast DeLong, Sun & Xu 2014), independent images"
     if groups is not None and n_bootstraps > 0:
-        out["auc"] = _entry(point["auc"], b_lo, b_hi, boot_method + "; DeLong interval kept "
-                            "in 'delong_ci' (it assumes independent images)", n_valid=b_nv,
-                            delong_ci=[d_lo, d_hi], bootstrap_ci=[b_lo, b_hi])
+        out["auc"] = _entry(
+            point["auc"],
+            b_lo,
+            b_hi,
+            boot_method + "; DeLong interval kept in 'delong_ci' (it assumes independent images)",
+            n_valid=b_nv,
+            delong_ci=[d_lo, d_hi],
+            bootstrap_ci=[b_lo, b_hi],
+        )
     else:
-        out["auc"] = _entry(point["auc"], d_lo, d_hi, delong_method, n_valid=b_nv,
-                            delong_ci=[d_lo, d_hi], bootstrap_ci=[b_lo, b_hi])
+        out["auc"] = _entry(
+            point["auc"],
+            d_lo,
+            d_hi,
+            delong_method,
+            n_valid=b_nv,
+            delong_ci=[d_lo, d_hi],
+            bootstrap_ci=[b_lo, b_hi],
+        )
 
     cm = binary_confusion_matrix(t, pred, positive_label=True)
-    out["confusion_matrix"] = {"tn": int(cm[0, 0]), "fp": int(cm[0, 1]),
-                               "fn": int(cm[1, 0]), "tp": int(cm[1, 1])}
+    out["confusion_matrix"] = {
+        "tn": int(cm[0, 0]),
+        "fp": int(cm[0, 1]),
+        "fn": int(cm[1, 0]),
+        "tp": int(cm[1, 1]),
+    }
     out["settings"] = {
-        "positive_label": positive_label if isinstance(positive_label, (str, int, float, bool))
+        "positive_label": positive_label
+        if isinstance(positive_label, (str, int, float, bool))
         else str(positive_label),
         "threshold": float(threshold),
         "prevalence": prevalence,
@@ -499,9 +538,15 @@ def compute_metrics(y_true: Any, y_score: Any, *, positive_label: Any, groups: A
     return out
 
 
-def per_fold_metrics(y_true: Any, y_score: Any, folds: Any, *, positive_label: Any,
-                     threshold: float = 0.5, prevalence: float | None = None
-                     ) -> list[dict[str, Any]]:
+def per_fold_metrics(
+    y_true: Any,
+    y_score: Any,
+    folds: Any,
+    *,
+    positive_label: Any,
+    threshold: float = 0.5,
+    prevalence: float | None = None,
+) -> list[dict[str, Any]]:
     """Point estimates of every figure, one dict per fold.
 
     Parameters
@@ -530,17 +575,30 @@ def per_fold_metrics(y_true: Any, y_score: Any, folds: Any, *, positive_label: A
         tb = _as_binary(t[sel], positive_label)
         pred = s[sel] >= threshold
         _, tie_id = np.unique(s[sel], return_inverse=True)
-        st = {k2: float(v[0]) for k2, v in _weighted_stats(
-            np.ones((1, int(sel.sum()))), tb, pred, tie_id, int(tie_id.max()) + 1).items()}
+        st = {
+            k2: float(v[0])
+            for k2, v in _weighted_stats(
+                np.ones((1, int(sel.sum()))), tb, pred, tie_id, int(tie_id.max()) + 1
+            ).items()
+        }
         if prevalence is None:
             ppv, npv = st["ppv_sample"], st["npv_sample"]
         else:
             ppv = ppv_at_prevalence(st["sensitivity"], st["specificity"], prevalence)
             npv = npv_at_prevalence(st["sensitivity"], st["specificity"], prevalence)
-        rows.append({"fold": k.item() if hasattr(k, "item") else k, "n_images": int(sel.sum()),
-                     "n_positive": int(tb.sum()), "auc": st["auc"],
-                     "sensitivity": st["sensitivity"], "specificity": st["specificity"],
-                     "accuracy": st["accuracy"], "ppv": float(ppv), "npv": float(npv)})
+        rows.append(
+            {
+                "fold": k.item() if hasattr(k, "item") else k,
+                "n_images": int(sel.sum()),
+                "n_positive": int(tb.sum()),
+                "auc": st["auc"],
+                "sensitivity": st["sensitivity"],
+                "specificity": st["specificity"],
+                "accuracy": st["accuracy"],
+                "ppv": float(ppv),
+                "npv": float(npv),
+            }
+        )
     return rows
 
 
@@ -593,4 +651,3 @@ def make_cxr_scorers(positive_label: Any) -> dict[str, Any]:
         "specificity": make_scorer(_spec, pos_label=positive_label),
         "roc_auc": make_scorer(_auc, response_method="predict_proba", pos_label=positive_label),
     }
-

@@ -31,8 +31,13 @@ import numpy as np
 from .metrics import METRIC_NAMES, compute_metrics
 from .results import GRADCAM_KINDS, RunResult, describe_hardware
 
-__all__ = ["write_report", "format_summary_table", "library_versions", "fold_summary",
-           "METRIC_LABELS"]
+__all__ = [
+    "write_report",
+    "format_summary_table",
+    "library_versions",
+    "fold_summary",
+    "METRIC_LABELS",
+]
 
 #: Display names of the metrics.
 METRIC_LABELS: dict[str, str] = {
@@ -44,8 +49,17 @@ METRIC_LABELS: dict[str, str] = {
     "npv": "NPV",
 }
 
-_LIBRARIES = ("cxrkit", "torch", "torchvision", "skorch", "scikit-learn", "numpy", "scipy",
-              "matplotlib", "pillow")
+_LIBRARIES = (
+    "cxrkit",
+    "torch",
+    "torchvision",
+    "skorch",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "pillow",
+)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -92,22 +106,26 @@ def format_number_value(x: Any, *, max_items: int = 4, digits: int = 3, depth: i
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, float):
-        return f"{x:.{digits}g}" if abs(x) >= 10 ** digits else f"{round(x, digits):g}"
+        return f"{x:.{digits}g}" if abs(x) >= 10**digits else f"{round(x, digits):g}"
     if isinstance(x, str):
         return x if x.strip() else "(empty)"
     if isinstance(x, dict):
         if depth >= 1:
             return f"{{{len(x)} fields}}"
         items = list(x.items())
-        body = ", ".join(f"{k}: {format_number_value(v, max_items=max_items, digits=digits, depth=depth + 1)}"
-                         for k, v in items[:max_items])
+        body = ", ".join(
+            f"{k}: {format_number_value(v, max_items=max_items, digits=digits, depth=depth + 1)}"
+            for k, v in items[:max_items]
+        )
         more = f", (+{len(items) - max_items} more)" if len(items) > max_items else ""
         return "{" + body + more + "}"
     if isinstance(x, list):
         if depth >= 1 and any(isinstance(v, (dict, list)) for v in x):
             return f"[{len(x)} items]"
-        body = ", ".join(format_number_value(v, max_items=max_items, digits=digits, depth=depth + 1)
-                         for v in x[:max_items])
+        body = ", ".join(
+            format_number_value(v, max_items=max_items, digits=digits, depth=depth + 1)
+            for v in x[:max_items]
+        )
         more = f", (+{len(x) - max_items} more)" if len(x) > max_items else ""
         return "[" + body + more + "]"
     return str(x)
@@ -139,11 +157,16 @@ def _pooled(result: RunResult) -> dict[str, Any]:
     if result.metrics:
         return result.metrics
     cfg = result.config
-    return compute_metrics(result.y_true, result.y_score, positive_label=result.positive_label,
-                           groups=result.groups, threshold=cfg.get("threshold", 0.5),
-                           prevalence=cfg.get("prevalence"),
-                           n_bootstraps=cfg.get("n_bootstraps", 1000),
-                           random_state=result.seed if isinstance(result.seed, int) else 0)
+    return compute_metrics(
+        result.y_true,
+        result.y_score,
+        positive_label=result.positive_label,
+        groups=result.groups,
+        threshold=cfg.get("threshold", 0.5),
+        prevalence=cfg.get("prevalence"),
+        n_bootstraps=cfg.get("n_bootstraps", 1000),
+        random_state=result.seed if isinstance(result.seed, int) else 0,
+    )
 
 
 def fold_summary(per_fold: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -160,9 +183,11 @@ def fold_summary(per_fold: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         vals = vals[np.isfinite(vals)]
         if len(vals) == 0:
             continue
-        out[name] = {"mean": float(vals.mean()),
-                     "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
-                     "n_folds": int(len(vals))}
+        out[name] = {
+            "mean": float(vals.mean()),
+            "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
+            "n_folds": int(len(vals)),
+        }
     return out
 
 
@@ -188,12 +213,15 @@ def format_summary_table(result: RunResult) -> str:
     ci_head = f"{conf:.0%} CI"
     folds = fold_summary(result.per_fold)
     n_groups = len(np.unique(result.groups)) if result.groups is not None else None
-    head = (f"{result.protocol}: {result.n_images} images"
-            + (f", {n_groups} patients" if n_groups is not None else "")
-            + f"; positive = {result.positive_label!s}")
+    head = (
+        f"{result.protocol}: {result.n_images} images"
+        + (f", {n_groups} patients" if n_groups is not None else "")
+        + f"; positive = {result.positive_label!s}"
+    )
     prev = settings.get("prevalence")
-    sub = (f"threshold {settings.get('threshold', 0.5):g}; PPV/NPV at "
-           + (f"prevalence {prev:g}" if prev is not None else "the sample prevalence"))
+    sub = f"threshold {settings.get('threshold', 0.5):g}; PPV/NPV at " + (
+        f"prevalence {prev:g}" if prev is not None else "the sample prevalence"
+    )
     rows = [("Metric", "Pooled", ci_head) + (("Mean over folds (SD)",) if folds else ())]
     for name in METRIC_NAMES:
         if name not in m:
@@ -208,20 +236,25 @@ def format_summary_table(result: RunResult) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [head, sub]
     for i, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(widths[j + 1]) if j == 0 else
-                                           c.ljust(widths[j + 1]) for j, c in enumerate(r[1:])]
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(widths[j + 1]) if j == 0 else c.ljust(widths[j + 1])
+            for j, c in enumerate(r[1:])
+        ]
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append("-" * len(lines[-1]))
     cm = m.get("confusion_matrix")
     if cm:
-        lines.append(f"Confusion matrix: TP {cm['tp']}, FN {cm['fn']}, TN {cm['tn']}, "
-                     f"FP {cm['fp']}")
+        lines.append(
+            f"Confusion matrix: TP {cm['tp']}, FN {cm['fn']}, TN {cm['tn']}, FP {cm['fp']}"
+        )
     if result.efficiency:
         eff = result.efficiency
-        lines.append(f"Model efficiency: {eff['images_per_minute']:.1f} images/minute "
-                     f"({describe_hardware(eff)}) = {eff['ratio']:.0f}x a radiologist "
-                     f"({eff['radiologist_images_per_minute']:g} images/minute)")
+        lines.append(
+            f"Model efficiency: {eff['images_per_minute']:.1f} images/minute "
+            f"({describe_hardware(eff)}) = {eff['ratio']:.0f}x a radiologist "
+            f"({eff['radiologist_images_per_minute']:g} images/minute)"
+        )
     for w in result.warnings:
         lines.append(f"WARNING: {w}")
     return "\n".join(lines)
@@ -237,8 +270,9 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def _plot_roc(result: RunResult, metrics: dict[str, Any], path: Path, n_boot: int,
-              seed: int) -> None:
+def _plot_roc(
+    result: RunResult, metrics: dict[str, Any], path: Path, n_boot: int, seed: int
+) -> None:
     from sklearn.metrics import roc_curve
 
     plt = _pyplot()
@@ -256,8 +290,14 @@ def _plot_roc(result: RunResult, metrics: dict[str, Any], path: Path, n_boot: in
                 if t[sel].all() or not t[sel].any():
                     continue
                 fpr_k, tpr_k, _ = roc_curve(t[sel], s[sel])
-                ax.plot(fpr_k, tpr_k, c="tab:blue", alpha=0.35, lw=0.8,
-                        label="single folds" if i == 0 else None)
+                ax.plot(
+                    fpr_k,
+                    tpr_k,
+                    c="tab:blue",
+                    alpha=0.35,
+                    lw=0.8,
+                    label="single folds" if i == 0 else None,
+                )
         if n_boot > 0:
             if result.groups is not None:
                 _, gi = np.unique(result.groups.astype(str), return_inverse=True)
@@ -278,13 +318,25 @@ def _plot_roc(result: RunResult, metrics: dict[str, Any], path: Path, n_boot: in
                 a = (1 - conf) / 2
                 lo, hi = np.percentile(np.array(curves), [100 * a, 100 * (1 - a)], axis=0)
                 unit = "patients" if result.groups is not None else "images"
-                ax.fill_between(grid, lo, hi, color="tab:orange", alpha=0.3, lw=0,
-                                label=f"{conf:.0%} band (bootstrap over {unit}, {len(curves)})")
+                ax.fill_between(
+                    grid,
+                    lo,
+                    hi,
+                    color="tab:orange",
+                    alpha=0.3,
+                    lw=0,
+                    label=f"{conf:.0%} band (bootstrap over {unit}, {len(curves)})",
+                )
         fpr, tpr, _ = roc_curve(t, s)
         auc = metrics.get("auc", {})
-        ax.plot(fpr, tpr, c="tab:red", lw=2,
-                label=f"pooled ROC, AUC {_fmt(auc)} [{_fmt(auc.get('ci_low'))}, "
-                      f"{_fmt(auc.get('ci_high'))}]")
+        ax.plot(
+            fpr,
+            tpr,
+            c="tab:red",
+            lw=2,
+            label=f"pooled ROC, AUC {_fmt(auc)} [{_fmt(auc.get('ci_low'))}, "
+            f"{_fmt(auc.get('ci_high'))}]",
+        )
         sens, spec = _value(metrics.get("sensitivity")), _value(metrics.get("specificity"))
         if math.isfinite(sens) and math.isfinite(spec):
             thr = metrics.get("settings", {}).get("threshold", 0.5)
@@ -319,9 +371,15 @@ def _plot_confusion(result: RunResult, metrics: dict[str, Any], path: Path) -> N
     names = [["TN", "FP"], ["FN", "TP"]]
     for i in range(2):
         for j in range(2):
-            ax.text(j, i, f"{names[i][j]}\n{int(mat[i, j])}\n({frac[i, j]:.0%} of row)",
-                    ha="center", va="center", fontsize=10,
-                    color="white" if frac[i, j] > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{names[i][j]}\n{int(mat[i, j])}\n({frac[i, j]:.0%} of row)",
+                ha="center",
+                va="center",
+                fontsize=10,
+                color="white" if frac[i, j] > 0.6 else "black",
+            )
     ax.set_xticks([0, 1], labels)
     ax.set_yticks([0, 1], labels)
     ax.set_xlabel("Predicted")
@@ -334,17 +392,20 @@ def _plot_confusion(result: RunResult, metrics: dict[str, Any], path: Path) -> N
 
 
 def _per_fold_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
-    cols = ["Fold", "Images"] + [METRIC_LABELS[n].split(" (")[0] for n in METRIC_NAMES
-                                 if any(n in f for f in result.per_fold)]
+    cols = ["Fold", "Images"] + [
+        METRIC_LABELS[n].split(" (")[0]
+        for n in METRIC_NAMES
+        if any(n in f for f in result.per_fold)
+    ]
     names = [n for n in METRIC_NAMES if any(n in f for f in result.per_fold)]
     rows = []
     for f in result.per_fold:
-        rows.append([str(f.get("fold", "")), str(f.get("n_images", ""))]
-                    + [_fmt(f.get(n)) for n in names])
+        rows.append(
+            [str(f.get("fold", "")), str(f.get("n_images", ""))] + [_fmt(f.get(n)) for n in names]
+        )
     summ = fold_summary(result.per_fold)
     if rows:
-        rows.append(["mean", ""] + [_fmt(summ[n]["mean"]) if n in summ else "n/a"
-                                    for n in names])
+        rows.append(["mean", ""] + [_fmt(summ[n]["mean"]) if n in summ else "n/a" for n in names])
         rows.append(["SD", ""] + [_fmt(summ[n]["sd"]) if n in summ else "n/a" for n in names])
     return cols, rows
 
@@ -352,12 +413,18 @@ def _per_fold_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
 def _plot_per_fold(result: RunResult, path: Path) -> None:
     plt = _pyplot()
     cols, rows = _per_fold_rows(result)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.05 * len(cols)), 0.9 + 0.32 * max(len(rows), 2)),
-                           dpi=110)
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 1.05 * len(cols)), 0.9 + 0.32 * max(len(rows), 2)), dpi=110
+    )
     ax.axis("off")
     if not rows:
-        ax.text(0.5, 0.5, "No per-fold figures: this run used a single train/test split.",
-                ha="center", va="center")
+        ax.text(
+            0.5,
+            0.5,
+            "No per-fold figures: this run used a single train/test split.",
+            ha="center",
+            va="center",
+        )
     else:
         table = ax.table(cellText=rows, colLabels=cols, loc="center", cellLoc="center")
         table.auto_set_font_size(False)
@@ -401,10 +468,15 @@ def _plot_gradcam(result: RunResult, path: Path, per_kind: int) -> int:
     if not kinds:
         return 0
     ncol = min(per_kind, max(len(by_kind[k]) for k in kinds))
-    fig, axes = plt.subplots(len(kinds), ncol, figsize=(2.3 * ncol, 2.55 * len(kinds)),
-                             dpi=110, squeeze=False)
-    full = {"TP": "true positive", "FP": "false positive", "TN": "true negative",
-            "FN": "false negative"}
+    fig, axes = plt.subplots(
+        len(kinds), ncol, figsize=(2.3 * ncol, 2.55 * len(kinds)), dpi=110, squeeze=False
+    )
+    full = {
+        "TP": "true positive",
+        "FP": "false positive",
+        "TN": "true negative",
+        "FN": "false negative",
+    }
     n = 0
     for r, kind in enumerate(kinds):
         for c in range(ncol):
@@ -421,12 +493,17 @@ def _plot_gradcam(result: RunResult, path: Path, per_kind: int) -> int:
             flat = not (heat.size and np.nanmax(heat) > 0)
             if heat.shape == img.shape and not flat:
                 ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
-            ax.set_title(f"{kind} ({full[kind]})\np={_fmt(e.get('score'), 2)} "
-                         f"{_gradcam_id(e)[:22]}" + ("\nno positive evidence" if flat else ""),
-                         fontsize=7.5)
+            ax.set_title(
+                f"{kind} ({full[kind]})\np={_fmt(e.get('score'), 2)} "
+                f"{_gradcam_id(e)[:22]}" + ("\nno positive evidence" if flat else ""),
+                fontsize=7.5,
+            )
             n += 1
-    fig.suptitle(f"Grad-CAM for '{result.positive_label}'\n(red = evidence for it; "
-                 "each map scaled to its own maximum)", fontsize=9)
+    fig.suptitle(
+        f"Grad-CAM for '{result.positive_label}'\n(red = evidence for it; "
+        "each map scaled to its own maximum)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -447,11 +524,19 @@ def _plot_efficiency(eff: dict[str, Any], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlim(min(vals) / 2, max(vals) * 60)
     for b, v in zip(bars, vals):
-        ax.text(v * 1.15, b.get_y() + b.get_height() / 2, f"{_rate(v)} images/min", va="center",
-                fontsize=9)
+        ax.text(
+            v * 1.15,
+            b.get_y() + b.get_height() / 2,
+            f"{_rate(v)} images/min",
+            va="center",
+            fontsize=9,
+        )
     ax.set_xlabel("Images per minute (log scale)")
-    ax.set_title(f"Model efficiency: {eff['ratio']:,.0f}x a radiologist "
-                 f"({eff['n_images']} images in {eff['seconds']:.3g} s)", fontsize=10)
+    ax.set_title(
+        f"Model efficiency: {eff['ratio']:,.0f}x a radiologist "
+        f"({eff['n_images']} images in {eff['seconds']:.3g} s)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -492,19 +577,27 @@ def _kv_table(d: dict[str, Any]) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | None],
-          versions: dict[str, Any], created: str) -> str:
+def _html(
+    result: RunResult,
+    metrics: dict[str, Any],
+    figs: dict[str, Path | None],
+    versions: dict[str, Any],
+    created: str,
+) -> str:
     parts: list[str] = []
     add = parts.append
     add("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>")
     add(f"<title>cxrkit report: {_esc(result.protocol)}</title><style>{_CSS}</style></head><body>")
     add(f"<h1>cxrkit report: {_esc(result.protocol)}</h1>")
     n_groups = len(np.unique(result.groups)) if result.groups is not None else None
-    add(f"<p>{result.n_images} images" + (f" of {n_groups} patients" if n_groups else "")
+    add(
+        f"<p>{result.n_images} images"
+        + (f" of {n_groups} patients" if n_groups else "")
         + f"; positive class <b>{_esc(result.positive_label)}</b>; classes "
         + _esc(", ".join(map(str, result.classes)))
         + f"; seed {_esc(result.seed)}. <span class='small'>Written {_esc(created)} by cxrkit "
-        + f"{_esc(versions.get('cxrkit'))}.</span></p>")
+        + f"{_esc(versions.get('cxrkit'))}.</span></p>"
+    )
     if result.warnings:
         add("<div class='warnings' id='warnings'><h2 class='warning'>Warnings</h2><ul>")
         for w in result.warnings:
@@ -516,10 +609,12 @@ def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | Non
     conf = settings.get("confidence", 0.95)
     folds = fold_summary(result.per_fold)
     add("<h2 id='metrics'>Metrics</h2>")
-    add(f"<p class='small'>Pooled over all {result.n_images} "
+    add(
+        f"<p class='small'>Pooled over all {result.n_images} "
         + ("out-of-fold " if result.folds is not None else "")
         + f"predictions at threshold {settings.get('threshold', 0.5):g}; "
-        + f"{conf:.0%} confidence intervals.</p>")
+        + f"{conf:.0%} confidence intervals.</p>"
+    )
     head = f"<tr><th>Metric</th><th>Pooled</th><th>{conf:.0%} CI</th>"
     head += "<th>Mean over folds (SD)</th>" if folds else ""
     add("<table>" + head + "<th>Interval method</th></tr>")
@@ -527,45 +622,63 @@ def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | Non
         if name not in metrics:
             continue
         e = metrics[name]
-        row = (f"<tr><td>{_esc(METRIC_LABELS[name])}</td><td class='num'>{_fmt(e)}</td>"
-               f"<td class='num'>[{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]</td>")
+        row = (
+            f"<tr><td>{_esc(METRIC_LABELS[name])}</td><td class='num'>{_fmt(e)}</td>"
+            f"<td class='num'>[{_fmt(e.get('ci_low'))}, {_fmt(e.get('ci_high'))}]</td>"
+        )
         if folds:
             f = folds.get(name)
-            row += (f"<td class='num'>{_fmt(f['mean'])} ({_fmt(f['sd'])})</td>" if f
-                    else "<td>n/a</td>")
+            row += (
+                f"<td class='num'>{_fmt(f['mean'])} ({_fmt(f['sd'])})</td>" if f else "<td>n/a</td>"
+            )
         row += f"<td class='small'>{_esc(e.get('method', ''))}</td></tr>"
         add(row)
     add("</table>")
     if "auc" in metrics and "delong_ci" in metrics["auc"]:
         d = metrics["auc"]["delong_ci"]
         b = metrics["auc"].get("bootstrap_ci", [None, None])
-        add(f"<p class='small'>AUC intervals side by side: DeLong [{_fmt(d[0])}, {_fmt(d[1])}]; "
+        add(
+            f"<p class='small'>AUC intervals side by side: DeLong [{_fmt(d[0])}, {_fmt(d[1])}]; "
             f"bootstrap over {_esc(settings.get('resampling_unit', 'images'))} "
-            f"[{_fmt(b[0])}, {_fmt(b[1])}].</p>")
+            f"[{_fmt(b[0])}, {_fmt(b[1])}].</p>"
+        )
 
     add("<h2 id='roc'>ROC curve</h2>" + _img_tag(figs.get("roc"), "ROC curve"))
-    add("<h2 id='confusion'>Confusion matrix</h2>"
-        + _img_tag(figs.get("confusion_matrix"), "confusion matrix"))
+    add(
+        "<h2 id='confusion'>Confusion matrix</h2>"
+        + _img_tag(figs.get("confusion_matrix"), "confusion matrix")
+    )
     add("<h2 id='per-fold'>Per fold</h2>")
     cols, rows = _per_fold_rows(result)
     if rows:
-        add("<table><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in cols) + "</tr>"
-            + "".join("<tr>" + "".join(f"<td class='num'>{_esc(c)}</td>" for c in r) + "</tr>"
-                      for r in rows) + "</table>")
+        add(
+            "<table><tr>"
+            + "".join(f"<th>{_esc(c)}</th>" for c in cols)
+            + "</tr>"
+            + "".join(
+                "<tr>" + "".join(f"<td class='num'>{_esc(c)}</td>" for c in r) + "</tr>"
+                for r in rows
+            )
+            + "</table>"
+        )
     else:
         add("<p>No per-fold figures: this run used a single train/test split.</p>")
 
     add("<h2 id='validity'>Validity</h2>")
     if result.validity:
-        add("<table><tr><th>Check</th><th>Status</th><th>Summary</th><th>Numbers</th>"
-            "<th>Advice</th></tr>")
+        add(
+            "<table><tr><th>Check</th><th>Status</th><th>Summary</th><th>Numbers</th>"
+            "<th>Advice</th></tr>"
+        )
         for v in result.validity:
             st = str(v.get("status"))
             nums = v.get("numbers") or {}
             nums_s = format_validity_numbers(nums)
-            add(f"<tr><td>{_esc(v.get('name', ''))}</td><td class='{_esc(st)}'>{_esc(st)}</td>"
+            add(
+                f"<tr><td>{_esc(v.get('name', ''))}</td><td class='{_esc(st)}'>{_esc(st)}</td>"
                 f"<td>{_esc(v.get('summary', ''))}</td><td class='small'>{_esc(nums_s)}</td>"
-                f"<td>{_esc(v.get('advice', '') or '')}</td></tr>")
+                f"<td>{_esc(v.get('advice', '') or '')}</td></tr>"
+            )
         add("</table>")
     else:
         add("<p class='small'>No validity checks were run.</p>")
@@ -574,10 +687,12 @@ def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | Non
     add("<h2 id='efficiency'>Model efficiency</h2>")
     if result.efficiency:
         eff = result.efficiency
-        add(f"<p>{eff['images_per_minute']:,.1f} images per minute on "
+        add(
+            f"<p>{eff['images_per_minute']:,.1f} images per minute on "
             f"{_esc(describe_hardware(eff))} ({eff['n_images']} images in "
             f"{eff['seconds']:.2f} s), {eff['ratio']:,.0f} times a radiologist's "
-            f"{eff['radiologist_images_per_minute']:g} images per minute.</p>")
+            f"{eff['radiologist_images_per_minute']:g} images per minute.</p>"
+        )
         add(_img_tag(figs.get("efficiency"), "model efficiency"))
     else:
         add("<p class='small'>Not measured in this run.</p>")
@@ -585,18 +700,28 @@ def _html(result: RunResult, metrics: dict[str, Any], figs: dict[str, Path | Non
         add(f"<h2 id='{_esc(sec.key)}'>{_esc(sec.title)}</h2>")
         add(sec.html)
     add("<h2 id='data'>Data summary</h2>" + _kv_table(result.data_summary))
-    add("<h2 id='configuration'>Configuration</h2><pre>"
-        + _esc(json.dumps(_jsonable(result.config), indent=2, sort_keys=True)) + "</pre>")
+    add(
+        "<h2 id='configuration'>Configuration</h2><pre>"
+        + _esc(json.dumps(_jsonable(result.config), indent=2, sort_keys=True))
+        + "</pre>"
+    )
     add("<h2 id='versions'>Library versions</h2>" + _kv_table(versions))
-    add("<p class='small'>Files beside this report: metrics.json (every figure with its "
-        "interval), predictions.csv (one row per image), and the figures as PNG.</p>")
+    add(
+        "<p class='small'>Files beside this report: metrics.json (every figure with its "
+        "interval), predictions.csv (one row per image), and the figures as PNG.</p>"
+    )
     add("</body></html>")
     return "\n".join(parts)
 
 
 # -- entry point ---------------------------------------------------------------------------------
-def write_report(result: RunResult, out_dir: str | Path, *, n_roc_bootstraps: int = 200,
-                 gradcam_per_kind: int = 3) -> dict[str, Path]:
+def write_report(
+    result: RunResult,
+    out_dir: str | Path,
+    *,
+    n_roc_bootstraps: int = 200,
+    gradcam_per_kind: int = 3,
+) -> dict[str, Path]:
     """Write the output folder of a run.
 
     Parameters
@@ -632,16 +757,23 @@ def write_report(result: RunResult, out_dir: str | Path, *, n_roc_bootstraps: in
         w = csv.writer(fh)
         w.writerow(["image", "patient", "fold", "label", "probability"])
         for i in range(result.n_images):
-            w.writerow([result.images[i],
-                        "" if result.groups is None else result.groups[i],
-                        "" if result.folds is None else result.folds[i],
-                        result.y_true[i], repr(float(result.y_score[i]))])
+            w.writerow(
+                [
+                    result.images[i],
+                    "" if result.groups is None else result.groups[i],
+                    "" if result.folds is None else result.folds[i],
+                    result.y_true[i],
+                    repr(float(result.y_score[i])),
+                ]
+            )
     paths["predictions"] = p
 
     # figures
     figs: dict[str, Path | None] = {}
-    roc, conf, fold, gpath, epath = (out / f"{name}.png" for name in (
-        "roc", "confusion_matrix", "per_fold", "gradcam", "efficiency"))
+    roc, conf, fold, gpath, epath = (
+        out / f"{name}.png"
+        for name in ("roc", "confusion_matrix", "per_fold", "gradcam", "efficiency")
+    )
     # Labels, file names and dataset names are drawn as written: a "$" starts no mathtext.
     with _pyplot().rc_context({"text.parse_math": False}):
         _plot_roc(result, metrics, roc, n_roc_bootstraps, seed)
@@ -679,8 +811,9 @@ def write_report(result: RunResult, out_dir: str | Path, *, n_roc_bootstraps: in
         "validity": result.validity,
         "efficiency": result.efficiency,
         "warnings": result.warnings,
-        "gradcam": [{k: v for k, v in e.items() if not isinstance(v, np.ndarray)}
-                    for e in result.gradcam],
+        "gradcam": [
+            {k: v for k, v in e.items() if not isinstance(v, np.ndarray)} for e in result.gradcam
+        ],
         "versions": versions,
         "extra": result.extra,
         "sections": {sec.key: {"title": sec.title, **sec.data} for sec in result.sections},

@@ -11,8 +11,14 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["RunResult", "ReportSection", "model_efficiency", "RADIOLOGIST_IMAGES_PER_MINUTE", "GRADCAM_KINDS",
-           "VALIDITY_STATUSES"]
+__all__ = [
+    "RunResult",
+    "ReportSection",
+    "model_efficiency",
+    "RADIOLOGIST_IMAGES_PER_MINUTE",
+    "GRADCAM_KINDS",
+    "VALIDITY_STATUSES",
+]
 
 #: A radiologist's reading speed used by the opacity study (images per minute).
 RADIOLOGIST_IMAGES_PER_MINUTE = 1.75
@@ -27,17 +33,23 @@ def describe_hardware(eff: dict[str, Any]) -> str:
     parts = [str(eff.get("device") or "this machine")]
     threads = eff.get("threads")
     if threads:
-        parts.append(f"{threads} torch thread{'s' if threads != 1 else ''}"
-                     + (" per process" if eff.get("processes", 1) > 1 else ""))
+        parts.append(
+            f"{threads} torch thread{'s' if threads != 1 else ''}"
+            + (" per process" if eff.get("processes", 1) > 1 else "")
+        )
     if eff.get("processes", 1) > 1:
         parts.append(f"{eff['processes']} worker processes, figure per process")
     return ", ".join(parts)
 
 
-def model_efficiency(n_images: int, seconds: float,
-                     radiologist_ipm: float = RADIOLOGIST_IMAGES_PER_MINUTE,
-                     device: str | None = None, threads: int | None = None,
-                     processes: int = 1) -> dict[str, Any]:
+def model_efficiency(
+    n_images: int,
+    seconds: float,
+    radiologist_ipm: float = RADIOLOGIST_IMAGES_PER_MINUTE,
+    device: str | None = None,
+    threads: int | None = None,
+    processes: int = 1,
+) -> dict[str, Any]:
     """Images per minute of the model and its ratio to a radiologist's speed.
 
     The opacity study's definition: the model's throughput in images per
@@ -138,8 +150,12 @@ class ReportSection:
                 "letters, digits, '-' or '_' (e.g. 'clinical')."
             )
         for name in self.figures:
-            if not (name.startswith(self.key) and name.endswith(".png") and "/" not in name
-                    and "\\" not in name):
+            if not (
+                name.startswith(self.key)
+                and name.endswith(".png")
+                and "/" not in name
+                and "\\" not in name
+            ):
                 raise DataError(
                     f"ReportSection {self.key!r}: figure file name {name!r} must start with "
                     f"{self.key!r}, end in '.png' and name no folder."

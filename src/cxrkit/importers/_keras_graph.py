@@ -70,15 +70,20 @@ def keras_layer_graph(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             cfg["shape"] = list(shape[1:])
         inputs = [prev] if sequential and prev is not None else _inbound_names(layer)
         if sequential and prev is None and shape is not None and cls != "InputLayer":
-            graph[f"{name}__input"] = {"class": "InputLayer", "config": {"shape": cfg["shape"]},
-                                       "inputs": []}
+            graph[f"{name}__input"] = {
+                "class": "InputLayer",
+                "config": {"shape": cfg["shape"]},
+                "inputs": [],
+            }
             inputs = [f"{name}__input"]
         graph[name] = {"class": cls, "config": cfg, "inputs": inputs}
         prev = name
     outputs = body.get("output_layers") if isinstance(body, dict) else None
     if outputs and isinstance(outputs[0], str):  # Keras 3, single output: [name, 0, 0]
         outputs = [outputs]
-    graph["__outputs__"] = {"names": [o[0] for o in outputs] if outputs else ([prev] if prev else [])}
+    graph["__outputs__"] = {
+        "names": [o[0] for o in outputs] if outputs else ([prev] if prev else [])
+    }
     return graph
 
 
@@ -93,10 +98,13 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def check_keras_architecture(config: Mapping[str, Any],
-                             expected: list[tuple[str, str, dict[str, Any], list[str]]],
-                             *, name: str = "the expected network",
-                             source: str = "Keras file") -> dict[str, str]:
+def check_keras_architecture(
+    config: Mapping[str, Any],
+    expected: list[tuple[str, str, dict[str, Any], list[str]]],
+    *,
+    name: str = "the expected network",
+    source: str = "Keras file",
+) -> dict[str, str]:
     """Check that a Keras model config describes exactly the ``expected`` graph.
 
     The graphs are compared from the output backwards, input by input (so
@@ -150,8 +158,9 @@ def check_keras_architecture(config: Mapping[str, Any],
     def match(eid: str, actual: str) -> None:
         if eid in matched:
             if matched[eid] != actual:
-                raise fail(eid, actual, f"is wired differently (expected the output of "
-                                        f"{matched[eid]!r})")
+                raise fail(
+                    eid, actual, f"is wired differently (expected the output of {matched[eid]!r})"
+                )
             return
         if actual not in graph:
             raise fail(eid, actual, "is not in the model config")
@@ -160,8 +169,11 @@ def check_keras_architecture(config: Mapping[str, Any],
         if layer["class"] != ecls:
             raise fail(eid, actual, f"is a {layer['class']}, expected {ecls}")
         if ecls in _WEIGHTED and actual != eid:
-            raise fail(eid, actual, f"is named {actual!r}, expected {eid!r} (weights are mapped "
-                                    "by layer name)")
+            raise fail(
+                eid,
+                actual,
+                f"is named {actual!r}, expected {eid!r} (weights are mapped by layer name)",
+            )
         for key, want in ecfg.items():
             got = layer["config"].get(key)
             if key == "alpha" and got is None:
@@ -169,8 +181,11 @@ def check_keras_architecture(config: Mapping[str, Any],
             if not _same(got, want):
                 raise fail(eid, actual, f"has {key}={got!r}, expected {want!r}")
         if len(layer["inputs"]) != len(einputs):
-            raise fail(eid, actual, f"has {len(layer['inputs'])} input(s) {layer['inputs']}, "
-                                    f"expected {len(einputs)}")
+            raise fail(
+                eid,
+                actual,
+                f"has {len(layer['inputs'])} input(s) {layer['inputs']}, expected {len(einputs)}",
+            )
         matched[eid] = actual
         for e_in, a_in in zip(einputs, layer["inputs"]):
             match(e_in, a_in)

@@ -67,8 +67,21 @@ HALL2020_KERAS_MAPPING: dict[str, str] = {
 VGG16_KERAS_MAPPING: dict[str, str] = {
     f"block{b}_conv{c}": str(i)
     for (b, c), i in zip(
-        [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3),
-         (4, 1), (4, 2), (4, 3), (5, 1), (5, 2), (5, 3)],
+        [
+            (1, 1),
+            (1, 2),
+            (2, 1),
+            (2, 2),
+            (3, 1),
+            (3, 2),
+            (3, 3),
+            (4, 1),
+            (4, 2),
+            (4, 3),
+            (5, 1),
+            (5, 2),
+            (5, 3),
+        ],
         [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28],
     )
 }
@@ -79,37 +92,93 @@ VGG16_KERAS_MAPPING: dict[str, str] = {
 #: (Keras named those layers automatically, e.g. ``leaky_re_lu_3``).
 HALL2020_KERAS_GRAPH: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("input", "InputLayer", {"shape": [100, 100, 3]}, []),
-    ("conv1", "Conv2D", {"filters": 64, "kernel_size": [5, 5], "strides": [1, 1],
-                         "padding": "valid", "activation": "linear", "use_bias": True}, ["input"]),
+    (
+        "conv1",
+        "Conv2D",
+        {
+            "filters": 64,
+            "kernel_size": [5, 5],
+            "strides": [1, 1],
+            "padding": "valid",
+            "activation": "linear",
+            "use_bias": True,
+        },
+        ["input"],
+    ),
     ("leaky_conv1", "LeakyReLU", {"alpha": 0.01}, ["conv1"]),
-    ("pool_conv1", "MaxPooling2D", {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
-     ["leaky_conv1"]),
-    ("conv2", "Conv2D", {"filters": 64, "kernel_size": [2, 2], "strides": [1, 1],
-                         "padding": "valid", "activation": "linear", "use_bias": True},
-     ["pool_conv1"]),
+    (
+        "pool_conv1",
+        "MaxPooling2D",
+        {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
+        ["leaky_conv1"],
+    ),
+    (
+        "conv2",
+        "Conv2D",
+        {
+            "filters": 64,
+            "kernel_size": [2, 2],
+            "strides": [1, 1],
+            "padding": "valid",
+            "activation": "linear",
+            "use_bias": True,
+        },
+        ["pool_conv1"],
+    ),
     ("leaky_conv2", "LeakyReLU", {"alpha": 0.01}, ["conv2"]),
-    ("pool_conv2", "MaxPooling2D", {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
-     ["leaky_conv2"]),
+    (
+        "pool_conv2",
+        "MaxPooling2D",
+        {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
+        ["leaky_conv2"],
+    ),
     ("dropout_a", "Dropout", {"rate": 0.1}, ["pool_conv2"]),
     ("leaky_input", "LeakyReLU", {"alpha": 0.01}, ["input"]),
-    ("pool_input", "MaxPooling2D", {"pool_size": [10, 10], "strides": [10, 10],
-                                    "padding": "valid"}, ["leaky_input"]),
+    (
+        "pool_input",
+        "MaxPooling2D",
+        {"pool_size": [10, 10], "strides": [10, 10], "padding": "valid"},
+        ["leaky_input"],
+    ),
     ("dropout_b", "Dropout", {"rate": 0.1}, ["pool_input"]),
     ("concat", "Concatenate", {"axis": -1}, ["dropout_b", "dropout_a"]),
-    ("conv4", "Conv2D", {"filters": 64, "kernel_size": [2, 2], "strides": [1, 1],
-                         "padding": "valid", "activation": "relu", "use_bias": True}, ["concat"]),
-    ("pool_conv4", "MaxPooling2D", {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
-     ["conv4"]),
+    (
+        "conv4",
+        "Conv2D",
+        {
+            "filters": 64,
+            "kernel_size": [2, 2],
+            "strides": [1, 1],
+            "padding": "valid",
+            "activation": "relu",
+            "use_bias": True,
+        },
+        ["concat"],
+    ),
+    (
+        "pool_conv4",
+        "MaxPooling2D",
+        {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
+        ["conv4"],
+    ),
     ("flatten", "Flatten", {}, ["pool_conv4"]),
     ("dropout_head", "Dropout", {"rate": 0.25}, ["flatten"]),
     ("dense_1", "Dense", {"units": 1, "activation": "linear", "use_bias": True}, ["dropout_head"]),
     ("sigmoid", "Activation", {"activation": "sigmoid"}, ["dense_1"]),
 ]
 
-_KERNEL_ALIASES = {"kernel": "kernel", "W": "kernel", "bias": "bias", "b": "bias",
-                   "gamma": "gamma", "beta": "beta", "moving_mean": "moving_mean",
-                   "moving_variance": "moving_variance", "running_mean": "moving_mean",
-                   "running_std": "moving_variance"}
+_KERNEL_ALIASES = {
+    "kernel": "kernel",
+    "W": "kernel",
+    "bias": "bias",
+    "b": "bias",
+    "gamma": "gamma",
+    "beta": "beta",
+    "moving_mean": "moving_mean",
+    "moving_variance": "moving_variance",
+    "running_mean": "moving_mean",
+    "running_std": "moving_variance",
+}
 
 
 # -- reading -------------------------------------------------------------------
@@ -126,7 +195,7 @@ def _short_weight_name(layer: str, full: str) -> str:
     name = full.split("/")[-1]
     name = re.sub(r":\d+$", "", name)
     if name.startswith(layer + "_"):  # Keras 1: block1_conv1_W_1
-        name = name[len(layer) + 1:]
+        name = name[len(layer) + 1 :]
         name = re.sub(r"_\d+$", "", name)
     return _KERNEL_ALIASES.get(name, name)
 
@@ -141,8 +210,9 @@ def _layer_weights(group: Any, layer: str) -> dict[str, np.ndarray]:
             out[_short_weight_name(layer, full)] = np.asarray(group[full])
         return out
     found: list[tuple[str, Any]] = []
-    group.visititems(lambda n, obj: found.append((n, obj)) if isinstance(obj, h5py.Dataset)
-                     else None)
+    group.visititems(
+        lambda n, obj: found.append((n, obj)) if isinstance(obj, h5py.Dataset) else None
+    )
     for full, ds in found:
         out[_short_weight_name(layer, full)] = np.asarray(ds)
     return out
@@ -174,19 +244,23 @@ def _check_self_contained(f: Any, p: Path) -> None:
         dcpl = obj.id.get_create_plist()
         if dcpl.get_external_count() > 0:
             ext = dcpl.get_external(0)[0]
-            return ("a dataset with external storage in "
-                    f"'{ext.decode(errors='replace') if isinstance(ext, bytes) else ext}'")
+            return (
+                "a dataset with external storage in "
+                f"'{ext.decode(errors='replace') if isinstance(ext, bytes) else ext}'"
+            )
         return None
 
     # A non-None return value stops the visit (raising inside it is not supported by h5py).
-    found = f.visititems_links(lambda name, link: (name, what) if (
-        what := problem(name, link)) else None)
+    found = f.visititems_links(
+        lambda name, link: (name, what) if (what := problem(name, link)) else None
+    )
     if found is not None:
         raise refuse(*found)
 
 
-def read_keras_hdf5(path: str | os.PathLike[str]
-                    ) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+def read_keras_hdf5(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """Read the architecture and the weights of a Keras HDF5 file.
 
     Parameters
@@ -251,7 +325,9 @@ def read_keras_hdf5(path: str | os.PathLike[str]
         weights: dict[str, dict[str, np.ndarray]] = {}
         for name in layer_names:
             if name not in root:
-                raise WeightsError(f"Keras file '{p}' lists layer {name!r} but has no group for it.")
+                raise WeightsError(
+                    f"Keras file '{p}' lists layer {name!r} but has no group for it."
+                )
             w = _layer_weights(root[name], name)
             if w:
                 weights[name] = w
@@ -270,8 +346,13 @@ def _convert(layer: str, kind: str, arr: np.ndarray) -> tuple[str, np.ndarray]:
             f"Keras layer {layer!r} has a kernel of shape {arr.shape}; only Conv2D kernels "
             "(4-D, H x W x in x out) and Dense kernels (2-D, in x out) can be imported."
         )
-    suffix = {"bias": "bias", "gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-              "moving_variance": "running_var"}.get(kind)
+    suffix = {
+        "bias": "bias",
+        "gamma": "weight",
+        "beta": "bias",
+        "moving_mean": "running_mean",
+        "moving_variance": "running_var",
+    }.get(kind)
     if suffix is None:
         raise WeightsError(
             f"Keras layer {layer!r} has a weight named {kind!r} that cxrkit does not know how to "
@@ -282,13 +363,20 @@ def _convert(layer: str, kind: str, arr: np.ndarray) -> tuple[str, np.ndarray]:
 
 def _torch_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     tensors: dict[str, torch.Tensor] = dict(module.named_parameters())
-    tensors.update({k: v for k, v in module.named_buffers() if not k.endswith("num_batches_tracked")})
+    tensors.update(
+        {k: v for k, v in module.named_buffers() if not k.endswith("num_batches_tracked")}
+    )
     return tensors
 
 
-def load_keras_weights(module: nn.Module, path: str | os.PathLike[str],
-                       mapping: Mapping[str, str], *, ignore: Iterable[str] = (),
-                       strict: bool = True) -> None:
+def load_keras_weights(
+    module: nn.Module,
+    path: str | os.PathLike[str],
+    mapping: Mapping[str, str],
+    *,
+    ignore: Iterable[str] = (),
+    strict: bool = True,
+) -> None:
     """Copy the weights of a Keras HDF5 file into a torch module.
 
     Parameters
@@ -363,8 +451,6 @@ def load_keras_weights(module: nn.Module, path: str | os.PathLike[str],
             tensor.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(tensor.dtype))
 
 
-
-
 def load_hall2020_keras(path: str | os.PathLike[str]) -> CXRNet:
     """Build a ``hall2020_cnn`` and fill it from one of the authors' Keras files.
 
@@ -390,8 +476,12 @@ def load_hall2020_keras(path: str | os.PathLike[str]) -> CXRNet:
         The file's architecture or weight shapes differ from ``hall2020_cnn``.
     """
     config, _ = read_keras_hdf5(path)
-    check_keras_architecture(config, HALL2020_KERAS_GRAPH, name="the Hall et al. (2020) small CNN",
-                             source=f"Keras file '{path}'")
+    check_keras_architecture(
+        config,
+        HALL2020_KERAS_GRAPH,
+        name="the Hall et al. (2020) small CNN",
+        source=f"Keras file '{path}'",
+    )
     net = build_hall2020_cnn()
     load_keras_weights(net, path, HALL2020_KERAS_MAPPING)
     return net.eval()
@@ -411,5 +501,6 @@ def load_keras_vgg16_into(features_module: nn.Module, path: str | os.PathLike[st
     WeightsError
         A block is missing or has another shape.
     """
-    load_keras_weights(features_module, path, VGG16_KERAS_MAPPING,
-                       ignore=("fc1", "fc2", "predictions"))
+    load_keras_weights(
+        features_module, path, VGG16_KERAS_MAPPING, ignore=("fc1", "fc2", "predictions")
+    )

@@ -29,8 +29,9 @@ HALL2020_CLASSES = ("covid", "pneumonia")
 _FILE_RE = re.compile(r"-(?P<epoch>\d+)-(?P<val_acc>\d+(?:\.\d+)?)\.(?:hdf5|h5)$")
 
 
-def hall2020_weight_files(weights_dir: str | os.PathLike[str],
-                          n_expected: int | None = 7) -> list[dict[str, Any]]:
+def hall2020_weight_files(
+    weights_dir: str | os.PathLike[str], n_expected: int | None = 7
+) -> list[dict[str, Any]]:
     """The snapshot files in ``weights_dir``, sorted by epoch.
 
     Parameters
@@ -69,21 +70,26 @@ def hall2020_weight_files(weights_dir: str | os.PathLike[str],
     entries = []
     for p in files:
         m = _FILE_RE.search(p.name)
-        entries.append({"path": str(p), "epoch": int(m["epoch"]) if m else None,
-                        "val_acc": float(m["val_acc"]) if m else None})
+        entries.append(
+            {
+                "path": str(p),
+                "epoch": int(m["epoch"]) if m else None,
+                "val_acc": float(m["val_acc"]) if m else None,
+            }
+        )
     entries.sort(key=lambda e: (e["epoch"] is None, e["epoch"] or 0, e["path"]))
     return entries
 
 
-def load_hall2020_networks(weights_dir: str | os.PathLike[str],
-                           n_expected: int | None = 7) -> tuple[list[CXRNet], list[dict[str, Any]]]:
+def load_hall2020_networks(
+    weights_dir: str | os.PathLike[str], n_expected: int | None = 7
+) -> tuple[list[CXRNet], list[dict[str, Any]]]:
     """The snapshot networks (eval mode) and their ``{"path", "epoch", "val_acc"}`` records."""
     files = hall2020_weight_files(weights_dir, n_expected)
     return [load_hall2020_keras(f["path"]) for f in files], files
 
 
-def load_hall2020_published(weights_dir: str | os.PathLike[str],
-                            n_expected: int | None = 7) -> Any:
+def load_hall2020_published(weights_dir: str | os.PathLike[str], n_expected: int | None = 7) -> Any:
     """The published Hall et al. (2020) small-CNN snapshot ensemble, fitted.
 
     Each of the authors' Keras 2 files is checked against ``hall2020_cnn`` and
@@ -121,13 +127,22 @@ def load_hall2020_published(weights_dir: str | os.PathLike[str],
     from ..estimators import SnapshotEnsembleClassifier
 
     nets, files = load_hall2020_networks(weights_dir, n_expected)
-    snapshots = [{"epoch": f["epoch"], "monitor": "valid_acc", "value": f["val_acc"], "lr": None,
-                  "nbytes": int(sum(t.numel() * t.element_size()
-                                    for t in net.state_dict().values())),
-                  "file": Path(f["path"]).name} for f, net in zip(files, nets)]
+    snapshots = [
+        {
+            "epoch": f["epoch"],
+            "monitor": "valid_acc",
+            "value": f["val_acc"],
+            "lr": None,
+            "nbytes": int(sum(t.numel() * t.element_size() for t in net.state_dict().values())),
+            "file": Path(f["path"]).name,
+        }
+        for f, net in zip(files, nets)
+    ]
     members: list[torch.nn.Module] = list(nets)
     return SnapshotEnsembleClassifier.from_networks(
-        members, classes=list(HALL2020_CLASSES), snapshots=snapshots,
+        members,
+        classes=list(HALL2020_CLASSES),
+        snapshots=snapshots,
         preprocessing=HALL2020_PREPROCESSING,
     )
 
@@ -150,5 +165,5 @@ def _predict_members(nets: list[CXRNet], images: Any, batch_size: int = 64) -> n
             xb = torch.stack([_to_tensor(_prepare_one(src, i, (), prep), prep, False) for i in idx])
             for m, net in enumerate(nets):
                 net.eval()
-                out[m, start:start + len(idx)] = torch.sigmoid(net(xb)).double().numpy()
+                out[m, start : start + len(idx)] = torch.sigmoid(net(xb)).double().numpy()
     return out

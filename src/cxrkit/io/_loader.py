@@ -20,13 +20,14 @@ from ._read import INTERPOLATIONS, read_xray_bytes, resize_image
 __all__ = ["XRayLoader", "DecodeCache", "format_failures"]
 
 
-def format_failures(errors: Sequence[str], n: int, *, what: str = "images",
-                    hint: str = "") -> str:
+def format_failures(errors: Sequence[str], n: int, *, what: str = "images", hint: str = "") -> str:
     """One message for many failures: the first 10, then a count."""
     errors = sorted(errors)
     shown = "\n  ".join(errors[:10])
     more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-    return f"{len(errors)} of {n} {what} could not be read:\n  {shown}{more}" + (f"\n{hint}" if hint else "")
+    return f"{len(errors)} of {n} {what} could not be read:\n  {shown}{more}" + (
+        f"\n{hint}" if hint else ""
+    )
 
 
 class DecodeCache:
@@ -114,9 +115,14 @@ class XRayLoader(TransformerMixin, BaseEstimator):
     >>> pipe = make_pipeline(XRayLoader(size=64), CXRClassifier("tiny_cnn", input_size=64))  # doctest: +SKIP
     """
 
-    def __init__(self, size: int = 224, interpolation: str = "bilinear",
-                 transforms: Sequence[Callable[[np.ndarray], np.ndarray] | str] = (),
-                 cache: bool = True, n_jobs: int | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 224,
+        interpolation: str = "bilinear",
+        transforms: Sequence[Callable[[np.ndarray], np.ndarray] | str] = (),
+        cache: bool = True,
+        n_jobs: int | None = None,
+    ) -> None:
         self.size = size
         self.interpolation = interpolation
         self.transforms = transforms
@@ -124,14 +130,20 @@ class XRayLoader(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     def _validate(self) -> None:
-        if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 1:
+        if (
+            not isinstance(self.size, (int, np.integer))
+            or isinstance(self.size, bool)
+            or self.size < 1
+        ):
             raise ConfigurationError(
                 f"The 'size' parameter of XRayLoader must be an int in the range [1, inf). "
-                f"Got {self.size!r} instead.")
+                f"Got {self.size!r} instead."
+            )
         if self.interpolation not in INTERPOLATIONS:
             raise ConfigurationError(
                 f"The 'interpolation' parameter of XRayLoader must be one of "
-                f"{sorted(INTERPOLATIONS)}. Got {self.interpolation!r} instead.")
+                f"{sorted(INTERPOLATIONS)}. Got {self.interpolation!r} instead."
+            )
 
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
         from ..transforms import resolve_transforms
@@ -159,8 +171,12 @@ class XRayLoader(TransformerMixin, BaseEstimator):
             raise DataError("XRayLoader needs a 1-D sequence of image file paths.")
         return [os.fspath(v) for v in X]
 
-    def _load_one(self, path: str, transforms: list[Callable[[np.ndarray], np.ndarray]],
-                  key_extra: tuple[Any, ...]) -> np.ndarray:
+    def _load_one(
+        self,
+        path: str,
+        transforms: list[Callable[[np.ndarray], np.ndarray]],
+        key_extra: tuple[Any, ...],
+    ) -> np.ndarray:
         p = Path(path)
         if not p.is_file():
             raise ImageDecodeError(f"Image '{p}' does not exist.")
@@ -193,8 +209,7 @@ class XRayLoader(TransformerMixin, BaseEstimator):
         self._validate()
         paths = self._paths(X)
         transforms = self._transform_callables()
-        key_extra = (int(self.size), self.interpolation,
-                     tuple(repr(t) for t in transforms))
+        key_extra = (int(self.size), self.interpolation, tuple(repr(t) for t in transforms))
         out = np.empty((len(paths), int(self.size), int(self.size)), dtype=np.float32)
         errors: list[str] = []
 
@@ -212,10 +227,14 @@ class XRayLoader(TransformerMixin, BaseEstimator):
             for i in range(len(paths)):
                 work(i)
         if errors:
-            raise ImageDecodeError(format_failures(
-                errors, len(paths),
-                hint="Remove them, or load the data with cxrkit.datasets.load_dataset(..., "
-                     "on_error='skip') to leave them out and have them counted."))
+            raise ImageDecodeError(
+                format_failures(
+                    errors,
+                    len(paths),
+                    hint="Remove them, or load the data with cxrkit.datasets.load_dataset(..., "
+                    "on_error='skip') to leave them out and have them counted.",
+                )
+            )
         return out
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]

@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 __all__ = ["map_collecting_errors"]
 
 
-def map_collecting_errors(work: Callable[[int], None], n: int, threads: int,
-                          catch: tuple[type[BaseException], ...]) -> list[str]:
+def map_collecting_errors(
+    work: Callable[[int], None], n: int, threads: int, catch: tuple[type[BaseException], ...]
+) -> list[str]:
     """Call ``work(i)`` for ``i in range(n)`` (in ``threads`` threads when > 1).
 
     Exceptions of the types in ``catch`` do not stop the others: their messages

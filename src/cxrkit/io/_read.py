@@ -45,8 +45,15 @@ from scipy.special import expit
 
 from ..errors import ImageDecodeError
 
-__all__ = ["read_xray", "read_xray_bytes", "describe_content", "resize_image", "INTERPOLATIONS", "MIN_SIDE",
-           "DICOM_SUFFIXES"]
+__all__ = [
+    "read_xray",
+    "read_xray_bytes",
+    "describe_content",
+    "resize_image",
+    "INTERPOLATIONS",
+    "MIN_SIDE",
+    "DICOM_SUFFIXES",
+]
 
 INTERPOLATIONS = {
     "nearest": Image.Resampling.NEAREST,
@@ -162,9 +169,13 @@ def _check_dicom_pixels(ds: Any, name: str) -> None:
             dims[key] = 1
     pixels = dims["Rows"] * dims["Columns"] * dims["NumberOfFrames"] * dims["SamplesPerPixel"]
     if pixels > limit:
-        raise _bomb(name, f"its header declares {dims['Columns']}x{dims['Rows']} pixels x "
-                          f"{dims['NumberOfFrames']} frame(s) x {dims['SamplesPerPixel']} "
-                          f"sample(s) = {pixels}", limit)
+        raise _bomb(
+            name,
+            f"its header declares {dims['Columns']}x{dims['Rows']} pixels x "
+            f"{dims['NumberOfFrames']} frame(s) x {dims['SamplesPerPixel']} "
+            f"sample(s) = {pixels}",
+            limit,
+        )
 
 
 def describe_content(data: bytes) -> str:
@@ -188,7 +199,9 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
         import pydicom
         from pydicom.pixels import apply_modality_lut, apply_voi_lut
     except ImportError as exc:  # pragma: no cover - pydicom is a dependency
-        raise ImageDecodeError(f"Image '{name}' is DICOM but pydicom is not installed ({exc}).") from None
+        raise ImageDecodeError(
+            f"Image '{name}' is DICOM but pydicom is not installed ({exc})."
+        ) from None
     _check_inflated_size(data, name)
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
@@ -275,16 +288,18 @@ def _decode_pil(data: bytes, name: str) -> np.ndarray:
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc)
-        reason = "truncated file" if ("truncated" in msg or "EOF" in msg or isinstance(exc, EOFError)) \
+        reason = (
+            "truncated file"
+            if ("truncated" in msg or "EOF" in msg or isinstance(exc, EOFError))
             else f"{type(exc).__name__}: {msg}"
+        )
         raise ImageDecodeError(
             f"Image '{name}' could not be decoded ({reason}). The file is damaged or incomplete; "
             "download it again or remove it."
         ) from None
 
 
-def read_xray_bytes(data: bytes, name: str = "<bytes>", *,
-                    constant: str = "error") -> np.ndarray:
+def read_xray_bytes(data: bytes, name: str = "<bytes>", *, constant: str = "error") -> np.ndarray:
     """Decode the bytes of an image file; see :func:`read_xray`.
 
     Parameters
@@ -312,8 +327,10 @@ def read_xray_bytes(data: bytes, name: str = "<bytes>", *,
     if not np.isfinite(img).all():
         raise ImageDecodeError(f"Image '{name}' contains NaN or infinite pixel values.")
     if constant != "ignore" and float(img.max()) == float(img.min()):
-        msg = (f"Image '{name}' has the same value ({float(img.flat[0]):.3f}) in every pixel, so it "
-               "carries no picture (a blank export or placeholder). Remove it.")
+        msg = (
+            f"Image '{name}' has the same value ({float(img.flat[0]):.3f}) in every pixel, so it "
+            "carries no picture (a blank export or placeholder). Remove it."
+        )
         if constant == "error":
             raise ImageDecodeError(msg)
         warnings.warn(msg, UserWarning, stacklevel=3)

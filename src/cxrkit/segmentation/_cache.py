@@ -39,8 +39,9 @@ class MaskCache:
 
     def __init__(self, max_items: int = 8192) -> None:
         self.max_items = max_items
-        self._store: OrderedDict[str, tuple[np.ndarray, tuple[int, int], bool, str, float]] = \
+        self._store: OrderedDict[str, tuple[np.ndarray, tuple[int, int], bool, str, float]] = (
             OrderedDict()
+        )
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
@@ -60,8 +61,13 @@ class MaskCache:
             mask = np.unpackbits(bits, count=shape[0] * shape[1]).reshape(shape).astype(bool)
             return LungMaskResult(mask, ok, reason, frac), False
         result = seg.segment([img])[0]
-        entry = (np.packbits(result.mask.ravel()), result.mask.shape, result.plausible,
-                 result.reason, result.lung_fraction)
+        entry = (
+            np.packbits(result.mask.ravel()),
+            result.mask.shape,
+            result.plausible,
+            result.reason,
+            result.lung_fraction,
+        )
         with self._lock:
             self._misses += 1
             if not result.plausible:
@@ -81,10 +87,14 @@ class MaskCache:
         by reason), ``fallbacks`` (per transform, every time one was applied).
         """
         with self._lock:
-            return {"hits": self._hits, "misses": self._misses, "size": len(self._store),
-                    "implausible": dict(self._implausible),
-                    "n_implausible": int(sum(self._implausible.values())),
-                    "fallbacks": dict(self._fallbacks)}
+            return {
+                "hits": self._hits,
+                "misses": self._misses,
+                "size": len(self._store),
+                "implausible": dict(self._implausible),
+                "n_implausible": int(sum(self._implausible.values())),
+                "fallbacks": dict(self._fallbacks),
+            }
 
     def clear(self) -> None:
         with self._lock:

@@ -41,14 +41,19 @@ class LungMaskSet:
     def summary(self) -> str:
         """One line: images, patients, lung fraction range."""
         frac = self.metadata.get("lung_fraction")
-        extra = (f"; lung fraction {frac.min():.3f}-{frac.max():.3f} (median {frac.median():.3f})"
-                 if frac is not None else "")
-        return (f"{len(self)} images with lung masks from {len(np.unique(self.groups))} "
-                f"patients{extra}")
+        extra = (
+            f"; lung fraction {frac.min():.3f}-{frac.max():.3f} (median {frac.median():.3f})"
+            if frac is not None
+            else ""
+        )
+        return (
+            f"{len(self)} images with lung masks from {len(np.unique(self.groups))} patients{extra}"
+        )
 
 
-def load_lung_masks(root: str | os.PathLike[str],
-                    images_root: str | os.PathLike[str] | None = None) -> LungMaskSet:
+def load_lung_masks(
+    root: str | os.PathLike[str], images_root: str | os.PathLike[str] | None = None
+) -> LungMaskSet:
     """Read a lung-mask folder: ``metadata.csv`` (``image``, ``mask``, ``patient_id``) + masks.
 
     Parameters
@@ -68,26 +73,37 @@ def load_lung_masks(root: str | os.PathLike[str],
     root = Path(root)
     table = root / "metadata.csv"
     if not table.is_file():
-        raise DataError(f"Lung-mask folder '{root}' has no metadata.csv. Pass the folder that "
-                        "holds metadata.csv and masks/ (e.g. ../shared/data/lung-masks).")
+        raise DataError(
+            f"Lung-mask folder '{root}' has no metadata.csv. Pass the folder that "
+            "holds metadata.csv and masks/ (e.g. ../shared/data/lung-masks)."
+        )
     md = pd.read_csv(table)
     missing_cols = [c for c in ("image", "mask", "patient_id") if c not in md.columns]
     if missing_cols:
-        raise DataError(f"'{table}' lacks the column(s) {missing_cols}; expected image, mask, "
-                        "patient_id (image relative to images_root, mask relative to the folder).")
+        raise DataError(
+            f"'{table}' lacks the column(s) {missing_cols}; expected image, mask, "
+            "patient_id (image relative to images_root, mask relative to the folder)."
+        )
     base = Path(images_root) if images_root is not None else root.parent / "cxr-dev"
     md["image"] = [str(base / p) for p in md["image"]]
     md["mask"] = [str(root / p) for p in md["mask"]]
     absent = [p for p in [*md["image"], *md["mask"]] if not os.path.isfile(p)]
     if absent:
-        raise DataError(f"{len(absent)} of {2 * len(md)} image and mask files listed in '{table}' "
-                        f"are missing (first: {absent[:3]}). Check images_root (now '{base}').")
-    return LungMaskSet(md["image"].to_numpy(dtype=object), md["mask"].to_numpy(dtype=object),
-                       md["patient_id"].astype(str).to_numpy(dtype=object), md)
+        raise DataError(
+            f"{len(absent)} of {2 * len(md)} image and mask files listed in '{table}' "
+            f"are missing (first: {absent[:3]}). Check images_root (now '{base}')."
+        )
+    return LungMaskSet(
+        md["image"].to_numpy(dtype=object),
+        md["mask"].to_numpy(dtype=object),
+        md["patient_id"].astype(str).to_numpy(dtype=object),
+        md,
+    )
 
 
-def synthetic_lung_images(n: int = 32, size: int = 64, *, random_state: int | None = 0
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def synthetic_lung_images(
+    n: int = 32, size: int = 64, *, random_state: int | None = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Synthetic chest X-rays with two dark elliptical lungs and their exact masks.
 
     Each image has a bright body, two lungs of random size and position, noise
@@ -113,7 +129,9 @@ def synthetic_lung_images(n: int = 32, size: int = 64, *, random_state: int | No
         img = np.where(masks[i], 0.25 + 0.1 * rng.random(), body)
         img = img + rng.normal(0, 0.05, (size, size))
         r, c = rng.integers(1, max(2, size // 16)), rng.integers(1, size // 2)
-        img[r:r + max(1, size // 32), c:c + size // 8] = 1.0  # a burned-in marker above the lungs
+        img[r : r + max(1, size // 32), c : c + size // 8] = (
+            1.0  # a burned-in marker above the lungs
+        )
         images[i] = np.clip(img, 0, 1)
     if not masks.any(axis=(1, 2)).all():
         raise DataError("synthetic_lung_images produced an empty mask; use size >= 16.")

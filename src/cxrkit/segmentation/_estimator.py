@@ -155,11 +155,22 @@ class LungSegmenter(BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, architecture: str = "lung_unet", architecture_params: dict[str, Any] | None = None,
-                 input_size: int = 128, max_epochs: int = 40, batch_size: int = 16, lr: float = 3e-3,
-                 weight_decay: float = 1e-4, augment: bool = True, validation_fraction: float = 0.1,
-                 threshold: float = 0.5, device: str = "cpu", random_state: int | None = 0,
-                 verbose: int = 0) -> None:
+    def __init__(
+        self,
+        architecture: str = "lung_unet",
+        architecture_params: dict[str, Any] | None = None,
+        input_size: int = 128,
+        max_epochs: int = 40,
+        batch_size: int = 16,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        augment: bool = True,
+        validation_fraction: float = 0.1,
+        threshold: float = 0.5,
+        device: str = "cpu",
+        random_state: int | None = 0,
+        verbose: int = 0,
+    ) -> None:
         self.architecture = architecture
         self.architecture_params = architecture_params
         self.input_size = input_size
@@ -185,15 +196,18 @@ class LungSegmenter(BaseEstimator):
 
     def _targets(self, masks: list[np.ndarray]) -> np.ndarray:
         s = self.input_size
-        return np.stack([resize_image(m.astype(np.float32), s, "bilinear") > 0.5
-                         for m in masks])[:, None].astype(np.float32)
+        return np.stack([resize_image(m.astype(np.float32), s, "bilinear") > 0.5 for m in masks])[
+            :, None
+        ].astype(np.float32)
 
     def _split(self, n: int, groups: Any) -> tuple[np.ndarray, np.ndarray | None]:
         if not self.validation_fraction:
             return np.arange(n), None
         seed = self.random_state if isinstance(self.random_state, int) else 0
         if groups is not None:
-            splitter: Any = GroupShuffleSplit(1, test_size=self.validation_fraction, random_state=seed)
+            splitter: Any = GroupShuffleSplit(
+                1, test_size=self.validation_fraction, random_state=seed
+            )
         else:
             splitter = ShuffleSplit(1, test_size=self.validation_fraction, random_state=seed)
         tr, va = next(splitter.split(np.zeros(n), groups=groups))
@@ -217,30 +231,53 @@ class LungSegmenter(BaseEstimator):
         self._validate_params()
         images, truth = read_images(X), read_masks(masks)
         if len(images) != len(truth):
-            raise DataError(f"fit got {len(images)} images but {len(truth)} masks; pass one mask "
-                            "per image, in the same order.")
+            raise DataError(
+                f"fit got {len(images)} images but {len(truth)} masks; pass one mask "
+                "per image, in the same order."
+            )
         bad = [i for i, (a, b) in enumerate(zip(images, truth)) if a.shape != b.shape]
         if bad:
-            raise DataError(f"{len(bad)} of {len(images)} masks differ in size from their image "
-                            f"(first: index {bad[0]}, image {images[bad[0]].shape}, mask "
-                            f"{truth[bad[0]].shape}). Resize the masks with nearest neighbour.")
+            raise DataError(
+                f"{len(bad)} of {len(images)} masks differ in size from their image "
+                f"(first: index {bad[0]}, image {images[bad[0]].shape}, mask "
+                f"{truth[bad[0]].shape}). Resize the masks with nearest neighbour."
+            )
         t0 = time.perf_counter()
         seed = self.random_state if isinstance(self.random_state, int) else 0
         torch.manual_seed(seed)
         Xt, yt = self._inputs(images), self._targets(truth)
         tr, va = self._split(len(images), None if groups is None else np.asarray(groups))
-        callbacks: list[Any] = [("lr", LRScheduler(policy="CosineAnnealingLR", T_max=self.max_epochs))]
+        callbacks: list[Any] = [
+            ("lr", LRScheduler(policy="CosineAnnealingLR", T_max=self.max_epochs))
+        ]
         if va is not None and len(va):
-            callbacks.append(("valid_dice", EpochScoring(valid_dice, lower_is_better=False,
-                                                         on_train=False, name="valid_dice")))
+            callbacks.append(
+                (
+                    "valid_dice",
+                    EpochScoring(
+                        valid_dice, lower_is_better=False, on_train=False, name="valid_dice"
+                    ),
+                )
+            )
         module = create_segmentation_network(self.architecture, **(self.architecture_params or {}))
         self.net_ = SegmentationNet(
-            module, criterion=DiceBCELoss, optimizer=torch.optim.AdamW, lr=self.lr,
-            optimizer__weight_decay=self.weight_decay, max_epochs=self.max_epochs,
-            batch_size=self.batch_size, iterator_train__shuffle=True,
-            train_split=predefined_split(Dataset(Xt[va], yt[va])) if va is not None and len(va)
-            else None, callbacks=callbacks, device=self.device, verbose=self.verbose,
-            augment=self.augment, augment_seed=seed)
+            module,
+            criterion=DiceBCELoss,
+            optimizer=torch.optim.AdamW,
+            lr=self.lr,
+            optimizer__weight_decay=self.weight_decay,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            train_split=predefined_split(Dataset(Xt[va], yt[va]))
+            if va is not None and len(va)
+            else None,
+            callbacks=callbacks,
+            device=self.device,
+            verbose=self.verbose,
+            augment=self.augment,
+            augment_seed=seed,
+        )
         self.net_.fit(Xt[tr], yt[tr])
         self.module_ = self.net_.module_.eval()
         fractions = np.array([m.mean() for m in truth])
@@ -253,8 +290,16 @@ class LungSegmenter(BaseEstimator):
 
     def _fingerprint(self) -> str:
         h = hashlib.blake2b(digest_size=16)
-        h.update(repr((self.architecture, self.input_size, self.threshold,
-                       tuple(self.lung_fraction_range_))).encode())
+        h.update(
+            repr(
+                (
+                    self.architecture,
+                    self.input_size,
+                    self.threshold,
+                    tuple(self.lung_fraction_range_),
+                )
+            ).encode()
+        )
         for k, v in sorted(self.module_.state_dict().items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
@@ -268,7 +313,7 @@ class LungSegmenter(BaseEstimator):
         out = []
         with torch.inference_mode():
             for s in range(0, len(x), batch_size):
-                batch = torch.from_numpy(x[s:s + batch_size]).to(device)
+                batch = torch.from_numpy(x[s : s + batch_size]).to(device)
                 out.append(torch.sigmoid(self.module_(batch))[:, 0].cpu().numpy())
         return np.concatenate(out)
 

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["LungMaskResult", "clean_lung_mask", "judge_lung_mask", "dice_iou",
-           "MIN_SECOND_LUNG_RATIO"]
+__all__ = [
+    "LungMaskResult",
+    "clean_lung_mask",
+    "judge_lung_mask",
+    "dice_iou",
+    "MIN_SECOND_LUNG_RATIO",
+]
 
 #: The smaller of the two lungs must hold at least this share of the larger one's
 #: pixels (the smallest ratio among the 419 manual cxr-dev masks is 0.57).
@@ -87,12 +92,20 @@ def judge_lung_mask(mask: np.ndarray, fraction_range: tuple[float, float]) -> Lu
         return LungMaskResult(m, False, "one lung is missing (1 region found)", frac)
     if sizes[1] < MIN_SECOND_LUNG_RATIO * sizes[0]:
         return LungMaskResult(
-            m, False, f"one lung is missing (the second region has {sizes[1] / sizes[0]:.0%} of "
-            "the first one's pixels)", frac)
+            m,
+            False,
+            f"one lung is missing (the second region has {sizes[1] / sizes[0]:.0%} of "
+            "the first one's pixels)",
+            frac,
+        )
     if not lo <= frac <= hi:
         return LungMaskResult(
-            m, False, f"lung fraction {frac:.3f} lies outside the range seen in training "
-            f"[{lo:.3f}, {hi:.3f}]", frac)
+            m,
+            False,
+            f"lung fraction {frac:.3f} lies outside the range seen in training "
+            f"[{lo:.3f}, {hi:.3f}]",
+            frac,
+        )
     return LungMaskResult(m, True, "", frac)
 
 

@@ -43,10 +43,12 @@ def create_segmentation_network(name: str, /, **kwargs: Any) -> nn.Module:
         raise ConfigurationError(
             f"Architecture {name!r} (plugin {entry.plugin!r}) is not a segmentation network. "
             f"Use one of {list_segmentation_networks()}, or register yours with "
-            "task='segmentation'.")
+            "task='segmentation'."
+        )
     net = entry.factory(**kwargs)
     if not isinstance(net, nn.Module):
         raise ConfigurationError(
             f"Segmentation architecture {name!r} (plugin {entry.plugin!r}) returned "
-            f"{type(net).__name__}; factories must return a torch.nn.Module.")
+            f"{type(net).__name__}; factories must return a torch.nn.Module."
+        )
     return net

@@ -14,8 +14,13 @@ from ..errors import ConfigurationError, WeightsError
 from ._estimator import LungSegmenter
 from ._network import create_segmentation_network
 
-__all__ = ["save_segmenter", "load_segmenter", "default_segmenter", "SEGMENTER_ENV",
-           "FORMAT_VERSION"]
+__all__ = [
+    "save_segmenter",
+    "load_segmenter",
+    "default_segmenter",
+    "SEGMENTER_ENV",
+    "FORMAT_VERSION",
+]
 
 FORMAT_VERSION = 1
 #: Environment variable naming the folder of the segmenter that ``lung_crop``,
@@ -40,16 +45,23 @@ def save_segmenter(seg: LungSegmenter, folder: str | os.PathLike[str]) -> dict[s
     check_is_fitted(seg, "module_")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"weights": out / "model.safetensors", "config": out / "segmenter.json",
-             "mean_mask": out / "mean_mask.png"}
+    paths = {
+        "weights": out / "model.safetensors",
+        "config": out / "segmenter.json",
+        "mean_mask": out / "mean_mask.png",
+    }
     state = {k: v.detach().cpu().contiguous() for k, v in seg.module_.state_dict().items()}
     save_file(state, str(paths["weights"]))
-    config: dict[str, Any] = {"format_version": FORMAT_VERSION, "class": "LungSegmenter",
-                              "params": seg.get_params(deep=False)}
+    config: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "class": "LungSegmenter",
+        "params": seg.get_params(deep=False),
+    }
     config["fitted"] = {k: getattr(seg, k) for k in _FIELDS}
     paths["config"].write_text(json.dumps(config, indent=2, default=list) + "\n")
     Image.fromarray((np.clip(seg.mean_mask_, 0, 1) * 255).round().astype(np.uint8)).save(
-        paths["mean_mask"])
+        paths["mean_mask"]
+    )
     return paths
 
 
@@ -60,17 +72,25 @@ def load_segmenter(folder: str | os.PathLike[str], device: str = "cpu") -> LungS
     if not cfg_path.is_file():
         raise WeightsError(
             f"'{root}' holds no segmenter.json. Pass a folder written by `cxrkit train-lungs "
-            "--out DIR` or cxrkit.segmentation.save_segmenter.")
+            "--out DIR` or cxrkit.segmentation.save_segmenter."
+        )
     config = json.loads(cfg_path.read_text())
     if config.get("format_version") != FORMAT_VERSION:
         raise WeightsError(
             f"'{cfg_path}' has format version {config.get('format_version')!r}; this cxrkit reads "
-            f"version {FORMAT_VERSION}. Re-train it with `cxrkit train-lungs`.")
+            f"version {FORMAT_VERSION}. Re-train it with `cxrkit train-lungs`."
+        )
     params = dict(config["params"], device=device)
     seg = LungSegmenter(**params)
-    seg.module_ = create_segmentation_network(
-        seg.architecture, pretrained=str(root / "model.safetensors"),
-        **(seg.architecture_params or {})).to(device).eval()
+    seg.module_ = (
+        create_segmentation_network(
+            seg.architecture,
+            pretrained=str(root / "model.safetensors"),
+            **(seg.architecture_params or {}),
+        )
+        .to(device)
+        .eval()
+    )
     fitted = config["fitted"]
     lo, hi = (float(v) for v in fitted["lung_fraction_range_"])
     seg.lung_fraction_range_ = (lo, hi)
@@ -94,5 +114,6 @@ def default_segmenter(required: bool = True) -> LungSegmenter | None:
         raise ConfigurationError(
             f"No lung segmenter was given and {SEGMENTER_ENV} is not set. Train one with "
             "`cxrkit train-lungs --masks ../shared/data/lung-masks --out DIR`, then pass "
-            f"segmenter='DIR' or set {SEGMENTER_ENV}=DIR.")
+            f"segmenter='DIR' or set {SEGMENTER_ENV}=DIR."
+        )
     return load_segmenter(folder)

@@ -25,7 +25,9 @@ class DiceBCELoss(nn.Module):
         Added to the Dice numerator and denominator (keeps empty masks finite).
     """
 
-    def __init__(self, dice_weight: float = 1.0, bce_weight: float = 1.0, smooth: float = 1.0) -> None:
+    def __init__(
+        self, dice_weight: float = 1.0, bce_weight: float = 1.0, smooth: float = 1.0
+    ) -> None:
         super().__init__()
         self.dice_weight = dice_weight
         self.bce_weight = bce_weight
@@ -40,9 +42,16 @@ class DiceBCELoss(nn.Module):
         return self.bce_weight * bce + self.dice_weight * (1 - dice.mean())
 
 
-def random_affine(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, *,
-                  flip: float = 0.5, degrees: float = 10.0, scale: float = 0.1,
-                  shift: float = 0.06) -> tuple[torch.Tensor, torch.Tensor]:
+def random_affine(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    flip: float = 0.5,
+    degrees: float = 10.0,
+    scale: float = 0.1,
+    shift: float = 0.06,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The same random flip, rotation, zoom and shift for a batch of images and masks.
 
     Each image of the batch draws its own transformation; images are resampled
@@ -64,8 +73,9 @@ def random_affine(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, 
     theta = theta.to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     xa = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    ya = F.grid_sample(y.to(x.dtype), grid, mode="bilinear", padding_mode="zeros",
-                       align_corners=False)
+    ya = F.grid_sample(
+        y.to(x.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     return xa, (ya > 0.5).to(y.dtype)
 
 
@@ -81,8 +91,9 @@ class SegmentationNet(NeuralNet):
         Passed to :class:`skorch.NeuralNet`.
     """
 
-    def __init__(self, *args: Any, augment: bool = True, augment_seed: int = 0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, augment: bool = True, augment_seed: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.augment = augment
         self.augment_seed = augment_seed

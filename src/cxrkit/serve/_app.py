@@ -33,12 +33,16 @@ from ._uploads import (
 __all__ = ["ServeConfig", "create_app", "PAGE_CSP"]
 
 #: Content-Security-Policy of the page: nothing loads from anywhere but the server.
-PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 _PREVIEW_SIDE = 512
-_PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
-               "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
-               "/static/app.css": ("app.css", "text/css; charset=utf-8")}
+_PAGE_FILES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+}
 
 
 @dataclass
@@ -98,14 +102,21 @@ class _SecurityHeaders:
             return
         extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
         if scope.get("path") in _PAGE_FILES:
-            extra += [(b"content-security-policy", PAGE_CSP.encode()),
-                      (b"cache-control", b"no-cache")]
+            extra += [
+                (b"content-security-policy", PAGE_CSP.encode()),
+                (b"cache-control", b"no-cache"),
+            ]
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", ())}
-                message = {**message, "headers": [*message.get("headers", ()),
-                                                  *(h for h in extra if h[0] not in names)]}
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", ()),
+                        *(h for h in extra if h[0] not in names),
+                    ],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -119,23 +130,35 @@ class _Service:
         self.config = config
         threads = config.decode_threads or max(1, min(8, os.cpu_count() or 1))
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="cxrkit-decode")
-        self.batcher = MicroBatcher(served.predict_batch, max_batch=config.max_batch,
-                                    max_wait_ms=config.max_wait_ms, max_queue=config.max_queue)
+        self.batcher = MicroBatcher(
+            served.predict_batch,
+            max_batch=config.max_batch,
+            max_wait_ms=config.max_wait_ms,
+            max_queue=config.max_queue,
+        )
 
     def decode(self, upload: Upload, preview: bool) -> tuple[np.ndarray, dict[str, Any]]:
-        img = decode_upload(upload, self.served.preprocessing.input_size,
-                            max_pixels=self.config.max_pixels)
-        info = {"filename": upload.filename, "type": upload.kind, "width": int(img.shape[1]),
-                "height": int(img.shape[0]), "preview": _preview(img) if preview else None}
+        img = decode_upload(
+            upload, self.served.preprocessing.input_size, max_pixels=self.config.max_pixels
+        )
+        info = {
+            "filename": upload.filename,
+            "type": upload.kind,
+            "width": int(img.shape[1]),
+            "height": int(img.shape[0]),
+            "preview": _preview(img) if preview else None,
+        }
         return self.served.prepare(img), info
 
-    async def predict(self, uploads: list[Upload], *, gradcam: bool,
-                      preview: bool) -> list[dict[str, Any]]:
+    async def predict(
+        self, uploads: list[Upload], *, gradcam: bool, preview: bool
+    ) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         self.batcher.reserve()
         try:
-            decoded = await asyncio.gather(*(loop.run_in_executor(self.pool, self.decode, u,
-                                                                  preview) for u in uploads))
+            decoded = await asyncio.gather(
+                *(loop.run_in_executor(self.pool, self.decode, u, preview) for u in uploads)
+            )
             future = self.batcher.submit([d[0] for d in decoded], reserved=True)
         except BaseException:
             self.batcher.release()
@@ -148,28 +171,39 @@ class _Service:
             ood = None
             if distances is not None and self.served.ood is not None:
                 limit = self.served.ood.threshold
-                ood = {"distance": float(distances[i]), "threshold": limit,
-                       "flag": bool(distances[i] > limit)}
+                ood = {
+                    "distance": float(distances[i]),
+                    "threshold": limit,
+                    "flag": bool(distances[i] > limit),
+                }
                 if ood["flag"]:
-                    warnings.append({"code": "out_of_distribution", "message": (
-                        f"The image's embedding is {distances[i]:.1f} from the training set's "
-                        f"(Mahalanobis; {self.served.ood.quantile:.0%} of held-out training "
-                        f"images are under {limit:.1f}); it may not be a chest X-ray like the "
-                        "training images, so the probabilities may be meaningless.")})
+                    warnings.append(
+                        {
+                            "code": "out_of_distribution",
+                            "message": (
+                                f"The image's embedding is {distances[i]:.1f} from the training set's "
+                                f"(Mahalanobis; {self.served.ood.quantile:.0%} of held-out training "
+                                f"images are under {limit:.1f}); it may not be a chest X-ray like the "
+                                "training images, so the probabilities may be meaningless."
+                            ),
+                        }
+                    )
             p = proba[i]
             overlay = None
             if gradcam:
                 call = self.batcher.call(functools.partial(self.served.gradcam_overlay, prepared))
                 overlay = await asyncio.wrap_future(call)
-            results.append({
-                **info,
-                "probabilities": {c: float(v) for c, v in zip(self.served.classes, p)},
-                "prediction": self.served.classes[int(np.argmax(p))],
-                "decision": self.served.decide(p),
-                "warnings": warnings,
-                "ood": ood,
-                "gradcam": overlay,
-            })
+            results.append(
+                {
+                    **info,
+                    "probabilities": {c: float(v) for c, v in zip(self.served.classes, p)},
+                    "prediction": self.served.classes[int(np.argmax(p))],
+                    "decision": self.served.decide(p),
+                    "warnings": warnings,
+                    "ood": ood,
+                    "gradcam": overlay,
+                }
+            )
         return results
 
 
@@ -198,23 +232,49 @@ def _add_page(app: Any) -> None:
 
         def handler() -> Response:
             return Response(data, media_type=media)
+
         return handler
 
     for path in _PAGE_FILES:
         app.add_api_route(path, page_file(path), methods=["GET"], include_in_schema=False)
 
 
-_PREDICT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
-    "schema": {"type": "object", "required": ["files"], "properties": {
-        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "description": "PNG, JPEG or DICOM files"},
-        "gradcam": {"type": "boolean", "description": "add a Grad-CAM overlay (PNG data URL)"},
-        "preview": {"type": "boolean", "description": "add the decoded image (PNG data URL)"},
-    }}}}}}
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "PNG, JPEG or DICOM files",
+                        },
+                        "gradcam": {
+                            "type": "boolean",
+                            "description": "add a Grad-CAM overlay (PNG data URL)",
+                        },
+                        "preview": {
+                            "type": "boolean",
+                            "description": "add the decoded image (PNG data URL)",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
-def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig | None = None,
-               *, device: str = "auto") -> Any:
+def create_app(
+    model: ServedModel | str | os.PathLike[str],
+    config: ServeConfig | None = None,
+    *,
+    device: str = "auto",
+) -> Any:
     """The FastAPI application serving ``model``.
 
     Parameters
@@ -235,8 +295,11 @@ def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig 
     from .. import __version__
 
     config = config or ServeConfig()
-    served = model if isinstance(model, ServedModel) else ServedModel.from_directory(
-        model, device=device)
+    served = (
+        model
+        if isinstance(model, ServedModel)
+        else ServedModel.from_directory(model, device=device)
+    )
     service = _Service(served, config)
 
     @asynccontextmanager
@@ -248,58 +311,89 @@ def create_app(model: ServedModel | str | os.PathLike[str], config: ServeConfig 
             service.batcher.stop()
             service.pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="cxrkit serve", version=__version__, lifespan=lifespan,
-                  description=f"Chest X-ray classifier '{served.directory.name}' "
-                              f"({' vs '.join(served.classes)}).")
+    app = FastAPI(
+        title="cxrkit serve",
+        version=__version__,
+        lifespan=lifespan,
+        description=f"Chest X-ray classifier '{served.directory.name}' "
+        f"({' vs '.join(served.classes)}).",
+    )
     app.state.service = service
 
     def check_token(request: Request) -> None:
         if config.token is None:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(),
-                                                                     config.token.encode()):
-            raise HTTPException(401, "This server needs a token: send the header "
-                                "'Authorization: Bearer <token>' (the page asks for it).",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            given.encode(), config.token.encode()
+        ):
+            raise HTTPException(
+                401,
+                "This server needs a token: send the header "
+                "'Authorization: Bearer <token>' (the page asks for it).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     _add_error_handlers(app)
     _add_page(app)
 
     @app.get("/healthz", summary="Liveness and batching counters")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "model": served.directory.name,
-                "batching": service.batcher.stats()}
+        return {"status": "ok", "model": served.directory.name, "batching": service.batcher.stats()}
 
-    @app.get("/v1/model", summary="Model card, classes, preprocessing and versions",
-             dependencies=[Depends(check_token)])
+    @app.get(
+        "/v1/model",
+        summary="Model card, classes, preprocessing and versions",
+        dependencies=[Depends(check_token)],
+    )
     def model_info() -> dict[str, Any]:
         limits = {k: v for k, v in asdict(config).items() if k not in ("token", "cors_origins")}
-        return {**served.card(), "accepted_types": sorted(ACCEPTED_TYPES.values()),
-                "server": {**limits, "token_required": config.token is not None}}
+        return {
+            **served.card(),
+            "accepted_types": sorted(ACCEPTED_TYPES.values()),
+            "server": {**limits, "token_required": config.token is not None},
+        }
 
-    @app.post("/v1/predict", summary="Probabilities, decision and warnings for uploaded images",
-              dependencies=[Depends(check_token)], openapi_extra=_PREDICT_BODY)
-    async def predict(request: Request, gradcam: bool = False,
-                      preview: bool = False) -> dict[str, Any]:
+    @app.post(
+        "/v1/predict",
+        summary="Probabilities, decision and warnings for uploaded images",
+        dependencies=[Depends(check_token)],
+        openapi_extra=_PREDICT_BODY,
+    )
+    async def predict(
+        request: Request, gradcam: bool = False, preview: bool = False
+    ) -> dict[str, Any]:
         t0 = time.perf_counter()
         body = await request.body()
-        uploads, fields = parse_multipart(body, request.headers.get("content-type", ""),
-                                          max_files=config.max_files)
+        uploads, fields = parse_multipart(
+            body, request.headers.get("content-type", ""), max_files=config.max_files
+        )
         if not uploads:
-            raise HTTPException(422, "No file was uploaded: send one or more PNG, JPEG or DICOM "
-                                "files as multipart 'files' parts.")
+            raise HTTPException(
+                422,
+                "No file was uploaded: send one or more PNG, JPEG or DICOM "
+                "files as multipart 'files' parts.",
+            )
         results = await service.predict(
-            uploads, gradcam=gradcam or _truthy(fields.get("gradcam")),
-            preview=preview or _truthy(fields.get("preview")))
-        return {"model": served.directory.name, "results": results,
-                "elapsed_ms": round((time.perf_counter() - t0) * 1000.0, 2)}
+            uploads,
+            gradcam=gradcam or _truthy(fields.get("gradcam")),
+            preview=preview or _truthy(fields.get("preview")),
+        )
+        return {
+            "model": served.directory.name,
+            "results": results,
+            "elapsed_ms": round((time.perf_counter() - t0) * 1000.0, 2),
+        }
 
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization"],
+        )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(_SecurityHeaders)
     return app

@@ -62,9 +62,14 @@ class MicroBatcher:
         Most images waiting; :meth:`submit` raises :class:`ServerBusy` beyond it.
     """
 
-    def __init__(self, predict: Callable[[np.ndarray], tuple[Any, ...]], *,
-                 max_batch: int = MAX_BATCH, max_wait_ms: float = MAX_WAIT_MS,
-                 max_queue: int = MAX_QUEUE) -> None:
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], tuple[Any, ...]],
+        *,
+        max_batch: int = MAX_BATCH,
+        max_wait_ms: float = MAX_WAIT_MS,
+        max_queue: int = MAX_QUEUE,
+    ) -> None:
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
@@ -83,8 +88,9 @@ class MicroBatcher:
         """Start the worker thread (idempotent)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="cxrkit-batcher",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="cxrkit-batcher", daemon=True
+                )
                 self._thread.start()
         return self
 
@@ -115,7 +121,8 @@ class MicroBatcher:
             if self._queued_images + len(images) > self.max_queue:
                 raise ServerBusy(
                     f"The server has {self._queued_images} images waiting (limit "
-                    f"{self.max_queue}, cxrkit serve --max-queue); retry in a moment.")
+                    f"{self.max_queue}, cxrkit serve --max-queue); retry in a moment."
+                )
             self._queued_images += len(images)
         self.start()
         job = _Job(images=images)
@@ -131,10 +138,15 @@ class MicroBatcher:
 
     def stats(self) -> dict[str, Any]:
         """Batches run, images predicted, mean and largest batch, and the settings."""
-        return {"batches": self.n_batches, "images": self.n_images,
-                "mean_batch": round(self.n_images / self.n_batches, 2) if self.n_batches else None,
-                "largest_batch": self.largest_batch, "max_batch": self.max_batch,
-                "max_wait_ms": self.max_wait_ms, "max_queue": self.max_queue}
+        return {
+            "batches": self.n_batches,
+            "images": self.n_images,
+            "mean_batch": round(self.n_images / self.n_batches, 2) if self.n_batches else None,
+            "largest_batch": self.largest_batch,
+            "max_batch": self.max_batch,
+            "max_wait_ms": self.max_wait_ms,
+            "max_queue": self.max_queue,
+        }
 
     # -- worker ----------------------------------------------------------------------
     def _more_expected(self) -> bool:
@@ -176,7 +188,7 @@ class MicroBatcher:
         self.largest_batch = max(self.largest_batch, sum(sizes))
         start = 0
         for j, k in zip(jobs, sizes):
-            j.future.set_result(tuple(None if o is None else o[start:start + k] for o in outputs))
+            j.future.set_result(tuple(None if o is None else o[start : start + k] for o in outputs))
             start += k
 
     def _run(self) -> None:

@@ -58,17 +58,32 @@ def dicom_warnings(ds: Any) -> list[dict[str, str]]:
     out = []
     view = str(getattr(ds, "ViewPosition", "") or "").strip().upper()
     if view in LATERAL_VIEWS:
-        out.append(_warning("lateral_view", f"DICOM ViewPosition is {view!r}, a lateral view; "
-                            "the model was trained for frontal (PA/AP) radiographs."))
+        out.append(
+            _warning(
+                "lateral_view",
+                f"DICOM ViewPosition is {view!r}, a lateral view; "
+                "the model was trained for frontal (PA/AP) radiographs.",
+            )
+        )
     age = patient_age_years(getattr(ds, "PatientAge", None))
     if age is not None and age < PEDIATRIC_AGE:
-        out.append(_warning("paediatric", f"DICOM PatientAge is {ds.PatientAge!s} "
-                            f"({age:.1f} years), under {PEDIATRIC_AGE}; paediatric chest films "
-                            "differ from adult ones and are a known shortcut for some labels."))
+        out.append(
+            _warning(
+                "paediatric",
+                f"DICOM PatientAge is {ds.PatientAge!s} "
+                f"({age:.1f} years), under {PEDIATRIC_AGE}; paediatric chest films "
+                "differ from adult ones and are a known shortcut for some labels.",
+            )
+        )
     photometric = str(getattr(ds, "PhotometricInterpretation", "") or "").upper()
     if photometric == "MONOCHROME1":
-        out.append(_warning("monochrome1_inverted", "The DICOM is MONOCHROME1 (white is zero); "
-                            "it was inverted so that bone is bright, as in the training images."))
+        out.append(
+            _warning(
+                "monochrome1_inverted",
+                "The DICOM is MONOCHROME1 (white is zero); "
+                "it was inverted so that bone is bright, as in the training images.",
+            )
+        )
     bits = int(getattr(ds, "BitsStored", 8) or 8)
     if bits > 8:
         if "VOILUTSequence" in ds:
@@ -78,8 +93,13 @@ def dicom_warnings(ds: Any) -> list[dict[str, str]]:
         else:
             how = None
         if how:
-            out.append(_warning("windowed_16bit", f"The DICOM stores {bits} bits per pixel and "
-                                f"was windowed with {how}; detail outside the window is lost."))
+            out.append(
+                _warning(
+                    "windowed_16bit",
+                    f"The DICOM stores {bits} bits per pixel and "
+                    f"was windowed with {how}; detail outside the window is lost.",
+                )
+            )
     return out
 
 
@@ -89,12 +109,16 @@ def _inspect_dicom(upload: Upload) -> None:
     try:
         ds = pydicom.dcmread(io.BytesIO(upload.data), force=True, stop_before_pixels=False)
     except Exception as exc:  # noqa: BLE001 - pydicom names the fault
-        raise UploadRejected(f"Upload '{upload.filename}' is not a readable DICOM "
-                             f"({type(exc).__name__}: {exc}).", 422) from None
+        raise UploadRejected(
+            f"Upload '{upload.filename}' is not a readable DICOM ({type(exc).__name__}: {exc}).",
+            422,
+        ) from None
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise UploadRejected(
             f"Upload '{upload.filename}' is a DICOM without pixel data (a structured report, "
-            "presentation state or header-only export); upload the image object itself.", 422)
+            "presentation state or header-only export); upload the image object itself.",
+            422,
+        )
     upload.warnings.extend(dicom_warnings(ds))
 
 
@@ -125,26 +149,39 @@ def decode_upload(upload: Upload, input_size: int, *, max_pixels: int) -> np.nda
         head = upload.data[:8]
         raise UploadRejected(
             f"Upload '{upload.filename}' is not a PNG, JPEG or DICOM file (first bytes "
-            f"{head!r}). Accepted types: {', '.join(ACCEPTED_TYPES.values())}.", 415)
+            f"{head!r}). Accepted types: {', '.join(ACCEPTED_TYPES.values())}.",
+            415,
+        )
     upload.kind = kind
     if kind == "dicom":
         _inspect_dicom(upload)
     else:
         mode = check_pixel_count(upload, max_pixels)
         if mode.startswith("I;16") or mode == "I":
-            upload.warnings.append(_warning(
-                "bit_depth_16", "The image has 16 bits per pixel and was scaled linearly from "
-                "the full 16-bit range without a window; check that it is not too dark."))
+            upload.warnings.append(
+                _warning(
+                    "bit_depth_16",
+                    "The image has 16 bits per pixel and was scaled linearly from "
+                    "the full 16-bit range without a window; check that it is not too dark.",
+                )
+            )
     try:
         img = read_xray_bytes(upload.data, upload.filename)
     except ImageDecodeError as exc:
         raise UploadRejected(str(exc), 422) from None
     if kind == "dicom" and img.size > max_pixels:
-        raise UploadRejected(f"Upload '{upload.filename}' has {img.size:,} pixels, more than "
-                             f"the server's limit of {max_pixels:,}.", 422)
+        raise UploadRejected(
+            f"Upload '{upload.filename}' has {img.size:,} pixels, more than "
+            f"the server's limit of {max_pixels:,}.",
+            422,
+        )
     height, width = img.shape
     if min(height, width) < input_size:
-        upload.warnings.append(_warning(
-            "small_image", f"The image is {width}x{height} pixels, smaller than the network's "
-            f"{input_size}x{input_size} input; it was upsampled, so fine detail is invented."))
+        upload.warnings.append(
+            _warning(
+                "small_image",
+                f"The image is {width}x{height} pixels, smaller than the network's "
+                f"{input_size}x{input_size} input; it was upsampled, so fine detail is invented.",
+            )
+        )
     return img

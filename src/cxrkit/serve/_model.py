@@ -37,8 +37,9 @@ def png_data_url(rgb_or_gray: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _read_operating_point(directory: Path, config: dict[str, Any],
-                          threshold: float | None) -> dict[str, Any] | None:
+def _read_operating_point(
+    directory: Path, config: dict[str, Any], threshold: float | None
+) -> dict[str, Any] | None:
     if threshold is not None:
         point: dict[str, Any] | None = {"threshold": threshold, "name": "set by --threshold"}
     elif (directory / OPERATING_POINT_FILENAME).is_file():
@@ -51,7 +52,8 @@ def _read_operating_point(directory: Path, config: dict[str, Any],
     if not isinstance(t, (int, float)) or not 0.0 < float(t) < 1.0:
         raise ConfigurationError(
             f"The operating point of '{directory}' must have a 'threshold' in (0, 1); got "
-            f"{point!r}. Fix {OPERATING_POINT_FILENAME} or pass --threshold.")
+            f"{point!r}. Fix {OPERATING_POINT_FILENAME} or pass --threshold."
+        )
     return {"threshold": float(t), "name": str(point.get("name") or "")}
 
 
@@ -78,9 +80,14 @@ class ServedModel:
         Reference for the out-of-distribution flag.
     """
 
-    def __init__(self, model: Any, directory: str | os.PathLike[str], config: dict[str, Any],
-                 operating_point: dict[str, Any] | None = None,
-                 ood: OODReference | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        directory: str | os.PathLike[str],
+        config: dict[str, Any],
+        operating_point: dict[str, Any] | None = None,
+        ood: OODReference | None = None,
+    ) -> None:
         self.model = model
         self.directory = Path(directory)
         self.config = config
@@ -90,7 +97,8 @@ class ServedModel:
         self.classes = [str(c) for c in model.classes_]
         self.preprocessing = self.base.preprocessing_
         self._transforms: list[Callable[[np.ndarray], np.ndarray]] = resolve_transforms(
-            self.base.transforms, type(self.base).__name__)
+            self.base.transforms, type(self.base).__name__
+        )
         # The transforms run in prepare(); a server sees each image once, so the
         # feature cache would only grow.
         self.base.set_params(transforms=(), feature_cache=False)
@@ -98,16 +106,22 @@ class ServedModel:
         self._hook: Any = None
 
     @classmethod
-    def from_directory(cls, directory: str | os.PathLike[str], *, device: str = "auto",
-                       threshold: float | None = None) -> ServedModel:
+    def from_directory(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        threshold: float | None = None,
+    ) -> ServedModel:
         """Load ``directory`` (written by :func:`cxrkit.save_model`) and its optional
         operating point and OOD reference.
         """
         d = Path(directory)
         model = load_model(d, device=device)
         config = json.loads((d / "config.json").read_text())
-        return cls(model, d, config, _read_operating_point(d, config, threshold),
-                   OODReference.load(d))
+        return cls(
+            model, d, config, _read_operating_point(d, config, threshold), OODReference.load(d)
+        )
 
     # -- preparation and prediction ------------------------------------------------
     def prepare(self, img: np.ndarray) -> np.ndarray:
@@ -120,13 +134,15 @@ class ServedModel:
     def _capture(self, on: bool) -> None:
         if on and self._hook is None:
             self._hook = self.base.module_.pool.register_forward_hook(
-                lambda _m, _i, out: self._captured.append(out.detach().float().cpu()))
+                lambda _m, _i, out: self._captured.append(out.detach().float().cpu())
+            )
         elif not on and self._hook is not None:
             self._hook.remove()
             self._hook = None
 
-    def predict_batch(self, batch: np.ndarray, *, embed: bool | None = None
-                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict_batch(
+        self, batch: np.ndarray, *, embed: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities ``(n, n_classes)`` and, when an OOD reference is loaded (or
         ``embed=True``), the pooled embeddings ``(n, d)`` from the same forward pass.
         """
@@ -148,8 +164,9 @@ class ServedModel:
         label = self.classes[1] if float(p[1]) >= t else self.classes[0]
         return {"label": label, "threshold": t, "name": self.operating_point["name"]}
 
-    def gradcam_overlay(self, prepared: np.ndarray, *, alpha: float = 0.45,
-                        min_side: int = 256) -> str:
+    def gradcam_overlay(
+        self, prepared: np.ndarray, *, alpha: float = 0.45, min_side: int = 256
+    ) -> str:
         """Grad-CAM of ``classes_[1]`` over the prepared image, as a PNG data URL."""
         import matplotlib
         from PIL import Image
@@ -178,8 +195,12 @@ class ServedModel:
                 break
         ood = None
         if self.ood is not None:
-            ood = {"threshold": self.ood.threshold, "quantile": self.ood.quantile,
-                   "n_fit": self.ood.n_fit, "n_calibration": self.ood.n_calibration}
+            ood = {
+                "threshold": self.ood.threshold,
+                "quantile": self.ood.quantile,
+                "n_fit": self.ood.n_fit,
+                "n_calibration": self.ood.n_calibration,
+            }
         return {
             "name": self.directory.name,
             "kind": self.config.get("kind", type(self.model).__name__),
@@ -197,9 +218,16 @@ class ServedModel:
         }
 
 
-def fit_ood_reference(model: ServedModel | str | os.PathLike[str], X: Any, *,
-                      quantile: float = 0.99, calibration: float = 0.2, random_state: int = 0,
-                      batch_size: int = 32, save: bool = False) -> OODReference:
+def fit_ood_reference(
+    model: ServedModel | str | os.PathLike[str],
+    X: Any,
+    *,
+    quantile: float = 0.99,
+    calibration: float = 0.2,
+    random_state: int = 0,
+    batch_size: int = 32,
+    save: bool = False,
+) -> OODReference:
     """Fit the out-of-distribution reference of a model on its training images.
 
     Parameters
@@ -229,8 +257,9 @@ def fit_ood_reference(model: ServedModel | str | os.PathLike[str], X: Any, *,
         _, f = served.predict_batch(np.stack([served.prepare(im) for im in imgs]), embed=True)
         assert f is not None  # embed=True always returns the embeddings
         feats.append(f)
-    ref = OODReference.fit(np.concatenate(feats), quantile=quantile, calibration=calibration,
-                           random_state=random_state)
+    ref = OODReference.fit(
+        np.concatenate(feats), quantile=quantile, calibration=calibration, random_state=random_state
+    )
     if save:
         ref.save(served.directory)
     served.ood = ref

@@ -48,8 +48,14 @@ class OODReference:
     n_calibration: int
 
     @classmethod
-    def fit(cls, features: np.ndarray, *, quantile: float = 0.99, calibration: float = 0.2,
-            random_state: int = 0) -> OODReference:
+    def fit(
+        cls,
+        features: np.ndarray,
+        *,
+        quantile: float = 0.99,
+        calibration: float = 0.2,
+        random_state: int = 0,
+    ) -> OODReference:
         """Fit on training embeddings of shape ``(n, d)``.
 
         Parameters
@@ -67,17 +73,27 @@ class OODReference:
 
         feats = np.asarray(features, dtype=np.float64)
         if feats.ndim != 2 or len(feats) < 10:
-            raise DataError(f"OODReference.fit needs at least 10 training embeddings of shape "
-                            f"(n, d); got shape {feats.shape}. Pass more training images.")
+            raise DataError(
+                f"OODReference.fit needs at least 10 training embeddings of shape "
+                f"(n, d); got shape {feats.shape}. Pass more training images."
+            )
         if not 0.5 <= quantile < 1.0 or not 0.0 < calibration < 1.0:
-            raise ConfigurationError(f"quantile must be in [0.5, 1) and calibration in (0, 1); "
-                                     f"got quantile={quantile}, calibration={calibration}.")
+            raise ConfigurationError(
+                f"quantile must be in [0.5, 1) and calibration in (0, 1); "
+                f"got quantile={quantile}, calibration={calibration}."
+            )
         order = np.random.default_rng(random_state).permutation(len(feats))
         n_cal = max(2, int(round(calibration * len(feats))))
         cal, fit = feats[order[:n_cal]], feats[order[n_cal:]]
         lw = LedoitWolf().fit(fit)
-        ref = cls(mean=lw.location_, precision=lw.precision_, threshold=0.0, quantile=quantile,
-                  n_fit=len(fit), n_calibration=len(cal))
+        ref = cls(
+            mean=lw.location_,
+            precision=lw.precision_,
+            threshold=0.0,
+            quantile=quantile,
+            n_fit=len(fit),
+            n_calibration=len(cal),
+        )
         ref.threshold = float(np.quantile(ref.distance(cal), quantile))
         return ref
 
@@ -85,8 +101,10 @@ class OODReference:
         """Mahalanobis distances of embeddings ``(n, d)`` to the training mean, shape ``(n,)``."""
         diff = np.asarray(features, dtype=np.float64) - self.mean
         if diff.ndim != 2 or diff.shape[1] != len(self.mean):
-            raise DataError(f"Embeddings of shape {diff.shape} do not match the reference's "
-                            f"{len(self.mean)} features; refit the reference for this model.")
+            raise DataError(
+                f"Embeddings of shape {diff.shape} do not match the reference's "
+                f"{len(self.mean)} features; refit the reference for this model."
+            )
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", diff, self.precision, diff), 0.0))
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -95,11 +113,21 @@ class OODReference:
         from safetensors.torch import save_file
 
         path = Path(directory) / OOD_FILENAME
-        meta = {"threshold": self.threshold, "quantile": self.quantile, "n_fit": self.n_fit,
-                "n_calibration": self.n_calibration, "format": 1}
-        save_file({"mean": torch.from_numpy(self.mean.copy()),
-                   "precision": torch.from_numpy(np.ascontiguousarray(self.precision))},
-                  str(path), metadata={"cxrkit_ood": json.dumps(meta)})
+        meta = {
+            "threshold": self.threshold,
+            "quantile": self.quantile,
+            "n_fit": self.n_fit,
+            "n_calibration": self.n_calibration,
+            "format": 1,
+        }
+        save_file(
+            {
+                "mean": torch.from_numpy(self.mean.copy()),
+                "precision": torch.from_numpy(np.ascontiguousarray(self.precision)),
+            },
+            str(path),
+            metadata={"cxrkit_ood": json.dumps(meta)},
+        )
         return path
 
     @classmethod
@@ -113,8 +141,15 @@ class OODReference:
         with safe_open(str(path), framework="np") as f:
             meta = json.loads((f.metadata() or {}).get("cxrkit_ood", "{}"))
             if meta.get("format") != 1:
-                raise ConfigurationError(f"'{path}' is not an OOD reference of format 1; refit "
-                                         "it with cxrkit.serve.fit_ood_reference.")
-            return cls(mean=f.get_tensor("mean"), precision=f.get_tensor("precision"),
-                       threshold=float(meta["threshold"]), quantile=float(meta["quantile"]),
-                       n_fit=int(meta["n_fit"]), n_calibration=int(meta["n_calibration"]))
+                raise ConfigurationError(
+                    f"'{path}' is not an OOD reference of format 1; refit "
+                    "it with cxrkit.serve.fit_ood_reference."
+                )
+            return cls(
+                mean=f.get_tensor("mean"),
+                precision=f.get_tensor("precision"),
+                threshold=float(meta["threshold"]),
+                quantile=float(meta["quantile"]),
+                n_fit=int(meta["n_fit"]),
+                n_calibration=int(meta["n_calibration"]),
+            )

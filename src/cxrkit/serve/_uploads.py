@@ -17,8 +17,17 @@ from PIL import Image
 
 from ..errors import CxrkitError
 
-__all__ = ["ACCEPTED_TYPES", "MAX_UPLOAD_BYTES", "MAX_PIXELS", "Upload", "UploadRejected",
-           "BodySizeLimit", "parse_multipart", "sniff_type", "check_pixel_count"]
+__all__ = [
+    "ACCEPTED_TYPES",
+    "MAX_UPLOAD_BYTES",
+    "MAX_PIXELS",
+    "Upload",
+    "UploadRejected",
+    "BodySizeLimit",
+    "parse_multipart",
+    "sniff_type",
+    "check_pixel_count",
+]
 
 #: Default limit on one request body, in bytes (50 MB).
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -74,16 +83,22 @@ def check_pixel_count(upload: Upload, max_pixels: int) -> str:
                 width, height = img.size
                 mode = img.mode
     except Image.DecompressionBombError as exc:
-        raise UploadRejected(f"Upload '{upload.filename}' was refused as a possible "
-                             f"decompression bomb ({exc}).", 422) from None
+        raise UploadRejected(
+            f"Upload '{upload.filename}' was refused as a possible decompression bomb ({exc}).", 422
+        ) from None
     except Exception as exc:  # noqa: BLE001 - the decoder names the fault; report it
-        raise UploadRejected(f"Upload '{upload.filename}' could not be read as "
-                             f"{upload.kind.upper()} ({type(exc).__name__}: {exc}).", 422) from None
+        raise UploadRejected(
+            f"Upload '{upload.filename}' could not be read as "
+            f"{upload.kind.upper()} ({type(exc).__name__}: {exc}).",
+            422,
+        ) from None
     if width * height > max_pixels:
         raise UploadRejected(
             f"Upload '{upload.filename}' was refused as a possible decompression bomb: its "
             f"header declares {width}x{height} = {width * height:,} pixels, more than the "
-            f"server's limit of {max_pixels:,} (cxrkit serve --max-pixels).", 422)
+            f"server's limit of {max_pixels:,} (cxrkit serve --max-pixels).",
+            422,
+        )
     return mode
 
 
@@ -95,12 +110,15 @@ def _content_disposition(value: bytes) -> tuple[str | None, str | None]:
         return None, None
     name = params.get(b"name")
     filename = params.get(b"filename")
-    return (name.decode("utf-8", "replace") if name is not None else None,
-            filename.decode("utf-8", "replace") if filename is not None else None)
+    return (
+        name.decode("utf-8", "replace") if name is not None else None,
+        filename.decode("utf-8", "replace") if filename is not None else None,
+    )
 
 
-def parse_multipart(body: bytes, content_type: str, *, max_files: int = 64
-                    ) -> tuple[list[Upload], dict[str, str]]:
+def parse_multipart(
+    body: bytes, content_type: str, *, max_files: int = 64
+) -> tuple[list[Upload], dict[str, str]]:
     """Split a ``multipart/form-data`` body into file parts and text fields.
 
     Parameters
@@ -132,7 +150,9 @@ def parse_multipart(body: bytes, content_type: str, *, max_files: int = 64
         raise UploadRejected(
             f"POST /v1/predict takes multipart/form-data with one or more 'files' parts; got "
             f"Content-Type {content_type or '(none)'!r}. Send the images as a form upload "
-            "(e.g. curl -F files=@image.png).", 415)
+            "(e.g. curl -F files=@image.png).",
+            415,
+        )
     parts: list[dict[str, Any]] = []
     header: dict[str, bytes] = {}
     current: dict[str, Any] = {}
@@ -157,9 +177,14 @@ def parse_multipart(body: bytes, content_type: str, *, max_files: int = 64
     def on_part_end() -> None:
         parts.append({"headers": dict(current["headers"]), "data": b"".join(current["chunks"])})
 
-    callbacks: Any = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                      "on_header_value": on_header_value, "on_header_end": on_header_end,
-                      "on_part_data": on_part_data, "on_part_end": on_part_end}
+    callbacks: Any = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
     parser = MultipartParser(params[b"boundary"], callbacks)
     try:
         parser.write(body)
@@ -175,11 +200,15 @@ def parse_multipart(body: bytes, content_type: str, *, max_files: int = 64
         if filename is None:
             fields[name] = part["data"].decode("utf-8", "replace")
         else:
-            uploads.append(Upload(filename=filename or f"upload-{len(uploads) + 1}",
-                                  data=part["data"]))
+            uploads.append(
+                Upload(filename=filename or f"upload-{len(uploads) + 1}", data=part["data"])
+            )
     if len(uploads) > max_files:
-        raise UploadRejected(f"The request holds {len(uploads)} files; at most {max_files} are "
-                             "accepted at once. Split the upload.", 413)
+        raise UploadRejected(
+            f"The request holds {len(uploads)} files; at most {max_files} are "
+            "accepted at once. Split the upload.",
+            413,
+        )
     return uploads, fields
 
 
@@ -233,13 +262,25 @@ class BodySizeLimit:
     async def _refuse(self, send: Any, size: int) -> None:
         import json
 
-        body = json.dumps({"detail": (
-            f"The request body ({size:,} bytes or more) is larger than the server's limit of "
-            f"{self.max_bytes:,} bytes. Send fewer or smaller files, or start the server with "
-            "a larger --max-upload-mb.")}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "detail": (
+                    f"The request body ({size:,} bytes or more) is larger than the server's limit of "
+                    f"{self.max_bytes:,} bytes. Send fewer or smaller files, or start the server with "
+                    "a larger --max-upload-mb."
+                )
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from ..plugins import get_registry
-from ._lungs import ImplausibleLungMaskWarning, LungCrop, LungMask, lung_blackout
 from ._augment import CXRLight, CXRStrong, RandomGamma, TorchvisionAugment, resolve_augment
+from ._lungs import ImplausibleLungMaskWarning, LungCrop, LungMask, lung_blackout
 from ._transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -64,8 +64,9 @@ def create_transform(name: str, /, **options: Any) -> Callable[[np.ndarray], np.
     return get_registry("transform").create(name, **options)
 
 
-def resolve_transforms(transforms: Any, owner: str = "CXRClassifier"
-                       ) -> list[Callable[[np.ndarray], np.ndarray]]:
+def resolve_transforms(
+    transforms: Any, owner: str = "CXRClassifier"
+) -> list[Callable[[np.ndarray], np.ndarray]]:
     """Callables for a ``transforms`` parameter: registered names are created,
     callables kept; anything else is a :class:`~cxrkit.errors.ConfigurationError`
     naming ``owner``.
@@ -84,5 +85,6 @@ def resolve_transforms(transforms: Any, owner: str = "CXRClassifier"
         else:
             raise ConfigurationError(
                 f"The 'transforms' parameter of {owner} must hold callables or registered "
-                f"transform names (see cxrkit.list_transforms()). Got {t!r}.")
+                f"transform names (see cxrkit.list_transforms()). Got {t!r}."
+            )
     return out

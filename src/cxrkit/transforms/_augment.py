@@ -61,12 +61,14 @@ class TorchvisionAugment(Transform):
     _params = ("pipeline", "random_state")
     deterministic = False
 
-    def __init__(self, pipeline: Callable[[torch.Tensor], torch.Tensor],
-                 random_state: int | None = 0) -> None:
+    def __init__(
+        self, pipeline: Callable[[torch.Tensor], torch.Tensor], random_state: int | None = 0
+    ) -> None:
         if not callable(pipeline):
             raise ConfigurationError(
                 "TorchvisionAugment needs a callable pipeline (e.g. torchvision.transforms.v2."
-                f"Compose([...])). Got {pipeline!r} instead.")
+                f"Compose([...])). Got {pipeline!r} instead."
+            )
         self.pipeline = pipeline
         self.random_state = random_state
         self._rng = np.random.default_rng(random_state)
@@ -87,7 +89,8 @@ class TorchvisionAugment(Transform):
         arr = np.asarray(img, dtype=np.float32)
         if arr.ndim != 2:
             raise ConfigurationError(
-                f"{type(self).__name__} expects a 2-D grayscale image; got shape {arr.shape}.")
+                f"{type(self).__name__} expects a 2-D grayscale image; got shape {arr.shape}."
+            )
         out = self.apply(torch.from_numpy(np.ascontiguousarray(arr))[None])
         return out[0].numpy()
 
@@ -108,11 +111,17 @@ class CXRLight(TorchvisionAugment):
 
     @staticmethod
     def light() -> v2.Compose:
-        return v2.Compose([
-            v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1),
-                            interpolation=v2.InterpolationMode.BILINEAR),
-            v2.ColorJitter(brightness=0.1, contrast=0.1),
-        ])
+        return v2.Compose(
+            [
+                v2.RandomAffine(
+                    degrees=10,
+                    translate=(0.05, 0.05),
+                    scale=(0.9, 1.1),
+                    interpolation=v2.InterpolationMode.BILINEAR,
+                ),
+                v2.ColorJitter(brightness=0.1, contrast=0.1),
+            ]
+        )
 
 
 class CXRStrong(TorchvisionAugment):
@@ -134,18 +143,21 @@ class CXRStrong(TorchvisionAugment):
 
     def _pipeline_for(self, size: tuple[int, int]) -> Callable[[torch.Tensor], torch.Tensor]:
         if size not in self._by_size:
-            self._by_size[size] = v2.Compose([
-                CXRLight.light(),
-                v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.9, 1.1), antialias=True),
-                v2.RandomApply([RandomGamma((0.8, 1.25))], p=0.5),
-                v2.RandomApply([v2.GaussianNoise(sigma=0.02)], p=0.5),
-                v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.0))], p=0.5),
-            ])
+            self._by_size[size] = v2.Compose(
+                [
+                    CXRLight.light(),
+                    v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.9, 1.1), antialias=True),
+                    v2.RandomApply([RandomGamma((0.8, 1.25))], p=0.5),
+                    v2.RandomApply([v2.GaussianNoise(sigma=0.02)], p=0.5),
+                    v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.0))], p=0.5),
+                ]
+            )
         return self._by_size[size]
 
 
-def resolve_augment(augment: Any, random_state: int | None = None,
-                    owner: str = "CXRClassifier") -> Any:
+def resolve_augment(
+    augment: Any, random_state: int | None = None, owner: str = "CXRClassifier"
+) -> Any:
     """What an ``augment`` parameter means.
 
     ``None`` and ``"hflip"`` are returned as they are (the flip is handled by the
@@ -166,7 +178,8 @@ def resolve_augment(augment: Any, random_state: int | None = None,
             raise ConfigurationError(
                 f"The 'augment' parameter of {owner} must be None, 'hflip', a registered "
                 f"transform name ({', '.join(reg.names())}) or a torchvision.transforms.v2 "
-                f"pipeline. Got {augment!r} instead.")
+                f"pipeline. Got {augment!r} instead."
+            )
         factory = reg.get(augment).factory
         takes_seed = "random_state" in inspect.signature(factory).parameters
         return factory(random_state=seed) if takes_seed else factory()
@@ -176,4 +189,5 @@ def resolve_augment(augment: Any, random_state: int | None = None,
         return TorchvisionAugment(augment, random_state=seed)
     raise ConfigurationError(
         f"The 'augment' parameter of {owner} must be None, 'hflip', a registered transform "
-        f"name or a torchvision.transforms.v2 pipeline. Got {augment!r} instead.")
+        f"name or a torchvision.transforms.v2 pipeline. Got {augment!r} instead."
+    )

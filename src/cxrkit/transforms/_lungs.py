@@ -77,17 +77,20 @@ class _LungTransform(Transform):
                     if not hasattr(seg, "fingerprint_"):
                         raise ConfigurationError(
                             f"{type(self).__name__} got an unfitted LungSegmenter; fit it first "
-                            "or pass the folder written by `cxrkit train-lungs`.")
+                            "or pass the folder written by `cxrkit train-lungs`."
+                        )
                     self._loaded = seg
                 else:
                     raise ConfigurationError(
                         f"The 'segmenter' parameter of {type(self).__name__} must be a fitted "
-                        f"LungSegmenter, a folder path or None. Got {type(seg).__name__} instead.")
+                        f"LungSegmenter, a folder path or None. Got {type(seg).__name__} instead."
+                    )
         return self._loaded
 
     def lung_mask_of(self, img: np.ndarray) -> Any:
         """The cached :class:`~cxrkit.segmentation.LungMaskResult` of ``img``; warns
-        (once per image) when it is implausible and this transform falls back."""
+        (once per image) when it is implausible and this transform falls back.
+        """
         from ..segmentation import get_mask_cache
 
         cache = get_mask_cache()
@@ -100,7 +103,9 @@ class _LungTransform(Transform):
                     f"{self._name}: the predicted lung mask of a {img.shape[0]}x{img.shape[1]} "
                     f"image is implausible ({result.reason}); {self._fallback}. {n} image(s) so "
                     "far; see cxrkit.segmentation.lung_mask_stats().",
-                    ImplausibleLungMaskWarning, stacklevel=3)
+                    ImplausibleLungMaskWarning,
+                    stacklevel=3,
+                )
         return result
 
     def __getstate__(self) -> dict[str, Any]:
@@ -141,14 +146,22 @@ class LungCrop(_LungTransform):
     _name = "lung_crop"
     _fallback = "the uncropped image was used"
 
-    def __init__(self, segmenter: Any = None, margin: float = 0.05, size: int | None = None) -> None:
-        if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not 0 <= margin < 0.5:
+    def __init__(
+        self, segmenter: Any = None, margin: float = 0.05, size: int | None = None
+    ) -> None:
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, numbers.Real)
+            or not 0 <= margin < 0.5
+        ):
             raise ConfigurationError(
                 f"The 'margin' parameter of LungCrop must be a float in the range [0, 0.5). "
-                f"Got {margin!r} instead.")
+                f"Got {margin!r} instead."
+            )
         if size is not None and (not isinstance(size, numbers.Integral) or size < 1):
             raise ConfigurationError(
-                f"The 'size' parameter of LungCrop must be a positive int or None. Got {size!r} instead.")
+                f"The 'size' parameter of LungCrop must be a positive int or None. Got {size!r} instead."
+            )
         self.segmenter = segmenter
         self.margin = float(margin)
         self.size = None if size is None else int(size)
@@ -162,14 +175,21 @@ class LungCrop(_LungTransform):
         rows, cols = np.flatnonzero(result.mask.any(1)), np.flatnonzero(result.mask.any(0))
         h, w = arr.shape
         dh, dw = round(self.margin * h), round(self.margin * w)
-        return (max(0, rows[0] - dh), min(h, rows[-1] + 1 + dh),
-                max(0, cols[0] - dw), min(w, cols[-1] + 1 + dw))
+        return (
+            max(0, rows[0] - dh),
+            min(h, rows[-1] + 1 + dh),
+            max(0, cols[0] - dw),
+            min(w, cols[-1] + 1 + dw),
+        )
 
-    def _apply(self, arr: np.ndarray, box: tuple[int, int, int, int] | None,
-               interpolation: str) -> np.ndarray:
-        out = arr if box is None else arr[box[0]:box[1], box[2]:box[3]]
+    def _apply(
+        self, arr: np.ndarray, box: tuple[int, int, int, int] | None, interpolation: str
+    ) -> np.ndarray:
+        out = arr if box is None else arr[box[0] : box[1], box[2] : box[3]]
         if self.size is not None:
-            return resize_image(np.ascontiguousarray(out, dtype=np.float32), self.size, interpolation)
+            return resize_image(
+                np.ascontiguousarray(out, dtype=np.float32), self.size, interpolation
+            )
         return out.copy()
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
@@ -200,14 +220,18 @@ class LungMask(_LungTransform):
 
     _params = ("segmenter", "fill", "keep")
 
-    def __init__(self, segmenter: Any = None, fill: str | float = "median", keep: str = "lungs") -> None:
+    def __init__(
+        self, segmenter: Any = None, fill: str | float = "median", keep: str = "lungs"
+    ) -> None:
         if not (fill in _FILLS or (isinstance(fill, numbers.Real) and not isinstance(fill, bool))):
             raise ConfigurationError(
                 f"The 'fill' parameter of LungMask must be one of {_FILLS} or a float. "
-                f"Got {fill!r} instead.")
+                f"Got {fill!r} instead."
+            )
         if keep not in ("lungs", "outside"):
             raise ConfigurationError(
-                f"The 'keep' parameter of LungMask must be 'lungs' or 'outside'. Got {keep!r} instead.")
+                f"The 'keep' parameter of LungMask must be 'lungs' or 'outside'. Got {keep!r} instead."
+            )
         self.segmenter = segmenter
         self.fill = fill
         self.keep = keep
@@ -218,8 +242,11 @@ class LungMask(_LungTransform):
 
     @property
     def _fallback(self) -> str:  # type: ignore[override]
-        return ("the unmasked image was used" if self.keep == "lungs" else
-                "the segmenter's average training mask was hidden instead")
+        return (
+            "the unmasked image was used"
+            if self.keep == "lungs"
+            else "the segmenter's average training mask was hidden instead"
+        )
 
     def region(self, img: np.ndarray) -> np.ndarray | None:
         """Boolean map of the pixels that are filled (``None``: nothing is)."""
@@ -236,8 +263,13 @@ class LungMask(_LungTransform):
         region = self.region(arr)
         out = arr.copy()
         if region is not None:
-            value = (float(np.median(arr)) if self.fill == "median" else
-                     0.0 if self.fill == "zero" else float(self.fill))
+            value = (
+                float(np.median(arr))
+                if self.fill == "median"
+                else 0.0
+                if self.fill == "zero"
+                else float(self.fill)
+            )
             out[region] = value
         return out
 

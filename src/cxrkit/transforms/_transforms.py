@@ -47,7 +47,8 @@ def _fraction(name: str, owner: str, value: object) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < float(value) <= 1:
         raise ConfigurationError(
             f"The {name!r} parameter of {owner} must be a float in the range (0, 1]. "
-            f"Got {value!r} instead.")
+            f"Got {value!r} instead."
+        )
     return float(value)
 
 
@@ -62,7 +63,8 @@ class Transform:
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and all(
-            getattr(self, k) == getattr(other, k) for k in self._params)
+            getattr(self, k) == getattr(other, k) for k in self._params
+        )
 
     def __hash__(self) -> int:
         return hash((type(self).__name__,) + tuple(repr(getattr(self, k)) for k in self._params))
@@ -84,7 +86,8 @@ class Resize(Transform):
     def __init__(self, size: int = 224, interpolation: str = "bilinear") -> None:
         if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
             raise ConfigurationError(
-                f"The 'size' parameter of Resize must be an int in the range [1, inf). Got {size!r} instead.")
+                f"The 'size' parameter of Resize must be an int in the range [1, inf). Got {size!r} instead."
+            )
         self.size = int(size)
         self.interpolation = interpolation
         resize_image(np.zeros((2, 2), np.float32), 1, interpolation)  # validates interpolation
@@ -113,14 +116,18 @@ class ImageNetNormalize(Transform):
 
     _params = ("mean", "std")
 
-    def __init__(self, mean: tuple[float, float, float] = IMAGENET_MEAN,
-                 std: tuple[float, float, float] = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+    ) -> None:
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ConfigurationError(
                 "ImageNetNormalize needs 3 means and 3 positive standard deviations. "
-                f"Got mean={mean!r}, std={std!r}.")
+                f"Got mean={mean!r}, std={std!r}."
+            )
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         arr = np.asarray(img, dtype=np.float32)
@@ -128,7 +135,8 @@ class ImageNetNormalize(Transform):
             arr = np.repeat(arr[None], 3, axis=0)
         if arr.ndim != 3 or arr.shape[0] != 3:
             raise DataError(
-                f"ImageNetNormalize expects a (H, W) or (3, H, W) image; got shape {arr.shape}.")
+                f"ImageNetNormalize expects a (H, W) or (3, H, W) image; got shape {arr.shape}."
+            )
         mean = np.asarray(self.mean, np.float32)[:, None, None]
         std = np.asarray(self.std, np.float32)[:, None, None]
         return (arr - mean) / std
@@ -152,7 +160,8 @@ class HorizontalFlip(Transform):
     def __init__(self, p: float = 1.0, random_state: int | None = 0) -> None:
         if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ConfigurationError(
-                f"The 'p' parameter of HorizontalFlip must be a float in the range [0, 1]. Got {p!r} instead.")
+                f"The 'p' parameter of HorizontalFlip must be a float in the range [0, 1]. Got {p!r} instead."
+            )
         self.p = float(p)
         self.random_state = random_state
         self._rng = np.random.default_rng(random_state)
@@ -180,10 +189,15 @@ class JpegRecompress(Transform):
     quality: int
 
     def __init__(self, quality: int = 90) -> None:
-        if not isinstance(quality, numbers.Integral) or isinstance(quality, bool) or not 1 <= quality <= 95:
+        if (
+            not isinstance(quality, numbers.Integral)
+            or isinstance(quality, bool)
+            or not 1 <= quality <= 95
+        ):
             raise ConfigurationError(
                 f"The 'quality' parameter of JpegRecompress must be an int in the range [1, 95]. "
-                f"Got {quality!r} instead.")
+                f"Got {quality!r} instead."
+            )
         self.quality = int(quality)
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
@@ -214,7 +228,7 @@ class CentreCrop(Transform):
         h, w = arr.shape
         ch, cw = max(1, round(h * self.fraction)), max(1, round(w * self.fraction))
         top, left = (h - ch) // 2, (w - cw) // 2
-        return arr[top:top + ch, left:left + cw].copy()
+        return arr[top : top + ch, left : left + cw].copy()
 
 
 class CentreBlackout(Transform):
@@ -241,5 +255,5 @@ class CentreBlackout(Transform):
         h, w = arr.shape
         bh, bw = round(h * self.fraction), round(w * self.fraction)
         top, left = (h - bh) // 2, (w - bw) // 2
-        arr[top:top + bh, left:left + bw] = self.value
+        arr[top : top + bh, left : left + bw] = self.value
         return arr

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
-from ._lungs import LungCrop, LungMask, lung_blackout
 from ._augment import CXRLight, CXRStrong
+from ._lungs import LungCrop, LungMask, lung_blackout
 from ._transforms import (
     CentreBlackout,
     CentreCrop,

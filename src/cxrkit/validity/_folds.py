@@ -20,8 +20,9 @@ __all__ = ["stratified_group_folds"]
 
 
 @numba.njit(cache=True)
-def _assign(counts: np.ndarray, order: np.ndarray, y_cnt: np.ndarray,
-            n_splits: int) -> np.ndarray:  # pragma: no cover - compiled
+def _assign(
+    counts: np.ndarray, order: np.ndarray, y_cnt: np.ndarray, n_splits: int
+) -> np.ndarray:  # pragma: no cover - compiled
     n_groups, n_classes = counts.shape
     per_fold = np.zeros((n_splits, n_classes))
     fold_of = np.empty(n_groups, np.int64)
@@ -56,9 +57,9 @@ def _assign(counts: np.ndarray, order: np.ndarray, y_cnt: np.ndarray,
     return fold_of
 
 
-def stratified_group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, *,
-                           shuffle: bool, random_state: int | None
-                           ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def stratified_group_folds(
+    y: np.ndarray, groups: np.ndarray, n_splits: int, *, shuffle: bool, random_state: int | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(train, test)`` index pairs equal to ``StratifiedGroupKFold``'s.
 
     Parameters

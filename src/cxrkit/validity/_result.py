@@ -82,13 +82,16 @@ def _fmt_number(v: Any) -> str:
         items = [_fmt_number(x) for x in v[:5]]
         return "[" + ", ".join(items) + (", ..." if len(v) > 5 else "") + "]"
     if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{k}: {_fmt_number(x)}" for k, x in list(v.items())[:6]) + \
-            (", ..." if len(v) > 6 else "") + "}"
+        return (
+            "{"
+            + ", ".join(f"{k}: {_fmt_number(x)}" for k, x in list(v.items())[:6])
+            + (", ..." if len(v) > 6 else "")
+            + "}"
+        )
     return str(v)
 
 
-def format_guards(results: Iterable[GuardResult], *, width: int = 100,
-                  numbers: bool = True) -> str:
+def format_guards(results: Iterable[GuardResult], *, width: int = 100, numbers: bool = True) -> str:
     """Render guard results as a plain-text table (for the CLI and text reports).
 
     Parameters
@@ -115,15 +118,28 @@ def format_guards(results: Iterable[GuardResult], *, width: int = 100,
         lines.append(f"{r.status:<6}  {r.name:<{name_w}}  {wrapped[0]}")
         lines.extend(indent + w for w in wrapped[1:])
         if numbers:
-            scalars = {k: v for k, v in r.numbers.items() if not isinstance(v, Mapping)
-                       and not (isinstance(v, (list, tuple)) and v and isinstance(v[0], Mapping))}
+            scalars = {
+                k: v
+                for k, v in r.numbers.items()
+                if not isinstance(v, Mapping)
+                and not (isinstance(v, (list, tuple)) and v and isinstance(v[0], Mapping))
+            }
             if scalars:
                 text = "; ".join(f"{k}={_fmt_number(v)}" for k, v in scalars.items())
-                lines.extend(textwrap.wrap(text, max(40, width),
-                                           initial_indent=indent, subsequent_indent=indent))
+                lines.extend(
+                    textwrap.wrap(
+                        text, max(40, width), initial_indent=indent, subsequent_indent=indent
+                    )
+                )
         if r.advice and r.status != "PASS":
-            lines.extend(textwrap.wrap("-> " + r.advice, max(40, width),
-                                       initial_indent=indent, subsequent_indent=indent + "   "))
+            lines.extend(
+                textwrap.wrap(
+                    "-> " + r.advice,
+                    max(40, width),
+                    initial_indent=indent,
+                    subsequent_indent=indent + "   ",
+                )
+            )
     counts = {s: sum(r.status == s for r in results) for s in STATUSES}
     lines.append("-" * min(width, name_w + 60))
     lines.append(", ".join(f"{counts[s]} {s}" for s in STATUSES))

@@ -44,9 +44,13 @@ def patient_coverage(groups: Any, n_images: int) -> GuardResult:
     """
     if groups is None:
         return GuardResult(
-            "patient_ids", "WARN", f"No patient ids for the {n_images} images; patient leakage "
-            "cannot be checked and splits cannot be grouped.", {"n_images": n_images},
-            "Provide a patient_id column; without it, treat every result as possibly inflated.")
+            "patient_ids",
+            "WARN",
+            f"No patient ids for the {n_images} images; patient leakage "
+            "cannot be checked and splits cannot be grouped.",
+            {"n_images": n_images},
+            "Provide a patient_id column; without it, treat every result as possibly inflated.",
+        )
     g = pd.Series(np.asarray(groups, dtype=object))
     # Loaders give an image without a patient id its own id, "image:<path>".
     assumed = int(g.astype(str).str.startswith("image:").sum())
@@ -54,31 +58,51 @@ def patient_coverage(groups: Any, n_images: int) -> GuardResult:
     missing = int(g.isna().sum())
     if assumed == n_images:
         return GuardResult(
-            "patient_ids", "WARN", f"No patient ids for the {n_images} images: every image is "
+            "patient_ids",
+            "WARN",
+            f"No patient ids for the {n_images} images: every image is "
             "treated as its own patient, so patient-grouped splits cannot prevent leakage "
-            "between images of one patient.", {"n_images": n_images, "missing_ids": assumed},
+            "between images of one patient.",
+            {"n_images": n_images, "missing_ids": assumed},
             "Give the loader patient ids (a patient_id column, or patient_pattern= for an image "
-            "folder); until then, treat every result as possibly inflated.")
+            "folder); until then, treat every result as possibly inflated.",
+        )
     counts = g.dropna().astype(str).value_counts()
-    numbers = {"n_images": n_images, "n_patients": int(len(counts)),
-               "patients_with_several_images": int((counts > 1).sum()),
-               "images_of_those_patients": int(counts[counts > 1].sum()),
-               "max_images_per_patient": int(counts.max()) if len(counts) else 0,
-               "missing_ids": missing}
-    summary = (f"{numbers['n_patients']} patients for {n_images} images; "
-               f"{numbers['patients_with_several_images']} patients have several images "
-               f"({numbers['images_of_those_patients']} images): any split must be grouped by "
-               "patient.")
+    numbers = {
+        "n_images": n_images,
+        "n_patients": int(len(counts)),
+        "patients_with_several_images": int((counts > 1).sum()),
+        "images_of_those_patients": int(counts[counts > 1].sum()),
+        "max_images_per_patient": int(counts.max()) if len(counts) else 0,
+        "missing_ids": missing,
+    }
+    summary = (
+        f"{numbers['n_patients']} patients for {n_images} images; "
+        f"{numbers['patients_with_several_images']} patients have several images "
+        f"({numbers['images_of_those_patients']} images): any split must be grouped by "
+        "patient."
+    )
     if missing:
-        return GuardResult("patient_ids", "WARN", summary + f" {missing} images have no id.",
-                           numbers, "Give every image a patient id (its own id when unknown).")
+        return GuardResult(
+            "patient_ids",
+            "WARN",
+            summary + f" {missing} images have no id.",
+            numbers,
+            "Give every image a patient id (its own id when unknown).",
+        )
     return GuardResult("patient_ids", "PASS", summary, numbers)
 
 
-def duplicate_guard(images: Any, groups: Any = None, ids: Sequence[Any] | None = None, *,
-                    threshold: float = SIMILARITY_THRESHOLD, test_images: Any = None,
-                    test_ids: Sequence[Any] | None = None,
-                    max_rows: int = 20) -> list[GuardResult]:
+def duplicate_guard(
+    images: Any,
+    groups: Any = None,
+    ids: Sequence[Any] | None = None,
+    *,
+    threshold: float = SIMILARITY_THRESHOLD,
+    test_images: Any = None,
+    test_ids: Sequence[Any] | None = None,
+    max_rows: int = 20,
+) -> list[GuardResult]:
     """Near-duplicate guards: within the data and, if given, between it and a test set.
 
     Within one set, duplicates under different patient ids are a ``WARN``
@@ -93,50 +117,104 @@ def duplicate_guard(images: Any, groups: Any = None, ids: Sequence[Any] | None =
     else:
         cross = np.ones(len(pairs), bool) if g is None else np.zeros(0, bool)
     show = pairs.head(max_rows)
-    rows = [{"a": str(r.id_a), "b": str(r.id_b), "similarity": float(r.similarity),
-             "phash_distance": int(r.phash_distance), "flipped": bool(r.flipped),
-             **({"patient_a": str(g[r.i]), "patient_b": str(g[r.j])} if g is not None else {})}
-            for r in show.itertuples()]
-    numbers = {"n_images": len(h), "n_pairs": int(len(pairs)),
-               "n_pairs_across_patients": int(cross.sum()), "threshold": threshold,
-               "pairs": rows}
+    rows = [
+        {
+            "a": str(r.id_a),
+            "b": str(r.id_b),
+            "similarity": float(r.similarity),
+            "phash_distance": int(r.phash_distance),
+            "flipped": bool(r.flipped),
+            **({"patient_a": str(g[r.i]), "patient_b": str(g[r.j])} if g is not None else {}),
+        }
+        for r in show.itertuples()
+    ]
+    numbers = {
+        "n_images": len(h),
+        "n_pairs": int(len(pairs)),
+        "n_pairs_across_patients": int(cross.sum()),
+        "threshold": threshold,
+        "pairs": rows,
+    }
     if len(pairs) == 0:
-        out = [GuardResult("near_duplicates", "PASS",
-                           f"No near-duplicate pairs among {len(h)} images.", numbers)]
+        out = [
+            GuardResult(
+                "near_duplicates",
+                "PASS",
+                f"No near-duplicate pairs among {len(h)} images.",
+                numbers,
+            )
+        ]
     else:
-        what = (f"{int(cross.sum())} of them under different patient ids" if g is not None
-                else "patient ids unknown")
+        what = (
+            f"{int(cross.sum())} of them under different patient ids"
+            if g is not None
+            else "patient ids unknown"
+        )
         status: Status = "WARN" if cross.any() else "PASS"
-        out = [GuardResult(
-            "near_duplicates", status,
-            f"{len(pairs)} near-duplicate pair(s) among {len(h)} images ({what}).", numbers,
-            "Near-duplicates under different patient ids are usually one patient entered twice: "
-            "merge their ids (cxrkit.validity.merge_duplicate_groups) or drop one copy, so that "
-            "grouped splits keep the copies together." if status == "WARN" else "")]
+        out = [
+            GuardResult(
+                "near_duplicates",
+                status,
+                f"{len(pairs)} near-duplicate pair(s) among {len(h)} images ({what}).",
+                numbers,
+                "Near-duplicates under different patient ids are usually one patient entered twice: "
+                "merge their ids (cxrkit.validity.merge_duplicate_groups) or drop one copy, so that "
+                "grouped splits keep the copies together."
+                if status == "WARN"
+                else "",
+            )
+        ]
     if test_images is not None:
         ht = compute_hashes(test_images, test_ids)
         cp = cross_duplicates(h, ht, threshold=threshold)
-        crow = [{"train": str(r.id_a), "test": str(r.id_b), "similarity": float(r.similarity),
-                 "flipped": bool(r.flipped)} for r in cp.head(max_rows).itertuples()]
+        crow = [
+            {
+                "train": str(r.id_a),
+                "test": str(r.id_b),
+                "similarity": float(r.similarity),
+                "flipped": bool(r.flipped),
+            }
+            for r in cp.head(max_rows).itertuples()
+        ]
         n_test = int(cp["j"].nunique()) if len(cp) else 0
-        nums = {"n_train": len(h), "n_test": len(ht), "n_pairs": int(len(cp)),
-                "n_test_images_with_copy": n_test, "pairs": crow}
+        nums = {
+            "n_train": len(h),
+            "n_test": len(ht),
+            "n_pairs": int(len(cp)),
+            "n_test_images_with_copy": n_test,
+            "pairs": crow,
+        }
         if len(cp):
-            out.append(GuardResult(
-                "train_test_duplicates", "FAIL",
-                f"{n_test} of {len(ht)} test images have a near-duplicate in the training data.",
-                nums, "Remove those test images (or their training copies); the test score "
-                "includes images the model was trained on."))
+            out.append(
+                GuardResult(
+                    "train_test_duplicates",
+                    "FAIL",
+                    f"{n_test} of {len(ht)} test images have a near-duplicate in the training data.",
+                    nums,
+                    "Remove those test images (or their training copies); the test score "
+                    "includes images the model was trained on.",
+                )
+            )
         else:
-            out.append(GuardResult("train_test_duplicates", "PASS",
-                                   f"No test image has a near-duplicate among {len(h)} training "
-                                   "images.", nums))
+            out.append(
+                GuardResult(
+                    "train_test_duplicates",
+                    "PASS",
+                    f"No test image has a near-duplicate among {len(h)} training images.",
+                    nums,
+                )
+            )
     return out
 
 
-def run_data_checks(dataset_like: Any, test: Any = None, *, duplicates: bool = True,
-                    confounding: bool = True,
-                    threshold: float = SIMILARITY_THRESHOLD) -> list[GuardResult]:
+def run_data_checks(
+    dataset_like: Any,
+    test: Any = None,
+    *,
+    duplicates: bool = True,
+    confounding: bool = True,
+    threshold: float = SIMILARITY_THRESHOLD,
+) -> list[GuardResult]:
     """All data-only guards (no training): patient ids, leakage, duplicates, confounding.
 
     Parameters
@@ -170,23 +248,44 @@ def run_data_checks(dataset_like: Any, test: Any = None, *, duplicates: bool = T
     if test is not None:
         tg = _attr(test, "groups")
         if groups is None or tg is None:
-            results.append(GuardResult(
-                "train_test_leakage", "WARN", "Patient ids missing on one side; train/test "
-                "patient overlap cannot be checked.", {},
-                "Provide patient ids for both sets."))
+            results.append(
+                GuardResult(
+                    "train_test_leakage",
+                    "WARN",
+                    "Patient ids missing on one side; train/test "
+                    "patient overlap cannot be checked.",
+                    {},
+                    "Provide patient ids for both sets.",
+                )
+            )
         else:
             try:
                 check_train_test_leakage(groups, tg)
-                results.append(GuardResult(
-                    "train_test_leakage", "PASS", "No patient has images in both the training "
-                    "and the test set.", {"n_shared_patients": 0}))
+                results.append(
+                    GuardResult(
+                        "train_test_leakage",
+                        "PASS",
+                        "No patient has images in both the training and the test set.",
+                        {"n_shared_patients": 0},
+                    )
+                )
             except LeakageError as exc:
-                shared = np.intersect1d(np.asarray(groups, dtype=object).astype(str),
-                                        np.asarray(tg, dtype=object).astype(str))
-                results.append(GuardResult("train_test_leakage", "FAIL", str(exc),
-                                           {"n_shared_patients": int(len(shared)),
-                                            "example_patients": shared[:10].tolist()},
-                                           "Remove the shared patients from one side."))
+                shared = np.intersect1d(
+                    np.asarray(groups, dtype=object).astype(str),
+                    np.asarray(tg, dtype=object).astype(str),
+                )
+                results.append(
+                    GuardResult(
+                        "train_test_leakage",
+                        "FAIL",
+                        str(exc),
+                        {
+                            "n_shared_patients": int(len(shared)),
+                            "example_patients": shared[:10].tolist(),
+                        },
+                        "Remove the shared patients from one side.",
+                    )
+                )
     if duplicates:
         ids = None
         md = _metadata(dataset_like)

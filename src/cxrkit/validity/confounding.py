@@ -25,8 +25,14 @@ from sklearn.metrics import roc_auc_score
 from ..errors import DataError
 from ._result import GuardResult
 
-__all__ = ["cramers_v", "categorical_confounding", "age_confounding", "check_confounding",
-           "V_WARN", "V_FAIL"]
+__all__ = [
+    "cramers_v",
+    "categorical_confounding",
+    "age_confounding",
+    "check_confounding",
+    "V_WARN",
+    "V_FAIL",
+]
 
 V_WARN = 0.2
 V_FAIL = 0.5
@@ -92,15 +98,22 @@ def categorical_confounding(values: Any, y: Any, name: str) -> GuardResult:
     numbers: dict[str, Any] = {
         "cramers_v": round(vval, 4),
         "n_levels": int(len(table)),
-        "table": {str(lv): {str(c): int(k) for c, k in row.items()} for lv, row in table.iterrows()},
-        "share": {str(lv): {str(c): round(float(k), 4) for c, k in row.items()}
-                  for lv, row in share.iterrows()},
+        "table": {
+            str(lv): {str(c): int(k) for c, k in row.items()} for lv, row in table.iterrows()
+        },
+        "share": {
+            str(lv): {str(c): round(float(k), 4) for c, k in row.items()}
+            for lv, row in share.iterrows()
+        },
     }
     gname = f"confounding:{name}"
     if len(table) < 2:
-        return GuardResult(gname, "PASS",
-                           f"{name}: a single level ({table.index[0]!r}); nothing to confound.",
-                           numbers)
+        return GuardResult(
+            gname,
+            "PASS",
+            f"{name}: a single level ({table.index[0]!r}); nothing to confound.",
+            numbers,
+        )
     best = (0.0, 0.0, "", "", "")
     for lv, row in share.iterrows():
         if table.loc[lv].sum() < MIN_LEVEL:
@@ -111,18 +124,27 @@ def categorical_confounding(values: Any, y: Any, name: str) -> GuardResult:
         if hi - lo > best[1] and ratio >= RATIO_WARN or (best[4] == "" and hi - lo > best[1]):
             best = (ratio, hi - lo, str(lv), str(hi_c), str(lo_c))
     ratio, diff, lv, hi_c, lo_c = best
-    numbers.update({"top_level": lv, "top_ratio": round(ratio, 2) if np.isfinite(ratio) else None,
-                    "top_diff": round(diff, 4)})
+    numbers.update(
+        {
+            "top_level": lv,
+            "top_ratio": round(ratio, 2) if np.isfinite(ratio) else None,
+            "top_diff": round(diff, 4),
+        }
+    )
     over = lv != "" and ratio >= RATIO_WARN and diff >= DIFF_WARN
     detail = ""
     if lv:
-        detail = (f"; {lv!r} is {share.loc[lv, hi_c]:.0%} of {hi_c} "
-                  f"({table.loc[lv, hi_c]} of {table[hi_c].sum()}) but "
-                  f"{share.loc[lv, lo_c]:.0%} of {lo_c} ({table.loc[lv, lo_c]} of {table[lo_c].sum()})")
+        detail = (
+            f"; {lv!r} is {share.loc[lv, hi_c]:.0%} of {hi_c} "
+            f"({table.loc[lv, hi_c]} of {table[hi_c].sum()}) but "
+            f"{share.loc[lv, lo_c]:.0%} of {lo_c} ({table.loc[lv, lo_c]} of {table[lo_c].sum()})"
+        )
     summary = f"{name}: Cramér's V = {vval:.2f} with the label{detail}."
-    advice = (f"The label can partly be predicted from {name}. Balance {name} across classes "
-              f"(or stratify the evaluation by it), report results per {name}, and run the "
-              "source/shortcut probes; a model may learn the acquisition rather than the disease.")
+    advice = (
+        f"The label can partly be predicted from {name}. Balance {name} across classes "
+        f"(or stratify the evaluation by it), report results per {name}, and run the "
+        "source/shortcut probes; a model may learn the acquisition rather than the disease."
+    )
     if vval >= V_FAIL:
         return GuardResult(gname, "FAIL", summary, numbers, advice)
     if vval >= V_WARN or over:
@@ -157,7 +179,8 @@ def age_confounding(age: Any, y: Any) -> GuardResult:
         known = ac[~np.isnan(ac)]
         ped = int((known < PEDIATRIC_AGE).sum())
         per[c] = {
-            "n": int(len(ac)), "missing": int(np.isnan(ac).sum()),
+            "n": int(len(ac)),
+            "missing": int(np.isnan(ac).sum()),
             "min": float(known.min()) if len(known) else None,
             "median": float(np.median(known)) if len(known) else None,
             "max": float(known.max()) if len(known) else None,
@@ -166,7 +189,7 @@ def age_confounding(age: Any, y: Any) -> GuardResult:
         }
     best_auc, pair = 0.5, ("", "")
     for i, c1 in enumerate(classes):
-        for c2 in classes[i + 1:]:
+        for c2 in classes[i + 1 :]:
             m = np.isin(yy, [c1, c2]) & ~np.isnan(a)
             if len(set(yy[m])) < 2:
                 continue
@@ -174,33 +197,51 @@ def age_confounding(age: Any, y: Any) -> GuardResult:
             if abs(auc - 0.5) > abs(best_auc - 0.5):
                 best_auc, pair = auc, (c1, c2)
     ped_flag = []
-    shares = {c: per[c]["pediatric_share"] for c in classes if per[c]["pediatric_share"] is not None}
+    shares = {
+        c: per[c]["pediatric_share"] for c in classes if per[c]["pediatric_share"] is not None
+    }
     for c, s in shares.items():
         others = [o for o in shares.values()]
         if s >= PEDIATRIC_SHARE and any(s >= RATIO_WARN * o for o in others):
             ped_flag.append(c)
-    numbers = {"per_class": per, "age_auc": round(best_auc, 4), "age_auc_pair": list(pair),
-               "n_missing": int(np.isnan(a).sum()), "pediatric_classes": ped_flag}
+    numbers = {
+        "per_class": per,
+        "age_auc": round(best_auc, 4),
+        "age_auc_pair": list(pair),
+        "n_missing": int(np.isnan(a).sum()),
+        "pediatric_classes": ped_flag,
+    }
     ranges = "; ".join(
         f"{c}: {per[c]['min']:.0f}-{per[c]['max']:.0f} (median {per[c]['median']:.0f}, "
-        f"{per[c]['pediatric']} under {PEDIATRIC_AGE})" if per[c]["min"] is not None
-        else f"{c}: no ages" for c in classes)
+        f"{per[c]['pediatric']} under {PEDIATRIC_AGE})"
+        if per[c]["min"] is not None
+        else f"{c}: no ages"
+        for c in classes
+    )
     summary = f"age per class: {ranges}."
     if pair[0]:
         summary += f" Age alone gives AUC {best_auc:.2f} for {pair[0]} vs {pair[1]}."
     warn = abs(best_auc - 0.5) >= AGE_AUC_WARN - 0.5 or bool(ped_flag)
     if ped_flag:
         summary += f" Pediatric images are concentrated in: {', '.join(ped_flag)}."
-    advice = ("Age differs between classes: children's and adults' chest X-rays look different, "
-              "so a model can learn age. Match ages across classes (drop pediatric controls "
-              "when the positives are adults) or report results per age band.")
-    return GuardResult("confounding:age", "WARN" if warn else "PASS", summary, numbers,
-                       advice if warn else "")
+    advice = (
+        "Age differs between classes: children's and adults' chest X-rays look different, "
+        "so a model can learn age. Match ages across classes (drop pediatric controls "
+        "when the positives are adults) or report results per age band."
+    )
+    return GuardResult(
+        "confounding:age", "WARN" if warn else "PASS", summary, numbers, advice if warn else ""
+    )
 
 
-def check_confounding(metadata: pd.DataFrame, y: Any | None = None, *,
-                      columns: Sequence[str] = ("source", "view", "sex"),
-                      age_column: str = "age", label_column: str = "label") -> list[GuardResult]:
+def check_confounding(
+    metadata: pd.DataFrame,
+    y: Any | None = None,
+    *,
+    columns: Sequence[str] = ("source", "view", "sex"),
+    age_column: str = "age",
+    label_column: str = "label",
+) -> list[GuardResult]:
     """Confounding guards for every metadata column present.
 
     Parameters
@@ -223,8 +264,11 @@ def check_confounding(metadata: pd.DataFrame, y: Any | None = None, *,
         y = metadata[label_column].to_numpy()
     if len(y) != len(metadata):
         raise DataError(f"metadata has {len(metadata)} rows but y has {len(y)} labels.")
-    out = [categorical_confounding(metadata[c].to_numpy(), y, c)
-           for c in columns if c in metadata.columns]
+    out = [
+        categorical_confounding(metadata[c].to_numpy(), y, c)
+        for c in columns
+        if c in metadata.columns
+    ]
     if age_column in metadata.columns:
         out.append(age_confounding(metadata[age_column].to_numpy(), y))
     return out

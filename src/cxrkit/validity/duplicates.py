@@ -49,10 +49,10 @@ __all__ = [
 ]
 
 SIMILARITY_THRESHOLD = 0.96
-_BASE = 64   # thumbnail side the crops are taken from
-_T = 24      # side of the compared thumbnails
-_PH = 32     # pHash working size
-_HS = 8      # hash side (64 bits)
+_BASE = 64  # thumbnail side the crops are taken from
+_T = 24  # side of the compared thumbnails
+_PH = 32  # pHash working size
+_HS = 8  # hash side (64 bits)
 _KEEP = (0.97, 0.93, 0.89)
 
 
@@ -111,7 +111,7 @@ class ImageHashes:
 
     def _variants(self) -> np.ndarray:
         """(n, 100, _T*_T) normalised crops; variant 0 is the whole image."""
-        t = np.matmul(_R[None], self.thumbs[:, None])             # (n, 10, _T, _BASE)
+        t = np.matmul(_R[None], self.thumbs[:, None])  # (n, 10, _T, _BASE)
         v = np.matmul(t[:, :, None], _R.transpose(0, 2, 1)[None, None])  # (n, 10, 10, _T, _T)
         v = v.reshape(len(self), -1, _T * _T)
         return _normalise(v)
@@ -180,8 +180,9 @@ def _images_list(images: Any) -> list[Any]:
     return list(images)
 
 
-def compute_hashes(images: Any, ids: Sequence[Any] | None = None, *,
-                   n_threads: int | None = None) -> ImageHashes:
+def compute_hashes(
+    images: Any, ids: Sequence[Any] | None = None, *, n_threads: int | None = None
+) -> ImageHashes:
     """pHash, dHash and thumbnails of each image.
 
     Parameters
@@ -204,8 +205,10 @@ def compute_hashes(images: Any, ids: Sequence[Any] | None = None, *,
     items = _images_list(images)
     n = len(items)
     if ids is None:
-        ids_arr = np.asarray([os.fspath(v) if isinstance(v, (str, os.PathLike)) else i
-                              for i, v in enumerate(items)], dtype=object)
+        ids_arr = np.asarray(
+            [os.fspath(v) if isinstance(v, (str, os.PathLike)) else i for i, v in enumerate(items)],
+            dtype=object,
+        )
     else:
         ids_arr = np.asarray(list(ids), dtype=object)
         if len(ids_arr) != n:
@@ -213,6 +216,7 @@ def compute_hashes(images: Any, ids: Sequence[Any] | None = None, *,
     base = np.empty((n, _BASE, _BASE), np.float32)
     ph = np.empty((n, _PH, _PH))
     dh = np.empty((n, _HS, _HS + 1))
+
     def work(i: int) -> None:
         base[i], ph[i], dh[i] = _small(items[i], i)
 
@@ -222,11 +226,12 @@ def compute_hashes(images: Any, ids: Sequence[Any] | None = None, *,
     if errors:
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         raise ImageDecodeError(
-            f"{len(errors)} of {n} images could not be hashed:\n  " + "\n  ".join(errors[:10])
-            + more + "\nRemove them (or load the dataset with on_error='skip') and try again."
+            f"{len(errors)} of {n} images could not be hashed:\n  "
+            + "\n  ".join(errors[:10])
+            + more
+            + "\nRemove them (or load the dataset with on_error='skip') and try again."
         )
-    return ImageHashes(ids_arr, _phash_bits(ph), _dhash_bits(dh), _phash_bits(ph[:, :, ::-1]),
-                       base)
+    return ImageHashes(ids_arr, _phash_bits(ph), _dhash_bits(dh), _phash_bits(ph[:, :, ::-1]), base)
 
 
 def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -239,8 +244,8 @@ def _whole_vs_crops(fa: np.ndarray, vb: np.ndarray, block: int = 512) -> np.ndar
     nb, k, d = vb.shape
     out = np.empty((len(fa), nb), np.float32)
     for t in range(0, nb, block):
-        part = fa @ vb[t:t + block].reshape(-1, d).T
-        out[:, t:t + block] = part.reshape(len(fa), -1, k).max(-1)
+        part = fa @ vb[t : t + block].reshape(-1, d).T
+        out[:, t : t + block] = part.reshape(len(fa), -1, k).max(-1)
     return out
 
 
@@ -248,8 +253,9 @@ def _flip_variants(v: np.ndarray) -> np.ndarray:
     return v.reshape(*v.shape[:2], _T, _T)[..., ::-1].reshape(v.shape).copy()
 
 
-def _pairs(ha: ImageHashes, hb: ImageHashes, same: bool, threshold: float,
-           flip: bool) -> pd.DataFrame:
+def _pairs(
+    ha: ImageHashes, hb: ImageHashes, same: bool, threshold: float, flip: bool
+) -> pd.DataFrame:
     # a pair's similarity: max(corr(whole a, crop of b), corr(crop of a, whole b))
     va = ha._variants()
     vb = va if same else hb._variants()
@@ -272,30 +278,42 @@ def _pairs(ha: ImageHashes, hb: ImageHashes, same: bool, threshold: float,
     pf = _hamming(ha.phash[i], hb.phash_flip[j]).diagonal() if len(i) else p
     d = _hamming(ha.dhash[i], hb.dhash[j]).diagonal() if len(i) else p
     fl = flipped[i, j]
-    out = pd.DataFrame({
-        "i": i.astype(np.int64), "j": j.astype(np.int64),
-        "id_a": ha.ids[i], "id_b": hb.ids[j],
-        "similarity": np.round(sim[i, j].astype(np.float64), 4),
-        "phash_distance": np.where(fl, pf, p).astype(np.int64),
-        "dhash_distance": np.where(fl, -1, d).astype(np.int64),
-        "flipped": fl,
-    })
-    return out.sort_values(["similarity", "i", "j"], ascending=[False, True, True],
-                           ignore_index=True)
+    out = pd.DataFrame(
+        {
+            "i": i.astype(np.int64),
+            "j": j.astype(np.int64),
+            "id_a": ha.ids[i],
+            "id_b": hb.ids[j],
+            "similarity": np.round(sim[i, j].astype(np.float64), 4),
+            "phash_distance": np.where(fl, pf, p).astype(np.int64),
+            "dhash_distance": np.where(fl, -1, d).astype(np.int64),
+            "flipped": fl,
+        }
+    )
+    return out.sort_values(
+        ["similarity", "i", "j"], ascending=[False, True, True], ignore_index=True
+    )
 
 
 def _check_threshold(threshold: float) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
-            or not 0 < threshold <= 1:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.floating))
+        or not 0 < threshold <= 1
+    ):
         raise DataError(
             "The 'threshold' parameter must be a float in the range (0, 1] (the smallest "
             f"thumbnail correlation counted as a duplicate). Got {threshold!r} instead."
         )
 
 
-def find_near_duplicates(images: Any, ids: Sequence[Any] | None = None, *,
-                         threshold: float = SIMILARITY_THRESHOLD,
-                         flip: bool = True) -> pd.DataFrame:
+def find_near_duplicates(
+    images: Any,
+    ids: Sequence[Any] | None = None,
+    *,
+    threshold: float = SIMILARITY_THRESHOLD,
+    flip: bool = True,
+) -> pd.DataFrame:
     """Pairs of near-identical images within one set.
 
     Parameters
@@ -331,9 +349,15 @@ def find_near_duplicates(images: Any, ids: Sequence[Any] | None = None, *,
     return _pairs(h, h, True, threshold, flip)
 
 
-def cross_duplicates(train: Any, test: Any, *, train_ids: Sequence[Any] | None = None,
-                     test_ids: Sequence[Any] | None = None,
-                     threshold: float = SIMILARITY_THRESHOLD, flip: bool = True) -> pd.DataFrame:
+def cross_duplicates(
+    train: Any,
+    test: Any,
+    *,
+    train_ids: Sequence[Any] | None = None,
+    test_ids: Sequence[Any] | None = None,
+    threshold: float = SIMILARITY_THRESHOLD,
+    flip: bool = True,
+) -> pd.DataFrame:
     """Pairs (training image, test image) that are near-duplicates.
 
     Parameters

@@ -139,7 +139,8 @@ def splitter_leakage(cv: Any, X: Any, y: Any, groups: Any) -> GuardResult:
     name = type(cv).__name__
     if leaking:
         return GuardResult(
-            "patient_leakage", "FAIL",
+            "patient_leakage",
+            "FAIL",
             f"{name} puts {len(leaking)} of {n_patients} patients in both training and test "
             f"folds ({numbers['n_folds_with_leakage']} of {len(splits)} folds affected; "
             f"{img} test images belong to patients seen in training).",
@@ -148,15 +149,17 @@ def splitter_leakage(cv: Any, X: Any, y: Any, groups: Any) -> GuardResult:
             "GroupKFold) and pass groups=patient ids; scores from this split are optimistic.",
         )
     return GuardResult(
-        "patient_leakage", "PASS",
+        "patient_leakage",
+        "PASS",
         f"{name}: no patient appears on both sides of any of the {len(splits)} folds "
         f"({n_patients} patients).",
         numbers,
     )
 
 
-def warn_if_splitter_leaks(cv: Any, X: Any, y: Any, groups: Any | None,
-                           *, stacklevel: int = 2) -> GuardResult | None:
+def warn_if_splitter_leaks(
+    cv: Any, X: Any, y: Any, groups: Any | None, *, stacklevel: int = 2
+) -> GuardResult | None:
     """Warn (``PatientLeakageWarning``, a ``UserWarning``) when ``cv`` leaks patients.
 
     Parameters
@@ -178,7 +181,8 @@ def warn_if_splitter_leaks(cv: Any, X: Any, y: Any, groups: Any | None,
         warnings.warn(
             f"{res.numbers['n_leaking_patients']} patient(s) leak across folds: {res.summary} "
             f"{res.advice}",
-            PatientLeakageWarning, stacklevel=stacklevel,
+            PatientLeakageWarning,
+            stacklevel=stacklevel,
         )
     return res
 
@@ -188,8 +192,7 @@ def _fast_folds_apply(y: np.ndarray, groups: np.ndarray, n_splits: int) -> bool:
     if y.ndim != 1 or len(y) != len(groups):
         return False
     _, counts = np.unique(y, return_counts=True)
-    return 2 <= len(counts) <= 8 and counts.min() >= n_splits and \
-        len(np.unique(groups)) >= n_splits
+    return 2 <= len(counts) <= 8 and counts.min() >= n_splits and len(np.unique(groups)) >= n_splits
 
 
 class GroupAwareCV:
@@ -216,8 +219,9 @@ class GroupAwareCV:
     True
     """
 
-    def __init__(self, n_splits: int = 5, *, shuffle: bool = True,
-                 random_state: int | None = None) -> None:
+    def __init__(
+        self, n_splits: int = 5, *, shuffle: bool = True, random_state: int | None = None
+    ) -> None:
         self.n_splits = n_splits
         self.shuffle = shuffle
         self.random_state = random_state
@@ -241,8 +245,9 @@ class GroupAwareCV:
         yy = np.asarray(y)
         if _fast_folds_apply(yy, g, self.n_splits):
             rs = self.random_state if self.shuffle else None
-            splits = stratified_group_folds(yy, g, self.n_splits, shuffle=self.shuffle,
-                                            random_state=rs)
+            splits = stratified_group_folds(
+                yy, g, self.n_splits, shuffle=self.shuffle, random_state=rs
+            )
         else:
             splits = self._inner(True).split(X, y, g)
         for tr, te in splits:
@@ -250,5 +255,7 @@ class GroupAwareCV:
             yield tr, te
 
     def __repr__(self) -> str:
-        return (f"GroupAwareCV(n_splits={self.n_splits}, shuffle={self.shuffle}, "
-                f"random_state={self.random_state})")
+        return (
+            f"GroupAwareCV(n_splits={self.n_splits}, shuffle={self.shuffle}, "
+            f"random_state={self.random_state})"
+        )

@@ -26,8 +26,14 @@ from ._lung_report import lung_guard_jobs
 from ._result import GuardResult
 from .probes import _make
 
-__all__ = ["outside_lungs_probe", "attribution_in_lungs", "lung_guards",
-           "lung_guard_jobs", "OUTSIDE_LUNGS_CI_WARN", "ATTRIBUTION_SHARE_WARN"]
+__all__ = [
+    "outside_lungs_probe",
+    "attribution_in_lungs",
+    "lung_guards",
+    "lung_guard_jobs",
+    "OUTSIDE_LUNGS_CI_WARN",
+    "ATTRIBUTION_SHARE_WARN",
+]
 
 #: ``outside_lungs_probe`` warns when the lower end of the AUC interval exceeds this.
 OUTSIDE_LUNGS_CI_WARN = 0.6
@@ -46,15 +52,27 @@ def _resolve_segmenter(segmenter: Any) -> Any:
 
 
 def _mask_stats_numbers(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    return {"masks_computed": after["misses"] - before["misses"],
-            "implausible_masks": after["n_implausible"] - before["n_implausible"]}
+    return {
+        "masks_computed": after["misses"] - before["misses"],
+        "implausible_masks": after["n_implausible"] - before["n_implausible"],
+    }
 
 
-def outside_lungs_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, groups: Any = None,
-                        cv: Any = 5, *, segmenter: Any = None, fill: str | float = "zero",
-                        warn_ci_low: float = OUTSIDE_LUNGS_CI_WARN,
-                        reference_auc: float | None = None, n_bootstraps: int = 1000,
-                        random_state: int | None = 0, n_jobs: int | None = None) -> GuardResult:
+def outside_lungs_probe(
+    make_estimator: Callable[[], Any] | Any,
+    X: Any,
+    y: Any,
+    groups: Any = None,
+    cv: Any = 5,
+    *,
+    segmenter: Any = None,
+    fill: str | float = "zero",
+    warn_ci_low: float = OUTSIDE_LUNGS_CI_WARN,
+    reference_auc: float | None = None,
+    n_bootstraps: int = 1000,
+    random_state: int | None = 0,
+    n_jobs: int | None = None,
+) -> GuardResult:
     """Cross-validate the pipeline on images with the lungs hidden.
 
     Parameters
@@ -107,30 +125,52 @@ def outside_lungs_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any,
     else:
         raise ConfigurationError(
             f"outside_lungs_probe cannot hide the lungs: {type(est).__name__} has no 'transforms' "
-            "parameter and X is not an (n, H, W) array. Use CXRClassifier, or pass images as an array.")
-    proba = cross_val_predict(est, Xh, yy, groups=groups, cv=cv, method="predict_proba",
-                              n_jobs=n_jobs)
-    m = compute_metrics(yy, proba[:, 1], positive_label=classes[1], groups=groups,
-                        n_bootstraps=n_bootstraps, random_state=random_state)["auc"]
+            "parameter and X is not an (n, H, W) array. Use CXRClassifier, or pass images as an array."
+        )
+    proba = cross_val_predict(
+        est, Xh, yy, groups=groups, cv=cv, method="predict_proba", n_jobs=n_jobs
+    )
+    m = compute_metrics(
+        yy,
+        proba[:, 1],
+        positive_label=classes[1],
+        groups=groups,
+        n_bootstraps=n_bootstraps,
+        random_state=random_state,
+    )["auc"]
     auc, lo, hi = float(m["value"]), float(m["ci_low"]), float(m["ci_high"])
-    numbers: dict[str, Any] = {"auc": round(auc, 4), "ci_low": round(lo, 4), "ci_high": round(hi, 4),
-                               "ci_method": m.get("method"), "n_images": int(len(yy)),
-                               "positive_label": classes[1],
-                               **_mask_stats_numbers(before, lung_mask_stats())}
-    summary = (f"With the lung fields hidden, the pipeline separates {classes[1]!r} from "
-               f"{classes[0]!r} with AUC {auc:.2f} [{lo:.2f}, {hi:.2f}].")
+    numbers: dict[str, Any] = {
+        "auc": round(auc, 4),
+        "ci_low": round(lo, 4),
+        "ci_high": round(hi, 4),
+        "ci_method": m.get("method"),
+        "n_images": int(len(yy)),
+        "positive_label": classes[1],
+        **_mask_stats_numbers(before, lung_mask_stats()),
+    }
+    summary = (
+        f"With the lung fields hidden, the pipeline separates {classes[1]!r} from "
+        f"{classes[0]!r} with AUC {auc:.2f} [{lo:.2f}, {hi:.2f}]."
+    )
     if reference_auc is not None:
         numbers["auc_whole_images"] = round(float(reference_auc), 4)
         summary += f" With whole images: AUC {reference_auc:.2f}."
     if lo > warn_ci_low:
         return GuardResult(
-            "outside_lungs_probe", "WARN", summary, numbers,
+            "outside_lungs_probe",
+            "WARN",
+            summary,
+            numbers,
             "The labels are predictable from outside the lungs (a shortcut: text, markers, "
             "devices, borders, source). Train and evaluate with transforms=['lung_crop'] or "
-            "['lung_mask'], and check attribution_in_lungs.")
-    return GuardResult("outside_lungs_probe", "PASS",
-                       summary + f" The interval's lower end is not above {warn_ci_low:.2f}.",
-                       numbers)
+            "['lung_mask'], and check attribution_in_lungs.",
+        )
+    return GuardResult(
+        "outside_lungs_probe",
+        "PASS",
+        summary + f" The interval's lower end is not above {warn_ci_low:.2f}.",
+        numbers,
+    )
 
 
 def _mask_through(transforms: list[Any], img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -144,28 +184,43 @@ def _mask_through(transforms: list[Any], img: np.ndarray, mask: np.ndarray) -> n
             raise ConfigurationError(
                 f"attribution_in_lungs cannot follow the lung mask through transform {t!r}: it "
                 "changes the image's size and has no transform_mask(img, mask) method. Add one, "
-                "or evaluate a model without it.")
+                "or evaluate a model without it."
+            )
         cur = out if out.ndim == 2 else cur
     return m
 
 
-def _class_summary(share: np.ndarray, area: np.ndarray, groups: np.ndarray | None,
-                   seed: int | None) -> dict[str, Any]:
+def _class_summary(
+    share: np.ndarray, area: np.ndarray, groups: np.ndarray | None, seed: int | None
+) -> dict[str, Any]:
     from ..segmentation import cluster_bootstrap_mean
 
     ok = np.isfinite(share)
     g = None if groups is None else groups[ok]
     mean, lo, hi = cluster_bootstrap_mean(share[ok], g, random_state=seed)
     lung = float(area[ok].mean())
-    return {"n": int(ok.sum()), "share_in_lungs": round(mean, 4), "ci_low": round(lo, 4),
-            "ci_high": round(hi, 4), "lung_area_share": round(lung, 4),
-            "enrichment": round(mean / lung, 3) if lung > 0 else None}
+    return {
+        "n": int(ok.sum()),
+        "share_in_lungs": round(mean, 4),
+        "ci_low": round(lo, 4),
+        "ci_high": round(hi, 4),
+        "lung_area_share": round(lung, 4),
+        "enrichment": round(mean / lung, 3) if lung > 0 else None,
+    }
 
 
-def attribution_in_lungs(estimator: Any, X: Any, y: Any = None, groups: Any = None, *,
-                         segmenter: Any = None, target_layer: Any = None,
-                         warn_share: float = ATTRIBUTION_SHARE_WARN, batch_size: int = 32,
-                         random_state: int | None = 0) -> GuardResult:
+def attribution_in_lungs(
+    estimator: Any,
+    X: Any,
+    y: Any = None,
+    groups: Any = None,
+    *,
+    segmenter: Any = None,
+    target_layer: Any = None,
+    warn_share: float = ATTRIBUTION_SHARE_WARN,
+    batch_size: int = 32,
+    random_state: int | None = 0,
+) -> GuardResult:
     """Share of positive Grad-CAM mass inside the lungs, per class.
 
     Parameters
@@ -202,7 +257,8 @@ def attribution_in_lungs(estimator: Any, X: Any, y: Any = None, groups: Any = No
     if not hasattr(base, "module_"):
         raise ConfigurationError(
             f"attribution_in_lungs needs a fitted CXRClassifier; got {type(estimator).__name__} "
-            "without a fitted network. Fit it first.")
+            "without a fitted network. Fit it first."
+        )
     seg = _resolve_segmenter(segmenter)
     src = as_image_source(X)
     transforms = resolve_transforms(base.transforms)
@@ -234,29 +290,45 @@ def attribution_in_lungs(estimator: Any, X: Any, y: Any = None, groups: Any = No
     for label in np.unique(labels):
         sel = (labels == label) & np.isfinite(share)
         if sel.any():
-            per_class[str(label)] = _class_summary(share[sel], area[sel],
-                                                   None if g is None else g[sel], random_state)
+            per_class[str(label)] = _class_summary(
+                share[sel], area[sel], None if g is None else g[sel], random_state
+            )
     if not per_class:
-        raise DataError(f"attribution_in_lungs could not score any of {n} images "
-                        f"({implausible} implausible masks, {empty} empty Grad-CAMs).")
+        raise DataError(
+            f"attribution_in_lungs could not score any of {n} images "
+            f"({implausible} implausible masks, {empty} empty Grad-CAMs)."
+        )
     fin = np.isfinite(share)
     overall = _class_summary(share[fin], area[fin], None if g is None else g[fin], random_state)
-    numbers = {"per_class": per_class, "overall": overall, "n_images": n,
-               "skipped_implausible_mask": implausible, "skipped_empty_cam": empty,
-               "warn_share": warn_share}
-    parts = [f"{k}: {v['share_in_lungs']:.0%} [{v['ci_low']:.0%}, {v['ci_high']:.0%}]"
-             for k, v in per_class.items()]
-    summary = (f"Share of positive Grad-CAM mass inside the lungs ({'; '.join(parts)}); the lungs "
-               f"cover {overall['lung_area_share']:.0%} of the input.")
+    numbers = {
+        "per_class": per_class,
+        "overall": overall,
+        "n_images": n,
+        "skipped_implausible_mask": implausible,
+        "skipped_empty_cam": empty,
+        "warn_share": warn_share,
+    }
+    parts = [
+        f"{k}: {v['share_in_lungs']:.0%} [{v['ci_low']:.0%}, {v['ci_high']:.0%}]"
+        for k, v in per_class.items()
+    ]
+    summary = (
+        f"Share of positive Grad-CAM mass inside the lungs ({'; '.join(parts)}); the lungs "
+        f"cover {overall['lung_area_share']:.0%} of the input."
+    )
     if implausible or empty:
         summary += f" {implausible + empty} of {n} images not scored (see numbers)."
     low = [k for k, v in per_class.items() if v["share_in_lungs"] < warn_share]
     if low:
         return GuardResult(
-            "attribution_in_lungs", "WARN", summary, numbers,
+            "attribution_in_lungs",
+            "WARN",
+            summary,
+            numbers,
             f"The model's evidence for {', '.join(map(repr, low))} lies mostly outside the lung "
             "fields: look at Grad-CAM overlays for text, markers or borders, and retrain with "
-            "transforms=['lung_crop'] or ['lung_mask'].")
+            "transforms=['lung_crop'] or ['lung_mask'].",
+        )
     return GuardResult("attribution_in_lungs", "PASS", summary, numbers)
 
 
@@ -267,9 +339,19 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return resize_image(np.asarray(mask, np.float32), size, "bilinear") > 0.5
 
 
-def lung_guards(make_estimator: Any, fitted: Any, X: Any, y: Any, groups: Any = None, cv: Any = 5, *,
-                segmenter: Any = None, reference_auc: float | None = None,
-                n_jobs: int | None = None, enabled: bool = True) -> list[GuardResult]:
+def lung_guards(
+    make_estimator: Any,
+    fitted: Any,
+    X: Any,
+    y: Any,
+    groups: Any = None,
+    cv: Any = 5,
+    *,
+    segmenter: Any = None,
+    reference_auc: float | None = None,
+    n_jobs: int | None = None,
+    enabled: bool = True,
+) -> list[GuardResult]:
     """Both lung guards, or none when switched off or no segmenter is available.
 
     ``segmenter=None`` uses ``$CXRKIT_LUNG_SEGMENTER`` when it is set; without
@@ -285,9 +367,18 @@ def lung_guards(make_estimator: Any, fitted: Any, X: Any, y: Any, groups: Any = 
     if seg is None:
         return []
     seg = _resolve_segmenter(seg)
-    out = [outside_lungs_probe(make_estimator, X, y, groups, cv, segmenter=seg,
-                               reference_auc=reference_auc, n_jobs=n_jobs)]
+    out = [
+        outside_lungs_probe(
+            make_estimator,
+            X,
+            y,
+            groups,
+            cv,
+            segmenter=seg,
+            reference_auc=reference_auc,
+            n_jobs=n_jobs,
+        )
+    ]
     if fitted is not None:
         out.append(attribution_in_lungs(fitted, X, y, groups, segmenter=seg))
     return out
-

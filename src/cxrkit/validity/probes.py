@@ -24,9 +24,15 @@ from sklearn.model_selection import cross_val_predict
 from ..errors import ConfigurationError, DataError
 from ._result import GuardResult
 
-__all__ = ["CentreBlackout", "LeaveOneSourceOut", "source_probe", "shortcut_probe",
-           "SOURCE_AUC_WARN", "SHORTCUT_AUC_WARN",
-           "SHORTCUT_RETAINED_WARN"]
+__all__ = [
+    "CentreBlackout",
+    "LeaveOneSourceOut",
+    "source_probe",
+    "shortcut_probe",
+    "SOURCE_AUC_WARN",
+    "SHORTCUT_AUC_WARN",
+    "SHORTCUT_RETAINED_WARN",
+]
 
 SOURCE_AUC_WARN = 0.75
 SHORTCUT_AUC_WARN = 0.70
@@ -58,8 +64,11 @@ class CentreBlackout:
     fraction: float
 
     def __init__(self, fraction: float = 0.6) -> None:
-        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) \
-                or not 0 < fraction < 1:
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, numbers.Real)
+            or not 0 < fraction < 1
+        ):
             raise ConfigurationError(
                 f"The 'fraction' parameter of CentreBlackout must be a float in the range (0, 1). "
                 f"Got {fraction!r} instead."
@@ -131,8 +140,9 @@ class LeaveOneSourceOut:
             raise DataError("LeaveOneSourceOut.get_n_splits needs groups=sources.")
         return len(np.unique(np.asarray(groups, dtype=object).astype(str)))
 
-    def split(self, X: Any, y: Any = None,
-              groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def split(
+        self, X: Any, y: Any = None, groups: Any = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(train_idx, test_idx)``, one fold per source (in sorted order)."""
         n = len(X)
         src = self._sources(n, groups)
@@ -167,17 +177,27 @@ def _make(make_estimator: Any) -> Any:
     )
 
 
-def _oof_auc(est: Any, X: Any, y: np.ndarray, groups: Any, cv: Any,
-             n_jobs: int | None = None) -> float:
-    proba = cross_val_predict(est, X, y, groups=groups, cv=cv, method="predict_proba",
-                              n_jobs=n_jobs)
+def _oof_auc(
+    est: Any, X: Any, y: np.ndarray, groups: Any, cv: Any, n_jobs: int | None = None
+) -> float:
+    proba = cross_val_predict(
+        est, X, y, groups=groups, cv=cv, method="predict_proba", n_jobs=n_jobs
+    )
     classes = np.unique(y)
     return float(roc_auc_score(y == classes[1], proba[:, 1]))
 
 
-def source_probe(make_estimator: Callable[[], Any] | Any, X: Any, sources: Any,
-                 groups: Any = None, cv: Any = 5, *, max_sources: int = 3,
-                 warn_auc: float = SOURCE_AUC_WARN, n_jobs: int | None = None) -> GuardResult:
+def source_probe(
+    make_estimator: Callable[[], Any] | Any,
+    X: Any,
+    sources: Any,
+    groups: Any = None,
+    cv: Any = 5,
+    *,
+    max_sources: int = 3,
+    warn_auc: float = SOURCE_AUC_WARN,
+    n_jobs: int | None = None,
+) -> GuardResult:
     """Can the pipeline tell where an image came from?
 
     The same estimator is cross-validated (``cross_val_predict``, grouped by
@@ -210,13 +230,17 @@ def source_probe(make_estimator: Callable[[], Any] | Any, X: Any, sources: Any,
         ``source_probe``; numbers: ``auc`` (highest), ``auc_per_source``,
         ``n_sources``. A single source gives ``PASS`` without training.
     """
-    src = np.asarray(sources.to_numpy() if hasattr(sources, "to_numpy") else sources,
-                     dtype=object).astype(str)
+    src = np.asarray(
+        sources.to_numpy() if hasattr(sources, "to_numpy") else sources, dtype=object
+    ).astype(str)
     levels, counts = np.unique(src, return_counts=True)
     if len(levels) < 2:
-        return GuardResult("source_probe", "PASS",
-                           f"All images come from one source ({str(levels[0])!r}); nothing to probe.",
-                           {"n_sources": int(len(levels))})
+        return GuardResult(
+            "source_probe",
+            "PASS",
+            f"All images come from one source ({str(levels[0])!r}); nothing to probe.",
+            {"n_sources": int(len(levels))},
+        )
     order = levels[np.argsort(-counts)]
     probes = [order[0]] if len(levels) == 2 else list(order[:max_sources])
     aucs: dict[str, float] = {}
@@ -225,16 +249,26 @@ def source_probe(make_estimator: Callable[[], Any] | Any, X: Any, sources: Any,
         aucs[str(s)] = round(_oof_auc(_make(make_estimator), X, target, groups, cv, n_jobs), 4)
     best = max(aucs, key=lambda k: abs(aucs[k] - 0.5))
     auc = aucs[best]
-    numbers = {"auc": auc, "auc_per_source": aucs, "n_sources": int(len(levels)),
-               "probed_source": best}
-    summary = (f"The pipeline predicts the image source ({best!r} vs the rest) with AUC "
-               f"{auc:.2f} ({len(levels)} sources).")
+    numbers = {
+        "auc": auc,
+        "auc_per_source": aucs,
+        "n_sources": int(len(levels)),
+        "probed_source": best,
+    }
+    summary = (
+        f"The pipeline predicts the image source ({best!r} vs the rest) with AUC "
+        f"{auc:.2f} ({len(levels)} sources)."
+    )
     if max(auc, 1 - auc) >= warn_auc:
         return GuardResult(
-            "source_probe", "WARN", summary, numbers,
+            "source_probe",
+            "WARN",
+            summary,
+            numbers,
             "Sources are easy to tell apart. If the classes are not equally distributed over "
             "sources (see confounding:source), the model can learn the source instead of the "
-            "disease: evaluate with LeaveOneSourceOut, and balance classes within each source.")
+            "disease: evaluate with LeaveOneSourceOut, and balance classes within each source.",
+        )
     return GuardResult("source_probe", "PASS", summary, numbers)
 
 
@@ -252,11 +286,19 @@ def _with_blackout(est: Any, X: Any, blackout: CentreBlackout) -> tuple[Any, Any
     )
 
 
-def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, groups: Any = None,
-                   cv: Any = 5, fraction: float = 0.6, *,
-                   warn_auc: float = SHORTCUT_AUC_WARN, reference_auc: float | None = None,
-                   warn_retained: float = SHORTCUT_RETAINED_WARN,
-                   n_jobs: int | None = None) -> GuardResult:
+def shortcut_probe(
+    make_estimator: Callable[[], Any] | Any,
+    X: Any,
+    y: Any,
+    groups: Any = None,
+    cv: Any = 5,
+    fraction: float = 0.6,
+    *,
+    warn_auc: float = SHORTCUT_AUC_WARN,
+    reference_auc: float | None = None,
+    warn_retained: float = SHORTCUT_RETAINED_WARN,
+    n_jobs: int | None = None,
+) -> GuardResult:
     """Re-run the evaluation with the centre of every image blacked out.
 
     Parameters
@@ -301,25 +343,37 @@ def shortcut_probe(make_estimator: Callable[[], Any] | Any, X: Any, y: Any, grou
     est, Xb = _with_blackout(_make(make_estimator), X, blackout)
     auc = round(_oof_auc(est, Xb, yy, groups, cv, n_jobs), 4)
     numbers: dict[str, Any] = {"auc": auc, "fraction": fraction}
-    summary = (f"With the central {fraction:.0%} x {fraction:.0%} of every image blacked out, "
-               f"the pipeline still reaches AUC {auc:.2f}.")
+    summary = (
+        f"With the central {fraction:.0%} x {fraction:.0%} of every image blacked out, "
+        f"the pipeline still reaches AUC {auc:.2f}."
+    )
     dev = abs(auc - 0.5)
     retained_flag = False
     if reference_auc is not None:
         ref_dev = abs(float(reference_auc) - 0.5)
         retained = dev / ref_dev if ref_dev > 0 else float("inf")
-        numbers.update({"auc_whole_images": round(float(reference_auc), 4),
-                        "retained": round(min(retained, 99.0), 3)})
+        numbers.update(
+            {
+                "auc_whole_images": round(float(reference_auc), 4),
+                "retained": round(min(retained, 99.0), 3),
+            }
+        )
         summary += f" With whole images the evaluation reached AUC {reference_auc:.2f}"
-        summary += (f", so hiding the lungs kept {min(retained, 9.99):.0%} of its distance "
-                    "from chance." if ref_dev >= 0.1 else ".")
+        summary += (
+            f", so hiding the lungs kept {min(retained, 9.99):.0%} of its distance from chance."
+            if ref_dev >= 0.1
+            else "."
+        )
         retained_flag = ref_dev >= 0.1 and dev >= 0.1 and retained >= warn_retained
     if max(auc, 1 - auc) >= warn_auc or retained_flag:
         return GuardResult(
-            "shortcut_probe", "WARN", summary, numbers,
+            "shortcut_probe",
+            "WARN",
+            summary,
+            numbers,
             "The label can be predicted without the lungs: look for text markers, borders, "
             "devices or processing differences between classes (saliency maps help); crop or "
-            "mask them, or use data where both classes come from the same sources.")
-    note = (" Close to chance." if dev < 0.1 else
-            f" Below the warning level ({warn_auc:.2f}).")
+            "mask them, or use data where both classes come from the same sources.",
+        )
+    note = " Close to chance." if dev < 0.1 else f" Below the warning level ({warn_auc:.2f})."
     return GuardResult("shortcut_probe", "PASS", summary + note, numbers)

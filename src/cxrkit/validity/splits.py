@@ -12,8 +12,9 @@ from ..errors import DataError
 __all__ = ["holdout_split"]
 
 
-def holdout_split(y: Any, groups: Any, size: float | int, *,
-                  random_state: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    y: Any, groups: Any, size: float | int, *, random_state: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (train, validation), stratified by ``y``.
 
     Parameters

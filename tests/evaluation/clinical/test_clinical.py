@@ -1,8 +1,12 @@
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from cxrkit.evaluation.clinical import (calibration_intercept_slope, conformal_sets, net_benefit,
-                                        select_threshold)
+from cxrkit.evaluation.clinical import (
+    calibration_intercept_slope,
+    conformal_sets,
+    net_benefit,
+    select_threshold,
+)
 
 
 def test_threshold_ignores_test_labels():

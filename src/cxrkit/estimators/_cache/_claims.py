@@ -135,25 +135,38 @@ class _Waiting:
             "Waited %.0f s for %d cached feature(s) that another process is computing in %s "
             "(claimed by %s). A claim older than %g s is taken over; delete the .claim files "
             "there to stop waiting now.",
-            now - self.since, len(waiting), paths[waiting[0]].parent, who, self.policy.timeout)
+            now - self.since,
+            len(waiting),
+            paths[waiting[0]].parent,
+            who,
+            self.policy.timeout,
+        )
 
 
 def _report_takeover(claims: list[Claim], folder: Path, timeout: float) -> None:
     old = [c for c in claims if c.age > timeout]
     example = old[0] if old else claims[0]
-    why = (f"older than the claim timeout of {timeout:g} s" if old
-           else "that process has ended")
-    logger.log(logging.WARNING if old else logging.INFO,
-               "Computing %d cached feature(s) in %s whose claimer stopped: claimed by %s (%s).",
-               len(claims), folder, example.describe(), why)
+    why = f"older than the claim timeout of {timeout:g} s" if old else "that process has ended"
+    logger.log(
+        logging.WARNING if old else logging.INFO,
+        "Computing %d cached feature(s) in %s whose claimer stopped: claimed by %s (%s).",
+        len(claims),
+        folder,
+        example.describe(),
+        why,
+    )
 
 
-def compute_shared(missing: Sequence[int], paths: dict[int, Path], *,
-                   read: Callable[[int], np.ndarray | None],
-                   take: Callable[[int, np.ndarray], None],
-                   compute: Callable[[list[int]], list[np.ndarray]],
-                   write: Callable[[int, np.ndarray], None],
-                   policy: ClaimPolicy) -> tuple[int, int]:
+def compute_shared(
+    missing: Sequence[int],
+    paths: dict[int, Path],
+    *,
+    read: Callable[[int], np.ndarray | None],
+    take: Callable[[int, np.ndarray], None],
+    compute: Callable[[list[int]], list[np.ndarray]],
+    write: Callable[[int, np.ndarray], None],
+    policy: ClaimPolicy,
+) -> tuple[int, int]:
     """Fill the ``missing`` rows, splitting the work with other processes.
 
     Parameters
@@ -177,7 +190,7 @@ def compute_shared(missing: Sequence[int], paths: dict[int, Path], *,
     taken_over: list[Claim] = []
 
     def claim_or_read(i: int, stale_ok: bool = False) -> str:
-        """"read" (the row is in the store), "mine" (claimed) or "wait"."""
+        """ "read" (the row is in the store), "mine" (claimed) or "wait"."""
         for _ in range(2):
             arr = read(i)
             if arr is not None:
@@ -229,7 +242,7 @@ def compute_shared(missing: Sequence[int], paths: dict[int, Path], *,
 
     deferred: list[int] = []
     for s in range(0, len(missing), policy.chunk):
-        deferred += sweep(missing[s:s + policy.chunk], stale_ok=False)
+        deferred += sweep(missing[s : s + policy.chunk], stale_ok=False)
     waiting = _Waiting(policy)
     while deferred:  # rows other processes are computing
         before = len(deferred)

@@ -20,17 +20,28 @@ class FeatureDataset(Dataset):
     flips the same samples in the same epochs with or without the cache.
     """
 
-    def __init__(self, orig: np.ndarray, y: np.ndarray, flipped: np.ndarray | None = None,
-                 hflip: bool = False) -> None:
+    def __init__(
+        self,
+        orig: np.ndarray,
+        y: np.ndarray,
+        flipped: np.ndarray | None = None,
+        hflip: bool = False,
+    ) -> None:
         if hflip and flipped is None:
             raise ValueError("hflip=True needs the flipped view's features.")
         self.orig = torch.from_numpy(np.ascontiguousarray(orig, dtype=np.float32))
-        self.flipped = (torch.from_numpy(np.ascontiguousarray(flipped, dtype=np.float32))
-                        if flipped is not None else None)
+        self.flipped = (
+            torch.from_numpy(np.ascontiguousarray(flipped, dtype=np.float32))
+            if flipped is not None
+            else None
+        )
         self.y = torch.as_tensor(np.asarray(y, dtype=np.float32))
         self.hflip = hflip
-        self._views = (torch.cat([self.orig, self.flipped])
-                       if hflip and self.flipped is not None else self.orig)
+        self._views = (
+            torch.cat([self.orig, self.flipped])
+            if hflip and self.flipped is not None
+            else self.orig
+        )
 
     def __len__(self) -> int:
         return len(self.orig)
@@ -50,7 +61,8 @@ class FeatureDataset(Dataset):
 
     def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(features, labels)`` of ``indices`` as two tensors, drawing the flips as
-        :meth:`__getitems__` does."""
+        :meth:`__getitems__` does.
+        """
         idx = torch.as_tensor(indices, dtype=torch.long)
         if self.hflip:
             flip = torch.rand(len(idx)) < 0.5
@@ -76,8 +88,14 @@ class FeatureBatches:
     #: ``iterator_train__``/``iterator_valid__`` options this class reproduces.
     OPTIONS = frozenset({"batch_size", "shuffle", "drop_last", "generator"})
 
-    def __init__(self, dataset: FeatureDataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        dataset: FeatureDataset,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -91,7 +109,10 @@ class FeatureBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # DataLoader's iterator draws a base seed for its workers, even with none.
         torch.empty((), dtype=torch.int64).random_(generator=self.generator)
-        sampler = (RandomSampler(self.dataset, generator=self.generator) if self.shuffle
-                   else SequentialSampler(self.dataset))
+        sampler = (
+            RandomSampler(self.dataset, generator=self.generator)
+            if self.shuffle
+            else SequentialSampler(self.dataset)
+        )
         for indices in BatchSampler(sampler, self.batch_size, self.drop_last):
             yield self.dataset.batch(indices)

@@ -14,8 +14,7 @@ from .._data import _to_tensor
 __all__ = ["compute_features", "feature_cache_reason"]
 
 
-def feature_cache_reason(module: Any, augment: str | None,
-                         transforms: Sequence[Any]) -> str | None:
+def feature_cache_reason(module: Any, augment: str | None, transforms: Sequence[Any]) -> str | None:
     """Why cached features would be wrong for a training run, or ``None`` if they are exact.
 
     Parameters
@@ -37,8 +36,10 @@ def feature_cache_reason(module: Any, augment: str | None,
     if not isinstance(module, CXRNet):
         return f"the network is a {type(module).__name__}, not a CXRNet with a features/head split"
     if not module.backbone_frozen:
-        return (f"the backbone is trained (freeze={module.freeze_mode!r}); use "
-                "freeze='backbone' or 'all_but_last' to train the head on cached features")
+        return (
+            f"the backbone is trained (freeze={module.freeze_mode!r}); use "
+            "freeze='backbone' or 'all_but_last' to train the head on cached features"
+        )
     if any(p.requires_grad for p in module.backbone.parameters()):
         return "some backbone parameters require gradients"
     if augment not in (None, "hflip"):
@@ -49,9 +50,16 @@ def feature_cache_reason(module: Any, augment: str | None,
     return None
 
 
-def compute_features(module: CXRNet, images: np.ndarray, positions: list[int],
-                     prep: Preprocessing, flip: bool, device: str, batch_size: int,
-                     channels_last: bool = False) -> np.ndarray:
+def compute_features(
+    module: CXRNet,
+    images: np.ndarray,
+    positions: list[int],
+    prep: Preprocessing,
+    flip: bool,
+    device: str,
+    batch_size: int,
+    channels_last: bool = False,
+) -> np.ndarray:
     """``module.features`` of ``images[positions]`` (flipped if ``flip``), in eval mode.
 
     Returns
@@ -66,7 +74,7 @@ def compute_features(module: CXRNet, images: np.ndarray, positions: list[int],
     try:
         with torch.inference_mode():
             for s in range(0, len(positions), batch_size):
-                idx = positions[s:s + batch_size]
+                idx = positions[s : s + batch_size]
                 xb = torch.stack([_to_tensor(images[i], prep, flip) for i in idx]).to(device)
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
@@ -78,7 +86,8 @@ def compute_features(module: CXRNet, images: np.ndarray, positions: list[int],
 
 def _backbone_channels_last(module: CXRNet) -> None:
     """Store the backbone's 4-D weights channels-last (once; the values are unchanged,
-    so the fingerprint stays the same), so channels-last input is not converted back."""
+    so the fingerprint stays the same), so channels-last input is not converted back.
+    """
     weights = [p for p in module.backbone.parameters() if p.ndim == 4]
     if weights and not weights[0].is_contiguous(memory_format=torch.channels_last):
         module.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -16,8 +16,14 @@ import torch
 
 from ...architectures import CXRNet, Preprocessing
 
-__all__ = ["backbone_fingerprint", "preprocessing_fingerprint", "image_key", "namespace_key",
-           "hash_bytes", "VIEWS"]
+__all__ = [
+    "backbone_fingerprint",
+    "preprocessing_fingerprint",
+    "image_key",
+    "namespace_key",
+    "hash_bytes",
+    "VIEWS",
+]
 
 #: The views of an image the cache holds: as given, and flipped horizontally.
 VIEWS = ("orig", "hflip")
@@ -27,7 +33,8 @@ _FORMAT = b"float32-v2"
 
 def _new_hash() -> Any:
     """SHA-256 (hardware-accelerated on current x86 and ARM CPUs, faster than BLAKE2b
-    there), truncated to 128 bits by :func:`hash_bytes`."""
+    there), truncated to 128 bits by :func:`hash_bytes`.
+    """
     return hashlib.sha256()
 
 
@@ -64,8 +71,11 @@ def backbone_fingerprint(net: CXRNet) -> str:
     str
         32 hex digits.
     """
-    tensors = [(k, v) for part in ("backbone", "pool")
-               for k, v in getattr(net, part).state_dict(prefix=part + ".").items()]
+    tensors = [
+        (k, v)
+        for part in ("backbone", "pool")
+        for k, v in getattr(net, part).state_dict(prefix=part + ".").items()
+    ]
     versions = tuple(int(getattr(v, "_version", 0)) for _, v in tensors)
     cached = getattr(net, "_cxrkit_fingerprint", None)
     if cached is not None and cached[0] == versions:
@@ -90,12 +100,14 @@ def preprocessing_fingerprint(prep: Preprocessing) -> str:
 
 def namespace_key(net: CXRNet, prep: Preprocessing) -> str:
     """The namespace of the features ``net`` computes from images prepared by ``prep``."""
-    return hash_bytes(backbone_fingerprint(net).encode(),
-                      preprocessing_fingerprint(prep).encode(), _FORMAT)
+    return hash_bytes(
+        backbone_fingerprint(net).encode(), preprocessing_fingerprint(prep).encode(), _FORMAT
+    )
 
 
 def image_key(img: np.ndarray) -> str:
     """Hash of a prepared image's dtype, shape and bytes."""
     a = np.ascontiguousarray(img)
-    return hash_bytes(str(a.dtype).encode(), str(a.shape).encode(),
-                      a.reshape(-1).view(np.uint8).data)
+    return hash_bytes(
+        str(a.dtype).encode(), str(a.shape).encode(), a.reshape(-1).view(np.uint8).data
+    )

@@ -24,8 +24,15 @@ from pathlib import Path
 
 from ._disk import CACHE_DIR_ENV
 
-__all__ = ["SESSION_ENV", "start_session", "worker_cache_dir", "resolve_cache_dir",
-           "session_folder_problem", "session_for_workers", "join_session"]
+__all__ = [
+    "SESSION_ENV",
+    "start_session",
+    "worker_cache_dir",
+    "resolve_cache_dir",
+    "session_folder_problem",
+    "session_for_workers",
+    "join_session",
+]
 
 logger = logging.getLogger("cxrkit.feature_cache")
 
@@ -136,8 +143,13 @@ def worker_cache_dir() -> Path | None:
                 logging.INFO if gone else logging.WARNING,
                 "Process %d does not share cached features through %r (named by %s): %s. "
                 "Its features stay in its own memory; pass cache_dir= (or set %s) to share "
-                "them in a folder of your choice.", os.getpid(), raw, SESSION_ENV, problem,
-                CACHE_DIR_ENV)
+                "them in a folder of your choice.",
+                os.getpid(),
+                raw,
+                SESSION_ENV,
+                problem,
+                CACHE_DIR_ENV,
+            )
         return None
     return path
 
@@ -156,6 +168,10 @@ def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> str | None:
         return None
     if str(shared) not in _announced:
         _announced.add(str(shared))
-        logger.info("Worker process %d: sharing cached features with the other workers in %s "
-                    "(removed when the main process exits).", os.getpid(), shared)
+        logger.info(
+            "Worker process %d: sharing cached features with the other workers in %s "
+            "(removed when the main process exits).",
+            os.getpid(),
+            shared,
+        )
     return os.fspath(shared)

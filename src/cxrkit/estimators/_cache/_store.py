@@ -27,8 +27,16 @@ from ._keys import VIEWS, image_key, namespace_key
 from ._memory import MemoryStore
 from ._session import resolve_cache_dir, start_session
 
-__all__ = ["FeatureCache", "get_feature_cache", "feature_cache_stats", "clear_feature_cache",
-           "cached_features", "DEFAULT_CACHE_BYTES", "CACHE_BYTES_ENV", "CLAIM_TIMEOUT_ENV"]
+__all__ = [
+    "FeatureCache",
+    "get_feature_cache",
+    "feature_cache_stats",
+    "clear_feature_cache",
+    "cached_features",
+    "DEFAULT_CACHE_BYTES",
+    "CACHE_BYTES_ENV",
+    "CLAIM_TIMEOUT_ENV",
+]
 
 logger = logging.getLogger("cxrkit.feature_cache")
 
@@ -69,8 +77,9 @@ class FeatureCache:
     claim_poll = 0.05
     claim_report_after = 5.0
 
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, *,
-                 claim_timeout: float = 120.0) -> None:
+    def __init__(
+        self, max_bytes: int = DEFAULT_CACHE_BYTES, *, claim_timeout: float = 120.0
+    ) -> None:
         self.max_bytes = int(max_bytes)
         self.claim_timeout = float(claim_timeout)
         self._memory = MemoryStore(self.max_bytes)
@@ -83,10 +92,18 @@ class FeatureCache:
         return self._memory.evictions
 
     # -- the seam estimators use -------------------------------------------------------
-    def features(self, module: CXRNet, images: np.ndarray, preprocessing: Preprocessing, *,
-                 views: Sequence[str] = ("orig",), device: str = "cpu",
-                 cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 32,
-                 channels_last: bool = False) -> dict[str, np.ndarray]:
+    def features(
+        self,
+        module: CXRNet,
+        images: np.ndarray,
+        preprocessing: Preprocessing,
+        *,
+        views: Sequence[str] = ("orig",),
+        device: str = "cpu",
+        cache_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 32,
+        channels_last: bool = False,
+    ) -> dict[str, np.ndarray]:
         """Pooled backbone features of prepared images, from the cache where possible.
 
         Parameters
@@ -128,18 +145,36 @@ class FeatureCache:
             flip = view == "hflip"
 
             def compute(positions: list[int], flip: bool = flip) -> np.ndarray:
-                return compute_features(module, images, positions, preprocessing, flip, device,
-                                        batch_size, channels_last)
+                return compute_features(
+                    module,
+                    images,
+                    positions,
+                    preprocessing,
+                    flip,
+                    device,
+                    batch_size,
+                    channels_last,
+                )
 
-            out[view] = self.get_many(namespace, [f"{k}-{view}" for k in img_keys], compute,
-                                      store, width=int(module.num_features))
+            out[view] = self.get_many(
+                namespace,
+                [f"{k}-{view}" for k in img_keys],
+                compute,
+                store,
+                width=int(module.num_features),
+            )
         return out
 
     # -- lookup ------------------------------------------------------------------------
-    def get_many(self, namespace: str, keys: Sequence[str],
-                 compute: Callable[[list[int]], np.ndarray],
-                 cache_dir: str | os.PathLike[str] | None = None, *,
-                 width: int | None = None) -> np.ndarray:
+    def get_many(
+        self,
+        namespace: str,
+        keys: Sequence[str],
+        compute: Callable[[list[int]], np.ndarray],
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        width: int | None = None,
+    ) -> np.ndarray:
         """Look ``keys`` up; ``compute(missing_positions)`` returns the missing rows.
 
         With ``cache_dir``, processes that miss the same rows at the same time
@@ -180,8 +215,9 @@ class FeatureCache:
                 rows[i] = arr
         n_missed = 0
         if missing and disk is not None:
-            n_missed, n_read = self._compute_shared(disk, namespace, keys, missing, compute,
-                                                    rows, read)
+            n_missed, n_read = self._compute_shared(
+                disk, namespace, keys, missing, compute, rows, read
+            )
             n_hits += n_read
             n_disk += n_read
         elif missing:
@@ -198,8 +234,9 @@ class FeatureCache:
             self.invalid += len({p for p, _ in bad})
         return np.stack(rows)  # type: ignore[arg-type]
 
-    def _computed_rows(self, compute: Callable[[list[int]], np.ndarray],
-                       positions: list[int]) -> list[np.ndarray]:
+    def _computed_rows(
+        self, compute: Callable[[list[int]], np.ndarray], positions: list[int]
+    ) -> list[np.ndarray]:
         """``compute(positions)`` as read-only float32 rows, its time added to the statistics."""
         t0 = time.perf_counter()
         new = np.asarray(compute(positions), dtype=np.float32)
@@ -212,10 +249,16 @@ class FeatureCache:
             out.append(arr)
         return out
 
-    def _compute_shared(self, disk: DiskStore, namespace: str, keys: Sequence[str],
-                        missing: list[int], compute: Callable[[list[int]], np.ndarray],
-                        rows: list[np.ndarray | None],
-                        read: Callable[[int], np.ndarray | None]) -> tuple[int, int]:
+    def _compute_shared(
+        self,
+        disk: DiskStore,
+        namespace: str,
+        keys: Sequence[str],
+        missing: list[int],
+        compute: Callable[[list[int]], np.ndarray],
+        rows: list[np.ndarray | None],
+        read: Callable[[int], np.ndarray | None],
+    ) -> tuple[int, int]:
         """Fill ``rows[missing]``, splitting the work with processes sharing ``disk``."""
         disk.make_folder(namespace)
         paths = {i: disk.path(namespace, keys[i]) for i in missing}
@@ -228,11 +271,21 @@ class FeatureCache:
             if np.isfinite(arr).all():  # a non-finite row would be rejected by every reader
                 disk.write(paths[i], arr)
 
-        policy = ClaimPolicy(chunk=self.claim_chunk, timeout=self.claim_timeout,
-                             poll=self.claim_poll, report_after=self.claim_report_after)
-        return compute_shared(missing, paths, read=read, take=take, write=write,
-                              compute=lambda pos: self._computed_rows(compute, pos),
-                              policy=policy)
+        policy = ClaimPolicy(
+            chunk=self.claim_chunk,
+            timeout=self.claim_timeout,
+            poll=self.claim_poll,
+            report_after=self.claim_report_after,
+        )
+        return compute_shared(
+            missing,
+            paths,
+            read=read,
+            take=take,
+            write=write,
+            compute=lambda pos: self._computed_rows(compute, pos),
+            policy=policy,
+        )
 
     # -- statistics ----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -246,11 +299,17 @@ class FeatureCache:
             ``compute_seconds`` (time spent computing missing features).
         """
         with self._lock:
-            return {"hits": self.hits, "misses": self.misses, "disk_hits": self.disk_hits,
-                    "evictions": self.evictions, "invalid": self.invalid,
-                    "entries": len(self._memory), "bytes": self._memory.nbytes,
-                    "max_bytes": self.max_bytes,
-                    "compute_seconds": round(self.compute_seconds, 3)}
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "disk_hits": self.disk_hits,
+                "evictions": self.evictions,
+                "invalid": self.invalid,
+                "entries": len(self._memory),
+                "bytes": self._memory.nbytes,
+                "max_bytes": self.max_bytes,
+                "compute_seconds": round(self.compute_seconds, 3),
+            }
 
     def clear(self) -> None:
         """Drop all in-memory entries and reset the counters (files on disk stay)."""
@@ -262,9 +321,14 @@ class FeatureCache:
 
 def _report_invalid(bad: list[tuple[Path, str]]) -> None:
     path, problem = bad[0]
-    logger.warning("%d cached feature file(s) were not valid and were recomputed (e.g. '%s': "
-                   "%s). Their folder may be shared with an incompatible writer; delete it if "
-                   "this repeats.", len({p for p, _ in bad}), path, problem)
+    logger.warning(
+        "%d cached feature file(s) were not valid and were recomputed (e.g. '%s': "
+        "%s). Their folder may be shared with an incompatible writer; delete it if "
+        "this repeats.",
+        len({p for p, _ in bad}),
+        path,
+        problem,
+    )
 
 
 _CACHE: FeatureCache | None = None
@@ -293,8 +357,10 @@ def get_feature_cache() -> FeatureCache:
     global _CACHE
     with _CACHE_LOCK:
         if _CACHE is None:
-            _CACHE = FeatureCache(_env_number(CACHE_BYTES_ENV, DEFAULT_CACHE_BYTES, int),
-                                  claim_timeout=_env_number(CLAIM_TIMEOUT_ENV, 120.0, float))
+            _CACHE = FeatureCache(
+                _env_number(CACHE_BYTES_ENV, DEFAULT_CACHE_BYTES, int),
+                claim_timeout=_env_number(CLAIM_TIMEOUT_ENV, 120.0, float),
+            )
     start_session()
     return _CACHE
 
@@ -317,12 +383,26 @@ def clear_feature_cache() -> None:
     get_feature_cache().clear()
 
 
-def cached_features(module: CXRNet, images: np.ndarray, prep: Preprocessing, *,
-                    views: Sequence[str] = ("orig",), device: str = "cpu",
-                    cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 32,
-                    cache: FeatureCache | None = None,
-                    channels_last: bool = False) -> dict[str, np.ndarray]:
+def cached_features(
+    module: CXRNet,
+    images: np.ndarray,
+    prep: Preprocessing,
+    *,
+    views: Sequence[str] = ("orig",),
+    device: str = "cpu",
+    cache_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 32,
+    cache: FeatureCache | None = None,
+    channels_last: bool = False,
+) -> dict[str, np.ndarray]:
     """:meth:`FeatureCache.features` of ``cache`` (default: the process-wide one)."""
     return (cache or get_feature_cache()).features(
-        module, images, prep, views=views, device=device, cache_dir=cache_dir,
-        batch_size=batch_size, channels_last=channels_last)
+        module,
+        images,
+        prep,
+        views=views,
+        device=device,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        channels_last=channels_last,
+    )

@@ -5,5 +5,11 @@ from .conformal import conformal_sets
 from .decision_curve import net_benefit
 from .thresholds import select_threshold
 
-__all__ = ["brier_score", "calibration_intercept_slope", "expected_calibration_error", "conformal_sets",
-           "net_benefit", "select_threshold"]
+__all__ = [
+    "brier_score",
+    "calibration_intercept_slope",
+    "expected_calibration_error",
+    "conformal_sets",
+    "net_benefit",
+    "select_threshold",
+]

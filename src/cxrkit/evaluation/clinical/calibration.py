@@ -9,8 +9,9 @@ from sklearn.metrics import brier_score_loss
 __all__ = ["expected_calibration_error", "brier_score", "calibration_intercept_slope"]
 
 
-def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, *, n_bins: int = 10,
-                               adaptive: bool = False) -> float:
+def expected_calibration_error(
+    y_true: np.ndarray, prob: np.ndarray, *, n_bins: int = 10, adaptive: bool = False
+) -> float:
     """Expected calibration error with equal-width (or equal-count, ``adaptive=True``) bins."""
     y, p = np.asarray(y_true, float), np.asarray(prob, float)
     if adaptive:

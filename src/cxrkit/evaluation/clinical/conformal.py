@@ -16,8 +16,14 @@ def _scores(proba: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
     return cum[np.arange(len(y)), rank]
 
 
-def conformal_sets(proba_cal: np.ndarray, y_cal: np.ndarray, proba_test: np.ndarray, *,
-                   alpha: float = 0.1, method: str = "lac") -> np.ndarray:
+def conformal_sets(
+    proba_cal: np.ndarray,
+    y_cal: np.ndarray,
+    proba_test: np.ndarray,
+    *,
+    alpha: float = 0.1,
+    method: str = "lac",
+) -> np.ndarray:
     """Boolean ``(n_test, n_classes)`` prediction sets covering the truth with prob >= 1 - alpha."""
     s = _scores(np.asarray(proba_cal, float), np.asarray(y_cal, int), method)
     n = len(s)

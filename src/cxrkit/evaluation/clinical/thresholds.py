@@ -12,7 +12,8 @@ __all__ = ["select_threshold"]
 
 def select_threshold(y_true: np.ndarray, score: np.ndarray, rule: str | float = "youden") -> float:
     """Threshold from validation labels: ``"youden"``, ``"sensitivity:0.95"``, ``"specificity:0.9"``,
-    ``"f1"`` or a number (returned as is)."""
+    ``"f1"`` or a number (returned as is).
+    """
     if isinstance(rule, (int, float)):
         return float(rule)
     y, s = np.asarray(y_true, int), np.asarray(score, float)
@@ -29,5 +30,7 @@ def select_threshold(y_true: np.ndarray, score: np.ndarray, rule: str | float = 
     if kind == "specificity" and value:
         ok = np.where(1 - fpr >= float(value))[0]
         return float(thr[ok[-1]])
-    raise ConfigurationError(f"threshold rule {rule!r} is not known; expected 'youden', 'f1', "
-                             "'sensitivity:0.95', 'specificity:0.9' or a number.")
+    raise ConfigurationError(
+        f"threshold rule {rule!r} is not known; expected 'youden', 'f1', "
+        "'sensitivity:0.95', 'specificity:0.9' or a number."
+    )

@@ -95,7 +95,8 @@ class Evaluation:
 def captured_warnings(into: list[str]) -> Iterator[None]:
     """Collect the ``UserWarning`` messages raised inside into ``into``
     (deduplicated, with a count) and re-issue them afterwards, so that Python
-    callers still see them and reports list them in plain words."""
+    callers still see them and reports list them in plain words.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         yield
@@ -152,8 +153,14 @@ class Protocol:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     # -- the template ---------------------------------------------------------------
-    def run(self, data: CXRDataset, *, test: CXRDataset | None = None,
-            controls: CXRDataset | None = None, progress: bool = True) -> RunResult:
+    def run(
+        self,
+        data: CXRDataset,
+        *,
+        test: CXRDataset | None = None,
+        controls: CXRDataset | None = None,
+        progress: bool = True,
+    ) -> RunResult:
         """Evaluate on the declared datasets and return everything a report needs.
 
         Parameters
@@ -187,12 +194,15 @@ class Protocol:
         if extra:
             raise ConfigurationError(
                 f"Protocol {self.name!r} takes no {', '.join(SLOT_FLAGS.get(k, k) for k in extra)}"
-                f" dataset; it takes: {', '.join(SLOT_FLAGS[s] for s in declared)}.")
+                f" dataset; it takes: {', '.join(SLOT_FLAGS[s] for s in declared)}."
+            )
         missing = [s for s in self.inputs if s.required and given.get(s.name) is None]
         if missing:
             raise ConfigurationError(
-                f"Protocol {self.name!r} needs " + "; ".join(
-                    f"{SLOT_FLAGS[s.name]} NAME:ROOT ({s.help})" for s in missing) + ".")
+                f"Protocol {self.name!r} needs "
+                + "; ".join(f"{SLOT_FLAGS[s.name]} NAME:ROOT ({s.help})" for s in missing)
+                + "."
+            )
         out = {}
         for k, v in given.items():
             if v is None:
@@ -200,7 +210,8 @@ class Protocol:
             if not isinstance(v, CXRDataset):
                 raise ConfigurationError(
                     f"Protocol {self.name!r}: {k!r} must be a CXRDataset (from "
-                    f"cxrkit.load_dataset); got {type(v).__name__}.")
+                    f"cxrkit.load_dataset); got {type(v).__name__}."
+                )
             out[k] = v
         return out
 
@@ -211,14 +222,20 @@ class Protocol:
     def score(self, ev: Evaluation) -> None:
         """Pooled metrics with patient-bootstrap confidence intervals."""
         r = ev.result
-        r.metrics = compute_metrics(r.y_true, r.y_score, positive_label=r.positive_label,
-                                    groups=r.groups, prevalence=ev.prevalence,
-                                    n_bootstraps=self.n_bootstraps,
-                                    random_state=self.random_state)
+        r.metrics = compute_metrics(
+            r.y_true,
+            r.y_score,
+            positive_label=r.positive_label,
+            groups=r.groups,
+            prevalence=ev.prevalence,
+            n_bootstraps=self.n_bootstraps,
+            random_state=self.random_state,
+        )
 
     def check_data(self, ev: Evaluation) -> None:
         """The data guards (patients, duplicates, confounding), on the training data and,
-        with a test set, between the two."""
+        with a test set, between the two.
+        """
         if not self.validity_checks:
             return
         from ...validity import run_data_checks
@@ -244,13 +261,15 @@ class Protocol:
 
         result, ds = ev.result, ev.probe_data if ev.probe_data is not None else ev.data
         probe = clone(ev.probe_estimator)
-        kept = [c for c in (probe.callbacks or []) if not (isinstance(c, tuple)
-                                                            and c[0] == "progress")]
+        kept = [
+            c for c in (probe.callbacks or []) if not (isinstance(c, tuple) and c[0] == "progress")
+        ]
         cap = getattr(self, "max_epochs", None) or probe.max_epochs or self.probe_epochs
         probe.set_params(max_epochs=max(1, min(self.probe_epochs, cap)), callbacks=kept or None)
         X, y, groups = ds.X, np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
-        n_splits = int(min(self.probe_splits, *np.unique(y, return_counts=True)[1],
-                           len(np.unique(groups))))
+        n_splits = int(
+            min(self.probe_splits, *np.unique(y, return_counts=True)[1], len(np.unique(groups)))
+        )
         if n_splits < 2:
             result.warnings.append("Probes skipped: fewer than 2 images (or patients) per class.")
             return
@@ -259,12 +278,23 @@ class Protocol:
         sources = md["source"].to_numpy() if "source" in md.columns else None
         jobs = []
         if sources is not None and len(set(map(str, sources))) > 1:
-            jobs.append(("source_probe", lambda: source_probe(probe, X, sources, groups, cv,
-                                                              max_sources=1, n_jobs=self.n_jobs)))
+            jobs.append(
+                (
+                    "source_probe",
+                    lambda: source_probe(
+                        probe, X, sources, groups, cv, max_sources=1, n_jobs=self.n_jobs
+                    ),
+                )
+            )
         full = (result.metrics or {}).get("auc", {}).get("value")
-        jobs.append(("shortcut_probe", lambda: shortcut_probe(probe, X, y, groups, cv,
-                                                              reference_auc=full,
-                                                              n_jobs=self.n_jobs)))
+        jobs.append(
+            (
+                "shortcut_probe",
+                lambda: shortcut_probe(
+                    probe, X, y, groups, cv, reference_auc=full, n_jobs=self.n_jobs
+                ),
+            )
+        )
         jobs += lung_guard_jobs(self, ev, probe, X, y, groups, cv, full)
         for name, job in progress_bar(jobs, progress, desc="validity probes", unit="probe"):
             try:
@@ -273,7 +303,8 @@ class Protocol:
                 result.warnings.append(f"{name} could not run: {type(exc).__name__}: {exc}")
                 continue
             guard.setdefault("numbers", {}).update(
-                {"probe_epochs": probe.max_epochs, "probe_splits": n_splits})
+                {"probe_epochs": probe.max_epochs, "probe_splits": n_splits}
+            )
             result.validity.append(guard)
 
     def explain(self, ev: Evaluation) -> None:
@@ -283,18 +314,27 @@ class Protocol:
         r = ev.result
         pool = ev.explain_pool if ev.explain_pool is not None else np.arange(len(r.y_true))
         try:
-            r.gradcam = gradcam_examples(ev.explain_model, ev.explain_X, np.asarray(r.y_true),
-                                         np.asarray(r.y_score), r.positive_label, pool)
+            r.gradcam = gradcam_examples(
+                ev.explain_model,
+                ev.explain_X,
+                np.asarray(r.y_true),
+                np.asarray(r.y_score),
+                r.positive_label,
+                pool,
+            )
         except DataError as exc:
             r.warnings.append(f"Grad-CAM examples skipped: {exc}")
 
     # -- shared building blocks -------------------------------------------------------
     def estimator_options(self) -> dict[str, Any]:
         """CXRClassifier parameters common to every network of this protocol."""
-        return {"random_state": self.random_state, "device": self.device,
-                **({"input_size": self.input_size} if self.input_size else {}),
-                **({"pretrained": self.pretrained} if self.pretrained else {}),
-                **self.estimator_params}
+        return {
+            "random_state": self.random_state,
+            "device": self.device,
+            **({"input_size": self.input_size} if self.input_size else {}),
+            **({"pretrained": self.pretrained} if self.pretrained else {}),
+            **self.estimator_params,
+        }
 
     def splitter(self, n_splits: int, grouped: bool = True) -> Any:
         """A shuffled, stratified splitter, patient-grouped unless ``grouped=False``."""

@@ -1,5 +1,6 @@
 """Helpers shared by the built-in protocols: label selection, balancing, Grad-CAM
-examples, progress bars and the cross-validation fold runner."""
+examples, progress bars and the cross-validation fold runner.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +12,22 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
-from ...datasets import CXRDataset
 from ...errors import ConfigurationError, DataError
 
-__all__ = ["HALL2020_LABELS", "two_labels", "balanced_subset", "label_counts",
-           "gradcam_examples", "with_epoch_progress", "timed_predict", "progress_bar",
-           "run_folds", "concurrent_fits", "folds_in_this_process"]
+__all__ = [
+    "HALL2020_LABELS",
+    "two_labels",
+    "balanced_subset",
+    "label_counts",
+    "gradcam_examples",
+    "with_epoch_progress",
+    "timed_predict",
+    "progress_bar",
+    "run_folds",
+    "concurrent_fits",
+    "folds_in_this_process",
+]
+
 
 def progress_bar(iterable: Any, enabled: bool, **kw: Any) -> Any:
     if not enabled:
@@ -30,8 +41,12 @@ def progress_bar(iterable: Any, enabled: bool, **kw: Any) -> Any:
 HALL2020_LABELS = ("covid", "pneumonia")
 
 
-def two_labels(ds: Any, labels: Sequence[str] | None, positive: str | None,
-                default: Sequence[str] | None = None) -> tuple[Any, str, str]:
+def two_labels(
+    ds: Any,
+    labels: Sequence[str] | None,
+    positive: str | None,
+    default: Sequence[str] | None = None,
+) -> tuple[Any, str, str]:
     present = sorted(set(map(str, ds.y)))
     if not labels and default and len(present) > 2 and set(default) <= set(present):
         labels = default  # e.g. covid vs pneumonia on a covid/pneumonia/normal dataset
@@ -63,15 +78,17 @@ def balanced_subset(ds: Any, n_per_class: int | str | None, seed: int) -> Any:
             return ds
         n_per_class = min(counts)
     elif not isinstance(n_per_class, (int, np.integer)) or isinstance(n_per_class, bool):
-        raise ConfigurationError(f"n_per_class must be a positive integer, 'balanced' or None; "
-                                 f"got {n_per_class!r}.")
+        raise ConfigurationError(
+            f"n_per_class must be a positive integer, 'balanced' or None; got {n_per_class!r}."
+        )
     rng = np.random.default_rng(seed)
     idx: list[int] = []
     for label in sorted(set(ds.y)):
         members = np.flatnonzero(ds.y == label)
         if len(members) < n_per_class:
-            raise DataError(f"n_per_class={n_per_class} but label {label!r} has only "
-                            f"{len(members)} images.")
+            raise DataError(
+                f"n_per_class={n_per_class} but label {label!r} has only {len(members)} images."
+            )
         idx.extend(int(i) for i in rng.choice(members, n_per_class, replace=False))
     return ds.subset(np.sort(np.asarray(idx)))
 
@@ -81,10 +98,18 @@ def label_counts(ds: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in zip(labels, counts)}
 
 
-def gradcam_examples(est: Any, X: Any, y: np.ndarray, scores: np.ndarray, pos: str,
-                      idx_pool: np.ndarray, per_kind: int = 2) -> list[dict[str, Any]]:
+def gradcam_examples(
+    est: Any,
+    X: Any,
+    y: np.ndarray,
+    scores: np.ndarray,
+    pos: str,
+    idx_pool: np.ndarray,
+    per_kind: int = 2,
+) -> list[dict[str, Any]]:
     """Grad-CAM maps of the network (the last epoch for an ensemble) for a few
-    true/false positives/negatives."""
+    true/false positives/negatives.
+    """
     from ..gradcam import gradcam
 
     base = est.estimator_ if hasattr(est, "estimator_") else est
@@ -104,9 +129,16 @@ def gradcam_examples(est: Any, X: Any, y: np.ndarray, scores: np.ndarray, pos: s
         prep = base.preprocessing_
         for j, i in enumerate(chosen):
             img = batch[j, 0].numpy() * prep.std[0] + prep.mean[0]
-            out.append({"id": str(X[i]) if X.dtype == object else f"image {i}", "label": str(y[i]),
-                        "score": float(scores[i]), "kind": kind,
-                        "image": np.clip(img, 0, 1), "heatmap": maps[j]})
+            out.append(
+                {
+                    "id": str(X[i]) if X.dtype == object else f"image {i}",
+                    "label": str(y[i]),
+                    "score": float(scores[i]),
+                    "kind": kind,
+                    "image": np.clip(img, 0, 1),
+                    "heatmap": maps[j],
+                }
+            )
     return out
 
 
@@ -125,7 +157,9 @@ def with_epoch_progress(est: Any, enabled: bool) -> Any:
         with_epoch_progress(inner, enabled)
         return est
     if hasattr(est, "callbacks"):
-        kept = [c for c in (est.callbacks or []) if not (isinstance(c, tuple) and c[0] == "progress")]
+        kept = [
+            c for c in (est.callbacks or []) if not (isinstance(c, tuple) and c[0] == "progress")
+        ]
         est.set_params(callbacks=[*kept, ("progress", EpochProgress(position=1))])
     return est
 
@@ -136,9 +170,17 @@ def timed_predict(est: Any, X: Any, pos_index: int) -> tuple[np.ndarray, float]:
     return p, time.perf_counter() - t0
 
 
-def _fit_cv_fold(est: Any, k: int, X_tr: Any, y_tr: np.ndarray, groups_tr: np.ndarray,
-                 X_te: Any, pos: str, compare_last_epoch: bool,
-                 keep_model: bool) -> dict[str, Any]:
+def _fit_cv_fold(
+    est: Any,
+    k: int,
+    X_tr: Any,
+    y_tr: np.ndarray,
+    groups_tr: np.ndarray,
+    X_te: Any,
+    pos: str,
+    compare_last_epoch: bool,
+    keep_model: bool,
+) -> dict[str, Any]:
     """One cross-validation fold: fit a clone, score the test fold.
 
     A module-level function so that :class:`joblib.Parallel` can ship it to
@@ -153,19 +195,28 @@ def _fit_cv_fold(est: Any, k: int, X_tr: Any, y_tr: np.ndarray, groups_tr: np.nd
     pos_idx = int(np.flatnonzero(fold.classes_ == pos)[0])
     p, dt = timed_predict(fold, X_te, pos_idx)
     last = fold.estimator_.predict_proba(X_te)[:, pos_idx] if compare_last_epoch else None
-    return {"fold": k, "scores": p, "seconds": dt, "last_scores": last,
-            "info": {"fold": k, "snapshot_epochs": [s["epoch"] for s in fold.snapshots_],
-                     "threshold_epoch": fold.threshold_epoch_,
-                     "snapshot_rule": fold.policy_used_,
-                     "epochs_trained": len(fold.estimator_.history_)},
-            "device": str(fold.estimator_.device_),
-            "threads": torch.get_num_threads(),
-            "model": _localize(fold) if keep_model else None}
+    return {
+        "fold": k,
+        "scores": p,
+        "seconds": dt,
+        "last_scores": last,
+        "info": {
+            "fold": k,
+            "snapshot_epochs": [s["epoch"] for s in fold.snapshots_],
+            "threshold_epoch": fold.threshold_epoch_,
+            "snapshot_rule": fold.policy_used_,
+            "epochs_trained": len(fold.estimator_.history_),
+        },
+        "device": str(fold.estimator_.device_),
+        "threads": torch.get_num_threads(),
+        "model": _localize(fold) if keep_model else None,
+    }
 
 
 def _localize(est: Any) -> Any:
     """A model trained on a worker's GPU, usable where no GPU is visible: skorch
-    maps its tensors to the CPU when unpickled; point the estimator there too."""
+    maps its tensors to the CPU when unpickled; point the estimator there too.
+    """
     base = est.estimator_ if hasattr(est, "estimator_") else est
     if str(getattr(base, "device_", "cpu")).startswith("cuda") and not torch.cuda.is_available():
         base.device_ = "cpu"
@@ -175,7 +226,8 @@ def _localize(est: Any) -> Any:
 
 def folds_in_this_process(n_jobs: int | None) -> bool:
     """Whether :func:`run_folds` will fit the folds here, one after the other
-    (epoch progress bars only make sense then)."""
+    (epoch progress bars only make sense then).
+    """
     from joblib import effective_n_jobs
     from joblib.parallel import get_active_backend
 
@@ -190,9 +242,17 @@ def concurrent_fits(n_jobs: int | None, n_tasks: int) -> int:
     return 1 if folds_in_this_process(n_jobs) else max(1, min(n_tasks, effective_n_jobs(n_jobs)))
 
 
-def run_folds(est: Any, X: Any, y: np.ndarray, groups: np.ndarray, splits: list[Any],
-               pos: str, compare_last_epoch: bool, n_jobs: int | None,
-               progress: bool) -> list[dict[str, Any]]:
+def run_folds(
+    est: Any,
+    X: Any,
+    y: np.ndarray,
+    groups: np.ndarray,
+    splits: list[Any],
+    pos: str,
+    compare_last_epoch: bool,
+    n_jobs: int | None,
+    progress: bool,
+) -> list[dict[str, Any]]:
     """Fit every fold through :class:`joblib.Parallel`, in fold order.
 
     With ``n_jobs=None`` and no active :func:`joblib.parallel_config` the folds
@@ -202,13 +262,14 @@ def run_folds(est: Any, X: Any, y: np.ndarray, groups: np.ndarray, splits: list[
     from joblib import Parallel, delayed
 
     last = len(splits) - 1
-    tasks = (delayed(_fit_cv_fold)(est, k, X[tr], y[tr], groups[tr], X[te], pos,
-                                   compare_last_epoch, k == last)
-             for k, (tr, te) in enumerate(splits))
+    tasks = (
+        delayed(_fit_cv_fold)(
+            est, k, X[tr], y[tr], groups[tr], X[te], pos, compare_last_epoch, k == last
+        )
+        for k, (tr, te) in enumerate(splits)
+    )
     results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
     out = []
     for r in progress_bar(results, progress, desc="folds", unit="fold", total=len(splits)):
         out.append(r)
     return out
-
-

@@ -27,15 +27,18 @@ from ._common import (
 __all__ = ["Hall2020CV", "snapshot_rule_summary"]
 
 
-def snapshot_rule_summary(rules: list[str], n_snapshots: int, interval: int,
-                          monitor: str, threshold: float) -> str | None:
+def snapshot_rule_summary(
+    rules: list[str], n_snapshots: int, interval: int, monitor: str, threshold: float
+) -> str | None:
     """A plain sentence when some fits fell back from the threshold rule, else ``None``."""
     fell = sum(r != "threshold" for r in rules)
     if not fell:
         return None
-    return (f"Snapshot rule: {monitor} > {threshold} was met in {len(rules) - fell} of "
-            f"{len(rules)} fits; the other {fell} kept the last {n_snapshots} epochs "
-            f"{interval} apart instead (if_threshold_not_reached='last').")
+    return (
+        f"Snapshot rule: {monitor} > {threshold} was met in {len(rules) - fell} of "
+        f"{len(rules)} fits; the other {fell} kept the last {n_snapshots} epochs "
+        f"{interval} apart instead (if_threshold_not_reached='last')."
+    )
 
 
 @dataclass
@@ -60,7 +63,8 @@ class Hall2020CV(Protocol):
     """
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
-        InputSlot("data", "the images, labels and patient ids to cross-validate"),)
+        InputSlot("data", "the images, labels and patient ids to cross-validate"),
+    )
 
     architecture: str = "hall2020_cnn"
     n_splits: int = 10
@@ -77,16 +81,24 @@ class Hall2020CV(Protocol):
 
     def build(self) -> tuple[SnapshotEnsembleClassifier, Any]:
         """The scikit-learn estimator and CV splitter this protocol uses."""
-        base = CXRClassifier.from_recipe("hall2020", architecture=self.architecture,
-                                         **self.estimator_options())
+        base = CXRClassifier.from_recipe(
+            "hall2020", architecture=self.architecture, **self.estimator_options()
+        )
         est = SnapshotEnsembleClassifier(
-            base, n_snapshots=self.n_snapshots, interval=self.interval, policy="threshold",
-            monitor="train_acc", threshold=self.threshold, max_epochs=self.max_epochs,
-            if_threshold_not_reached=self.if_threshold_not_reached)
+            base,
+            n_snapshots=self.n_snapshots,
+            interval=self.interval,
+            policy="threshold",
+            monitor="train_acc",
+            threshold=self.threshold,
+            max_epochs=self.max_epochs,
+            if_threshold_not_reached=self.if_threshold_not_reached,
+        )
         return est, self.splitter(self.n_splits, self.grouped)
 
-    def _subset(self, dataset: CXRDataset, result_warnings: list[str]) -> tuple[CXRDataset,
-                                                                                 str, str]:
+    def _subset(
+        self, dataset: CXRDataset, result_warnings: list[str]
+    ) -> tuple[CXRDataset, str, str]:
         ds, pos, neg = two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
         full_counts = label_counts(ds)
         ds = balanced_subset(ds, self.n_per_class, self.random_state)
@@ -94,13 +106,15 @@ class Hall2020CV(Protocol):
         if used != full_counts:
             result_warnings.append(
                 f"Class-balanced subset (n_per_class={self.n_per_class!r}, as in the paper; seed "
-                f"{self.random_state}): used " + ", ".join(
-                    f"{used[k]} of {full_counts[k]} {k!r}" for k in sorted(full_counts))
-                + " images. Pass n_per_class=None (--set n_per_class=none) to use every image.")
+                f"{self.random_state}): used "
+                + ", ".join(f"{used[k]} of {full_counts[k]} {k!r}" for k in sorted(full_counts))
+                + " images. Pass n_per_class=None (--set n_per_class=none) to use every image."
+            )
         if not self.grouped:
             result_warnings.append(
                 "Folds were NOT grouped by patient (grouped=False, as in the paper): images of "
-                "one patient can be in training and test folds, which inflates every figure.")
+                "one patient can be in training and test folds, which inflates every figure."
+            )
         return ds, pos, neg
 
     def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
@@ -110,9 +124,16 @@ class Hall2020CV(Protocol):
         with_epoch_progress(est, progress and folds_in_this_process(self.n_jobs))
         X, y, groups = ds.X, np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
         images = [str(v) for v in (X if X.dtype == object else range(len(y)))]
-        result = RunResult(protocol=self.name, config=self.config(), positive_label=pos,
-                           classes=[neg, pos], images=images, y_true=y,
-                           y_score=np.full(len(y), np.nan), groups=groups)
+        result = RunResult(
+            protocol=self.name,
+            config=self.config(),
+            positive_label=pos,
+            classes=[neg, pos],
+            images=images,
+            y_true=y,
+            y_score=np.full(len(y), np.nan),
+            groups=groups,
+        )
         result.warnings.extend(notes)
         from ...validity import splitter_leakage
 
@@ -121,8 +142,9 @@ class Hall2020CV(Protocol):
         last_scores = np.full(len(y), np.nan)
         folds = np.full(len(y), -1)
         fold_info, seconds, n_pred, fitted, device, threads = [], 0.0, 0, None, None, set()
-        for r in run_folds(est, X, y, groups, splits, pos, self.compare_last_epoch,
-                           self.n_jobs, progress):
+        for r in run_folds(
+            est, X, y, groups, splits, pos, self.compare_last_epoch, self.n_jobs, progress
+        ):
             te = splits[r["fold"]][1]
             result.y_score[te], folds[te] = r["scores"], r["fold"]
             seconds += r["seconds"]
@@ -137,31 +159,53 @@ class Hall2020CV(Protocol):
         result.per_fold = [dict(info) for info in fold_info]
         result.extra["last_scores"] = last_scores if self.compare_last_epoch else None
         rules = [info["snapshot_rule"] for info in fold_info]
-        result.extra["snapshot_rule"] = {"folds_meeting_rule": sum(r == "threshold" for r in rules),
-                                         "folds": len(rules)}
-        note = snapshot_rule_summary(rules, self.n_snapshots, self.interval, "train_acc",
-                                     self.threshold)
+        result.extra["snapshot_rule"] = {
+            "folds_meeting_rule": sum(r == "threshold" for r in rules),
+            "folds": len(rules),
+        }
+        note = snapshot_rule_summary(
+            rules, self.n_snapshots, self.interval, "train_acc", self.threshold
+        )
         if note:
             result.warnings.append(note)
-        result.efficiency = model_efficiency(n_pred, max(seconds, 1e-9), device=device,
-                                             threads=max(threads) if threads else None,
-                                             processes=concurrent_fits(self.n_jobs, len(splits)))
+        result.efficiency = model_efficiency(
+            n_pred,
+            max(seconds, 1e-9),
+            device=device,
+            threads=max(threads) if threads else None,
+            processes=concurrent_fits(self.n_jobs, len(splits)),
+        )
         result.data_summary = ds.summary()
         self.fitted_ = self._refit(est, X, y, groups, result, progress) if self.refit else fitted
-        return Evaluation(result=result, data=ds, prevalence=self.prevalence,
-                          probe_estimator=est.estimator, explain_model=fitted, explain_X=X,
-                          explain_pool=splits[-1][1] if splits else None)
+        return Evaluation(
+            result=result,
+            data=ds,
+            prevalence=self.prevalence,
+            probe_estimator=est.estimator,
+            explain_model=fitted,
+            explain_X=X,
+            explain_pool=splits[-1][1] if splits else None,
+        )
 
-    def _refit(self, est: SnapshotEnsembleClassifier, X: Any, y: np.ndarray, groups: np.ndarray,
-               result: RunResult, progress: bool) -> SnapshotEnsembleClassifier:
+    def _refit(
+        self,
+        est: SnapshotEnsembleClassifier,
+        X: Any,
+        y: np.ndarray,
+        groups: np.ndarray,
+        result: RunResult,
+        progress: bool,
+    ) -> SnapshotEnsembleClassifier:
         """The final model: ``est`` trained on every image the folds used."""
         final = with_epoch_progress(clone(est), progress)
         final.fit(X, y, groups=groups)
         result.extra["final_model"] = {
-            "trained_on": int(len(y)), "snapshot_epochs": [s["epoch"] for s in final.snapshots_],
+            "trained_on": int(len(y)),
+            "snapshot_epochs": [s["epoch"] for s in final.snapshots_],
             "snapshot_rule": final.policy_used_,
             "note": "The saved model (--save) was refit on all the images above after the "
-                    "cross-validation; the figures are those of the fold models."}
+            "cross-validation; the figures are those of the fold models.",
+        }
         return final
 
     def score(self, ev: Evaluation) -> None:
@@ -175,5 +219,10 @@ class Hall2020CV(Protocol):
         last_scores = r.extra.pop("last_scores", None)
         if last_scores is not None:
             r.extra["last_epoch_network"] = compute_metrics(
-                r.y_true, last_scores, positive_label=pos, groups=r.groups,
-                n_bootstraps=min(self.n_bootstraps, 500), random_state=self.random_state)
+                r.y_true,
+                last_scores,
+                positive_label=pos,
+                groups=r.groups,
+                n_bootstraps=min(self.n_bootstraps, 500),
+                random_state=self.random_state,
+            )

@@ -43,8 +43,9 @@ class Opacity2020(Protocol):
     """
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
-        InputSlot("data", "proxy-label training data, e.g. chestxray14 with "
-                          "target=airspace_opacity"),
+        InputSlot(
+            "data", "proxy-label training data, e.g. chestxray14 with target=airspace_opacity"
+        ),
         InputSlot("test", "the COVID-19 images"),
         InputSlot("controls", "the No Finding control images"),
     )
@@ -60,13 +61,17 @@ class Opacity2020(Protocol):
 
     def build(self) -> CXRClassifier:
         """The ResNet-101 classifier of the study's recipe."""
-        params = {**self.estimator_options(), "validation": self.validation_fraction,
-                  "max_epochs": self.max_epochs}
+        params = {
+            **self.estimator_options(),
+            "validation": self.validation_fraction,
+            "max_epochs": self.max_epochs,
+        }
         params.update(self.estimator_params)
         return CXRClassifier.from_recipe("opacity2020", architecture=self.architecture, **params)
 
-    def _test_set(self, covid_dataset: CXRDataset, controls_dataset: CXRDataset,
-                  train: CXRDataset) -> tuple[CXRDataset, dict[str, Any]]:
+    def _test_set(
+        self, covid_dataset: CXRDataset, controls_dataset: CXRDataset, train: CXRDataset
+    ) -> tuple[CXRDataset, dict[str, Any]]:
         from ...validity import check_train_test_leakage
 
         covid = covid_dataset.select([self.covid_label])
@@ -75,13 +80,19 @@ class Opacity2020(Protocol):
         if len(controls_dataset.y) < n_neg:
             raise DataError(
                 f"A prevalence of {self.test_prevalence:.2%} with {n_pos} COVID-19 images needs "
-                f"{n_neg} controls; the control dataset has {len(controls_dataset.y)}.")
+                f"{n_neg} controls; the control dataset has {len(controls_dataset.y)}."
+            )
         rng = np.random.default_rng(self.random_state)
         controls = controls_dataset.subset(
-            np.sort(rng.choice(len(controls_dataset.y), n_neg, replace=False)))
+            np.sort(rng.choice(len(controls_dataset.y), n_neg, replace=False))
+        )
         check_train_test_leakage(train.groups, controls.groups)
-        sampling = {"n_covid": n_pos, "n_no_finding": n_neg,
-                    "prevalence": n_pos / (n_pos + n_neg), "sampling_seed": self.random_state}
+        sampling = {
+            "n_covid": n_pos,
+            "n_no_finding": n_neg,
+            "prevalence": n_pos / (n_pos + n_neg),
+            "sampling_seed": self.random_state,
+        }
         return _concat(covid, controls, ("covid", "no_finding"), "covid+controls"), sampling
 
     def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
@@ -89,26 +100,44 @@ class Opacity2020(Protocol):
         est = with_epoch_progress(self.build(), progress)
         y_tr = np.asarray(train.y).astype(str)
         if self.opacity_label not in set(y_tr):
-            raise DataError(f"The training data has no {self.opacity_label!r} label; load "
-                            "chestxray14 with target=airspace_opacity (--data-option "
-                            "target=airspace_opacity).")
+            raise DataError(
+                f"The training data has no {self.opacity_label!r} label; load "
+                "chestxray14 with target=airspace_opacity (--data-option "
+                "target=airspace_opacity)."
+            )
         est.fit(train.X, y_tr, groups=np.asarray(train.groups).astype(str))
         pos_idx = int(np.flatnonzero(est.classes_ == self.opacity_label)[0])
         test, sampling = self._test_set(inputs["test"], inputs["controls"], train)
         scores, dt = timed_predict(est, test.X, pos_idx)
-        result = RunResult(protocol=self.name, config=self.config(), positive_label="covid",
-                           classes=["no_finding", "covid"], images=[str(v) for v in test.X],
-                           y_true=test.y, y_score=scores, groups=test.groups)
-        result.extra["training"] = [{k: h.get(k) for k in ("epoch", "train_loss", "train_acc",
-                                                            "valid_loss", "valid_acc")}
-                                    for h in est.history_]
+        result = RunResult(
+            protocol=self.name,
+            config=self.config(),
+            positive_label="covid",
+            classes=["no_finding", "covid"],
+            images=[str(v) for v in test.X],
+            y_true=test.y,
+            y_score=scores,
+            groups=test.groups,
+        )
+        result.extra["training"] = [
+            {k: h.get(k) for k in ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc")}
+            for h in est.history_
+        ]
         result.extra["test_sampling"] = sampling
-        result.efficiency = model_efficiency(len(test), max(dt, 1e-9), device=est.device_,
-                                             threads=torch.get_num_threads())
+        result.efficiency = model_efficiency(
+            len(test), max(dt, 1e-9), device=est.device_, threads=torch.get_num_threads()
+        )
         result.data_summary = {"train": train.summary(), "test": test.summary()}
         self.fitted_ = est
         # COVID-19 images and controls come from different collections: can the
         # network tell them apart with the lungs hidden?
-        return Evaluation(result=result, data=train, test=test,
-                          prevalence=self.test_prevalence, probe_estimator=est, probe_data=test,
-                          explain_model=est, explain_X=test.X)
+        return Evaluation(
+            result=result,
+            data=train,
+            test=test,
+            prevalence=self.test_prevalence,
+            probe_estimator=est,
+            probe_data=test,
+            explain_model=est,
+            explain_X=test.X,
+        )

@@ -31,32 +31,45 @@ class Hall2020Published(Protocol):
         from ...importers.published import load_hall2020_published
 
         if not self.weights:
-            raise ConfigurationError("hall2020-published needs --weights DIR (the folder with "
-                                     "the seven weights2-improvement-*.hdf5 files).")
+            raise ConfigurationError(
+                "hall2020-published needs --weights DIR (the folder with "
+                "the seven weights2-improvement-*.hdf5 files)."
+            )
         return load_hall2020_published(self.weights)
 
     def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
-        ds, pos, neg = two_labels(inputs["data"], self.labels, self.positive_label,
-                                  HALL2020_LABELS)
+        ds, pos, neg = two_labels(inputs["data"], self.labels, self.positive_label, HALL2020_LABELS)
         est = self.build()
         known = [str(c) for c in est.classes_]
         if pos not in known:
-            raise DataError(f"The published ensemble scores {known}; the positive label {pos!r} "
-                            f"is not one of them. Use positive_label='covid'.")
+            raise DataError(
+                f"The published ensemble scores {known}; the positive label {pos!r} "
+                f"is not one of them. Use positive_label='covid'."
+            )
         pos_idx = int(np.flatnonzero(est.classes_ == pos)[0])
         y = np.asarray(ds.y).astype(str)
         scores, dt = timed_predict(est, ds.X, pos_idx)
-        result = RunResult(protocol=self.name, config=self.config(), positive_label=pos,
-                           classes=[neg, pos], images=[str(v) for v in ds.X], y_true=y,
-                           y_score=scores, groups=np.asarray(ds.groups).astype(str))
+        result = RunResult(
+            protocol=self.name,
+            config=self.config(),
+            positive_label=pos,
+            classes=[neg, pos],
+            images=[str(v) for v in ds.X],
+            y_true=y,
+            y_score=scores,
+            groups=np.asarray(ds.groups).astype(str),
+        )
         if neg not in known:
             # The network outputs P(covid); any other label is "not covid" for it.
             result.warnings.append(
                 f"The published ensemble was trained on {known}; here its P({pos}) separates "
-                f"{pos!r} from {neg!r}, a class it never saw in training.")
-        result.efficiency = model_efficiency(len(y), max(dt, 1e-9), device=est.estimator_.device_,
-                                             threads=torch.get_num_threads())
+                f"{pos!r} from {neg!r}, a class it never saw in training."
+            )
+        result.efficiency = model_efficiency(
+            len(y), max(dt, 1e-9), device=est.estimator_.device_, threads=torch.get_num_threads()
+        )
         result.data_summary = ds.summary()
         self.fitted_ = est
-        return Evaluation(result=result, data=ds, prevalence=self.prevalence,
-                          explain_model=est, explain_X=ds.X)
+        return Evaluation(
+            result=result, data=ds, prevalence=self.prevalence, explain_model=est, explain_X=ds.X
+        )

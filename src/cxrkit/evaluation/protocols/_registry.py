@@ -11,8 +11,14 @@ from typing import Any, Union
 from ...errors import ConfigurationError
 from ._base import Protocol
 
-__all__ = ["ProtocolOption", "list_protocols", "create_protocol", "get_protocol_class",
-           "protocol_options", "parse_option"]
+__all__ = [
+    "ProtocolOption",
+    "list_protocols",
+    "create_protocol",
+    "get_protocol_class",
+    "protocol_options",
+    "parse_option",
+]
 
 _NONE = ("none", "null")
 
@@ -46,7 +52,8 @@ def get_protocol_class(name: str) -> type[Protocol]:
     if not (isinstance(factory, type) and issubclass(factory, Protocol)):
         raise ConfigurationError(
             f"Protocol {name!r} is registered with {factory!r}, which is not a subclass of "
-            "cxrkit.evaluation.protocols.Protocol. Register a Protocol dataclass.")
+            "cxrkit.evaluation.protocols.Protocol. Register a Protocol dataclass."
+        )
     return factory
 
 
@@ -58,9 +65,13 @@ def protocol_options(name_or_class: str | type[Protocol]) -> list[ProtocolOption
     for f in dataclasses.fields(cls):
         if f.name == "name":
             continue
-        default = (f.default if f.default is not dataclasses.MISSING
-                   else f.default_factory() if f.default_factory is not dataclasses.MISSING
-                   else None)
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else f.default_factory()
+            if f.default_factory is not dataclasses.MISSING
+            else None
+        )
         out.append(ProtocolOption(f.name, hints.get(f.name, Any), default))
     return out
 
@@ -80,9 +91,11 @@ def create_protocol(name: str, /, **options: Any) -> Protocol:
 
         hints = {b: get_close_matches(b, valid, n=1) for b in bad}
         near = "; ".join(f"{b!r}: did you mean {h[0]!r}?" for b, h in hints.items() if h)
-        raise ConfigurationError(f"Protocol {name!r} has no option(s) {bad}. "
-                                 + (f"{near} " if near else "")
-                                 + f"Options: {sorted(valid)}.")
+        raise ConfigurationError(
+            f"Protocol {name!r} has no option(s) {bad}. "
+            + (f"{near} " if near else "")
+            + f"Options: {sorted(valid)}."
+        )
     return cls(**options)
 
 
@@ -104,8 +117,11 @@ def _describe(tp: Any) -> str:
         elif typing.get_origin(a) is dict or a is dict:
             words.append("key:value list")
         elif isinstance(a, type):
-            words.append({"int": "integer", "float": "number", "bool": "true/false",
-                          "str": "text"}.get(a.__name__, a.__name__))
+            words.append(
+                {"int": "integer", "float": "number", "bool": "true/false", "str": "text"}.get(
+                    a.__name__, a.__name__
+                )
+            )
         else:
             words.append("value")
     return " or ".join(dict.fromkeys(words))
@@ -148,13 +164,19 @@ def parse_option(option: ProtocolOption, text: str) -> Any:
         return None
     if option.type is Any:
         return text
-    for tp in sorted((k for k in kinds if k is not type(None)),
-                     key=lambda k: [bool, int, float].index(k) if k in (bool, int, float) else 3):
+    for tp in sorted(
+        (k for k in kinds if k is not type(None)),
+        key=lambda k: [bool, int, float].index(k) if k in (bool, int, float) else 3,
+    ):
         try:
             return _one(text.strip(), tp)
         except ValueError:
             continue
-    default = option.default if not isinstance(option.default, tuple) else ",".join(
-        map(str, option.default))
+    default = (
+        option.default
+        if not isinstance(option.default, tuple)
+        else ",".join(map(str, option.default))
+    )
     raise ConfigurationError(
-        f"--set {option.name}={text}: expected {option.type_text} (default: {default}).")
+        f"--set {option.name}={text}: expected {option.type_text} (default: {default})."
+    )

@@ -28,8 +28,9 @@ from ._cv import snapshot_rule_summary
 __all__ = ["Hall2020Unseen"]
 
 
-def _test_labels(test: CXRDataset, labels: Sequence[str] | None, pos: str,
-                 test_positive: str | None) -> tuple[CXRDataset, str, str]:
+def _test_labels(
+    test: CXRDataset, labels: Sequence[str] | None, pos: str, test_positive: str | None
+) -> tuple[CXRDataset, str, str]:
     """The test set's two labels: its positive is scored as the model's ``pos``."""
     if labels:
         labels = [str(v) for v in labels]
@@ -37,10 +38,13 @@ def _test_labels(test: CXRDataset, labels: Sequence[str] | None, pos: str,
         if tpos is None or tpos not in labels:
             raise DataError(
                 f"The test labels {labels} do not say which one is the positive class "
-                f"{pos!r}. Pass test_positive_label=NAME (--set test_positive_label=NAME).")
+                f"{pos!r}. Pass test_positive_label=NAME (--set test_positive_label=NAME)."
+            )
         if len(labels) != 2:
-            raise DataError(f"The test set needs exactly two labels; got {labels}. Pass "
-                            "--test-labels POSITIVE,NEGATIVE, e.g. covid,normal.")
+            raise DataError(
+                f"The test set needs exactly two labels; got {labels}. Pass "
+                "--test-labels POSITIVE,NEGATIVE, e.g. covid,normal."
+            )
         return test.select(labels), tpos, next(v for v in labels if v != tpos)
     return two_labels(test, None, test_positive or pos)
 
@@ -67,8 +71,11 @@ class Hall2020Unseen(Protocol):
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
         InputSlot("data", "the training images"),
-        InputSlot("test", "the unseen test set (default: a patient-grouped split of --data)",
-                  required=False),
+        InputSlot(
+            "test",
+            "the unseen test set (default: a patient-grouped split of --data)",
+            required=False,
+        ),
     )
 
     pretrained: Any = None
@@ -92,10 +99,17 @@ class Hall2020Unseen(Protocol):
         from ...ensembles import hall2020_ensemble
 
         params = {k: v for k, v in self.estimator_options().items() if k != "pretrained"}
-        vote = hall2020_ensemble(self.architectures, pretrained=self.pretrained,
-                                 n_snapshots=self.n_snapshots, interval=self.interval,
-                                 threshold=self.threshold, validation=self.validation,
-                                 max_epochs=self.max_epochs, n_jobs=self.n_jobs, **params)
+        vote = hall2020_ensemble(
+            self.architectures,
+            pretrained=self.pretrained,
+            n_snapshots=self.n_snapshots,
+            interval=self.interval,
+            threshold=self.threshold,
+            validation=self.validation,
+            max_epochs=self.max_epochs,
+            n_jobs=self.n_jobs,
+            **params,
+        )
         for _, ens in vote.estimators:
             ens.set_params(if_threshold_not_reached=self.if_threshold_not_reached)
         return vote
@@ -122,10 +136,10 @@ class Hall2020Unseen(Protocol):
         out_ds.X = X
         return out_ds
 
-    def _split(self, inputs: dict[str, CXRDataset]) -> tuple[CXRDataset, CXRDataset, str, str,
-                                                             str, str]:
-        ds, pos, neg = two_labels(inputs["data"], self.labels, self.positive_label,
-                                  HALL2020_LABELS)
+    def _split(
+        self, inputs: dict[str, CXRDataset]
+    ) -> tuple[CXRDataset, CXRDataset, str, str, str, str]:
+        ds, pos, neg = two_labels(inputs["data"], self.labels, self.positive_label, HALL2020_LABELS)
         if "test" not in inputs:
             from ...validity.splits import holdout_split
 
@@ -134,8 +148,9 @@ class Hall2020Unseen(Protocol):
             tpos, tneg = pos, neg
         else:
             train = ds
-            test, tpos, tneg = _test_labels(inputs["test"], self.test_labels or None, pos,
-                                            self.test_positive_label)
+            test, tpos, tneg = _test_labels(
+                inputs["test"], self.test_labels or None, pos, self.test_positive_label
+            )
         return train, test, pos, neg, tpos, tneg
 
     def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
@@ -149,57 +164,94 @@ class Hall2020Unseen(Protocol):
         train = balanced_subset(train, self.n_per_class, self.random_state)
         if label_counts(train) != full:
             used = label_counts(train)
-            notes.append("Class-balanced training data (n_per_class="
-                         f"{self.n_per_class!r}, as in the paper): used " + ", ".join(
-                             f"{used[k]} of {full[k]} {k!r}" for k in sorted(full)) + " images.")
+            notes.append(
+                "Class-balanced training data (n_per_class="
+                f"{self.n_per_class!r}, as in the paper): used "
+                + ", ".join(f"{used[k]} of {full[k]} {k!r}" for k in sorted(full))
+                + " images."
+            )
         if tneg != neg:
-            notes.append(f"The test negatives {tneg!r} are a class the model never saw in "
-                         f"training (it was trained on {pos!r} vs {neg!r}); P({pos}) scores "
-                         f"{tpos!r} against {tneg!r}, as in the paper's unseen test.")
+            notes.append(
+                f"The test negatives {tneg!r} are a class the model never saw in "
+                f"training (it was trained on {pos!r} vs {neg!r}); P({pos}) scores "
+                f"{tpos!r} against {tneg!r}, as in the paper's unseen test."
+            )
         label = self.recompress_label or neg
         tmp = Path(tempfile.mkdtemp(prefix="cxrkit-jpeg90-"))
         train = self._recompress(train, label, tmp)
         test = self._recompress(test, self.recompress_label or tneg, tmp)
         vote = with_epoch_progress(self.build(), progress)
-        fit_with_groups(vote, train.X, np.asarray(train.y).astype(str),
-                        np.asarray(train.groups).astype(str))
+        fit_with_groups(
+            vote, train.X, np.asarray(train.y).astype(str), np.asarray(train.groups).astype(str)
+        )
         pos_idx = int(np.flatnonzero(vote.classes_ == pos)[0])
         y_te = np.asarray(test.y).astype(str)
         scores, dt = timed_predict(vote, test.X, pos_idx)
-        result = RunResult(protocol=self.name, config=self.config(), positive_label=tpos,
-                           classes=[tneg, tpos], images=[str(v) for v in (
-                               test.X if test.X.dtype == object else range(len(y_te)))],
-                           y_true=y_te, y_score=scores, groups=np.asarray(test.groups).astype(str))
+        result = RunResult(
+            protocol=self.name,
+            config=self.config(),
+            positive_label=tpos,
+            classes=[tneg, tpos],
+            images=[str(v) for v in (test.X if test.X.dtype == object else range(len(y_te)))],
+            y_true=y_te,
+            y_score=scores,
+            groups=np.asarray(test.groups).astype(str),
+        )
         result.warnings.extend(notes)
         self._describe(result, vote, test, pos_idx, tpos, dt)
-        result.data_summary = {"train": train.summary(), "test": test.summary(),
-                               "jpeg_recompressed_labels": sorted({label,
-                                                                  self.recompress_label or tneg}),
-                               "jpeg_quality": self.jpeg_quality}
+        result.data_summary = {
+            "train": train.summary(),
+            "test": test.summary(),
+            "jpeg_recompressed_labels": sorted({label, self.recompress_label or tneg}),
+            "jpeg_quality": self.jpeg_quality,
+        }
         self.fitted_ = vote
         members = dict(zip(self.architectures, (e.estimator for _, e in vote.estimators)))
         probe = members.get("hall2020_cnn", next(iter(members.values())))
-        return Evaluation(result=result, data=train, test=test, prevalence=self.prevalence,
-                          probe_estimator=probe, explain_model=vote.estimators_[0],
-                          explain_X=test.X)
+        return Evaluation(
+            result=result,
+            data=train,
+            test=test,
+            prevalence=self.prevalence,
+            probe_estimator=probe,
+            explain_model=vote.estimators_[0],
+            explain_X=test.X,
+        )
 
-    def _describe(self, result: RunResult, vote: Any, test: CXRDataset, pos_idx: int,
-                  tpos: str, seconds: float) -> None:
+    def _describe(
+        self,
+        result: RunResult,
+        vote: Any,
+        test: CXRDataset,
+        pos_idx: int,
+        tpos: str,
+        seconds: float,
+    ) -> None:
         """Members, per-architecture figures, the snapshot rule and efficiency."""
         from ..metrics import compute_metrics
 
         ens = list(zip(self.architectures, vote.estimators_))
         result.extra["members"] = {name: [s["epoch"] for s in e.snapshots_] for name, e in ens}
         result.extra["per_architecture"] = {
-            name: compute_metrics(result.y_true, e.predict_proba(test.X)[:, pos_idx],
-                                  positive_label=tpos, groups=result.groups, n_bootstraps=0)
-            for name, e in ens}
+            name: compute_metrics(
+                result.y_true,
+                e.predict_proba(test.X)[:, pos_idx],
+                positive_label=tpos,
+                groups=result.groups,
+                n_bootstraps=0,
+            )
+            for name, e in ens
+        }
         rules = [e.policy_used_ for _, e in ens]
         result.extra["snapshot_rule"] = {name: e.policy_used_ for name, e in ens}
-        note = snapshot_rule_summary(rules, self.n_snapshots, self.interval, "valid_acc",
-                                     self.threshold)
+        note = snapshot_rule_summary(
+            rules, self.n_snapshots, self.interval, "valid_acc", self.threshold
+        )
         if note:
             result.warnings.append(note)
-        result.efficiency = model_efficiency(len(result.y_true), max(seconds, 1e-9),
-                                             device=vote.estimators_[0].estimator_.device_,
-                                             threads=torch.get_num_threads())
+        result.efficiency = model_efficiency(
+            len(result.y_true),
+            max(seconds, 1e-9),
+            device=vote.estimators_[0].estimator_.device_,
+            threads=torch.get_num_threads(),
+        )
