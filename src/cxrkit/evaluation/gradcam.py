@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ..errors import ConfigurationError, DataError
+
+if TYPE_CHECKING:  # torch is imported when a map is computed, not with cxrkit.evaluation
+    import torch
+    from torch import nn
 
 __all__ = ["gradcam", "default_target_layer"]
 
@@ -21,6 +24,8 @@ def default_target_layer(module: nn.Module) -> nn.Module:
     (``net.backbone.layer4[-1]``) is a common alternative; pass it as
     ``target_layer``.
     """
+    from torch import nn
+
     named = getattr(module, "gradcam_target", None)
     if isinstance(named, str):
         return module.get_submodule(named)
@@ -63,6 +68,9 @@ def gradcam(
         (bilinear) to the input size and scaled per image to ``[0, 1]``
         (all zeros where nothing speaks for the class).
     """
+    import torch
+    import torch.nn.functional as F
+
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise DataError(
             f"gradcam expects a (N, C, H, W) tensor; got "
