@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     """Print one line per registered name (or per plugin)."""
     from ..plugins import get_registry, list_plugins
+    from .text import plain_text
 
     if args.kind == "plugins":
         for p in list_plugins():
@@ -26,5 +27,5 @@ def cmd_list(args: argparse.Namespace) -> int:
     kind = args.kind.rstrip("s")
     reg = get_registry(kind)
     for entry in reg:
-        print(f"{entry.name:22s} {entry.plugin:32s} {entry.summary}")
+        print(f"{entry.name:22s} {entry.plugin:32s} {plain_text(entry.summary)}")
     return 0

@@ -112,7 +112,10 @@ def run_epilog() -> str:
     """List every protocol's datasets and options with defaults, for ``run --help``."""
     from ..evaluation.protocols import SLOT_FLAGS, get_protocol_class, list_protocols
     from ..evaluation.protocols import protocol_options as options_of
+    from ..plugins import get_registry
+    from .text import plain_text
 
+    registry = get_registry("protocol")
     lines = ["protocols, their datasets and their --set options (default in brackets):"]
     for name in list_protocols():
         cls = get_protocol_class(name)
@@ -120,6 +123,9 @@ def run_epilog() -> str:
             SLOT_FLAGS[s.name] + ("" if s.required else " (optional)") for s in cls.inputs
         )
         lines.append(f"\n  {name}: {slots}")
+        summary = plain_text(registry.get(name).summary)
+        if summary:
+            lines.append(f"    {summary}")
         for o in options_of(cls):
             default = ",".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
             lines.append(f"      {o.name}={o.type_text} [{default}]")
