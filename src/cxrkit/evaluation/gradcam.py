@@ -16,9 +16,11 @@ __all__ = ["gradcam", "default_target_layer"]
 
 
 def default_target_layer(module: nn.Module) -> nn.Module:
-    """The layer a network names in ``gradcam_target`` (e.g. a ViT's patch-token grid,
-    see :mod:`cxrkit.architectures._raddino`), else the last ``Conv2d`` of
-    ``module.backbone`` (of ``module`` if it has no backbone).
+    """Return the layer Grad-CAM hooks by default.
+
+    That is the layer a network names in ``gradcam_target`` (e.g. a ViT's
+    patch-token grid, see :mod:`cxrkit.architectures._raddino`), else the last
+    ``Conv2d`` of ``module.backbone`` (of ``module`` if it has no backbone).
 
     For torchvision ResNets the output of the last residual block
     (``net.backbone.layer4[-1]``) is a common alternative; pass it as
