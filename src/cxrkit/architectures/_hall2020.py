@@ -252,6 +252,7 @@ def build_hall2020_cnn(
         name="hall2020_cnn",
     )
     net.first_conv_reads_input = True
+    net.fixed_input_size = HALL2020_PREPROCESSING.input_size  # fc reads a 3x3x64 map
     # Keras' default initialisation (Glorot uniform), as in the authors' script.
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
