@@ -31,14 +31,18 @@ def trained() -> tuple[CXRClassifier, np.ndarray, np.ndarray, np.ndarray]:
     return clf.fit(X, y), X, y, loc
 
 
-def test_target_is_conv4_after_its_relu(trained) -> None:  # type: ignore[no-untyped-def]
+def test_target_is_conv4_after_its_relu(
+    trained: tuple[CXRClassifier, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
     clf, *_ = trained
     net = clf.module_
     assert default_target_layer(net) is net.backbone.conv4
     assert net.gradcam_activation == "relu"
 
 
-def test_positive_images_get_maps_on_the_square(trained) -> None:  # type: ignore[no-untyped-def]
+def test_positive_images_get_maps_on_the_square(
+    trained: tuple[CXRClassifier, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
     clf, X, y, loc = trained
     pos = np.flatnonzero(y == "pos")[:24]
     xb = next(clf.iter_batches(as_image_source(X[pos])))
@@ -53,7 +57,9 @@ def test_positive_images_get_maps_on_the_square(trained) -> None:  # type: ignor
     assert hits >= 16
 
 
-def test_raw_conv4_target_keeps_its_negative_values(trained) -> None:  # type: ignore[no-untyped-def]
+def test_raw_conv4_target_keeps_its_negative_values(
+    trained: tuple[CXRClassifier, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
     """Passing the layer explicitly on a network that declares nothing uses the raw map."""
     clf, X, *_ = trained
     net = clf.module_
@@ -61,8 +67,8 @@ def test_raw_conv4_target_keeps_its_negative_values(trained) -> None:  # type: i
     declared = gradcam(net, xb)
     act = net.gradcam_activation
     try:
-        net.gradcam_activation = None
-        raw = gradcam(net, xb, net.backbone.conv4)
+        net.gradcam_activation = None  # type: ignore[assignment]
+        raw = gradcam(net, xb, net.get_submodule("backbone.conv4"))
     finally:
         net.gradcam_activation = act
     assert not np.allclose(declared, raw)

@@ -6,6 +6,7 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def _run(n: int = 60, **kw: object) -> RunResult:
     score = 1 / (1 + np.exp(-rng.normal((y == "covid") * 2.0 - 1.0, 1.0)))
     groups = np.array([f"p{i // 2:03d}" for i in range(n)])
     metrics = compute_metrics(y, score, positive_label="covid", groups=groups, n_bootstraps=100)
-    args: dict = dict(
+    args: dict[str, Any] = dict(
         protocol="hall2020-cv",
         config={"seed": 0},
         positive_label="covid",
@@ -48,7 +49,7 @@ def _advice_cells(html: str) -> dict[str, str]:
 
 
 def test_every_guard_that_is_not_pass_shows_advice(tmp_path: Path) -> None:
-    validity = [
+    validity: list[dict[str, Any]] = [
         {"name": "patient_leakage", "status": "PASS", "summary": "ok", "numbers": {}},
         {"name": "confounding:view", "status": "WARN", "summary": "view differs", "numbers": {}},
         {"name": "near_duplicates", "status": "FAIL", "summary": "2 pairs", "advice": ""},

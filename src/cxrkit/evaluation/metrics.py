@@ -91,7 +91,7 @@ def _check_settings(n_bootstraps: Any, confidence: Any, prevalence: float | None
             f"The 'n_bootstraps' parameter must be an int in the range [0, inf). Got "
             f"{n_bootstraps!r} instead."
         )
-    if not isinstance(confidence, numbers.Real) or not 0.0 < confidence < 1.0:
+    if not isinstance(confidence, numbers.Real) or not 0.0 < float(confidence) < 1.0:
         raise ConfigurationError(
             f"The 'confidence' parameter must be a float in the range (0, 1). Got {confidence!r} "
             "instead."
