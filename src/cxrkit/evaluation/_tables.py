@@ -23,6 +23,7 @@ __all__ = [
     "pooled_metrics",
     "metrics_table",
     "per_fold_table",
+    "guard_advice",
     "validity_rows",
     "last_epoch_comparison",
     "last_epoch_table",
