@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .messages import cli_terms, terminal_warnings
 from .parser import build_parser, command_of
 
 __all__ = ["main"]
@@ -32,10 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=command_of(argv))
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with terminal_warnings():
+            return int(args.func(args) or 0)
     except (CxrkitError, FileNotFoundError) as exc:
-        print(f"cxrkit: error: {exc}", file=sys.stderr)
+        print(f"cxrkit: error: {cli_terms(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader (e.g. `| head`) has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("cxrkit: interrupted", file=sys.stderr)
         return 130

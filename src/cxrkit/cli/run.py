@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .messages import recorded_warnings
 from .options import echo, key_values, load_spec
 from .parser import add_parallel_flags
 from .run_options import protocol_run_options, run_epilog
@@ -133,7 +135,12 @@ def _print_result(result: Any, files: dict[str, Any], seconds: float) -> None:
 
 
 def run_protocol(
-    name: str, options: dict[str, Any], datasets: dict[str, Any], out: Path, quiet: bool
+    name: str,
+    options: dict[str, Any],
+    datasets: dict[str, Any],
+    out: Path,
+    quiet: bool,
+    notes: Sequence[str] = (),
 ) -> tuple[Any, Any]:
     """Create protocol ``name`` with ``options``, run it, write and print its report.
 
@@ -149,6 +156,9 @@ def run_protocol(
         The report folder.
     quiet : bool
         No banner or progress bars.
+    notes : sequence of str, optional
+        Warnings raised before the run (e.g. while loading the data), added to
+        the report's warnings.
 
     Returns
     -------
@@ -179,6 +189,7 @@ def run_protocol(
         )
     seconds = time.perf_counter() - t0
     result.extra["wall_seconds"] = seconds
+    result.warnings[:0] = [n for n in notes if n not in result.warnings]
     files = write_report(result, out)
     _print_result(result, files, seconds)
     return protocol, result
@@ -204,9 +215,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.save:
         check_model_destination(args.save, "--save")
     options = protocol_run_options(args)
-    datasets = _datasets(args)
+    with recorded_warnings() as notes:
+        datasets = _datasets(args)
     with parallel_backend(n_jobs=args.n_jobs, scheduler=args.scheduler):
-        protocol, _ = run_protocol(args.protocol, options, datasets, Path(args.out), args.quiet)
+        protocol, _ = run_protocol(
+            args.protocol, options, datasets, Path(args.out), args.quiet, notes
+        )
     if args.save:
         model = getattr(protocol, "fitted_", None)
         if model is None:

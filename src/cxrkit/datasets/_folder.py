@@ -86,7 +86,7 @@ def load_image_folder(
     if rx is None:
         warnings.warn(
             f"image-folder '{base}' has no patient ids; every image is treated as its own patient, "
-            "so patient-aware splits cannot prevent leakage. Pass patient_pattern= a regular "
+            "so patient-aware splits cannot prevent leakage. Pass patient_pattern=, a regular "
             "expression that extracts the patient id from the file name.",
             UserWarning,
             stacklevel=2,
