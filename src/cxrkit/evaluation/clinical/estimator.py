@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -62,9 +62,10 @@ def check_threshold_rule(rule: Any) -> str | float:
 class ClinicalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Recalibrate a binary classifier and fit its threshold on a patient-grouped inner split.
 
-    ``fit(X, y, groups)`` splits the training data by patient
-    (:class:`~sklearn.model_selection.GroupShuffleSplit`, ``inner_split`` of
-    the patients held out), fits a clone of ``estimator`` on the inner-training
+    ``fit(X, y, groups)`` splits the training data by patient, stratified by
+    class (one fold of :class:`~sklearn.model_selection.StratifiedGroupKFold`
+    with ``round(1 / inner_split)`` folds: about ``inner_split`` of the patients
+    held out), fits a clone of ``estimator`` on the inner-training
     part, then fits the recalibrator
     (:class:`~sklearn.calibration.CalibratedClassifierCV` on the frozen inner
     model) and the threshold on the inner-validation part only. Test data is
@@ -87,6 +88,10 @@ class ClinicalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         or a fixed number.
     inner_split : float, default=0.25
         Fraction of the patients held out as inner-validation data.
+    always_split : bool, default=False
+        Make the inner split even when nothing is fitted on it, to keep its
+        probabilities (``validation_proba_``) as calibration scores of
+        split-conformal prediction sets.
     random_state : int, default=0
         Seed of the inner split.
 
@@ -124,6 +129,7 @@ class ClinicalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         "calibration": [StrOptions({"sigmoid", "isotonic", "temperature"}), None],
         "threshold": [str, Interval(Real, 0, 1, closed="both")],
         "inner_split": [Interval(Real, 0, 1, closed="neither")],
+        "always_split": ["boolean"],
         "random_state": ["random_state"],
     }
 
@@ -134,18 +140,24 @@ class ClinicalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         calibration: str | None = None,
         threshold: str | float = 0.5,
         inner_split: float = 0.25,
+        always_split: bool = False,
         random_state: int = 0,
     ) -> None:
         self.estimator = estimator
         self.calibration = calibration
         self.threshold = threshold
         self.inner_split = inner_split
+        self.always_split = always_split
         self.random_state = random_state
 
     @property
     def needs_validation(self) -> bool:
         """Whether anything is fitted on inner-validation data."""
-        return self.calibration is not None or isinstance(check_threshold_rule(self.threshold), str)
+        return (
+            self.always_split
+            or self.calibration is not None
+            or isinstance(check_threshold_rule(self.threshold), str)
+        )
 
     def _inner_split(self, X: Any, y: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
         """Row indices of the inner-training and inner-validation parts, split by patient."""
@@ -155,16 +167,20 @@ class ClinicalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             )
             tr, va = next(splitter.split(np.zeros(len(y)), y))
         else:
-            splitter = GroupShuffleSplit(
-                n_splits=1, test_size=self.inner_split, random_state=self.random_state
+            # Stratified by class and grouped by patient: one fold of
+            # round(1 / inner_split) holds out about inner_split of the patients.
+            splitter = StratifiedGroupKFold(
+                n_splits=max(2, round(1 / self.inner_split)),
+                shuffle=True,
+                random_state=self.random_state,
             )
             tr, va = next(splitter.split(np.zeros(len(y)), y, np.asarray(groups)))
         for part, name in ((tr, "inner-training"), (va, "inner-validation")):
             if len(np.unique(y[part])) < len(np.unique(y)):
                 raise DataError(
                     f"ClinicalClassifier: the {name} part of the patient split "
-                    f"(inner_split={self.inner_split}) lacks a class; {len(np.unique(groups if groups is not None else y))} "
-                    "patients are too few. Pass more data, another random_state or "
+                    f"(inner_split={self.inner_split}) lacks a class; {len(y)} images are too "
+                    "few. Pass more data, another random_state or "
                     "calibration=None with a numeric threshold."
                 )
         return tr, va
@@ -207,8 +223,11 @@ class ClinicalClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         g = None if groups is None else np.asarray(groups)
         inner = self._fit_one(X[tr], y[tr], None if g is None else g[tr], fit_params)
         if self.calibration is not None:
+            # One "split" over all of it: the frozen model is not refitted, so its
+            # predictions are computed once (no per-class minimum of a k-fold).
+            whole = np.arange(len(va))
             self.calibrator_ = CalibratedClassifierCV(
-                FrozenEstimator(inner), method=self.calibration
+                FrozenEstimator(inner), method=self.calibration, cv=[(whole, whole)]
             ).fit(X[va], y[va])
             proba = self.calibrator_.predict_proba(X[va])
         else:
