@@ -364,11 +364,7 @@ def conformal_summary(
         c, s = covered[rows].astype(float), size[rows]
         g = groups[rows] if groups is not None else None
         boot = patient_bootstrap(
-            lambda i, c=c: float(c[i].mean()),
-            g,
-            len(rows),
-            n_bootstraps=n_bootstraps,
-            random_state=random_state,
+            _mean_of(c), g, len(rows), n_bootstraps=n_bootstraps, random_state=random_state
         )
         out[method] = {
             "coverage": interval(float(c.mean()), boot),
@@ -376,3 +372,12 @@ def conformal_summary(
             "n_calibration": int(sum(len(f["cal_y"]) for f in folds)),
         }
     return out
+
+
+def _mean_of(values: np.ndarray) -> Any:
+    """Return the statistic ``index -> mean of values[index]``."""
+
+    def mean(i: np.ndarray) -> float:
+        return float(values[i].mean())
+
+    return mean

@@ -27,6 +27,7 @@ __all__ = [
     "concurrent_fits",
     "folds_in_this_process",
     "ClinicalFolds",
+    "clinical_outputs",
 ]
 
 
@@ -195,7 +196,7 @@ def _fit_cv_fold(
     fold.fit(X_tr, y_tr, groups=groups_tr)
     pos_idx = int(np.flatnonzero(fold.classes_ == pos)[0])
     p, dt = timed_predict(fold, X_te, pos_idx)
-    clinical = _clinical_outputs(fold, X_te, pos_idx)
+    clinical = clinical_outputs(fold, X_te, pos_idx)
     ens = clinical.pop("inner") if clinical else fold
     last = ens.estimator_.predict_proba(X_te)[:, pos_idx] if compare_last_epoch else None
     return {
@@ -217,7 +218,7 @@ def _fit_cv_fold(
     }
 
 
-def _clinical_outputs(fold: Any, X_te: Any, pos_idx: int) -> dict[str, Any]:
+def clinical_outputs(fold: Any, X_te: Any, pos_idx: int) -> dict[str, Any]:
     """What a ClinicalClassifier fold adds: raw scores, its threshold, conformal data."""
     from ..clinical import ClinicalClassifier
 
