@@ -42,7 +42,7 @@ def synth():
 
 def test_defaults_leave_the_main_figures_unchanged(synth):
     plain = Hall2020CV(**TINY).run(synth, progress=False)
-    assert [s.key for s in plain.sections] == ["clinical"]
+    assert [s.key for s in plain.sections] == ["clinical", "checklist"]
     data = plain.sections[0].data
     assert "fitted" not in data["operating_point"]
     assert data["operating_point"]["default"]["threshold"] == 0.5
@@ -88,3 +88,20 @@ def test_options_are_set_keys_and_refused_where_not_fitted():
         Hall2020Published(calibration="sigmoid").check_clinical_options()
     with pytest.raises(ConfigurationError, match=r"The operating-point rule 'sens:1' is not valid"):
         Hall2020CV(operating_point="sens:1").check_clinical_options()
+
+
+def test_checklist_and_model_card_use_the_run_facts(synth, tmp_path):
+    from cxrkit.evaluation.clinical.checklist import TODO, checklist_items, write_model_card
+
+    r = Hall2020CV(**TINY, operating_point="youden", subgroups=("sex",)).run(synth, progress=False)
+    items = {(i["item"], i["topic"]): i for i in checklist_items(r)}
+    assert items[("10", "Sample size")]["answer"].startswith(
+        f"{len(r.y_true)} images of 24 patients"
+    )
+    assert "youden" in items[("15", "Model output and threshold")]["answer"]
+    assert items[("17", "Ethical approval")]["answer"] == TODO
+    assert all("TRIPOD+AI" in i["checklist"] or "CLAIM" in i["checklist"] for i in items.values())
+    card = write_model_card(r, tmp_path / "model").read_text()
+    for heading in ("## Intended use", "## Metrics", "## Training data", "## Caveats"):
+        assert heading in card
+    assert "patient_leakage: **PASS**" in card

@@ -40,7 +40,7 @@ def test_external_per_site_and_pooled(tmp_path):
     for s in sites:
         assert "view" in s["test_covariates"] and "view" in s["train_covariates"]
     keys = [s.key for s in r.sections]
-    assert sorted(keys) == ["clinical", "external"]
+    assert sorted(keys) == ["checklist", "clinical", "external"]
     clinical = next(s for s in r.sections if s.key == "clinical")
     assert clinical.data["operating_point"]["fitted"]["rule"] == "youden"
     files = write_report(r, tmp_path / "rep")

@@ -7,7 +7,8 @@ datasets it takes in :attr:`Protocol.inputs` and implements one step,
 then applies the same tail to every protocol, one small overridable step each
 (in the style of skorch's ``fit -> fit_loop -> train_step``)::
 
-    run -> check_inputs -> evaluate -> score -> check_data -> probe -> explain
+    run -> check_inputs -> evaluate -> score -> clinical -> check_data -> probe
+        -> explain -> checklist
 
 A front end (the CLI, a web page) needs nothing else: it reads ``inputs`` and
 the dataclass fields (:func:`cxrkit.evaluation.protocols.protocol_options`),
@@ -221,6 +222,7 @@ class Protocol:
             self.check_data(ev)
             self.probe(ev, progress=progress)
             self.explain(ev)
+            self.checklist(ev)
         ev.result.warnings.extend(m for m in captured if m not in ev.result.warnings)
         return ev.result
 
@@ -283,6 +285,15 @@ class Protocol:
             ev.result.warnings.append(
                 f"Clinical validation could not run: {type(exc).__name__}: {exc}"
             )
+
+    def checklist(self, ev: Evaluation) -> None:
+        """Add the TRIPOD+AI / CLAIM checklist section, answered from the run's facts."""
+        from ..clinical.checklist import checklist_section
+
+        try:
+            ev.result.sections.append(checklist_section(ev.result))
+        except Exception as exc:  # the checklist must never hide the run's results
+            ev.result.warnings.append(f"Checklist could not be filled: {type(exc).__name__}: {exc}")
 
     def check_clinical_options(self) -> None:
         """Refuse clinical options this protocol cannot honour, and malformed ones."""
