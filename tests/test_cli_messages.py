@@ -65,3 +65,19 @@ def test_run_puts_data_warnings_in_the_report(tmp_path, capsys):
     assert "UserWarning" not in err
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert any("has no patient ids" in w for w in report["warnings"]), report["warnings"]
+
+
+def test_run_save_writes_a_model_card_the_model_still_loads(tmp_path, capsys):
+    from cxrkit import load_model
+
+    root = _folder(tmp_path / "d")
+    args = ["run", "hall2020-cv", "--data", f"image-folder:{root}", "--arch", "tiny_cnn"]
+    for opt in ("n_splits=2", "n_snapshots=2", "interval=1", "max_epochs=3", "input_size=32"):
+        args += ["--set", opt]
+    args += ["--set", "n_bootstraps=20", "--set", "probes=false", "--labels", "a,b"]
+    args += ["--set", "if_threshold_not_reached=last", "--quiet", "--out", str(tmp_path / "r")]
+    assert main([*args, "--save", str(tmp_path / "model")]) == 0
+    assert "model card: MODEL_CARD.md" in capsys.readouterr().out
+    card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
+    assert "Intended use" in card and "hall2020-cv" in card
+    assert list(load_model(tmp_path / "model").classes_) == ["a", "b"]

@@ -34,6 +34,7 @@ def synth():
 
 def test_registered_protocols():
     assert list_protocols() == [
+        "external",
         "hall2020-cv",
         "hall2020-published",
         "hall2020-unseen",

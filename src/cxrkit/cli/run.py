@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with recorded_warnings() as notes:
         datasets = _datasets(args)
     with parallel_backend(n_jobs=args.n_jobs, scheduler=args.scheduler):
-        protocol, _ = run_protocol(
+        protocol, result = run_protocol(
             args.protocol, options, datasets, Path(args.out), args.quiet, notes
         )
     if args.save:
@@ -226,7 +226,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if model is None:
             raise SystemExit(f"cxrkit: error: protocol {args.protocol!r} keeps no model to save")
         _save_any(model, Path(args.save))
-        print(f"Model saved to {args.save}")
+        from ..evaluation.clinical.checklist import write_model_card
+
+        card = write_model_card(result, Path(args.save))
+        print(f"Model saved to {args.save} (model card: {card.name})")
     return 0
 
 

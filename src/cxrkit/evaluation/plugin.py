@@ -29,6 +29,10 @@ _BUILTINS = {
         "cxrkit.evaluation.protocols:Hall2020Published",
         "Evaluate the authors' published small-CNN snapshot ensemble (7 Keras files).",
     ),
+    "external": (
+        "cxrkit.evaluation.protocols:ExternalValidation",
+        "Train on one dataset, test on others: per site and pooled, with covariate differences.",
+    ),
     "linear-probe-cv": (
         "cxrkit.evaluation._linear_probe:LinearProbeCV",
         "Linear probe of a frozen backbone, patient-grouped k-fold cross-validation.",

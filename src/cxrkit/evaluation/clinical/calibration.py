@@ -12,7 +12,7 @@ __all__ = ["expected_calibration_error", "brier_score", "calibration_intercept_s
 def expected_calibration_error(
     y_true: np.ndarray, prob: np.ndarray, *, n_bins: int = 10, adaptive: bool = False
 ) -> float:
-    """Expected calibration error with equal-width (or equal-count, ``adaptive=True``) bins."""
+    """Compute the expected calibration error with equal-width (or equal-count) bins."""
     y, p = np.asarray(y_true, float), np.asarray(prob, float)
     if adaptive:
         edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))

@@ -11,7 +11,9 @@ __all__ = ["select_threshold"]
 
 
 def select_threshold(y_true: np.ndarray, score: np.ndarray, rule: str | float = "youden") -> float:
-    """Threshold from validation labels: ``"youden"``, ``"sensitivity:0.95"``, ``"specificity:0.9"``,
+    """Choose a threshold from validation labels.
+
+    ``rule`` is ``"youden"``, ``"sensitivity:0.95"``, ``"specificity:0.9"``,
     ``"f1"`` or a number (returned as is).
     """
     if isinstance(rule, (int, float)):

@@ -18,6 +18,7 @@ and is registered through the ``cxrkit_register_protocols`` hook.
 from ._base import SLOT_FLAGS, Evaluation, InputSlot, Protocol, captured_warnings
 from ._common import HALL2020_LABELS
 from ._cv import Hall2020CV
+from ._external import ExternalValidation
 from ._opacity import Opacity2020
 from ._published import Hall2020Published
 from ._registry import (
@@ -34,6 +35,7 @@ __all__ = [
     "HALL2020_LABELS",
     "SLOT_FLAGS",
     "Evaluation",
+    "ExternalValidation",
     "Hall2020CV",
     "Hall2020Published",
     "Hall2020Unseen",

@@ -7,7 +7,8 @@ datasets it takes in :attr:`Protocol.inputs` and implements one step,
 then applies the same tail to every protocol, one small overridable step each
 (in the style of skorch's ``fit -> fit_loop -> train_step``)::
 
-    run -> check_inputs -> evaluate -> score -> check_data -> probe -> explain
+    run -> check_inputs -> evaluate -> score -> clinical -> check_data -> probe
+        -> explain -> checklist
 
 A front end (the CLI, a web page) needs nothing else: it reads ``inputs`` and
 the dataclass fields (:func:`cxrkit.evaluation.protocols.protocol_options`),
@@ -30,6 +31,7 @@ from ...datasets import CXRDataset
 from ...errors import ConfigurationError, DataError
 from ..metrics import compute_metrics
 from ..results import RunResult
+from ._clinical import ClinicalSteps
 from ._common import gradcam_examples, progress_bar
 
 __all__ = ["InputSlot", "Evaluation", "Protocol", "captured_warnings"]
@@ -70,25 +72,41 @@ class Evaluation:
     test : CXRDataset or None
         A separate test set, checked against ``data`` for shared patients and
         near-duplicates.
-    prevalence : float or None
-        Prevalence at which PPV and NPV are also reported.
+    prevalence : float, tuple of float or None
+        Prevalence(s) at which PPV and NPV are also reported (the first is used
+        by the main metrics table, all of them by the clinical section).
     probe_estimator : CXRClassifier or None
         The single network the validity probes retrain (``None``: no probes).
     probe_data : CXRDataset or None
         Data of the probes; ``None`` uses ``data``.
     explain_model, explain_X, explain_pool
         Model, images and candidate indices for the Grad-CAM examples.
+    y_score_uncalibrated : ndarray or None
+        Scores before recalibration (only when the protocol recalibrated).
+    thresholds : ndarray or None
+        The operating-point threshold applied to each prediction (each fold's
+        own, fitted on its training data); ``None``: the 0.5 default.
+    conformal_folds : list of dict
+        Per fold: ``cal_proba``, ``cal_y`` (inner-validation probabilities and
+        class indices), ``test_proba``, ``test_index``.
+    metadata : pandas.DataFrame or None
+        Per-prediction metadata (subgroups); ``None``: ``data.metadata`` when it
+        has one row per prediction.
     """
 
     result: RunResult
     data: CXRDataset
     test: CXRDataset | None = None
-    prevalence: float | None = None
+    prevalence: float | tuple[float, ...] | None = None
     probe_estimator: Any = None
     probe_data: CXRDataset | None = None
     explain_model: Any = None
     explain_X: Any = None
     explain_pool: np.ndarray | None = None
+    y_score_uncalibrated: np.ndarray | None = None
+    thresholds: np.ndarray | None = None
+    conformal_folds: list[dict[str, Any]] = field(default_factory=list)
+    metadata: Any = None
 
 
 @contextmanager
@@ -113,7 +131,7 @@ def captured_warnings(into: list[str]) -> Iterator[None]:
 
 
 @dataclass
-class Protocol:
+class Protocol(ClinicalSteps):
     """Shared settings and the run template of every protocol.
 
     ``n_jobs`` is the number of folds (or models) trained at the same time,
@@ -124,11 +142,26 @@ class Protocol:
     ``random_state``), provided every process uses the same number of torch
     threads.
 
+    Clinical-validation options (every protocol reports calibration, the 0.5
+    operating point, a decision curve and the ``subgroups`` table; the fitted
+    ones need a protocol with :attr:`supports_clinical_fit`): ``calibration``
+    (``"sigmoid"``, ``"isotonic"``, ``"temperature"``) and ``operating_point``
+    (``"youden"``, ``"f1"``, ``"sensitivity:0.95"``, ``"specificity:0.9"`` or a
+    number) are fitted by :class:`~cxrkit.evaluation.clinical.ClinicalClassifier`
+    on a patient-grouped inner split (``inner_split`` of the patients) of each
+    training fold; ``conformal_alpha`` adds split-conformal LAC and APS sets
+    calibrated on that same inner split; ``prevalence`` may list several
+    prevalences; ``subgroups`` names metadata columns (``age_band`` is derived
+    from ``age``, with ``<18`` as the paediatric band). Left at their defaults,
+    the figures of the main table are unchanged.
+
     Subclasses set :attr:`inputs` and implement :meth:`evaluate`.
     """
 
     #: The datasets :meth:`run` takes (class attribute, not an option).
     inputs: ClassVar[tuple[InputSlot, ...]] = (InputSlot("data", "the dataset to evaluate on"),)
+    #: Whether :meth:`evaluate` wraps its estimator in a ClinicalClassifier per training fold.
+    supports_clinical_fit: ClassVar[bool] = False
 
     pretrained: str | None = None
     labels: tuple[str, ...] | None = None
@@ -137,7 +170,12 @@ class Protocol:
     device: str = "auto"
     random_state: int = 0
     n_bootstraps: int = 1000
-    prevalence: float | None = None
+    prevalence: float | tuple[float, ...] | None = None
+    calibration: str | None = None
+    operating_point: str | None = None
+    inner_split: float = 0.25
+    subgroups: tuple[str, ...] = ()
+    conformal_alpha: float | None = None
     validity_checks: bool = True
     probes: bool = True
     probe_epochs: int = 30
@@ -181,9 +219,11 @@ class Protocol:
         with captured_warnings(captured):
             ev = self.evaluate(given, progress=progress)
             self.score(ev)
+            self.clinical(ev)
             self.check_data(ev)
             self.probe(ev, progress=progress)
             self.explain(ev)
+            self.checklist(ev)
         ev.result.warnings.extend(m for m in captured if m not in ev.result.warnings)
         return ev.result
 
@@ -203,6 +243,7 @@ class Protocol:
                 + "; ".join(f"{SLOT_FLAGS[s.name]} NAME:ROOT ({s.help})" for s in missing)
                 + "."
             )
+        self.check_clinical_options()
         out = {}
         for k, v in given.items():
             if v is None:
@@ -222,12 +263,15 @@ class Protocol:
     def score(self, ev: Evaluation) -> None:
         """Pooled metrics with patient-bootstrap confidence intervals."""
         r = ev.result
+        prev = ev.prevalence
+        if isinstance(prev, (tuple, list)):
+            prev = float(prev[0]) if prev else None
         r.metrics = compute_metrics(
             r.y_true,
             r.y_score,
             positive_label=r.positive_label,
             groups=r.groups,
-            prevalence=ev.prevalence,
+            prevalence=prev,
             n_bootstraps=self.n_bootstraps,
             random_state=self.random_state,
         )

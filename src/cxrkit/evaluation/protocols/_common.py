@@ -26,6 +26,8 @@ __all__ = [
     "run_folds",
     "concurrent_fits",
     "folds_in_this_process",
+    "ClinicalFolds",
+    "clinical_outputs",
 ]
 
 
@@ -194,22 +196,47 @@ def _fit_cv_fold(
     fold.fit(X_tr, y_tr, groups=groups_tr)
     pos_idx = int(np.flatnonzero(fold.classes_ == pos)[0])
     p, dt = timed_predict(fold, X_te, pos_idx)
-    last = fold.estimator_.predict_proba(X_te)[:, pos_idx] if compare_last_epoch else None
+    clinical = clinical_outputs(fold, X_te, pos_idx)
+    ens = clinical.pop("inner") if clinical else fold
+    last = ens.estimator_.predict_proba(X_te)[:, pos_idx] if compare_last_epoch else None
     return {
         "fold": k,
         "scores": p,
         "seconds": dt,
         "last_scores": last,
+        "clinical": clinical,
         "info": {
             "fold": k,
-            "snapshot_epochs": [s["epoch"] for s in fold.snapshots_],
-            "threshold_epoch": fold.threshold_epoch_,
-            "snapshot_rule": fold.policy_used_,
-            "epochs_trained": len(fold.estimator_.history_),
+            "snapshot_epochs": [s["epoch"] for s in ens.snapshots_],
+            "threshold_epoch": ens.threshold_epoch_,
+            "snapshot_rule": ens.policy_used_,
+            "epochs_trained": len(ens.estimator_.history_),
         },
-        "device": str(fold.estimator_.device_),
+        "device": str(ens.estimator_.device_),
         "threads": torch.get_num_threads(),
-        "model": _localize(fold) if keep_model else None,
+        "model": _localize(ens) if keep_model else None,
+    }
+
+
+def clinical_outputs(fold: Any, X_te: Any, pos_idx: int) -> dict[str, Any]:
+    """What a ClinicalClassifier fold adds: raw scores, its threshold, conformal data."""
+    from ..clinical import ClinicalClassifier
+
+    if not isinstance(fold, ClinicalClassifier):
+        return {}
+    cal = fold.validation_proba_
+    return {
+        "inner": fold.estimator_,
+        "uncalibrated": fold.predict_uncalibrated_proba(X_te)[:, pos_idx],
+        "threshold": float(fold.threshold_),
+        "test_proba": fold.predict_proba(X_te),
+        "cal_proba": cal,
+        "cal_y": None
+        if cal is None
+        else np.searchsorted(fold.classes_, np.asarray(fold.validation_y_)),
+        "inner_validation_patients": 0
+        if fold.inner_validation_index_ is None
+        else int(len(fold.inner_validation_index_)),
     }
 
 
@@ -273,3 +300,40 @@ def run_folds(
     for r in progress_bar(results, progress, desc="folds", unit="fold", total=len(splits)):
         out.append(r)
     return out
+
+
+class ClinicalFolds:
+    """Collects what ClinicalClassifier folds return, into :class:`Evaluation` fields."""
+
+    def __init__(self, n: int) -> None:
+        self.raw = np.full(n, np.nan)
+        self.thresholds = np.full(n, np.nan)
+        self.conformal: list[dict[str, Any]] = []
+        self.used = False
+
+    def add(self, clinical: dict[str, Any], test_index: np.ndarray) -> None:
+        """Keep one fold's clinical outputs (an empty dict: a plain fold)."""
+        if not clinical:
+            return
+        self.used = True
+        self.raw[test_index] = clinical["uncalibrated"]
+        self.thresholds[test_index] = clinical["threshold"]
+        if clinical["cal_proba"] is not None:
+            self.conformal.append(
+                {
+                    "cal_proba": clinical["cal_proba"],
+                    "cal_y": clinical["cal_y"],
+                    "test_proba": clinical["test_proba"],
+                    "test_index": np.asarray(test_index),
+                }
+            )
+
+    def evaluation_fields(self, calibrated: bool, thresholded: bool) -> dict[str, Any]:
+        """``y_score_uncalibrated``, ``thresholds`` and ``conformal_folds`` (empty if unused)."""
+        if not self.used:
+            return {}
+        return {
+            "y_score_uncalibrated": self.raw if calibrated else None,
+            "thresholds": self.thresholds if thresholded else None,
+            "conformal_folds": self.conformal,
+        }

@@ -14,6 +14,7 @@ from ..metrics import compute_metrics, per_fold_metrics
 from ..results import RunResult, model_efficiency
 from ._base import Evaluation, InputSlot, Protocol
 from ._common import (
+    ClinicalFolds,
     HALL2020_LABELS,
     balanced_subset,
     concurrent_fits,
@@ -65,6 +66,7 @@ class Hall2020CV(Protocol):
     inputs: ClassVar[tuple[InputSlot, ...]] = (
         InputSlot("data", "the images, labels and patient ids to cross-validate"),
     )
+    supports_clinical_fit: ClassVar[bool] = True
 
     architecture: str = "hall2020_cnn"
     n_splits: int = 10
@@ -139,13 +141,16 @@ class Hall2020CV(Protocol):
 
         result.validity.append(splitter_leakage(cv, X, y, groups).to_dict())
         splits = list(cv.split(X, y, groups))
+        fit_est = self.clinical_estimator(est) if self.wants_clinical_fit() else est
+        clin = ClinicalFolds(len(y))
         last_scores = np.full(len(y), np.nan)
         folds = np.full(len(y), -1)
         fold_info, seconds, n_pred, fitted, device, threads = [], 0.0, 0, None, None, set()
         for r in run_folds(
-            est, X, y, groups, splits, pos, self.compare_last_epoch, self.n_jobs, progress
+            fit_est, X, y, groups, splits, pos, self.compare_last_epoch, self.n_jobs, progress
         ):
             te = splits[r["fold"]][1]
+            clin.add(r["clinical"], te)
             result.y_score[te], folds[te] = r["scores"], r["fold"]
             seconds += r["seconds"]
             n_pred += len(te)
@@ -181,6 +186,9 @@ class Hall2020CV(Protocol):
             result=result,
             data=ds,
             prevalence=self.prevalence,
+            **clin.evaluation_fields(
+                self.calibration is not None, self.operating_point is not None
+            ),
             probe_estimator=est.estimator,
             explain_model=fitted,
             explain_X=X,
