@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._config import config_context, get_config, set_config
 from .architectures import create_architecture, grayscale_first_conv, list_architectures
 from .datasets import CXRDataset, list_datasets, load_dataset, make_synthetic_cxr
 from .ensembles import hall2020_ensemble
@@ -82,11 +83,13 @@ __all__ = [
     "__version__",
     "clear_feature_cache",
     "compute_metrics",
+    "config_context",
     "create_architecture",
     "create_protocol",
     "create_transform",
     "feature_cache_stats",
     "format_summary_table",
+    "get_config",
     "grayscale_first_conv",
     "gradcam",
     "hall2020_ensemble",
@@ -107,5 +110,6 @@ __all__ = [
     "read_xray",
     "run_data_checks",
     "save_model",
+    "set_config",
     "write_report",
 ]

@@ -19,8 +19,8 @@ from skorch.callbacks import Callback, LRScheduler
 from skorch.helper import predefined_split
 from torch import nn
 
+from .._config import get_config
 from .._memory import (
-    TRIM_EVERY,
     glibc_malloc_available,
     release_free_memory,
     retain_freed_memory,
@@ -83,6 +83,11 @@ def resolve_device(device: str | torch.device | None) -> str:
             f"device={dev!r} was requested but no CUDA GPU is visible. Use device='auto' or 'cpu'."
         )
     return dev
+
+
+def _predict_channels_last() -> bool:
+    """Whether prediction and feature-cache passes run channels-last (config ``channels_last``)."""
+    return get_config()["channels_last"] in (True, "auto")
 
 
 def _logit_of_mean_probability(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -156,36 +161,18 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         (default: the environment variable ``CXRKIT_CACHE_DIR``, if set; without
         either, worker processes of ``n_jobs > 1`` share a temporary folder that
         the main process removes at exit).
-    grayscale_conv : {"auto", True, False}, default="auto"
-        Compute the first convolution from one of the identical grayscale
-        input channels (exact; see :func:`cxrkit.architectures.grayscale_first_conv`).
-        ``"auto"``: when the whole network is trained (``freeze="none"``) and the
-        architecture declares that its first ``Conv2d`` reads the input
-        (``CXRNet.first_conv_reads_input``; true for every built-in).
-    channels_last : {"auto", True, False}, default="auto"
-        Channels-last memory format for the network and its inputs. ``"auto"``:
-        in prediction always (~1.2-1.3x faster for ResNet-101 on CPU), in
-        training when the whole network is trained (``freeze="none"``; 1.4x for
-        ``hall2020_cnn``) and for the backbone passes that fill the feature
-        cache (a frozen backbone then trains only its head, on cached features).
-        Results are the same up to float rounding, except
-        that dropout draws its random masks in memory order, so a seeded run's
-        masks differ from a contiguous run's (same distribution).
     amp : {None, "bf16", "fp16"}, default=None
         Mixed-precision autocast for prediction on CUDA (ignored on CPU).
+
+    Switches that change speed but not results (channels-last memory format,
+    the grayscale first convolution, allocator tuning, decoding threads,
+    prediction batch size) are not parameters: they are read from
+    :func:`cxrkit.get_config` when ``fit`` and prediction run (see
+    :func:`cxrkit.set_config`).
     tta : {None, "hflip"}, default=None
         Test-time augmentation: ``"hflip"`` averages the probabilities of each
         image and of its mirror image (prediction reads both through the
         feature cache).
-    tune_malloc : {"auto", True, False}, default="auto"
-        While ``fit`` and prediction run, keep freed large buffers in glibc's heap
-        for reuse instead of unmapping them
-        (:func:`cxrkit._memory.retain_freed_memory`), so every step stops
-        page-faulting its activation buffers in again: ``hall2020_cnn`` trains
-        ~1.6x faster on CPU, ResNet-101 predicts ~1.1x faster. The memory goes back
-        to the system when the call returns (and every few batches of a long
-        prediction). ``"auto"``: on the CPU. A no-op (with a log line of
-        ``cxrkit.estimators``) where the C library is not glibc.
     **kwargs
         Routed parameters with the prefixes ``optimizer__``, ``module__``
         (architecture factory), ``lr_schedule__``, ``iterator_train__``,
@@ -247,10 +234,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         verbose: int = 0,
         feature_cache: bool | str = "auto",
         cache_dir: str | None = None,
-        grayscale_conv: bool | str = "auto",
-        channels_last: bool | str = "auto",
         amp: str | None = None,
-        tune_malloc: bool | str = "auto",
         tta: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -274,10 +258,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.feature_cache = feature_cache
         self.cache_dir = cache_dir
-        self.grayscale_conv = grayscale_conv
-        self.channels_last = channels_last
         self.amp = amp
-        self.tune_malloc = tune_malloc
         self.tta = tta
         self.__dict__.update(kwargs)  # routed parameters; validated in fit
 
@@ -419,9 +400,6 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 f"one of {sorted(_OPTIMIZERS)} or a torch optimizer class",
                 self.optimizer,
             )
-        for name in ("grayscale_conv", "channels_last", "tune_malloc"):
-            if getattr(self, name) not in (True, False, "auto"):
-                raise bad(name, "'auto', True or False", getattr(self, name))
         if self.input_size is not None and (
             not isinstance(self.input_size, numbers.Integral) or self.input_size < 1
         ):
@@ -598,8 +576,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             self.net_.train_split = None
 
     def _tune_malloc(self) -> bool:
-        """Whether ``fit`` and prediction keep freed buffers in the heap (``tune_malloc``)."""
-        asked = getattr(self, "tune_malloc", "auto")  # models saved before the parameter existed
+        """Whether ``fit`` and prediction keep freed buffers in the heap (config ``tune_malloc``)."""
+        asked = get_config()["tune_malloc"]
         tune = str(self.device_) == "cpu" if asked == "auto" else bool(asked)
         if tune and not glibc_malloc_available():
             logger.log(
@@ -611,14 +589,19 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def _training_formats(self, module: nn.Module) -> tuple[bool, bool]:
         """``(grayscale first conv, channels-last)`` for training ``module``."""
+        config = get_config()
         trained_whole = self.freeze == "none"
-        gray = self.grayscale_conv
+        gray = config["grayscale_conv"]
         if gray == "auto":
             gray = trained_whole and bool(getattr(module, "first_conv_reads_input", False))
-        channels_last = self.channels_last is True or (
-            self.channels_last == "auto" and trained_whole
+        channels_last = config["channels_last"] is True or (
+            config["channels_last"] == "auto" and trained_whole
         )
         return bool(gray), channels_last
+
+    def _predict_batch_size(self) -> int:
+        """Images per prediction batch: config ``predict_batch_size``, else ``batch_size`` (>= 32)."""
+        return int(get_config()["predict_batch_size"] or max(int(self.batch_size), 32))
 
     def _dataset_factory(self, module: CXRNet, images: np.ndarray) -> Callable[..., Any]:
         """``(index, y, hflip) -> dataset`` of images, or of cached features when exact."""
@@ -641,8 +624,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             views=views,
             device=self.device_,
             cache_dir=getattr(self, "cache_dir", None),
-            batch_size=max(int(self.batch_size), 32),
-            channels_last=getattr(self, "channels_last", "auto") in (True, "auto"),
+            batch_size=self._predict_batch_size(),
+            channels_last=_predict_channels_last(),
         )
         logging.getLogger("cxrkit.feature_cache").info(
             "Feature cache used: %d images x %d view(s); %s.",
@@ -757,7 +740,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             src,
             self.preprocessing_,
             self._transform_callables(),
-            batch_size or max(self.batch_size, 32),
+            batch_size or self._predict_batch_size(),
         )
 
     def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
@@ -781,7 +764,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         cache = get_feature_cache()
         cache_dir = getattr(self, "cache_dir", None)
         prep = self.preprocessing_
-        channels_last = getattr(self, "channels_last", False) in (True, "auto")
+        channels_last = _predict_channels_last()
 
         def batches():  # type: ignore[no-untyped-def]
             for images in self.iter_prepared(src, batch_size):
@@ -813,7 +796,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         module = self.module_
         was_training = module.training
         module.eval()
-        channels_last = getattr(self, "channels_last", False) in (True, "auto")
+        channels_last = _predict_channels_last()
+        trim_every = get_config()["trim_every"]
         if channels_last:
             module.to(memory_format=torch.channels_last)
         outs = []
@@ -823,7 +807,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
                 for feats in cached or ():
                     outs.append(module.forward_head(feats.to(self.device_)).float().cpu())
                 for k, xb in enumerate(self.iter_batches(src) if cached is None else ()):
-                    if k % TRIM_EVERY == TRIM_EVERY - 1:
+                    if k % trim_every == trim_every - 1:
                         release_free_memory()
                     xb = xb.to(self.device_, non_blocking=True)
                     if channels_last:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._config import resolve_decode_threads
 from ..architectures import Preprocessing
 from ..errors import DataError, ImageDecodeError
 from ..io import read_xray
@@ -23,15 +24,10 @@ __all__ = [
     "LazyImageDataset",
     "AugmentedImageDataset",
     "FlippedSource",
-    "decode_threads",
     "iter_prepared",
 ]
 
 Transform = Callable[[np.ndarray], np.ndarray]
-
-
-def decode_threads() -> int:
-    return max(1, min(8, (os.cpu_count() or 1)))
 
 
 @dataclass
@@ -177,7 +173,7 @@ def prepare_images(
     def work(i: int) -> None:
         out[i] = _prepare_one(src, i, transforms, prep)
 
-    threads = n_threads or (decode_threads() if src.is_paths else 1)
+    threads = n_threads or (resolve_decode_threads() if src.is_paths else 1)
     errors = map_collecting_errors(work, n, threads, (ImageDecodeError,))
     if errors:
         shown = "\n  ".join(errors[:10])
@@ -320,7 +316,7 @@ def iter_prepared(
         for start in range(0, n, bs):
             yield [_prepare_one(src, i, transforms, prep) for i in range(start, min(n, start + bs))]
         return
-    with ThreadPoolExecutor(decode_threads()) as pool:
+    with ThreadPoolExecutor(resolve_decode_threads()) as pool:
 
         def submit(start: int) -> list:  # type: ignore[type-arg]
             return [

@@ -14,7 +14,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
-from .._memory import TRIM_EVERY, release_free_memory, retain_freed_memory
+from .._config import get_config
+from .._memory import release_free_memory, retain_freed_memory
 from ..errors import ConfigurationError, CxrkitError, ModelFormatError
 from ._classifier import CXRClassifier
 from ._interrupt import refuse_interrupted
@@ -380,10 +381,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         outs: list[list[torch.Tensor]] = [[] for _ in self.members_]
         cached = est.iter_cached_features(src) if shared_backbone else None
         inputs = cached if cached is not None else est.iter_batches(src)
+        trim_every = get_config()["trim_every"]
         try:
             with torch.inference_mode(), retain_freed_memory(est._tune_malloc()):
                 for k, xb in enumerate(inputs):
-                    if k % TRIM_EVERY == TRIM_EVERY - 1:
+                    if k % trim_every == trim_every - 1:
                         release_free_memory()
                     xb = xb.to(est.device_)
                     if cached is not None:
