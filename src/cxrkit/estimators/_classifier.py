@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import numbers
+import os
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from numbers import Integral, Real
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
@@ -27,6 +29,7 @@ from .._memory import (
 )
 from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
 from ..errors import ConfigurationError, DataError
+from ..io import INTERPOLATIONS
 from ..transforms import resolve_augment
 from ._cache import (
     FeatureDataset,
@@ -49,6 +52,7 @@ from ._data import (
 from ._feature_net import FeatureAwareNet
 from ._interrupt import refuse_interrupted, watch_sigint
 from ._optim import RMSprop
+from ._params import validate_params
 from ._recipes import recipe_params
 
 __all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
@@ -70,7 +74,6 @@ _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
 }
-_SCHEDULES = (None, "cyclic", "cosine_restarts")
 
 
 def resolve_device(device: str | torch.device | None) -> str:
@@ -210,6 +213,35 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.fit(X, y).predict_proba(X).shape
     (20, 2)
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "architecture": [str],
+        "pretrained": [None, str, os.PathLike],
+        "head": [None, str],
+        "freeze": [StrOptions({"none", "backbone", "all_but_last"})],
+        "input_size": [None, Interval(Integral, 1, None, closed="left")],
+        "interpolation": [None, StrOptions(set(INTERPOLATIONS))],
+        "augment": [None, str, callable],
+        "transforms": [list, tuple],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [None, StrOptions({"cyclic", "cosine_restarts"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation": [
+            None,
+            Interval(RealNotInt, 0, 1, closed="left"),
+            Interval(Integral, 0, None, closed="left"),
+        ],
+        "device": [str, torch.device],
+        "random_state": [None, Interval(Integral, None, None, closed="neither")],
+        "callbacks": [None, list],
+        "verbose": ["verbose"],
+        "feature_cache": [StrOptions({"auto"}), "boolean"],
+        "cache_dir": [None, str, os.PathLike],
+        "amp": [None, StrOptions({"bf16", "fp16"})],
+        "tta": [None, StrOptions({"hflip"})],
+    }
 
     def __init__(
         self,
@@ -372,38 +404,15 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     # -- validation of parameters -------------------------------------------
     def _check_params(self) -> None:
-        def bad(name: str, expected: str, value: Any) -> ConfigurationError:
-            return ConfigurationError(
-                f"The {name!r} parameter of CXRClassifier must be {expected}. Got {value!r} instead."
-            )
-
+        """Validate the parameters (once, at the start of ``fit``)."""
         unknown = self._unknown_kwargs()
         if unknown:
             raise ConfigurationError(
-                f"CXRClassifier got unexpected parameter(s) {unknown}. Routed parameters must "
-                f"start with one of {', '.join(ROUTED_PREFIXES)}."
+                f"{type(self).__name__} got unexpected parameter(s) {unknown}. Routed parameters "
+                f"must start with one of {', '.join(ROUTED_PREFIXES)}."
             )
-        for name in ("batch_size", "max_epochs"):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise bad(name, "an int in the range [1, inf)", v)
-        if not isinstance(self.lr, numbers.Real) or self.lr <= 0:
-            raise bad("lr", "a float in the range (0, inf)", self.lr)
-        resolve_augment(self.augment, self.random_state)
-        if self.tta not in (None, "hflip"):
-            raise bad("tta", "None or 'hflip'", self.tta)
-        if self.lr_schedule not in _SCHEDULES:
-            raise bad("lr_schedule", f"one of {_SCHEDULES}", self.lr_schedule)
-        if isinstance(self.optimizer, str) and self.optimizer.lower() not in _OPTIMIZERS:
-            raise bad(
-                "optimizer",
-                f"one of {sorted(_OPTIMIZERS)} or a torch optimizer class",
-                self.optimizer,
-            )
-        if self.input_size is not None and (
-            not isinstance(self.input_size, numbers.Integral) or self.input_size < 1
-        ):
-            raise bad("input_size", "None or an int in the range [1, inf)", self.input_size)
+        validate_params(self)
+        resolve_augment(self.augment, self.random_state)  # registered names, owner named
 
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
         from ..transforms import resolve_transforms
@@ -623,7 +632,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             self.preprocessing_,
             views=views,
             device=self.device_,
-            cache_dir=getattr(self, "cache_dir", None),
+            cache_dir=self.cache_dir,
             batch_size=self._predict_batch_size(),
             channels_last=_predict_channels_last(),
         )
@@ -645,12 +654,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact
         (in training with a log line of ``cxrkit.feature_cache`` that says why).
         """
-        switch = getattr(self, "feature_cache", "auto")
-        if training and switch not in (True, False, "auto"):
-            raise ConfigurationError(
-                "The 'feature_cache' parameter of CXRClassifier must be True, False or 'auto'. "
-                f"Got {switch!r} instead."
-            )
+        switch = self.feature_cache
         if switch is False:
             return None
         reason = feature_cache_reason(module, augment, self._transform_callables())
@@ -762,7 +766,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         if self._cached_views(module, None) is None:
             return None
         cache = get_feature_cache()
-        cache_dir = getattr(self, "cache_dir", None)
+        cache_dir = self.cache_dir
         prep = self.preprocessing_
         channels_last = _predict_channels_last()
 
@@ -788,7 +792,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         """
         src = self._check_predict_input(X)
         logits = self._logits(src)
-        if getattr(self, "tta", None) == "hflip":
+        if self.tta == "hflip":
             logits = _logit_of_mean_probability(logits, self._logits(FlippedSource(src)))
         return logits
 
@@ -818,15 +822,10 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         return torch.cat(outs).numpy().astype(np.float64)
 
     def _autocast(self) -> Any:
-        amp = getattr(self, "amp", None)
-        if amp is None or not str(self.device_).startswith("cuda"):
+        if self.amp is None or not str(self.device_).startswith("cuda"):
             return contextlib.nullcontext()
         dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-        if amp not in dtypes:
-            raise ConfigurationError(
-                f"The 'amp' parameter of CXRClassifier must be None, 'bf16' or 'fp16'. Got {amp!r}."
-            )
-        return torch.autocast("cuda", dtype=dtypes[amp])
+        return torch.autocast("cuda", dtype=dtypes[self.amp])
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities of shape ``(n, 2)``, columns in ``classes_`` order."""

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
+from numbers import Integral, Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
@@ -19,6 +20,7 @@ from .._memory import release_free_memory, retain_freed_memory
 from ..errors import ConfigurationError, CxrkitError, ModelFormatError
 from ._classifier import CXRClassifier
 from ._interrupt import refuse_interrupted
+from ._params import validate_params
 
 if TYPE_CHECKING:
     from ..architectures import CXRNet
@@ -210,6 +212,22 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     [2, 4]
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "estimator": [None, CXRClassifier],
+        "n_snapshots": [Interval(Integral, 1, None, closed="left")],
+        "interval": [Interval(Integral, 1, None, closed="left")],
+        "policy": [StrOptions(set(POLICIES))],
+        "monitor": [StrOptions({"train_acc", "valid_acc"})],
+        "threshold": [Real],
+        "validation": [
+            None,
+            Interval(RealNotInt, 0, 1, closed="left"),
+            Interval(Integral, 0, None, closed="left"),
+        ],
+        "max_epochs": [None, Interval(Integral, 1, None, closed="left")],
+        "if_threshold_not_reached": [StrOptions({"raise", "last"})],
+    }
+
     def __init__(
         self,
         estimator: CXRClassifier | None = None,
@@ -238,33 +256,6 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _check_params(self) -> None:
-        def bad(name: str, expected: str) -> ConfigurationError:
-            return ConfigurationError(
-                f"The {name!r} parameter of SnapshotEnsembleClassifier must be {expected}. "
-                f"Got {getattr(self, name)!r} instead."
-            )
-
-        for name in ("n_snapshots", "interval"):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise bad(name, "an int in the range [1, inf)")
-        if self.policy not in POLICIES:
-            raise bad("policy", f"one of {POLICIES}")
-        if self.monitor not in ("train_acc", "valid_acc"):
-            raise bad("monitor", "'train_acc' or 'valid_acc'")
-        if self.if_threshold_not_reached not in ("raise", "last"):
-            raise bad("if_threshold_not_reached", "'raise' or 'last'")
-        if self.max_epochs is not None and (
-            not isinstance(self.max_epochs, numbers.Integral) or self.max_epochs < 1
-        ):
-            raise bad("max_epochs", "None or an int in the range [1, inf)")
-        if self.estimator is not None and not isinstance(self.estimator, CXRClassifier):
-            raise ConfigurationError(
-                "The 'estimator' parameter of SnapshotEnsembleClassifier must be a CXRClassifier "
-                f"(or None). Got {type(self.estimator).__name__} instead."
-            )
-
     def _base(self) -> CXRClassifier:
         if self.estimator is None:
             return CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn")
@@ -279,7 +270,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         groups : array-like of shape (n,), optional
             Patient ids, used by the internal validation split.
         """
-        self._check_params()
+        validate_params(self)
         est = self._base()
         if self.policy == "cyclic":
             max_epochs = self.n_snapshots * self.interval
