@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from .._memory import (
     retain_freed_memory,
 )
 from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
-from ..errors import ConfigurationError, DataError
+from ..errors import ConfigurationError, DataError, ModelFormatError
 from ..io import INTERPOLATIONS
 from ..transforms import resolve_augment
 from ._cache import (
@@ -51,6 +52,7 @@ from ._data import (
 )
 from ._feature_net import FeatureAwareNet
 from ._interrupt import refuse_interrupted, watch_sigint
+from ._model_schema import FORMAT, MOVED_TO_CONFIG
 from ._optim import RMSprop
 from ._params import validate_params
 from ._recipes import recipe_params
@@ -337,12 +339,37 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         # session folder of the process that sent it (see cxrkit.estimators._cache._session).
         state = dict(super().__getstate__())
         state["_feature_session"] = session_for_workers()
+        state["_cxrkit_format"] = FORMAT
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         join_session(state.pop("_feature_session", None))
+        fmt = state.pop("_cxrkit_format", None)
+        if fmt is None or fmt < FORMAT:
+            state = self._upgrade_state(state)
+        elif fmt > FORMAT:
+            raise ModelFormatError(
+                f"This pickled {type(self).__name__} has format {fmt}; this cxrkit reads "
+                f"formats up to {FORMAT}. Upgrade cxrkit, or save the model with "
+                "cxrkit.save_model in the version that trained it and load that folder."
+            )
         super().__setstate__(state)
+
+    @classmethod
+    def _upgrade_state(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """Bring the state of a pickle written before format 3 up to date.
+
+        Parameters added since get their defaults; the speed switches that became
+        :func:`cxrkit.set_config` keys are dropped.
+        """
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(CXRClassifier.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        state = {k: v for k, v in state.items() if k not in MOVED_TO_CONFIG}
+        return {**{k: v for k, v in defaults.items() if k not in state}, **state}
 
     @classmethod
     def from_recipe(

@@ -34,8 +34,10 @@ from ._model_schema import (
     CONFIG_SCHEMA,
     ENSEMBLE_SCHEMA,
     FORMAT,
+    MANIFEST_FORMATS,
     MANIFEST_SCHEMA,
     read_json,
+    upgrade_config,
     validate,
 )
 
@@ -179,7 +181,7 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
         if not (d / "config.json").is_file():
             raise _missing_folder_error(d)
         config = read_json(d / "config.json")
-        validate(config, CONFIG_SCHEMA, d / "config.json")
+        validate(upgrade_config(config), CONFIG_SCHEMA, d / "config.json")
         if config["format"] != 1:
             raise ModelFormatError(
                 f"'{d / 'manifest.json'}' is missing, but config.json says format "
@@ -195,10 +197,11 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
         return "SnapshotEnsembleClassifier" if (d / "ensemble.json").is_file() else "CXRClassifier"
     manifest = read_json(d / "manifest.json")
     validate(manifest, MANIFEST_SCHEMA, d / "manifest.json")
-    if manifest["format"] != FORMAT:
+    if manifest["format"] not in MANIFEST_FORMATS:
         raise ModelFormatError(
             f"'{d / 'manifest.json'}' has format {manifest['format']!r}; this cxrkit reads "
-            f"manifests of format {FORMAT}. Upgrade cxrkit, or save the model again with this one."
+            f"manifests of formats {', '.join(map(str, MANIFEST_FORMATS))}. Upgrade cxrkit, or "
+            "save the model again with this one."
         )
     needed = {"config.json", "model.safetensors"}
     if manifest["kind"] == "SnapshotEnsembleClassifier":
@@ -263,7 +266,7 @@ def _read_tensors(path: Path) -> dict[str, Any]:
 def _load_classifier(d: Path, device: str) -> Any:
     from ._classifier import CXRClassifier
 
-    config = read_json(d / "config.json")
+    config = upgrade_config(read_json(d / "config.json"))
     validate(config, CONFIG_SCHEMA, d / "config.json")
     params = dict(config["params"])
     params["pretrained"] = None  # the saved tensors replace any initial weights
