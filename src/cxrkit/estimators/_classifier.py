@@ -28,7 +28,13 @@ from .._memory import (
     release_free_memory,
     retain_freed_memory,
 )
-from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
+from ..architectures import (
+    CXRNet,
+    Preprocessing,
+    create_architecture,
+    get_preprocessing,
+    grayscale_first_conv,
+)
 from ..errors import ConfigurationError, DataError, ModelFormatError
 from ..io import INTERPOLATIONS
 from ..transforms import resolve_augment
@@ -45,10 +51,10 @@ from ._data import (
     FlippedSource,
     ImageSource,
     ImageTensorDataset,
-    _to_tensor,
     as_image_source,
     iter_prepared,
     prepare_images,
+    to_tensor,
 )
 from ._feature_net import FeatureAwareNet
 from ._interrupt import refuse_interrupted, watch_sigint
@@ -584,8 +590,6 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             module = self.build_module()
             gray, channels_last = self._training_formats(module)
             if gray:
-                from ..architectures._grayscale import grayscale_first_conv
-
                 module = cast(CXRNet, grayscale_first_conv(module, inplace=True))
             if channels_last:
                 module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -749,7 +753,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         return self.net_.history
 
     # -- prediction --------------------------------------------------------------
-    def _check_predict_input(self, X: Any) -> ImageSource:
+    def check_predict_input(self, X: Any) -> ImageSource:
+        """Check that the estimator is fitted and ``X`` fits it; return ``X`` as an image source."""
         check_is_fitted(self, "net_")
         refuse_interrupted(self, "predict")
         src = as_image_source(X)
@@ -778,7 +783,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         """Yield normalised input batches; decoding of the next batch overlaps compute."""
         prep = self.preprocessing_
         for images in self.iter_prepared(src, batch_size):
-            yield torch.stack([_to_tensor(img, prep, False) for img in images])
+            yield torch.stack([to_tensor(img, prep, False) for img in images])
 
     def iter_cached_features(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
         """Yield batches of pooled backbone features from the feature cache, or
@@ -817,7 +822,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         """The network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"``
         the logit of the probability averaged over the image and its mirror image.
         """
-        src = self._check_predict_input(X)
+        src = self.check_predict_input(X)
         logits = self._logits(src)
         if self.tta == "hflip":
             logits = _logit_of_mean_probability(logits, self._logits(FlippedSource(src)))

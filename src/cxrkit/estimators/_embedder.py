@@ -235,9 +235,9 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
 
 
 def _features(module: CXRNet, images: np.ndarray, prep: Preprocessing, device: str) -> np.ndarray:
-    from ._data import _to_tensor
+    from ._data import to_tensor
 
-    xb = torch.stack([_to_tensor(img, prep, False) for img in images]).to(device)
+    xb = torch.stack([to_tensor(img, prep, False) for img in images]).to(device)
     with torch.inference_mode():
         return module.features(xb).float().cpu().numpy()
 

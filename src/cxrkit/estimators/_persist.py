@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from .._outputs import is_model_folder
 from ..architectures import Preprocessing, create_architecture
 from ..errors import CxrkitError, ModelFormatError
 from ._atomic import atomic_folder, file_digest, interrupted_saves
+from ._classifier import CXRClassifier
 from ._interrupt import refuse_interrupted
 from ._model_schema import (
     CONFIG_SCHEMA,
@@ -40,6 +42,7 @@ from ._model_schema import (
     upgrade_config,
     validate,
 )
+from ._snapshot import SnapshotEnsembleClassifier, _nbytes
 
 __all__ = ["save_model", "load_model", "load_classifier", "check_model_folder"]
 
@@ -264,8 +267,6 @@ def _read_tensors(path: Path) -> dict[str, Any]:
 
 
 def _load_classifier(d: Path, device: str) -> Any:
-    from ._classifier import CXRClassifier
-
     config = upgrade_config(read_json(d / "config.json"))
     validate(config, CONFIG_SCHEMA, d / "config.json")
     params = dict(config["params"])
@@ -309,10 +310,6 @@ def _load_classifier(d: Path, device: str) -> Any:
 
 
 def _load_ensemble(d: Path, device: str) -> Any:
-    from sklearn.base import clone
-
-    from ._snapshot import SnapshotEnsembleClassifier, _nbytes
-
     meta = read_json(d / "ensemble.json")
     validate(meta, ENSEMBLE_SCHEMA, d / "ensemble.json")
     est = _load_classifier(d, device)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from numbers import Integral, Real
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
@@ -17,7 +15,7 @@ from skorch.callbacks import Callback
 
 from .._config import get_config
 from .._memory import release_free_memory, retain_freed_memory
-from ..errors import ConfigurationError, CxrkitError, ModelFormatError
+from ..errors import ConfigurationError, CxrkitError
 from ._classifier import CXRClassifier
 from ._interrupt import refuse_interrupted
 from ._params import validate_params
@@ -364,7 +362,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         check_is_fitted(self, "members_")
         refuse_interrupted(self, "predict")
         est = self.estimator_
-        src = est._check_predict_input(X)
+        src = est.check_predict_input(X)
         module = est.module_
         current = {k: v.detach().clone() for k, v in module.state_dict().items()}
         shared_backbone = all(not any(k.startswith("backbone.") for k in m) for m in self.members_)
@@ -436,26 +434,4 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
         ens.classes_ = est.classes_
         ens.interrupted_ = None
-        return ens
-
-    # -- persistence -------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the shared network and one safetensors file per member
-        (:func:`cxrkit.save_model`: all at once, with a manifest).
-        """
-        from ._persist import save_model
-
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> SnapshotEnsembleClassifier:
-        """Read an ensemble written by :meth:`save` (no pickled code is executed)."""
-        from ._persist import load_model
-
-        ens = load_model(directory)
-        if not isinstance(ens, cls):
-            raise ModelFormatError(
-                f"'{directory}' holds a single {type(ens).__name__}, not a "
-                "snapshot ensemble; load it with cxrkit.load_model."
-            )
         return ens

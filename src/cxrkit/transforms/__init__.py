@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import resolve_transforms
 from ..plugins import get_registry
 from ._augment import CXRLight, CXRStrong, RandomGamma, TorchvisionAugment, resolve_augment
 from ._lungs import ImplausibleLungMaskWarning, LungCrop, LungMask, lung_blackout
@@ -62,29 +63,3 @@ def create_transform(name: str, /, **options: Any) -> Callable[[np.ndarray], np.
     12.0
     """
     return get_registry("transform").create(name, **options)
-
-
-def resolve_transforms(
-    transforms: Any, owner: str = "CXRClassifier"
-) -> list[Callable[[np.ndarray], np.ndarray]]:
-    """Callables for a ``transforms`` parameter: registered names are created,
-    callables kept; anything else is a :class:`~cxrkit.errors.ConfigurationError`
-    naming ``owner``.
-
-    >>> [type(t).__name__ for t in resolve_transforms(["centre_blackout"])]
-    ['CentreBlackout']
-    """
-    from ..errors import ConfigurationError
-
-    out = []
-    for t in transforms or ():
-        if isinstance(t, str):
-            out.append(create_transform(t))
-        elif callable(t):
-            out.append(t)
-        else:
-            raise ConfigurationError(
-                f"The 'transforms' parameter of {owner} must hold callables or registered "
-                f"transform names (see cxrkit.list_transforms()). Got {t!r}."
-            )
-    return out
