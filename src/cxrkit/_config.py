@@ -39,7 +39,7 @@ def _auto_bool(value: Any) -> bool:
 
 def _positive_int_or_none(value: Any) -> bool:
     return value is None or (
-        isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+        isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
     )
 
 

@@ -120,7 +120,7 @@ class AcceleratedCXRClassifier(CXRClassifier):
     run with ``accelerate launch --multi_gpu --num_processes 4 train.py``.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
         **CXRClassifier._parameter_constraints,
         "accelerator": "no_validation",
     }

@@ -592,7 +592,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             if gray:
                 module = cast(CXRNet, grayscale_first_conv(module, inplace=True))
             if channels_last:
-                module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+                module = module.to(memory_format=torch.channels_last)
             self.preprocessing_ = self._make_preprocessing(module)
             if src.array is not None and src.array.ndim == 2:
                 self.n_features_in_ = int(src.array.shape[1])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -307,7 +307,7 @@ class FlippedSource(ImageSource):
 
 def iter_prepared(
     src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform], batch_size: int
-):  # type: ignore[no-untyped-def]
+) -> Iterator[list[np.ndarray]]:
     """Yield lists of prepared images (decoded, transformed, resized; float32 2-D
     arrays), ``batch_size`` at a time; with files, decoding of the next two
     batches runs in a thread pool while the caller computes on this one.

@@ -50,7 +50,7 @@ class FeatureAwareNet(NeuralNet):
         # a busy CPU every op waits for a descheduled thread (benchmarks/b1_training_cache.py).
         one = isinstance(X, FeatureDataset) and str(self.device).startswith("cpu")
         with _torch_threads(1) if one else contextlib.nullcontext():
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)  # type: ignore[no-any-return]
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def get_all_learnable_params(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
         """Skorch's learnable parameters, less those that do not require gradients

@@ -82,7 +82,7 @@ def export_onnx(module: torch.nn.Module, path: str, input_size: int, channels: i
         ``path``; the graph's input is ``"x"``, its output ``"logit"`` (opset 17).
     """
     module = copy.deepcopy(module).to("cpu")
-    module = module.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
+    module = module.to(memory_format=torch.contiguous_format).eval()
     dummy = torch.zeros(1, channels, input_size, input_size)
     with warnings.catch_warnings():
         # Python branches on the image size: the graph's size is fixed, only the batch varies.

@@ -221,7 +221,7 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
                 f"'{p}' is listed in the manifest but missing: the folder "
                 "is incomplete. Save the model again or copy the whole folder."
             )
-        got = file_digest(p)
+        got: dict[str, Any] = file_digest(p)
         if got != want:
             raise ModelFormatError(
                 f"'{p}' does not match the manifest ({got['size']} bytes, sha256 "

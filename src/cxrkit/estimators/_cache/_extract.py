@@ -90,4 +90,4 @@ def _backbone_channels_last(module: CXRNet) -> None:
     """
     weights = [p for p in module.backbone.parameters() if p.ndim == 4]
     if weights and not weights[0].is_contiguous(memory_format=torch.channels_last):
-        module.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        module.backbone.to(memory_format=torch.channels_last)
