@@ -121,8 +121,12 @@ def test_fit_and_predict_tune_the_allocator_on_cpu_unless_switched_off(monkeypat
         seen.append(enabled)
         return real(enabled)
 
-    monkeypatch.setattr(clf_mod, "retain_freed_memory", spy)
-    monkeypatch.setattr(clf_mod, "glibc_malloc_available", lambda: True)
+    import cxrkit.estimators._predict as predict_mod
+    import cxrkit.estimators._training as training_mod
+
+    monkeypatch.setattr(clf_mod, "retain_freed_memory", spy)  # fit
+    monkeypatch.setattr(predict_mod, "retain_freed_memory", spy)  # prediction
+    monkeypatch.setattr(training_mod, "glibc_malloc_available", lambda: True)
     X, y = separable
     params = {"input_size": 16, "max_epochs": 2, "random_state": 0, "device": "cpu"}
     a = CXRClassifier("tiny_cnn", **params).fit(X, y)

@@ -1,9 +1,12 @@
-"""CXRClassifier: a skorch-trained CNN behind the scikit-learn API."""
+"""CXRClassifier: a skorch-trained CNN behind the scikit-learn API.
+
+The class is assembled from one module per step: parameters and ``fit`` here,
+training in :mod:`._training`, prediction in :mod:`._predict`, the target (labels,
+loss, probabilities) in :mod:`._targets` and the pickled state in :mod:`._state`.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -12,103 +15,42 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
-from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
-from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
-from skorch.callbacks import Callback, LRScheduler
+from skorch.callbacks import Callback
 from skorch.helper import predefined_split
-from torch import nn
 
-from .._config import get_config
 from .._memory import (
-    glibc_malloc_available,
-    release_free_memory,
     retain_freed_memory,
 )
 from ..architectures import (
     CXRNet,
     Preprocessing,
-    create_architecture,
-    get_preprocessing,
     grayscale_first_conv,
 )
-from ..errors import ConfigurationError, DataError, ModelFormatError
+from ..errors import ConfigurationError, DataError
 from ..io import INTERPOLATIONS
 from ..transforms import resolve_augment
-from ._cache import (
-    FeatureDataset,
-    feature_cache_reason,
-    get_feature_cache,
-    join_session,
-    session_for_workers,
-)
-from ._callbacks import CosineRestarts, EpochAccuracy, FiniteLoss
 from ._data import (
-    AugmentedImageDataset,
-    FlippedSource,
-    ImageSource,
-    ImageTensorDataset,
     as_image_source,
-    iter_prepared,
     prepare_images,
-    to_tensor,
 )
-from ._feature_net import FeatureAwareNet
-from ._interrupt import refuse_interrupted, watch_sigint
-from ._model_schema import FORMAT, MOVED_TO_CONFIG
-from ._optim import RMSprop
+from ._interrupt import watch_sigint
 from ._params import validate_params
+from ._predict import PredictionMixin
 from ._recipes import recipe_params
+from ._state import VersionedStateMixin
+from ._targets import encode_target
+from ._training import _OPTIMIZERS, ROUTED_PREFIXES, TrainingMixin, resolve_device
 
 __all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
 logger = logging.getLogger("cxrkit.estimators")
 
-ROUTED_PREFIXES = (
-    "optimizer__",
-    "module__",
-    "lr_schedule__",
-    "iterator_train__",
-    "iterator_valid__",
-    "callbacks__",
-    "criterion__",
-)
 
-_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "rmsprop": RMSprop,  # torch.optim.RMSprop, bit for bit, without subnormal stalls
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
-
-
-def resolve_device(device: str | torch.device | None) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    dev = str(device)
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigurationError(
-            f"device={dev!r} was requested but no CUDA GPU is visible. Use device='auto' or 'cpu'."
-        )
-    return dev
-
-
-def _predict_channels_last() -> bool:
-    """Whether prediction and feature-cache passes run channels-last (config ``channels_last``)."""
-    return get_config()["channels_last"] in (True, "auto")
-
-
-def _logit_of_mean_probability(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``logit((sigmoid(a) + sigmoid(b)) / 2)``, finite for any finite logits."""
-    log_p = np.logaddexp(-np.logaddexp(0, -a), -np.logaddexp(0, -b))
-    log_q = np.logaddexp(-np.logaddexp(0, a), -np.logaddexp(0, b))
-    return log_p - log_q
-
-
-class CXRClassifier(ClassifierMixin, BaseEstimator):
+class CXRClassifier(
+    VersionedStateMixin, PredictionMixin, TrainingMixin, ClassifierMixin, BaseEstimator
+):
     """Binary chest X-ray classifier: a registered CNN trained with skorch.
 
     Parameters
@@ -303,9 +245,6 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.__dict__.update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
-    def _routed(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
-
     def _unknown_kwargs(self) -> list[str]:
         known = set(self._get_param_names())
         return [
@@ -331,51 +270,11 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             super().set_params(**rest)
         return self
 
-    def _prefixed(self, prefix: str) -> dict[str, Any]:
-        return {k[len(prefix) :]: v for k, v in self._routed().items() if k.startswith(prefix)}
-
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         tags.non_deterministic = False
         return tags
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Worker processes that receive this estimator share cached features in the
-        # session folder of the process that sent it (see cxrkit.estimators._cache._session).
-        state = dict(super().__getstate__())
-        state["_feature_session"] = session_for_workers()
-        state["_cxrkit_format"] = FORMAT
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        join_session(state.pop("_feature_session", None))
-        fmt = state.pop("_cxrkit_format", None)
-        if fmt is None or fmt < FORMAT:
-            state = self._upgrade_state(state)
-        elif fmt > FORMAT:
-            raise ModelFormatError(
-                f"This pickled {type(self).__name__} has format {fmt}; this cxrkit reads "
-                f"formats up to {FORMAT}. Upgrade cxrkit, or save the model with "
-                "cxrkit.save_model in the version that trained it and load that folder."
-            )
-        super().__setstate__(state)
-
-    @classmethod
-    def _upgrade_state(cls, state: dict[str, Any]) -> dict[str, Any]:
-        """Bring the state of a pickle written before format 3 up to date.
-
-        Parameters added since get their defaults; the speed switches that became
-        :func:`cxrkit.set_config` keys are dropped.
-        """
-        defaults = {
-            name: p.default
-            for name, p in inspect.signature(CXRClassifier.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty
-        }
-        state = {k: v for k, v in state.items() if k not in MOVED_TO_CONFIG}
-        return {**{k: v for k, v in defaults.items() if k not in state}, **state}
 
     @classmethod
     def from_recipe(
@@ -447,93 +346,6 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         validate_params(self)
         resolve_augment(self.augment, self.random_state)  # registered names, owner named
 
-    def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
-        from ..transforms import resolve_transforms
-
-        return resolve_transforms(self.transforms, type(self).__name__)
-
-    def _make_preprocessing(self, module: CXRNet | None = None) -> Preprocessing:
-        # The built network's own (it may depend on module__ options such as in_chans).
-        base = getattr(module, "preprocessing", None) or get_preprocessing(self.architecture)
-        changes: dict[str, Any] = {}
-        if self.input_size is not None:
-            changes["input_size"] = int(self.input_size)
-        if self.interpolation is not None:
-            changes["interpolation"] = self.interpolation
-        return Preprocessing(**{**base.to_dict(), **changes})
-
-    def build_module(self) -> CXRNet:
-        """Create the (untrained) network this estimator trains."""
-        return create_architecture(
-            self.architecture,
-            pretrained=self.pretrained,
-            head=self.head,
-            freeze=self.freeze,
-            **self._prefixed("module__"),
-        )
-
-    def _lr_callbacks(self) -> list[tuple[str, Callback]]:
-        opts = self._prefixed("lr_schedule__")
-        if self.lr_schedule == "cyclic":
-            kw = {
-                "base_lr": self.lr,
-                "max_lr": self.lr * 10,
-                "step_size_up": 15,
-                "mode": "triangular",
-                "cycle_momentum": False,
-            }
-            kw.update(opts)
-            return [
-                (
-                    "lr_schedule",
-                    LRScheduler(policy=torch.optim.lr_scheduler.CyclicLR, step_every="batch", **kw),
-                )
-            ]
-        if self.lr_schedule == "cosine_restarts":
-            return [("lr_schedule", CosineRestarts(**{"cycle_epochs": self.max_epochs, **opts}))]
-        return []
-
-    # -- data ------------------------------------------------------------------
-    def _encode_y(self, y: Any, n: int) -> np.ndarray:
-        if y is None:
-            raise DataError("CXRClassifier requires y to be passed, but the target y is None.")
-        y = np.asarray(y)
-        if y.ndim != 1:
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y.ravel()
-            else:
-                raise DataError(
-                    f"y should be a 1d array (one label per image); got shape {y.shape}."
-                )
-        if len(y) != n:
-            raise DataError(f"X has {n} images but y has {len(y)} labels; they must match.")
-        if y.dtype.kind == "f" and np.isnan(y).any():
-            raise DataError(
-                f"y contains {int(np.isnan(y).sum())} NaN label(s); remove those images."
-            )
-        if y.dtype == object and any(
-            v is None or (isinstance(v, float) and np.isnan(v)) for v in y
-        ):
-            raise DataError("y contains missing labels (None/NaN); remove those images.")
-        self._label_encoder = LabelEncoder().fit(y)
-        classes = self._label_encoder.classes_
-        if len(classes) != 2:
-            shown = [c.item() if hasattr(c, "item") else c for c in classes[:10]]
-            kind = "multiclass" if len(classes) > 2 else "a single class"
-            raise DataError(
-                f"Only binary classification is supported. The type of the target is {kind}: "
-                f"CXRClassifier needs exactly two classes in y; got {len(classes)} class(es): "
-                f"{shown}. Select two labels (e.g. covid vs pneumonia) or train one classifier "
-                "per class."
-            )
-        self.classes_ = classes
-        return self._label_encoder.transform(y).astype(np.float32)
-
-    def _validation_split(self, y: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
-        from ..validity.splits import holdout_split
-
-        return holdout_split(y, groups, self.validation or 0, random_state=self.random_state)
-
     # -- fit ---------------------------------------------------------------------
     def fit(self, X: Any, y: Any, groups: Any = None, **fit_params: Any) -> CXRClassifier:
         """Train the network.
@@ -580,7 +392,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X: Any, y: Any, groups: Any, fit_params: dict[str, Any]) -> None:
         src = as_image_source(X)
-        yy = self._encode_y(y, len(src))
+        self._label_encoder, yy = encode_target(y, len(src))
+        self.classes_ = self._label_encoder.classes_
         if groups is not None and len(groups) != len(src):
             raise DataError(f"groups has {len(groups)} entries but X has {len(src)} images.")
         self.device_ = resolve_device(self.device)
@@ -614,257 +427,3 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             # The held-out images are not part of the model; keeping them would ship them with
             # every pickled copy (joblib/Dask workers return fitted models).
             self.net_.train_split = None
-
-    def _tune_malloc(self) -> bool:
-        """Whether ``fit`` and prediction keep freed buffers in the heap (config ``tune_malloc``)."""
-        asked = get_config()["tune_malloc"]
-        tune = str(self.device_) == "cpu" if asked == "auto" else bool(asked)
-        if tune and not glibc_malloc_available():
-            logger.log(
-                logging.WARNING if asked is True else logging.DEBUG,
-                "tune_malloc: the C library is not glibc; the allocator is left as it is.",
-            )
-            return False
-        return tune
-
-    def _training_formats(self, module: nn.Module) -> tuple[bool, bool]:
-        """``(grayscale first conv, channels-last)`` for training ``module``."""
-        config = get_config()
-        trained_whole = self.freeze == "none"
-        gray = config["grayscale_conv"]
-        if gray == "auto":
-            gray = trained_whole and bool(getattr(module, "first_conv_reads_input", False))
-        channels_last = config["channels_last"] is True or (
-            config["channels_last"] == "auto" and trained_whole
-        )
-        return bool(gray), channels_last
-
-    def _predict_batch_size(self) -> int:
-        """Images per prediction batch: config ``predict_batch_size``, else ``batch_size`` (>= 32)."""
-        return int(get_config()["predict_batch_size"] or max(int(self.batch_size), 32))
-
-    def _dataset_factory(self, module: CXRNet, images: np.ndarray) -> Callable[..., Any]:
-        """``(index, y, hflip) -> dataset`` of images, or of cached features when exact."""
-        views = self._cached_views(module, self.augment, training=True)
-        if views is None:
-            prep = self.preprocessing_
-            aug = resolve_augment(self.augment, self.random_state)
-            if aug not in (None, "hflip"):  # a random augmentation, per image and epoch
-                return lambda idx, y, train: (
-                    AugmentedImageDataset(images[idx], y, prep, aug)
-                    if train
-                    else ImageTensorDataset(images[idx], y, prep)
-                )
-            return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
-        cache = get_feature_cache()
-        feats = cache.features(
-            module,
-            images,
-            self.preprocessing_,
-            views=views,
-            device=self.device_,
-            cache_dir=self.cache_dir,
-            batch_size=self._predict_batch_size(),
-            channels_last=_predict_channels_last(),
-        )
-        logging.getLogger("cxrkit.feature_cache").info(
-            "Feature cache used: %d images x %d view(s); %s.",
-            len(images),
-            len(views),
-            cache.stats(),
-        )
-        flipped = feats.get("hflip")
-        return lambda idx, y, hflip: FeatureDataset(
-            feats["orig"][idx], y, None if flipped is None else flipped[idx], hflip=hflip
-        )
-
-    def _cached_views(
-        self, module: nn.Module, augment: Any, training: bool = False
-    ) -> tuple[str, ...] | None:
-        """The views of cached features that training with ``augment`` (or prediction,
-        ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact
-        (in training with a log line of ``cxrkit.feature_cache`` that says why).
-        """
-        switch = self.feature_cache
-        if switch is False:
-            return None
-        reason = feature_cache_reason(module, augment, self._transform_callables())
-        if reason is not None:
-            if training:
-                logging.getLogger("cxrkit.feature_cache").log(
-                    logging.WARNING if switch is True else logging.INFO,
-                    "Feature cache not used: %s.",
-                    reason,
-                )
-            return None
-        return ("orig", "hflip") if augment == "hflip" else ("orig",)
-
-    def _make_net(self, module: nn.Module, train_split: Any) -> NeuralNet:
-        opt = self.optimizer
-        opt_cls = _OPTIMIZERS[opt.lower()] if isinstance(opt, str) else opt
-        callbacks: list[Any] = [("accuracy", EpochAccuracy()), ("finite_loss", FiniteLoss())]
-        callbacks += self._lr_callbacks()
-        callbacks += list(self.callbacks or [])
-        extra = {
-            k: v
-            for k, v in self._routed().items()
-            if k.startswith(
-                (
-                    "optimizer__",
-                    "iterator_train__",
-                    "iterator_valid__",
-                    "callbacks__",
-                    "criterion__",
-                )
-            )
-        }
-        extra.setdefault("iterator_train__shuffle", True)
-        net = self._build_net(
-            module=module,
-            criterion=nn.BCEWithLogitsLoss,
-            optimizer=opt_cls,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=train_split,
-            callbacks=callbacks,
-            device=self.device_,
-            verbose=self.verbose,
-            **extra,
-        )
-        # skorch re-initialises an instantiated module only if asked; keep ours.
-        return net
-
-    def _build_net(self, **kwargs: Any) -> NeuralNet:
-        """Instantiate the skorch net from ``_make_net``'s arguments (a subclass
-        may use another net class, e.g. for Accelerate).
-        """
-        return FeatureAwareNet(**kwargs)
-
-    @property
-    def module_(self) -> CXRNet:
-        """The trained :class:`CXRNet`."""
-        check_is_fitted(self, "net_")
-        return self.net_.module_
-
-    @property
-    def history_(self) -> Any:
-        check_is_fitted(self, "net_")
-        return self.net_.history
-
-    # -- prediction --------------------------------------------------------------
-    def check_predict_input(self, X: Any) -> ImageSource:
-        """Check that the estimator is fitted and ``X`` fits it; return ``X`` as an image source."""
-        check_is_fitted(self, "net_")
-        refuse_interrupted(self, "predict")
-        src = as_image_source(X)
-        if hasattr(self, "n_features_in_"):
-            if src.array is None or src.array.ndim != 2:
-                raise DataError("This CXRClassifier was fitted on 2-D arrays; pass a 2-D array.")
-            if src.array.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {src.array.shape[1]} features, but CXRClassifier is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-        return src
-
-    def iter_prepared(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield lists of prepared images (decoded, transformed, resized; float32
-        2-D arrays); with files, decoding of the next batches overlaps compute.
-        """
-        yield from iter_prepared(
-            src,
-            self.preprocessing_,
-            self._transform_callables(),
-            batch_size or self._predict_batch_size(),
-        )
-
-    def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield normalised input batches; decoding of the next batch overlaps compute."""
-        prep = self.preprocessing_
-        for images in self.iter_prepared(src, batch_size):
-            yield torch.stack([to_tensor(img, prep, False) for img in images])
-
-    def iter_cached_features(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield batches of pooled backbone features from the feature cache, or
-        return ``None`` when cached features would not be exact (the backbone is
-        trainable, a transform is random, or ``feature_cache=False``).
-
-        Images seen in training (or in an earlier prediction) with the same
-        backbone weights and preprocessing are not passed through the backbone
-        again: a fold's held-out images were training images of earlier folds.
-        """
-        module = self.module_
-        if self._cached_views(module, None) is None:
-            return None
-        cache = get_feature_cache()
-        cache_dir = self.cache_dir
-        prep = self.preprocessing_
-        channels_last = _predict_channels_last()
-
-        def batches():  # type: ignore[no-untyped-def]
-            for images in self.iter_prepared(src, batch_size):
-                feats = cache.features(
-                    module,
-                    np.stack(images),
-                    prep,
-                    views=("orig",),
-                    device=self.device_,
-                    cache_dir=cache_dir,
-                    batch_size=len(images),
-                    channels_last=channels_last,
-                )
-                yield torch.from_numpy(feats["orig"])
-
-        return batches()
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """The network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"``
-        the logit of the probability averaged over the image and its mirror image.
-        """
-        src = self.check_predict_input(X)
-        logits = self._logits(src)
-        if self.tta == "hflip":
-            logits = _logit_of_mean_probability(logits, self._logits(FlippedSource(src)))
-        return logits
-
-    def _logits(self, src: ImageSource) -> np.ndarray:
-        module = self.module_
-        was_training = module.training
-        module.eval()
-        channels_last = _predict_channels_last()
-        trim_every = get_config()["trim_every"]
-        if channels_last:
-            module.to(memory_format=torch.channels_last)
-        outs = []
-        cached = self.iter_cached_features(src)
-        try:
-            with torch.inference_mode(), self._autocast(), retain_freed_memory(self._tune_malloc()):
-                for feats in cached or ():
-                    outs.append(module.forward_head(feats.to(self.device_)).float().cpu())
-                for k, xb in enumerate(self.iter_batches(src) if cached is None else ()):
-                    if k % trim_every == trim_every - 1:
-                        release_free_memory()
-                    xb = xb.to(self.device_, non_blocking=True)
-                    if channels_last:
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    outs.append(module(xb).float().cpu())
-        finally:
-            module.train(was_training)
-        return torch.cat(outs).numpy().astype(np.float64)
-
-    def _autocast(self) -> Any:
-        if self.amp is None or not str(self.device_).startswith("cuda"):
-            return contextlib.nullcontext()
-        dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-        return torch.autocast("cuda", dtype=dtypes[self.amp])
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Probabilities of shape ``(n, 2)``, columns in ``classes_`` order."""
-        p1 = expit(self.decision_function(X))  # no overflow warning for large logits
-        return np.column_stack([1.0 - p1, p1])
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The label with the larger probability (threshold 0.5)."""
-        proba = self.predict_proba(X)
-        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]
