@@ -157,3 +157,30 @@ def test_embeddings_equal_with_switches_on_and_off(tiny):
     with cxrkit.config_context(**SWITCHES_ON):
         b = CXREmbedder("tiny_cnn", input_size=16, feature_cache=False).fit(X).transform(X)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(("show", "expected"), [(True, True), (False, False), ("auto", False)])
+def test_show_progress_adds_an_epoch_bar(tiny, capsys, show, expected):
+    X, y = tiny
+    ens = SnapshotEnsembleClassifier(
+        CXRClassifier("tiny_cnn", input_size=16, max_epochs=2, random_state=0),
+        policy="last",
+        n_snapshots=2,
+        interval=1,
+    )
+    with cxrkit.config_context(show_progress=show):  # "auto": stderr is not a terminal here
+        ens.fit(X, y)
+    names = [name for name, _ in ens.estimator_.net_.callbacks_]
+    assert ("progress" in names) is expected
+    err = capsys.readouterr().err
+    assert ("CXRClassifier" in err and "epoch" in err) is expected
+
+
+def test_show_progress_results_equal(tiny):
+    X, y = tiny
+    kw = dict(input_size=16, max_epochs=2, random_state=0)
+    with cxrkit.config_context(show_progress=True):
+        a = CXRClassifier("tiny_cnn", **kw).fit(X, y).predict_proba(X)
+    with cxrkit.config_context(show_progress=False):
+        b = CXRClassifier("tiny_cnn", **kw).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..architectures import CXRNet, Preprocessing, create_architecture, get_prep
 from ..errors import ConfigurationError
 from ..transforms import resolve_augment
 from ._cache import FeatureDataset, feature_cache_reason, get_feature_cache
-from ._callbacks import CosineRestarts, EpochAccuracy, FiniteLoss
+from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress, FiniteLoss
 from ._data import AugmentedImageDataset, ImageTensorDataset
 from ._feature_net import FeatureAwareNet
 from ._optim import RMSprop
@@ -60,6 +61,19 @@ def resolve_device(device: str | torch.device | None) -> str:
 def predict_channels_last() -> bool:
     """Whether prediction and feature-cache passes run channels-last (config ``channels_last``)."""
     return get_config()["channels_last"] in (True, "auto")
+
+
+def _show_progress(callbacks: list[Any]) -> bool:
+    """Whether ``fit`` adds an epoch progress bar (config ``show_progress``).
+
+    ``"auto"``: when standard error is a terminal. Never twice: not when the
+    callbacks already hold an :class:`EpochProgress`.
+    """
+    show = get_config()["show_progress"]
+    if show == "auto":
+        show = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    given = (c[1] if isinstance(c, tuple) else c for c in callbacks)
+    return bool(show) and not any(isinstance(c, EpochProgress) for c in given)
 
 
 class TrainingMixin:
@@ -234,6 +248,8 @@ class TrainingMixin:
         callbacks: list[Any] = [("accuracy", EpochAccuracy()), ("finite_loss", FiniteLoss())]
         callbacks += self._lr_callbacks()
         callbacks += list(self.callbacks or [])
+        if _show_progress(callbacks):
+            callbacks.append(("progress", EpochProgress(desc=type(self).__name__)))
         extra = {
             k: v
             for k, v in self._routed().items()
