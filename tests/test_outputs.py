@@ -79,7 +79,7 @@ def test_cli_run_refuses_unwritable_outputs_before_training(
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr("cxrkit.cli._run_protocol", no_training)
+    monkeypatch.setattr("cxrkit.cli.run.run_protocol", no_training)
     args = [*RUN, "--out", str(tmp_path / "rep")]
     args += [flag, str(a_file / "x")]
     assert main(args) == 2

@@ -2,12 +2,17 @@
 
 Registries are filled by plugins through the hooks in :mod:`cxrkit.hookspecs`
 the first time one of them is used; see :mod:`cxrkit.plugins`.
+
+A factory may be a :class:`LazyFactory`, which names its implementation as
+``"module:attribute"`` and imports it only when the name is used, so listing
+the names (``cxrkit list``) imports no implementation.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -15,7 +20,56 @@ from typing import Any
 
 from .errors import DuplicateNameError, UnknownNameError
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Entry", "LazyFactory", "Registry"]
+
+
+class LazyFactory:
+    """A factory named by ``"module:attribute"``, imported the first time it is used.
+
+    Parameters
+    ----------
+    target : str
+        The implementation, e.g. ``"cxrkit.architectures._torchvision:build_vgg16"``.
+    description : str, default=""
+        The one line ``cxrkit list`` shows; it is also this object's ``__doc__``.
+
+    Examples
+    --------
+    >>> from cxrkit.registry import LazyFactory
+    >>> join = LazyFactory("os.path:join", "Join path parts.")
+    >>> join.__doc__
+    'Join path parts.'
+    >>> join("a", "b")
+    'a/b'
+    """
+
+    def __init__(self, target: str, description: str = "") -> None:
+        module, sep, attribute = target.partition(":")
+        if not (module and sep and attribute):
+            raise ValueError(
+                f"LazyFactory target {target!r} must look like 'package.module:attribute'."
+            )
+        self.target = target
+        self.__doc__ = description
+
+    def resolve(self) -> Any:
+        """Import the module and return the attribute."""
+        module, _, attribute = self.target.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Resolve the target and call it."""
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"LazyFactory({self.target!r})"
+
+
+def _resolved(value: Any) -> Any:
+    return value.resolve() if isinstance(value, LazyFactory) else value
 
 
 @dataclass(frozen=True)
@@ -27,11 +81,13 @@ class Entry:
     name : str
         The lowercase name users type.
     factory : callable
-        Builds the object.
+        Builds the object (a :class:`LazyFactory` until :meth:`Registry.get`
+        resolves it).
     plugin : str
         Name of the plugin that registered it.
     meta : dict
-        Free-form defaults documented by the plugin (e.g. ``input_size``).
+        Free-form defaults documented by the plugin (e.g. ``input_size``);
+        :class:`LazyFactory` values are resolved by :meth:`Registry.get`.
     """
 
     name: str
@@ -44,6 +100,16 @@ class Entry:
         """First line of the factory's docstring, or ``''``."""
         doc = (self.meta.get("description") or self.factory.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else ""
+
+    def resolved(self) -> Entry:
+        """Return this entry with its :class:`LazyFactory` factory and meta values imported."""
+        lazy = [v for v in (self.factory, *self.meta.values()) if isinstance(v, LazyFactory)]
+        if not lazy:
+            return self
+        meta = {k: _resolved(v) for k, v in self.meta.items()}
+        if isinstance(self.factory, LazyFactory) and self.factory.__doc__:
+            meta.setdefault("description", self.factory.__doc__)
+        return Entry(self.name, _resolved(self.factory), self.plugin, meta)
 
 
 class Registry:
@@ -85,6 +151,7 @@ class Registry:
         self._entries[key] = Entry(key, factory, plugin, dict(meta))
 
     def clear(self) -> None:
+        """Forget every entry."""
         self._entries.clear()
 
     # -- reading -----------------------------------------------------------
@@ -102,9 +169,10 @@ class Registry:
         """
         key = str(name).lower()
         if key in self._entries:
-            return self._entries[key]
-        for pattern, entry in self._entries.items():
+            return self._entries[key].resolved()
+        for pattern, stored in self._entries.items():
             if "*" in pattern and fnmatch.fnmatchcase(key, pattern):
+                entry = stored.resolved()
                 head, _, tail = pattern.partition("*")
                 matched = str(name)[len(head) : len(str(name)) - len(tail)]
                 meta = dict(entry.meta)
@@ -114,6 +182,7 @@ class Registry:
         raise UnknownNameError(self.unknown_message(name))
 
     def unknown_message(self, name: str) -> str:
+        """Return the message for an unknown ``name``: the closest names and all of them."""
         available = self.names()
         close = difflib.get_close_matches(str(name).lower(), available, n=3, cutoff=0.5)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -124,6 +193,7 @@ class Registry:
         )
 
     def create(self, name: str, /, **kwargs: Any) -> Any:
+        """Build the object registered as ``name`` with ``kwargs``."""
         return self.get(name).factory(**kwargs)
 
     def __contains__(self, name: object) -> bool:

@@ -7,15 +7,32 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import lazy_loader
 
 from ..errors import ConfigurationError
 from ..plugins import get_registry
-from ._base import FREEZE_MODES, IMAGENET_MEAN, IMAGENET_STD, CXRNet, Preprocessing
-from ._grayscale import GrayscaleConv2d, grayscale_first_conv
-from ._hall2020 import Hall2020Features, build_hall2020_cnn
-from ._heads import HEADS, TwoClassSoftmaxHead, make_head
-from ._weights import hub_checkpoint_dir, load_into, read_state_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._base import FREEZE_MODES, IMAGENET_MEAN, IMAGENET_STD, CXRNet, Preprocessing
+    from ._grayscale import GrayscaleConv2d, grayscale_first_conv
+    from ._hall2020 import Hall2020Features, build_hall2020_cnn
+    from ._heads import HEADS, TwoClassSoftmaxHead, make_head
+    from ._weights import hub_checkpoint_dir, load_into, read_state_dict
+
+# Submodules are imported on first attribute access (PEP 562), so that importing
+# the package (or one light submodule, like its plugin) does not import torch.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_base": ["FREEZE_MODES", "IMAGENET_MEAN", "IMAGENET_STD", "CXRNet", "Preprocessing"],
+        "_grayscale": ["GrayscaleConv2d", "grayscale_first_conv"],
+        "_hall2020": ["Hall2020Features", "build_hall2020_cnn"],
+        "_heads": ["HEADS", "TwoClassSoftmaxHead", "make_head"],
+        "_weights": ["hub_checkpoint_dir", "load_into", "read_state_dict"],
+    },
+)
 
 __all__ = [
     "CXRNet",
@@ -45,7 +62,9 @@ def list_architectures(pattern: str = "*") -> list[str]:
 
 
 def get_preprocessing(name: str) -> Preprocessing:
-    """The preprocessing an architecture declares (input size, interpolation, normalisation)."""
+    """Return the preprocessing an architecture declares (input size, interpolation, ...)."""
+    from ._base import Preprocessing
+
     entry = get_registry("architecture").get(name)
     prep = entry.meta.get("preprocessing", Preprocessing())
     if callable(prep):  # resolved from the name (e.g. a timm model's pretrained_cfg)
@@ -77,6 +96,8 @@ def create_architecture(
     **kwargs
         Passed to the architecture's factory (e.g. ``dropout``, ``hidden``).
     """
+    from ._base import CXRNet
+
     entry = get_registry("architecture").get(name)
     if entry.meta.get("task", "classification") != "classification":
         raise ConfigurationError(

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigurationError
+
 __all__ = ["Preprocessing", "CXRNet", "IMAGENET_MEAN", "IMAGENET_STD", "FREEZE_MODES"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -106,8 +108,20 @@ class CXRNet(nn.Module):
         self.freeze_mode: str = "none"
         #: True when the first registered ``Conv2d`` is the first operation applied to
         #: the input, so that :func:`grayscale_first_conv` may replace it (architecture
-        #: builders set it; ``CXRClassifier(grayscale_conv="auto")`` relies on it).
+        #: builders set it; the ``grayscale_conv="auto"`` config key relies on it).
         self.first_conv_reads_input: bool = False
+        #: The only input size the network's layers accept (e.g. a dense layer sized for
+        #: a fixed feature map), or ``None`` when any size works.
+        self.fixed_input_size: int | None = None
+
+    def check_input_size(self, size: int) -> None:
+        """Raise a :class:`ConfigurationError` if the network cannot take ``size`` px inputs."""
+        fixed = self.fixed_input_size
+        if fixed is not None and int(size) != fixed:
+            raise ConfigurationError(
+                f"Architecture {self.arch_name!r} takes {fixed} px inputs only (its layer "
+                f"sizes are fixed); got input_size={size}. Leave input_size unset or pass {fixed}."
+            )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features, ``(N, num_features)``."""

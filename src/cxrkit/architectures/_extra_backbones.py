@@ -2,7 +2,8 @@
 
 Each family's names are registered when its library is installed; otherwise
 one entry per family says how to install it, and building it raises the same
-explanation.
+explanation. Nothing here imports the libraries (or torch): the factories and
+preprocessing are :class:`~cxrkit.registry.LazyFactory` objects.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ._extras import EXTRAS, extra_available, install_hint, require_extra
-from ._raddino import RAD_DINO_PREPROCESSING, build_rad_dino
-from ._timm import build_timm, timm_preprocessing
-from ._xrv import XRV_ARCHITECTURES, build_xrv, xrv_preprocessing
+from ..registry import LazyFactory
+from ._extras import EXTRAS, XRV_ARCHITECTURES, extra_available, install_hint, require_extra
 
 __all__ = ["register_extra_backbones"]
+
+_HERE = "cxrkit.architectures"
 
 
 def _not_installed(family: str, *_: Any, **__: Any) -> Any:
@@ -40,8 +41,8 @@ def register_extra_backbones(register: Callable[..., None]) -> None:
             size = 512 if "res512" in weights else 224
             register(
                 name,
-                partial(build_xrv, name),
-                preprocessing=xrv_preprocessing(size),
+                partial(LazyFactory(f"{_HERE}._xrv:build_xrv"), name),
+                preprocessing=partial(LazyFactory(f"{_HERE}._xrv:xrv_preprocessing"), size),
                 pretrained=("xrv",),
                 description=f"torchxrayvision {weights} (1 channel, [-1024, 1024], {size} px).",
             )
@@ -50,8 +51,8 @@ def register_extra_backbones(register: Callable[..., None]) -> None:
     if extra_available("raddino"):
         register(
             "rad_dino",
-            build_rad_dino,
-            preprocessing=RAD_DINO_PREPROCESSING,
+            LazyFactory(f"{_HERE}._raddino:build_rad_dino"),
+            preprocessing=LazyFactory(f"{_HERE}._raddino:RAD_DINO_PREPROCESSING"),
             pretrained=("default",),
             description="Microsoft RAD-DINO ViT-B/14 at 518 px through transformers.",
         )
@@ -60,8 +61,8 @@ def register_extra_backbones(register: Callable[..., None]) -> None:
     if extra_available("timm"):
         register(
             "timm:*",
-            build_timm,
-            preprocessing=timm_preprocessing,
+            LazyFactory(f"{_HERE}._timm:build_timm"),
+            preprocessing=LazyFactory(f"{_HERE}._timm:timm_preprocessing"),
             pretrained=("default",),
             description="Any timm model, e.g. timm:convnext_tiny (pretrained_cfg preprocessing).",
         )

@@ -14,6 +14,7 @@ from ..errors import ConfigurationError, WeightsError
 
 __all__ = [
     "EXTRAS",
+    "XRV_ARCHITECTURES",
     "extra_available",
     "require_extra",
     "missing_weights_error",
@@ -29,6 +30,16 @@ EXTRAS: dict[str, tuple[str, str, str]] = {
 
 #: ``pretrained`` values meaning "the weights the library publishes for this name".
 LIBRARY_WEIGHTS = ("default", "xrv", "timm", "imagenet", "hub")
+
+
+#: cxrkit name -> torchxrayvision weights name.
+XRV_ARCHITECTURES: dict[str, str] = {
+    **{
+        f"xrv_densenet121_res224_{s}": f"densenet121-res224-{s}"
+        for s in ("all", "nih", "chex", "mimic_ch", "mimic_nb", "pc", "rsna")
+    },
+    "xrv_resnet50_res512_all": "resnet50-res512-all",
+}
 
 
 def extra_available(family: str) -> bool:

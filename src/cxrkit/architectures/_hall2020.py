@@ -252,6 +252,10 @@ def build_hall2020_cnn(
         name="hall2020_cnn",
     )
     net.first_conv_reads_input = True
+    net.fixed_input_size = HALL2020_PREPROCESSING.input_size  # fc reads a 3x3x64 map
+    # Grad-CAM explains conv4's map after its ReLU (the forward applies it after pooling).
+    net.gradcam_target = "backbone.conv4"  # type: ignore[assignment]
+    net.gradcam_activation = "relu"  # type: ignore[assignment]
     # Keras' default initialisation (Glorot uniform), as in the authors' script.
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):

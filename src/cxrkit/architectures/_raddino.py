@@ -158,7 +158,8 @@ def build_rad_dino(
         The CLS token, or CLS + mean of the patch tokens.
     """
     model = _load_model(pretrained, repo_id, revision, cache_dir, config)
-    width = int(model.config.hidden_size)
+    config_any: Any = model.config  # a transformers PretrainedConfig
+    width = int(config_any.hidden_size)
     pool = TokenPool(pooling)
     nfeat = width * (2 if pooling == "cls_mean" else 1)
     backbone = ViTBackbone(model)

@@ -77,8 +77,8 @@ def timm_preprocessing(model_name: str, in_chans: int = 3) -> Preprocessing:
     return Preprocessing(
         input_size=int(h),
         interpolation=interp,
-        mean=mean[:3],
-        std=std[:3],
+        mean=(mean[0], mean[1], mean[2]),
+        std=(std[0], std[1], std[2]),
         channels=int(in_chans),
         crop="none" if squash else "square",
         crop_pct=1.0 if squash else float(data.get("crop_pct") or 1.0),
@@ -149,7 +149,8 @@ def build_timm(
     model = _create(
         timm, model_name, is_library_weights(pretrained), int(in_chans), cache_dir, extra
     )
-    nfeat = int(model.num_features)
+    model_any: Any = model  # timm models carry num_features and pretrained_cfg
+    nfeat = int(model_any.num_features)
     prep = timm_preprocessing(model_name, int(in_chans))
     net = CXRNet(
         model,
@@ -162,7 +163,7 @@ def build_timm(
     net.pooling = pooling  # type: ignore[assignment]
     first = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
     net.first_conv_reads_input = (
-        in_chans == 3 and first is not None and model.pretrained_cfg.get("first_conv") == first
+        in_chans == 3 and first is not None and model_any.pretrained_cfg.get("first_conv") == first
     )
     if not (is_none(pretrained) or is_library_weights(pretrained)):
         load_into(

@@ -22,7 +22,13 @@ from torch import nn
 
 from ..errors import WeightsError
 from ._base import CXRNet, Preprocessing
-from ._extras import is_library_weights, is_none, missing_weights_error, require_extra
+from ._extras import (
+    XRV_ARCHITECTURES,
+    is_library_weights,
+    is_none,
+    missing_weights_error,
+    require_extra,
+)
 from ._heads import make_head
 from ._weights import load_into, read_state_dict
 
@@ -34,15 +40,6 @@ __all__ = [
     "xrv_weights_path",
     "read_xrv_weights",
 ]
-
-#: cxrkit name -> torchxrayvision weights name.
-XRV_ARCHITECTURES: dict[str, str] = {
-    **{
-        f"xrv_densenet121_res224_{s}": f"densenet121-res224-{s}"
-        for s in ("all", "nih", "chex", "mimic_ch", "mimic_nb", "pc", "rsna")
-    },
-    "xrv_resnet50_res512_all": "resnet50-res512-all",
-}
 
 #: Globals a torchxrayvision weights file may reconstruct (its files pickle whole modules).
 _SAFE_PREFIXES = ("torch.nn.modules.", "torchxrayvision.")

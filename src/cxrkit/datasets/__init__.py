@@ -10,24 +10,60 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import lazy_loader
 
 from ..errors import ConfigurationError
 from ..plugins import get_registry
-from ._chestxray14 import ADJUDICATED_TARGETS, NIH_FINDINGS, load_chestxray14
-from ._chexpert import CHEXPERT_OBSERVATIONS, load_chexpert
-from ._covid import COVID_FINDINGS, COVID_SECONDARY_FINDINGS, FRONTAL_VIEWS, load_covid_chestxray
-from ._csv import load_csv_dataset
-from ._dataset import METADATA_COLUMNS, UNREADABLE, CXRDataset
-from ._files import MISSING_FILE, missing_files
-from ._finalize import check_images, finalize_dataset
-from ._folder import IMAGE_SUFFIXES, load_image_folder
-from ._mimic import load_mimic_cxr
-from ._padchest import PADCHEST_MAPPING, load_padchest
-from ._rsna import load_rsna_pneumonia
-from ._synthetic import DEFAULT_DIFFICULTY, load_synthetic, make_synthetic_cxr
-from ._vindr import READER_RULES, VINDR_MAPPING, load_vindr_cxr
-from ._vocabulary import FINDINGS, UNCERTAIN_POLICIES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._chestxray14 import ADJUDICATED_TARGETS, NIH_FINDINGS, load_chestxray14
+    from ._chexpert import CHEXPERT_OBSERVATIONS, load_chexpert
+    from ._covid import (
+        COVID_FINDINGS,
+        COVID_SECONDARY_FINDINGS,
+        FRONTAL_VIEWS,
+        load_covid_chestxray,
+    )
+    from ._csv import load_csv_dataset
+    from ._dataset import METADATA_COLUMNS, UNREADABLE, CXRDataset
+    from ._files import MISSING_FILE, missing_files
+    from ._finalize import check_images, finalize_dataset
+    from ._folder import IMAGE_SUFFIXES, load_image_folder
+    from ._mimic import load_mimic_cxr
+    from ._padchest import PADCHEST_MAPPING, load_padchest
+    from ._rsna import load_rsna_pneumonia
+    from ._synthetic import DEFAULT_DIFFICULTY, load_synthetic, make_synthetic_cxr
+    from ._vindr import READER_RULES, VINDR_MAPPING, load_vindr_cxr
+    from ._vocabulary import FINDINGS, UNCERTAIN_POLICIES
+
+# Submodules are imported on first attribute access (PEP 562), so that importing
+# the package (or one light submodule, like its plugin) does not import torch.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_chestxray14": ["ADJUDICATED_TARGETS", "NIH_FINDINGS", "load_chestxray14"],
+        "_chexpert": ["CHEXPERT_OBSERVATIONS", "load_chexpert"],
+        "_covid": [
+            "COVID_FINDINGS",
+            "COVID_SECONDARY_FINDINGS",
+            "FRONTAL_VIEWS",
+            "load_covid_chestxray",
+        ],
+        "_csv": ["load_csv_dataset"],
+        "_dataset": ["METADATA_COLUMNS", "UNREADABLE", "CXRDataset"],
+        "_files": ["MISSING_FILE", "missing_files"],
+        "_finalize": ["check_images", "finalize_dataset"],
+        "_folder": ["IMAGE_SUFFIXES", "load_image_folder"],
+        "_mimic": ["load_mimic_cxr"],
+        "_padchest": ["PADCHEST_MAPPING", "load_padchest"],
+        "_rsna": ["load_rsna_pneumonia"],
+        "_synthetic": ["DEFAULT_DIFFICULTY", "load_synthetic", "make_synthetic_cxr"],
+        "_vindr": ["READER_RULES", "VINDR_MAPPING", "load_vindr_cxr"],
+        "_vocabulary": ["FINDINGS", "UNCERTAIN_POLICIES"],
+    },
+)
 
 __all__ = [
     "ADJUDICATED_TARGETS",

@@ -407,6 +407,7 @@ class CXRClassifier(
             if channels_last:
                 module = module.to(memory_format=torch.channels_last)
             self.preprocessing_ = self._make_preprocessing(module)
+            module.check_input_size(self.preprocessing_.input_size)
             if src.array is not None and src.array.ndim == 2:
                 self.n_features_in_ = int(src.array.shape[1])
             images = prepare_images(src, self.preprocessing_, self._transform_callables())

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["add_parser", "cmd_embed", "write_embeddings"]
+__all__ = ["add_arguments", "cmd_embed", "write_embeddings"]
 
 
 def write_embeddings(
@@ -49,15 +49,15 @@ def write_embeddings(
 def cmd_embed(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..cli import _load, _options
+    from ..cli.options import key_values, load_spec
     from ._embedder import CXREmbedder
 
-    ds = _load(args.data, _options(args.data_option, "--data-option"))
+    ds = load_spec(args.data, key_values(args.data_option, "--data-option"))
     if args.labels:
         ds = ds.select(args.labels.split(","))
     out = Path(args.out)
     cache = args.cache_dir or str(out / "feature-cache")
-    options = _options(args.arch_option, "--arch-option")
+    options = key_values(args.arch_option, "--arch-option")
     emb = CXREmbedder(
         args.arch,
         pretrained=args.pretrained,
@@ -99,9 +99,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: Any) -> None:
-    """Add ``cxrkit embed`` to the command line's subcommands."""
-    p = subparsers.add_parser("embed", help="write frozen-backbone embeddings of a dataset")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``cxrkit embed`` to ``p``."""
     p.add_argument("--arch", required=True, help="architecture (see `cxrkit list architectures`)")
     p.add_argument(
         "--data",

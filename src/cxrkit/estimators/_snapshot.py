@@ -337,7 +337,15 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                 f"but only {len(cb.members_)} of {self.n_snapshots} snapshots "
                 f"{self.interval} epochs apart fit before epoch {epochs}"
             )
-        if self.if_threshold_not_reached == "raise" or len(cb.fallback_) < self.n_snapshots:
+        if self.if_threshold_not_reached == "last" and len(cb.fallback_) < self.n_snapshots:
+            need = (self.n_snapshots - 1) * self.interval + 1
+            raise SnapshotError(
+                f"Snapshot policy 'threshold' could not complete: {what}, and the fallback "
+                f"(if_threshold_not_reached='last') needs {self.n_snapshots} epochs "
+                f"{self.interval} apart, i.e. at least {need} epochs, but only {epochs} were "
+                f"trained. Raise max_epochs to {need} or more, or lower n_snapshots or interval."
+            )
+        if self.if_threshold_not_reached == "raise":
             raise SnapshotError(
                 f"Snapshot policy 'threshold' could not complete: {what}. Raise max_epochs, lower "
                 "threshold, or pass if_threshold_not_reached='last' to keep the last "

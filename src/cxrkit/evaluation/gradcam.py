@@ -2,25 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ..errors import ConfigurationError, DataError
 
+if TYPE_CHECKING:  # torch is imported when a map is computed, not with cxrkit.evaluation
+    import torch
+    from torch import nn
+
 __all__ = ["gradcam", "default_target_layer"]
+
+#: Activations a network may declare in ``gradcam_activation``: the function its
+#: forward pass applies to the ``gradcam_target`` map later (e.g. after pooling).
+_ACTIVATIONS: dict[str, str] = {"relu": "relu"}  # name -> function of torch
+
+
+def _declared_activation(
+    module: nn.Module, layer: nn.Module
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Return the activation ``module`` declares for ``layer``'s output, else ``None``.
+
+    Grad-CAM weighs the feature maps the network reads; where the forward pass
+    rectifies the target's output only after pooling (cheaper, same function),
+    the map to explain is the rectified one, not the raw convolution output
+    whose negative values would cancel the evidence.
+    """
+    named = getattr(module, "gradcam_target", None)
+    act = getattr(module, "gradcam_activation", None)
+    if not isinstance(named, str) or act is None or module.get_submodule(named) is not layer:
+        return None
+    if act not in _ACTIVATIONS:
+        raise ConfigurationError(
+            f"{type(module).__name__} declares gradcam_activation={act!r}; expected one of "
+            f"{sorted(_ACTIVATIONS)} or None."
+        )
+    import torch
+
+    fn: Callable[[torch.Tensor], torch.Tensor] = getattr(torch, _ACTIVATIONS[act])
+    return fn
 
 
 def default_target_layer(module: nn.Module) -> nn.Module:
-    """The layer a network names in ``gradcam_target`` (e.g. a ViT's patch-token grid,
-    see :mod:`cxrkit.architectures._raddino`), else the last ``Conv2d`` of
-    ``module.backbone`` (of ``module`` if it has no backbone).
+    """Return the layer Grad-CAM explains by default.
+
+    That is the layer a network names in ``gradcam_target`` (e.g. a ViT's
+    patch-token grid, see :mod:`cxrkit.architectures._raddino`, or the small
+    CNN's ``backbone.conv4``), else the last ``Conv2d`` of ``module.backbone``
+    (of ``module`` if it has no backbone).
 
     For torchvision ResNets the output of the last residual block
     (``net.backbone.layer4[-1]``) is a common alternative; pass it as
     ``target_layer``.
     """
+    from torch import nn
+
     named = getattr(module, "gradcam_target", None)
     if isinstance(named, str):
         return module.get_submodule(named)
@@ -51,7 +89,9 @@ def gradcam(
         Network-ready inputs (e.g. from ``CXRClassifier.iter_batches``).
     target_layer : nn.Module, optional
         Layer whose output feature map is explained; default
-        :func:`default_target_layer` (the backbone's last convolution).
+        :func:`default_target_layer` (the layer the network declares, else the
+        backbone's last convolution). When the network declares a
+        ``gradcam_activation`` for that layer, the map is taken after it.
     class_index : {1, 0}, default=1
         1 explains the logit of ``classes_[1]``, 0 its negation (``classes_[0]``).
 
@@ -63,6 +103,9 @@ def gradcam(
         (bilinear) to the input size and scaled per image to ``[0, 1]``
         (all zeros where nothing speaks for the class).
     """
+    import torch
+    import torch.nn.functional as F
+
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise DataError(
             f"gradcam expects a (N, C, H, W) tensor; got "
@@ -71,6 +114,7 @@ def gradcam(
     if class_index not in (0, 1):
         raise ConfigurationError(f"class_index must be 0 or 1; got {class_index!r}.")
     layer = target_layer if target_layer is not None else default_target_layer(module)
+    activation = _declared_activation(module, layer)
     captured: list[torch.Tensor] = []
 
     def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> None:
@@ -99,7 +143,8 @@ def gradcam(
             target = logits if class_index == 1 else -logits
             (grads,) = torch.autograd.grad(target.sum(), acts)
         weights = grads.mean(dim=(2, 3), keepdim=True)
-        cam = torch.relu((weights * acts.detach()).sum(dim=1, keepdim=True))
+        maps = acts.detach() if activation is None else activation(acts.detach())
+        cam = torch.relu((weights * maps).sum(dim=1, keepdim=True))
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)[:, None, None]
         cam = torch.where(peak > 1e-12, cam / peak, torch.zeros_like(cam))

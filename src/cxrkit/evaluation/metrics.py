@@ -32,15 +32,26 @@ Confidence intervals (:func:`compute_metrics`)
 
 from __future__ import annotations
 
-import math
 import numbers
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import make_scorer, roc_auc_score
 
 from ..errors import ConfigurationError, DataError
+from ._bootstrap import bootstrap_weights, cluster_index, percentile_interval
+from ._delong import delong_auc_ci, delong_auc_variance
+from ._metric_inputs import as_binary, as_scores, check_prevalence
+from ._point import (
+    accuracy_score,
+    binary_confusion_matrix,
+    npv_at_prevalence,
+    ppv_at_prevalence,
+    roc_auc,
+    sensitivity_score,
+    specificity_score,
+)
+from ._scorers import make_cxr_scorers
+from ._weighted import point_stats, weighted_stats
 
 __all__ = [
     "METRIC_NAMES",
@@ -62,259 +73,7 @@ __all__ = [
 METRIC_NAMES: tuple[str, ...] = ("auc", "sensitivity", "specificity", "accuracy", "ppv", "npv")
 
 
-# -- input checks -------------------------------------------------------------------
-def _as_binary(y_true: Any, positive_label: Any, *, name: str = "y_true") -> np.ndarray:
-    y = np.asarray(y_true)
-    if y.ndim != 1:
-        raise DataError(f"{name} must be 1-D (one label per image); got shape {y.shape}.")
-    is_pos = y == positive_label
-    if not isinstance(is_pos, np.ndarray) or is_pos.shape != y.shape:
-        raise DataError(f"Could not compare {name} with positive_label={positive_label!r}.")
-    return is_pos.astype(bool)
-
-
-def _as_scores(y_score: Any, n: int) -> np.ndarray:
-    s = np.asarray(y_score, dtype=np.float64)
-    if s.ndim == 2 and s.shape[1] == 1:
-        s = s.ravel()
-    if s.ndim != 1:
-        raise DataError(
-            f"y_score must be 1-D (the probability of the positive label per image); got shape "
-            f"{s.shape}. For predict_proba output pass the positive column, e.g. proba[:, 1]."
-        )
-    if len(s) != n:
-        raise DataError(f"y_true has {n} labels but y_score has {len(s)} scores; they must match.")
-    bad = ~np.isfinite(s)
-    if bad.any():
-        raise DataError(
-            f"y_score contains {int(bad.sum())} NaN or infinite value(s); every image needs a "
-            "finite score. Remove those images or fix the model output."
-        )
-    return s
-
-
-def _ratio(num: float, den: float) -> float:
-    return float(num) / float(den) if den > 0 else float("nan")
-
-
-# -- point metrics ------------------------------------------------------------------------
-def binary_confusion_matrix(y_true: Any, y_pred: Any, *, positive_label: Any) -> np.ndarray:
-    """Confusion matrix of a binary task, positive class last.
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like of shape (n,)
-        True and predicted labels; every label other than ``positive_label``
-        counts as negative.
-    positive_label : object
-        The label of the positive class (the disease).
-
-    Returns
-    -------
-    ndarray of shape (2, 2)
-        ``[[TN, FP], [FN, TP]]``: rows are the truth (negative, positive),
-        columns the prediction (negative, positive).
-
-    Examples
-    --------
-    >>> binary_confusion_matrix(["a", "b", "b"], ["b", "b", "a"], positive_label="b")
-    array([[0, 1],
-           [1, 1]])
-    """
-    t = _as_binary(y_true, positive_label)
-    p = _as_binary(y_pred, positive_label, name="y_pred")
-    if len(t) != len(p):
-        raise DataError(f"y_true has {len(t)} labels but y_pred has {len(p)}; they must match.")
-    return np.array(
-        [[np.sum(~t & ~p), np.sum(~t & p)], [np.sum(t & ~p), np.sum(t & p)]], dtype=np.int64
-    )
-
-
-def accuracy_score(y_true: Any, y_pred: Any) -> float:
-    """Fraction of images whose predicted label equals the true label."""
-    t, p = np.asarray(y_true), np.asarray(y_pred)
-    if len(t) != len(p):
-        raise DataError(f"y_true has {len(t)} labels but y_pred has {len(p)}; they must match.")
-    return _ratio(np.sum(t == p), len(t))
-
-
-def sensitivity_score(y_true: Any, y_pred: Any, *, positive_label: Any) -> float:
-    """True positive rate ``TP / (TP + FN)``; NaN when there are no positives."""
-    (tn, fp), (fn, tp) = binary_confusion_matrix(y_true, y_pred, positive_label=positive_label)
-    return _ratio(tp, tp + fn)
-
-
-def specificity_score(y_true: Any, y_pred: Any, *, positive_label: Any) -> float:
-    """True negative rate ``TN / (TN + FP)``; NaN when there are no negatives."""
-    (tn, fp), (fn, tp) = binary_confusion_matrix(y_true, y_pred, positive_label=positive_label)
-    return _ratio(tn, tn + fp)
-
-
-def _check_prevalence(prevalence: float) -> float:
-    if not isinstance(prevalence, numbers.Real) or not 0.0 < float(prevalence) < 1.0:
-        raise ConfigurationError(
-            f"The 'prevalence' parameter must be a float in the range (0, 1). Got {prevalence!r} "
-            "instead (e.g. 0.0257 for 2.57%)."
-        )
-    return float(prevalence)
-
-
-def ppv_at_prevalence(sensitivity: Any, specificity: Any, prevalence: float) -> Any:
-    """Positive predictive value at ``prevalence`` by Bayes' rule.
-
-    ``PPV = sens p / (sens p + (1 - spec) (1 - p))``. Works element-wise on arrays.
-
-    Examples
-    --------
-    >>> round(ppv_at_prevalence(0.9, 0.9, 0.1), 4)
-    0.5
-    """
-    p = _check_prevalence(prevalence)
-    sens, spec = np.asarray(sensitivity, float), np.asarray(specificity, float)
-    num, den = sens * p, sens * p + (1.0 - spec) * (1.0 - p)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return float(out) if out.ndim == 0 else out
-
-
-def npv_at_prevalence(sensitivity: Any, specificity: Any, prevalence: float) -> Any:
-    """Negative predictive value at ``prevalence`` by Bayes' rule.
-
-    ``NPV = spec (1 - p) / (spec (1 - p) + (1 - sens) p)``. Works element-wise.
-
-    Examples
-    --------
-    >>> round(npv_at_prevalence(0.9, 0.9, 0.1), 4)
-    0.9878
-    """
-    p = _check_prevalence(prevalence)
-    sens, spec = np.asarray(sensitivity, float), np.asarray(specificity, float)
-    num, den = spec * (1.0 - p), spec * (1.0 - p) + (1.0 - sens) * p
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return float(out) if out.ndim == 0 else out
-
-
-def roc_auc(y_true: Any, y_score: Any, *, positive_label: Any) -> float:
-    """Area under the ROC curve; NaN when only one class is present."""
-    t = _as_binary(y_true, positive_label)
-    s = _as_scores(y_score, len(t))
-    if t.all() or not t.any():
-        return float("nan")
-    return float(roc_auc_score(t, s))
-
-
-# -- DeLong --------------------------------------------------------------------------------
-def _midrank(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    n = len(x)
-    ranks_sorted = np.empty(n, dtype=np.float64)
-    # boundaries of tie blocks
-    starts = np.r_[0, np.flatnonzero(np.diff(xs)) + 1]
-    ends = np.r_[starts[1:], n]
-    mid = (starts + ends + 1) / 2.0  # average of 1-based ranks start+1..end
-    ranks_sorted[:] = np.repeat(mid, ends - starts)
-    out = np.empty(n, dtype=np.float64)
-    out[order] = ranks_sorted
-    return out
-
-
-def delong_auc_variance(
-    y_true: Any, y_score: Any, *, positive_label: Any = 1
-) -> tuple[float, float]:
-    """Empirical AUC and its DeLong variance (fast algorithm of Sun & Xu, 2014).
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n,)
-        Labels; ``positive_label`` marks the positives.
-    y_score : array-like of shape (n,)
-        Scores, higher meaning more likely positive.
-    positive_label : object, default=1
-
-    Returns
-    -------
-    auc : float
-    variance : float
-        ``Var(V10) / m + Var(V01) / n`` from the structural components
-        (DeLong, DeLong & Clarke-Pearson 1988), computed with mid-ranks in
-        ``O(N log N)``. NaN when a class has fewer than two images.
-
-    Examples
-    --------
-    >>> auc, var = delong_auc_variance([1, 1, 1, 0, 0], [0.9, 0.8, 0.4, 0.7, 0.3])
-    >>> round(auc, 4), round(var, 4)
-    (0.8333, 0.0556)
-    """
-    t = _as_binary(y_true, positive_label)
-    s = _as_scores(y_score, len(t))
-    x, y = s[t], s[~t]
-    m, n = len(x), len(y)
-    if m == 0 or n == 0:
-        return float("nan"), float("nan")
-    tx, ty, tz = _midrank(x), _midrank(y), _midrank(np.r_[x, y])
-    auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
-    if m < 2 or n < 2:
-        return float(auc), float("nan")
-    v10 = (tz[:m] - tx) / n
-    v01 = 1.0 - (tz[m:] - ty) / m
-    var = np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n
-    return float(auc), float(var)
-
-
-def delong_auc_ci(
-    y_true: Any, y_score: Any, *, positive_label: Any = 1, confidence: float = 0.95
-) -> tuple[float, float, float]:
-    """AUC with a DeLong confidence interval ``AUC +- z sd``, clipped to ``[0, 1]``.
-
-    Returns
-    -------
-    auc, ci_low, ci_high : float
-    """
-    auc, var = delong_auc_variance(y_true, y_score, positive_label=positive_label)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    if not np.isfinite(var):
-        return auc, float("nan"), float("nan")
-    sd = math.sqrt(max(var, 0.0))
-    return auc, max(0.0, auc - z * sd), min(1.0, auc + z * sd)
-
-
-# -- weighted (bootstrap) statistics --------------------------------------------------------
-def _weighted_stats(
-    w: np.ndarray, t: np.ndarray, pred: np.ndarray, tie_id: np.ndarray, n_ties: int
-) -> dict[str, np.ndarray]:
-    """Metrics for each row of image weights ``w`` (B, n); all vectorised."""
-    tp = w[:, t & pred].sum(1)
-    fn = w[:, t & ~pred].sum(1)
-    tn = w[:, ~t & ~pred].sum(1)
-    fp = w[:, ~t & pred].sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pos, neg = tp + fn, tn + fp
-        out = {
-            "accuracy": (tp + tn) / (pos + neg),
-            "sensitivity": tp / pos,
-            "specificity": tn / neg,
-            "ppv_sample": tp / (tp + fp),
-            "npv_sample": tn / (tn + fn),
-        }
-        # AUC: weighted positive and negative mass per tie block of the sorted scores
-        order = np.argsort(tie_id, kind="stable")
-        ends = np.searchsorted(tie_id[order], np.arange(n_ties), side="right") - 1
-        ws = w[:, order]
-        ts = t[order]
-        cum_p = np.cumsum(np.where(ts, ws, 0.0), axis=1)[:, ends]
-        cum_n = np.cumsum(np.where(ts, 0.0, ws), axis=1)[:, ends]
-        P = np.diff(cum_p, axis=1, prepend=0.0)
-        N = np.diff(cum_n, axis=1, prepend=0.0)
-        below = np.cumsum(N, axis=1) - N  # negative mass strictly below each block
-        out["auc"] = (P * (below + 0.5 * N)).sum(1) / (pos * neg)
-    for v in out.values():
-        v[~np.isfinite(v)] = np.nan
-    return out
-
-
+# -- compute_metrics ------------------------------------------------------------------------
 def _entry(value: float, low: float, high: float, method: str, **extra: Any) -> dict[str, Any]:
     d: dict[str, Any] = {
         "value": float(value),
@@ -324,6 +83,105 @@ def _entry(value: float, low: float, high: float, method: str, **extra: Any) -> 
     }
     d.update(extra)
     return d
+
+
+def _check_settings(n_bootstraps: Any, confidence: Any, prevalence: float | None) -> float | None:
+    if not isinstance(n_bootstraps, numbers.Integral) or n_bootstraps < 0:
+        raise ConfigurationError(
+            f"The 'n_bootstraps' parameter must be an int in the range [0, inf). Got "
+            f"{n_bootstraps!r} instead."
+        )
+    if not isinstance(confidence, numbers.Real) or not 0.0 < float(confidence) < 1.0:
+        raise ConfigurationError(
+            f"The 'confidence' parameter must be a float in the range (0, 1). Got {confidence!r} "
+            "instead."
+        )
+    return None if prevalence is None else check_prevalence(prevalence)
+
+
+def _bootstrap_stats(
+    t: np.ndarray,
+    s: np.ndarray,
+    threshold: float,
+    index: np.ndarray,
+    n_bootstraps: int,
+    random_state: int | None,
+) -> dict[str, np.ndarray]:
+    """Compute every figure in each patient-bootstrap resample (empty dict for none)."""
+    if n_bootstraps == 0:
+        return {}
+    pred = s >= threshold
+    _, tie_id = np.unique(s, return_inverse=True)
+    n_ties = int(tie_id.max()) + 1
+    parts = [
+        weighted_stats(w, t, pred, tie_id, n_ties)
+        for w in bootstrap_weights(index, n_bootstraps, random_state)
+    ]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _predictive_values(
+    point: dict[str, float],
+    boot: dict[str, np.ndarray],
+    prevalence: float | None,
+    confidence: float,
+    boot_method: str,
+) -> dict[str, Any]:
+    """Build the PPV and NPV entries, at the sample prevalence or by Bayes' rule at ``prevalence``."""
+    if prevalence is None:
+        ppv_b, npv_b = boot.get("ppv_sample"), boot.get("npv_sample")
+        ppv, npv = point["ppv_sample"], point["npv_sample"]
+        where = "at the sample prevalence"
+    else:
+        ppv = ppv_at_prevalence(point["sensitivity"], point["specificity"], prevalence)
+        npv = npv_at_prevalence(point["sensitivity"], point["specificity"], prevalence)
+        ppv_b = npv_b = None
+        if boot:
+            sens_b, spec_b = boot["sensitivity"], boot["specificity"]
+            ppv_b = np.asarray(ppv_at_prevalence(sens_b, spec_b, prevalence), float)
+            npv_b = np.asarray(npv_at_prevalence(sens_b, spec_b, prevalence), float)
+        where = f"at prevalence {prevalence:g} (Bayes' rule from sensitivity and specificity)"
+    out = {}
+    for name, val, b in (("ppv", ppv, ppv_b), ("npv", npv, npv_b)):
+        lo, hi, nv = percentile_interval(b, confidence)
+        out[name] = _entry(val, lo, hi, f"{where}; {boot_method}", n_valid=nv)
+    return out
+
+
+def _auc_entry(
+    t: np.ndarray,
+    s: np.ndarray,
+    point_auc: float,
+    boot: dict[str, np.ndarray],
+    confidence: float,
+    boot_method: str,
+    patient_level: bool,
+) -> dict[str, Any]:
+    """Build the AUC entry with its patient bootstrap (``patient_level``) or DeLong interval."""
+    _, d_lo, d_hi = delong_auc_ci(t, s, positive_label=True, confidence=confidence)
+    b_lo, b_hi, b_nv = percentile_interval(boot.get("auc"), confidence)
+    both = {"n_valid": b_nv, "delong_ci": [d_lo, d_hi], "bootstrap_ci": [b_lo, b_hi]}
+    if patient_level:
+        method = boot_method + (
+            "; DeLong interval kept in 'delong_ci' (it assumes independent images)"
+        )
+        return _entry(point_auc, b_lo, b_hi, method, **both)
+    method = f"DeLong {confidence:.0%} interval (fast DeLong, Sun & Xu 2014), independent images"
+    return _entry(point_auc, d_lo, d_hi, method, **both)
+
+
+def _check_inputs(y_true: Any, y_score: Any, positive_label: Any) -> tuple[np.ndarray, np.ndarray]:
+    t = as_binary(y_true, positive_label)
+    if len(t) == 0:
+        raise DataError("compute_metrics got no images (y_true is empty).")
+    s = as_scores(y_score, len(t))
+    if not t.any():
+        raise DataError(
+            f"positive_label={positive_label!r} does not occur in y_true (labels seen: "
+            f"{sorted(map(str, set(np.asarray(y_true).tolist())))[:10]}). Pass the label of the "
+            "positive class as it appears in y_true."
+        )
+    return t, s
 
 
 def compute_metrics(
@@ -338,7 +196,7 @@ def compute_metrics(
     confidence: float = 0.95,
     random_state: int | None = 0,
 ) -> dict[str, Any]:
-    """Every figure of a binary evaluation with its confidence interval.
+    """Compute every figure of a binary evaluation with its confidence interval.
 
     Parameters
     ----------
@@ -382,143 +240,29 @@ def compute_metrics(
     >>> m["sensitivity"]["value"], m["auc"]["value"]
     (0.5, 1.0)
     """
-    t = _as_binary(y_true, positive_label)
+    t, s = _check_inputs(y_true, y_score, positive_label)
     n = len(t)
-    if n == 0:
-        raise DataError("compute_metrics got no images (y_true is empty).")
-    s = _as_scores(y_score, n)
-    if not t.any():
-        raise DataError(
-            f"positive_label={positive_label!r} does not occur in y_true (labels seen: "
-            f"{sorted(map(str, set(np.asarray(y_true).tolist())))[:10]}). Pass the label of the "
-            "positive class as it appears in y_true."
-        )
-    if not isinstance(n_bootstraps, numbers.Integral) or n_bootstraps < 0:
-        raise ConfigurationError(
-            f"The 'n_bootstraps' parameter must be an int in the range [0, inf). Got "
-            f"{n_bootstraps!r} instead."
-        )
-    if not isinstance(confidence, numbers.Real) or not 0.0 < confidence < 1.0:
-        raise ConfigurationError(
-            f"The 'confidence' parameter must be a float in the range (0, 1). Got {confidence!r} "
-            "instead."
-        )
-    if prevalence is not None:
-        prevalence = _check_prevalence(prevalence)
-    if groups is not None:
-        g = np.asarray(groups)
-        if g.ndim != 1 or len(g) != n:
-            raise DataError(
-                f"groups must hold one patient id per image ({n}); got shape {g.shape}."
-            )
-        if g.dtype == object and any(v is None for v in g):
-            raise DataError("groups contains missing patient ids (None); give every image one.")
-        _, group_index = np.unique(g.astype(str) if g.dtype == object else g, return_inverse=True)
-    else:
-        group_index = np.arange(n)
-    n_groups = int(group_index.max()) + 1
-
-    pred = s >= threshold
-    # tie blocks of the scores (for the weighted AUC)
-    _, tie_id = np.unique(s, return_inverse=True)
-    n_ties = int(tie_id.max()) + 1
-    point = {
-        k: float(v[0]) for k, v in _weighted_stats(np.ones((1, n)), t, pred, tie_id, n_ties).items()
-    }
-
-    # bootstrap: counts of each patient in each resample -> image weights
-    alpha = (1.0 - confidence) / 2.0
-    boot: dict[str, np.ndarray] = {}
-    if n_bootstraps > 0:
-        rng = np.random.default_rng(random_state)
-        chunk = max(1, min(n_bootstraps, int(4_000_000 // max(n, 1))))
-        parts: list[dict[str, np.ndarray]] = []
-        done = 0
-        while done < n_bootstraps:
-            b = min(chunk, n_bootstraps - done)
-            draws = rng.integers(0, n_groups, size=(b, n_groups))
-            draws += np.arange(b)[:, None] * n_groups
-            counts = np.bincount(draws.ravel(), minlength=b * n_groups).reshape(b, n_groups)
-            parts.append(
-                _weighted_stats(counts[:, group_index].astype(np.float64), t, pred, tie_id, n_ties)
-            )
-            done += b
-        boot = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-    def interval(values: np.ndarray | None) -> tuple[float, float, int]:
-        if values is None:
-            return float("nan"), float("nan"), 0
-        ok = values[np.isfinite(values)]
-        if len(ok) == 0:
-            return float("nan"), float("nan"), 0
-        lo, hi = np.percentile(ok, [100 * alpha, 100 * (1 - alpha)])
-        return float(lo), float(hi), int(len(ok))
+    prevalence = _check_settings(n_bootstraps, confidence, prevalence)
+    index = cluster_index(groups, n)
+    point = point_stats(t, s, threshold)
+    boot = _bootstrap_stats(t, s, threshold, index, n_bootstraps, random_state)
 
     unit = "patients" if groups is not None else "images"
-    pct = f"{confidence:.0%}"
     boot_method = (
         f"percentile bootstrap over {unit} ({n_bootstraps} resamples, seed {random_state})"
+        if n_bootstraps > 0
+        else "point estimate only (n_bootstraps=0)"
     )
-    if n_bootstraps == 0:
-        boot_method = "point estimate only (n_bootstraps=0)"
     out: dict[str, Any] = {}
     for name in ("accuracy", "sensitivity", "specificity"):
-        lo, hi, nv = interval(boot.get(name))
+        lo, hi, nv = percentile_interval(boot.get(name), confidence)
         out[name] = _entry(point[name], lo, hi, boot_method, n_valid=nv)
-
-    # PPV / NPV
-    if prevalence is None:
-        ppv_b, npv_b = boot.get("ppv_sample"), boot.get("npv_sample")
-        ppv, npv = point["ppv_sample"], point["npv_sample"]
-        where = "at the sample prevalence"
-    else:
-        ppv = ppv_at_prevalence(point["sensitivity"], point["specificity"], prevalence)
-        npv = npv_at_prevalence(point["sensitivity"], point["specificity"], prevalence)
-        ppv_b = npv_b = None
-        if boot:
-            ppv_b = np.asarray(
-                ppv_at_prevalence(boot["sensitivity"], boot["specificity"], prevalence), float
-            )
-            npv_b = np.asarray(
-                npv_at_prevalence(boot["sensitivity"], boot["specificity"], prevalence), float
-            )
-        where = f"at prevalence {prevalence:g} (Bayes' rule from sensitivity and specificity)"
-    for name, val, b in (("ppv", ppv, ppv_b), ("npv", npv, npv_b)):
-        lo, hi, nv = interval(b)
-        out[name] = _entry(val, lo, hi, f"{where}; {boot_method}", n_valid=nv)
-
-    # AUC
-    auc_d, d_lo, d_hi = delong_auc_ci(t, s, positive_label=True, confidence=confidence)
-    b_lo, b_hi, b_nv = interval(boot.get("auc"))
-    delong_method = f"DeLong {pct} interval (fast DeLong, Sun & Xu 2014), independent images"
-    if groups is not None and n_bootstraps > 0:
-        out["auc"] = _entry(
-            point["auc"],
-            b_lo,
-            b_hi,
-            boot_method + "; DeLong interval kept in 'delong_ci' (it assumes independent images)",
-            n_valid=b_nv,
-            delong_ci=[d_lo, d_hi],
-            bootstrap_ci=[b_lo, b_hi],
-        )
-    else:
-        out["auc"] = _entry(
-            point["auc"],
-            d_lo,
-            d_hi,
-            delong_method,
-            n_valid=b_nv,
-            delong_ci=[d_lo, d_hi],
-            bootstrap_ci=[b_lo, b_hi],
-        )
-
-    cm = binary_confusion_matrix(t, pred, positive_label=True)
-    out["confusion_matrix"] = {
-        "tn": int(cm[0, 0]),
-        "fp": int(cm[0, 1]),
-        "fn": int(cm[1, 0]),
-        "tp": int(cm[1, 1]),
-    }
+    out.update(_predictive_values(point, boot, prevalence, confidence, boot_method))
+    out["auc"] = _auc_entry(
+        t, s, point["auc"], boot, confidence, boot_method, groups is not None and n_bootstraps > 0
+    )
+    (tn, fp), (fn, tp) = binary_confusion_matrix(t, s >= threshold, positive_label=True)
+    out["confusion_matrix"] = {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
     out["settings"] = {
         "positive_label": positive_label
         if isinstance(positive_label, (str, int, float, bool))
@@ -533,7 +277,7 @@ def compute_metrics(
         "n_images": int(n),
         "n_positive": int(t.sum()),
         "n_negative": int((~t).sum()),
-        "n_groups": n_groups,
+        "n_groups": int(index.max()) + 1,
     }
     return out
 
@@ -547,7 +291,7 @@ def per_fold_metrics(
     threshold: float = 0.5,
     prevalence: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Point estimates of every figure, one dict per fold.
+    """Compute the point estimate of every figure, one dict per fold.
 
     Parameters
     ----------
@@ -565,89 +309,23 @@ def per_fold_metrics(
         (NaN where a figure is undefined in that fold), sorted by fold.
     """
     t = np.asarray(y_true)
-    s = _as_scores(y_score, len(t))
+    s = as_scores(y_score, len(t))
     f = np.asarray(folds)
     if len(f) != len(t):
         raise DataError(f"folds has {len(f)} entries but y_true has {len(t)}; they must match.")
     rows = []
     for k in np.unique(f):
         sel = f == k
-        tb = _as_binary(t[sel], positive_label)
-        pred = s[sel] >= threshold
-        _, tie_id = np.unique(s[sel], return_inverse=True)
-        st = {
-            k2: float(v[0])
-            for k2, v in _weighted_stats(
-                np.ones((1, int(sel.sum()))), tb, pred, tie_id, int(tie_id.max()) + 1
-            ).items()
-        }
+        tb = as_binary(t[sel], positive_label)
+        st = point_stats(tb, s[sel], threshold)
         if prevalence is None:
             ppv, npv = st["ppv_sample"], st["npv_sample"]
         else:
             ppv = ppv_at_prevalence(st["sensitivity"], st["specificity"], prevalence)
             npv = npv_at_prevalence(st["sensitivity"], st["specificity"], prevalence)
-        rows.append(
-            {
-                "fold": k.item() if hasattr(k, "item") else k,
-                "n_images": int(sel.sum()),
-                "n_positive": int(tb.sum()),
-                "auc": st["auc"],
-                "sensitivity": st["sensitivity"],
-                "specificity": st["specificity"],
-                "accuracy": st["accuracy"],
-                "ppv": float(ppv),
-                "npv": float(npv),
-            }
-        )
+        row = {"fold": k.item() if hasattr(k, "item") else k, "n_images": int(sel.sum())}
+        row["n_positive"] = int(tb.sum())
+        row.update({m: st[m] for m in ("auc", "sensitivity", "specificity", "accuracy")})
+        row.update(ppv=float(ppv), npv=float(npv))
+        rows.append(row)
     return rows
-
-
-# -- scikit-learn scorers ------------------------------------------------------------------------
-def _sens(y_true: Any, y_pred: Any, pos_label: Any) -> float:
-    return sensitivity_score(y_true, y_pred, positive_label=pos_label)
-
-
-def _spec(y_true: Any, y_pred: Any, pos_label: Any) -> float:
-    return specificity_score(y_true, y_pred, positive_label=pos_label)
-
-
-def _acc(y_true: Any, y_pred: Any) -> float:
-    return accuracy_score(y_true, y_pred)
-
-
-def _auc(y_true: Any, y_score: Any, pos_label: Any) -> float:
-    return roc_auc(y_true, y_score, positive_label=pos_label)
-
-
-def make_cxr_scorers(positive_label: Any) -> dict[str, Any]:
-    """Scorers for ``cross_validate`` / ``GridSearchCV`` (higher is better for all).
-
-    Parameters
-    ----------
-    positive_label : object
-        The label of the positive class as it appears in ``y``.
-
-    Returns
-    -------
-    dict of str to scorer
-        ``"accuracy"``, ``"sensitivity"``, ``"specificity"`` (from ``predict``) and
-        ``"roc_auc"`` (from the ``predict_proba`` column of ``positive_label``).
-
-    Examples
-    --------
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.model_selection import cross_validate
-    >>> import numpy as np
-    >>> X = np.r_[np.zeros((10, 1)), np.ones((10, 1))]
-    >>> y = np.array(["neg"] * 10 + ["pos"] * 10)
-    >>> res = cross_validate(LogisticRegression(), X, y, cv=2,
-    ...                      scoring=make_cxr_scorers("pos"))
-    >>> float(res["test_sensitivity"].mean())
-    1.0
-    """
-    return {
-        "accuracy": make_scorer(_acc),
-        "sensitivity": make_scorer(_sens, pos_label=positive_label),
-        "specificity": make_scorer(_spec, pos_label=positive_label),
-        "roc_auc": make_scorer(_auc, response_method="predict_proba", pos_label=positive_label),
-    }

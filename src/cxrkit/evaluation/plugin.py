@@ -1,16 +1,43 @@
-"""cxrkit's built-in evaluation protocols, registered like any third-party plugin."""
+"""cxrkit's built-in evaluation protocols, registered like any third-party plugin.
+
+The protocol classes are :class:`~cxrkit.registry.LazyFactory` objects,
+imported when a protocol is looked up.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..hookspecs import hookimpl
-from ._linear_probe import LinearProbeCV
-from .protocols import Hall2020CV, Hall2020Published, Hall2020Unseen, Opacity2020
+from ..registry import LazyFactory
+
+#: name -> (class as "module:attribute", description).
+_BUILTINS = {
+    "hall2020-cv": (
+        "cxrkit.evaluation.protocols:Hall2020CV",
+        "Hall et al. (2020) k-fold cross-validation of a snapshot ensemble.",
+    ),
+    "hall2020-unseen": (
+        "cxrkit.evaluation.protocols:Hall2020Unseen",
+        "Hall et al. (2020) unseen-test experiment: the 21-model ensemble.",
+    ),
+    "opacity2020": (
+        "cxrkit.evaluation.protocols:Opacity2020",
+        "The ResNet-101 airspace-opacity study (2020).",
+    ),
+    "hall2020-published": (
+        "cxrkit.evaluation.protocols:Hall2020Published",
+        "Evaluate the authors' published small-CNN snapshot ensemble (7 Keras files).",
+    ),
+    "linear-probe-cv": (
+        "cxrkit.evaluation._linear_probe:LinearProbeCV",
+        "Linear probe of a frozen backbone, patient-grouped k-fold cross-validation.",
+    ),
+}
 
 
 @hookimpl
-def cxrkit_register_protocols(register):  # type: ignore[no-untyped-def]
-    register("hall2020-cv", Hall2020CV, description=Hall2020CV.__doc__)
-    register("hall2020-unseen", Hall2020Unseen, description=Hall2020Unseen.__doc__)
-    register("opacity2020", Opacity2020, description=Opacity2020.__doc__)
-    register("hall2020-published", Hall2020Published, description=Hall2020Published.__doc__)
-    register("linear-probe-cv", LinearProbeCV, description=LinearProbeCV.__doc__)
+def cxrkit_register_protocols(register: Callable[..., None]) -> None:
+    """Register the published studies' protocols and the linear probe."""
+    for name, (target, description) in _BUILTINS.items():
+        register(name, LazyFactory(target, description))

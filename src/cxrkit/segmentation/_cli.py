@@ -10,16 +10,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["add_parser", "cmd_train_lungs", "write_overlays", "write_model_card"]
+__all__ = ["add_arguments", "cmd_train_lungs", "write_overlays", "write_model_card"]
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``train-lungs`` subcommand to ``cxrkit``'s subparsers."""
-    p = subparsers.add_parser(
-        "train-lungs",
-        help="train a lung segmenter on manual masks (patient-grouped CV, "
-        "safetensors weights, model card, overlays)",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``cxrkit train-lungs`` to ``p``."""
     p.add_argument(
         "--masks",
         required=True,
@@ -60,7 +55,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train_lungs)
-    return p
 
 
 def write_overlays(
@@ -72,9 +66,7 @@ def write_overlays(
     ncols: int = 4,
     heading: str = "manual mask (green), predicted on held-out patients (red)",
 ) -> Path:
-    """A PNG grid: each image with the manual mask (green, where given) and the predicted
-    one (red).
-    """
+    """Write a PNG grid of images with the manual (green) and predicted (red) lung masks."""
     import matplotlib
 
     matplotlib.use("Agg")

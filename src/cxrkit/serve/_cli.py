@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["add_parser", "cmd_serve", "TOKEN_ENV"]
+__all__ = ["add_arguments", "cmd_serve", "TOKEN_ENV"]
 
 #: Environment variable read when ``--token`` is not given.
 TOKEN_ENV = "CXRKIT_SERVE_TOKEN"
@@ -24,16 +23,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``serve`` to the ``cxrkit`` subcommands."""
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the arguments of ``cxrkit serve`` to ``p``."""
     from ._batching import MAX_BATCH, MAX_QUEUE, MAX_WAIT_MS
     from ._uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
 
-    p = subparsers.add_parser(
-        "serve",
-        help="web page and JSON API for a saved model",
-        description="Serve a saved model: the page at /, the API at "
-        "/v1/predict and /v1/model, OpenAPI docs at /docs.",
+    p.description = (
+        "Serve a saved model: the page at /, the API at /v1/predict and /v1/model, "
+        "OpenAPI docs at /docs."
     )
     p.add_argument("model", help="folder written by --save or cxrkit.save_model")
     p.add_argument(
@@ -117,7 +114,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="info", help="uvicorn's log level")
     p.set_defaults(func=cmd_serve)
-    return p
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import lazy_loader
 import numpy as np
 
-from ..io import resolve_transforms
 from ..plugins import get_registry
-from ._augment import CXRLight, CXRStrong, RandomGamma, TorchvisionAugment, resolve_augment
-from ._lungs import ImplausibleLungMaskWarning, LungCrop, LungMask, lung_blackout
-from ._transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    CentreBlackout,
-    CentreCrop,
-    GrayTo3Channel,
-    HorizontalFlip,
-    ImageNetNormalize,
-    JpegRecompress,
-    Resize,
-    Transform,
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._augment import CXRLight, CXRStrong, RandomGamma, TorchvisionAugment, resolve_augment
+    from ._lungs import ImplausibleLungMaskWarning, LungCrop, LungMask, lung_blackout
+    from ._transforms import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        CentreBlackout,
+        CentreCrop,
+        GrayTo3Channel,
+        HorizontalFlip,
+        ImageNetNormalize,
+        JpegRecompress,
+        Resize,
+        Transform,
+    )
+
+# Submodules are imported on first attribute access (PEP 562), so that importing
+# the package (or one light submodule, like its plugin) does not import torch.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_augment": [
+            "CXRLight",
+            "CXRStrong",
+            "RandomGamma",
+            "TorchvisionAugment",
+            "resolve_augment",
+        ],
+        "_lungs": ["ImplausibleLungMaskWarning", "LungCrop", "LungMask", "lung_blackout"],
+        "_transforms": [
+            "IMAGENET_MEAN",
+            "IMAGENET_STD",
+            "CentreBlackout",
+            "CentreCrop",
+            "GrayTo3Channel",
+            "HorizontalFlip",
+            "ImageNetNormalize",
+            "JpegRecompress",
+            "Resize",
+            "Transform",
+        ],
+    },
 )
 
 __all__ = [
@@ -63,3 +93,16 @@ def create_transform(name: str, /, **options: Any) -> Callable[[np.ndarray], np.
     12.0
     """
     return get_registry("transform").create(name, **options)
+
+
+def resolve_transforms(
+    transforms: Any, owner: str = "CXRClassifier"
+) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """Return the callables of a ``transforms`` parameter (see :func:`cxrkit.io.resolve_transforms`).
+
+    >>> [type(t).__name__ for t in resolve_transforms(["centre_blackout"])]
+    ['CentreBlackout']
+    """
+    from ..io import resolve_transforms as resolve  # io is imported on first use here
+
+    return resolve(transforms, owner)

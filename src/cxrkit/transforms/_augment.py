@@ -58,7 +58,7 @@ class TorchvisionAugment(Transform):
         Seeds the sequence of per-image seeds.
     """
 
-    _params = ("pipeline", "random_state")
+    _params: tuple[str, ...] = ("pipeline", "random_state")
     deterministic = False
 
     def __init__(

@@ -115,7 +115,11 @@ class Hall2020Unseen(Protocol):
         return vote
 
     def _recompress(self, ds: CXRDataset, label: str, folder: Path) -> CXRDataset:
-        """``ds`` with the images labelled ``label`` re-encoded as JPEG (stored losslessly)."""
+        """``ds`` with the images labelled ``label`` re-encoded as JPEG (stored losslessly).
+
+        File-based datasets get their re-encoded images written under ``folder``, which
+        must be this dataset's own: files are named by their row number.
+        """
         from PIL import Image
 
         from ...estimators import as_image_source
@@ -124,6 +128,7 @@ class Hall2020Unseen(Protocol):
         jpeg = create_transform("jpeg_recompress", quality=self.jpeg_quality)
         src = as_image_source(ds.X)
         X = ds.X.copy()
+        folder.mkdir(parents=True, exist_ok=True)
         for i in np.flatnonzero(np.asarray(ds.y).astype(str) == label):
             img = (np.clip(jpeg(src.load(int(i))), 0, 1) * 255).round().astype(np.uint8)
             if ds.X.dtype == object:
@@ -178,8 +183,10 @@ class Hall2020Unseen(Protocol):
             )
         label = self.recompress_label or neg
         tmp = Path(tempfile.mkdtemp(prefix="cxrkit-jpeg90-"))
-        train = self._recompress(train, label, tmp)
-        test = self._recompress(test, self.recompress_label or tneg, tmp)
+        # One folder per split: row numbers repeat across splits, file names must not.
+        train = self._recompress(train, label, tmp / "train")
+        originals = test.X
+        test = self._recompress(test, self.recompress_label or tneg, tmp / "test")
         vote = with_epoch_progress(self.build(), progress)
         fit_with_groups(
             vote, train.X, np.asarray(train.y).astype(str), np.asarray(train.groups).astype(str)
@@ -192,7 +199,7 @@ class Hall2020Unseen(Protocol):
             config=self.config(),
             positive_label=tpos,
             classes=[tneg, tpos],
-            images=[str(v) for v in (test.X if test.X.dtype == object else range(len(y_te)))],
+            images=[str(v) for v in (originals if test.X.dtype == object else range(len(y_te)))],
             y_true=y_te,
             y_score=scores,
             groups=np.asarray(test.groups).astype(str),

@@ -1,0 +1,5 @@
+"""``python -m cxrkit.cli``, the same as ``cxrkit``."""
+
+from .app import main
+
+raise SystemExit(main())
