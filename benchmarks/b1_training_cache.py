@@ -37,13 +37,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import header  # noqa: E402
 
 from cxrkit._memory import retain_freed_memory  # noqa: E402
-from cxrkit.estimators import (  # noqa: E402
+from cxrkit.estimators import (  # noqa: E402  # noqa: E402
     CXRClassifier,
     SnapshotEnsembleClassifier,
+    as_image_source,
     clear_feature_cache,
     feature_cache_stats,
+    prepare_images,
+    to_tensor,
 )
-from cxrkit.estimators._data import _to_tensor, as_image_source, prepare_images  # noqa: E402
 
 
 def synthetic(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +115,7 @@ def main() -> None:
         with torch.inference_mode(), retain_freed_memory(tuned):
             for flip in (False, True):
                 for s in range(0, len(images), 32):
-                    xb = torch.stack([_to_tensor(im, prep, flip) for im in images[s : s + 32]])
+                    xb = torch.stack([to_tensor(im, prep, flip) for im in images[s : s + 32]])
                     net.features(xb.contiguous(memory_format=fmt))
         return time.perf_counter() - t0
 

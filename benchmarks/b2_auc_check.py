@@ -129,7 +129,7 @@ def vgg16_hed(
     else:
         with torch.inference_mode():
             F = np.concatenate(
-                [net.features(xb).numpy() for xb in clf.iter_batches(clf._check_predict_input(X))]
+                [net.features(xb).numpy() for xb in clf.iter_batches(clf.check_predict_input(X))]
             )
         if features_cache:
             np.save(features_cache, F)

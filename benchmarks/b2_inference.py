@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import header  # noqa: E402
 from _pngs import write_pngs  # noqa: E402
 
+import cxrkit  # noqa: E402
 from cxrkit.architectures import create_architecture  # noqa: E402
 from cxrkit.estimators import CXRClassifier  # noqa: E402
 
@@ -95,7 +96,6 @@ def main() -> None:
                 architecture="resnet101",
                 head="fc",
                 freeze="all_but_last",
-                channels_last=cl,
                 batch_size=16,
                 device="cpu",
             )
@@ -104,7 +104,10 @@ def main() -> None:
             if cl:
                 clf.module_.to(memory_format=torch.channels_last)
             label = f"cxrkit predict_proba from PNG files, end to end, {'channels-last' if cl else 'contiguous'}"
-            results[label], _ = bench(lambda clf=clf: clf.predict_proba(paths), n, repeats, label)
+            with cxrkit.config_context(channels_last=cl):
+                results[label], _ = bench(
+                    lambda clf=clf: clf.predict_proba(paths), n, repeats, label
+                )
         net.to(memory_format=torch.contiguous_format)
         if args.onnx:
             try:

@@ -63,7 +63,7 @@ def main() -> None:
             sessions[spin] = ort.InferenceSession(
                 pred.model_path_, so, providers=["CPUExecutionProvider"]
             )
-        batches = [xb.numpy() for xb in clf.iter_batches(clf._check_predict_input(paths))]
+        batches = [xb.numpy() for xb in clf.iter_batches(clf.check_predict_input(paths))]
 
         def end_to_end() -> None:
             pred.predict_proba(paths)
@@ -73,7 +73,7 @@ def main() -> None:
                 pred.session_.run(None, {"x": b})
 
         def decode_only() -> None:
-            for _ in clf.iter_batches(clf._check_predict_input(paths)):
+            for _ in clf.iter_batches(clf.check_predict_input(paths)):
                 pass
 
         runs: dict[str, list[float]] = {}

@@ -38,6 +38,7 @@ def _rss_mb() -> float:
 
 
 def run_child(folder: str, n: int, arch: str, tune_malloc: bool | str = "auto") -> dict:
+    import cxrkit
     from cxrkit.architectures import Preprocessing, create_architecture
     from cxrkit.estimators import CXRClassifier
 
@@ -55,10 +56,11 @@ def run_child(folder: str, n: int, arch: str, tune_malloc: bool | str = "auto") 
         preprocessing=prep,
     )
     # measure streaming prediction, not the cache
-    clf.set_params(feature_cache=False, tune_malloc=tune_malloc)
+    clf.set_params(feature_cache=False)
     before = _rss_mb()
     t0 = time.perf_counter()
-    proba = clf.predict_proba(paths)
+    with cxrkit.config_context(tune_malloc=tune_malloc):
+        proba = clf.predict_proba(paths)
     dt = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"n": len(proba), "rss_before_mb": before, "peak_rss_mb": peak, "seconds": dt}

@@ -41,6 +41,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import header  # noqa: E402
 
+import cxrkit  # noqa: E402
 from cxrkit._memory import retain_freed_memory  # noqa: E402
 from cxrkit.architectures import create_architecture, grayscale_first_conv  # noqa: E402
 from cxrkit.estimators import CXRClassifier  # noqa: E402
@@ -179,9 +180,7 @@ def main() -> None:
         (
             "CXRClassifier, every speed option off (cxrkit layer order, unchunked)",
             {
-                "grayscale_conv": False,
-                "channels_last": False,
-                "tune_malloc": False,
+                "config": {"grayscale_conv": False, "channels_last": False, "tune_malloc": False},
                 "module__chunk_bytes": None,
                 "module__sparse_backward": False,
             },
@@ -197,11 +196,15 @@ def main() -> None:
         ),
     )
     clfs = {}
+    switches: dict[str, dict] = {}
     for label, kw in configs:
+        kw = dict(kw)
+        switches[label] = kw.pop("config", {})
         clf = CXRClassifier.from_recipe(
             "hall2020", architecture="hall2020_cnn", max_epochs=1, random_state=0, **kw
         )
-        clf.fit(Xi[:32], yi[:32])  # warm-up
+        with cxrkit.config_context(**switches[label]):
+            clf.fit(Xi[:32], yi[:32])  # warm-up
         clf.set_params(max_epochs=2)
         clfs[label] = clf
     ts: dict[str, list[float]] = {label: [] for label in clfs}
@@ -211,7 +214,8 @@ def main() -> None:
         eager_now.append(train("eager", X, y, steps)[0])
         for label, clf in clfs.items():
             t0 = time.perf_counter()
-            clf.fit(Xi, yi)
+            with cxrkit.config_context(**switches[label]):
+                clf.fit(Xi, yi)
             ts[label].append(time.perf_counter() - t0)
             epochs[label] += list(clf.history_[:, "dur"])  # skorch's per-epoch wall time
     base_now = statistics.median(eager_now)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import lazy_loader
 
+from ._config import config_context, get_config, set_config
 from .errors import CxrkitError
 from .hookspecs import hookimpl
 
@@ -112,11 +113,13 @@ __all__ = [
     "__version__",
     "clear_feature_cache",
     "compute_metrics",
+    "config_context",
     "create_architecture",
     "create_protocol",
     "create_transform",
     "feature_cache_stats",
     "format_summary_table",
+    "get_config",
     "grayscale_first_conv",
     "gradcam",
     "hall2020_ensemble",
@@ -137,5 +140,6 @@ __all__ = [
     "read_xray",
     "run_data_checks",
     "save_model",
+    "set_config",
     "write_report",
 ]

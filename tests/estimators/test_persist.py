@@ -178,3 +178,87 @@ def test_format1_folder_without_manifest_loads_with_a_warning(tmp_path, two_mode
 def test_not_a_model_folder(tmp_path):
     with pytest.raises(CxrkitError, match="is not a cxrkit model folder: expected manifest"):
         load_model(tmp_path / "missing")
+
+
+def _rewrite_config(d: Path, change) -> None:  # type: ignore[no-untyped-def]
+    """Edit config.json and record its new digest in the manifest."""
+    from cxrkit.estimators._atomic import file_digest
+
+    config = json.loads((d / "config.json").read_text())
+    change(config)
+    (d / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["files"]["config.json"] = file_digest(d / "config.json")
+    (d / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_saved_models_carry_the_current_format(tmp_path, two_models):
+    from cxrkit.estimators._model_schema import FORMAT
+
+    save_model(two_models[0], tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert config["format"] == manifest["format"] == FORMAT == 3
+    assert not {"grayscale_conv", "channels_last", "tune_malloc"} & set(config["params"])
+
+
+def test_format2_folder_is_upgraded(tmp_path, ensemble, data):
+    d = tmp_path / "e"
+    save_model(ensemble, d)
+
+    def to_format2(config):  # what cxrkit wrote before the switches became config keys
+        config["format"] = 2
+        config["params"].update(grayscale_conv="auto", channels_last=False, tune_malloc=True)
+
+    _rewrite_config(d, to_format2)
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["format"] = 2
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_model(d)
+    assert not {"grayscale_conv", "channels_last", "tune_malloc"} & set(
+        loaded.estimator_.get_params()
+    )
+    np.testing.assert_allclose(
+        loaded.predict_proba(data[0]), ensemble.predict_proba(data[0]), atol=1e-6
+    )
+
+
+def test_format3_folder_with_a_removed_parameter_is_refused(tmp_path, two_models):
+    d = tmp_path / "m"
+    save_model(two_models[0], d)
+    _rewrite_config(d, lambda c: c["params"].update(tune_malloc=False))
+    with pytest.raises(
+        ModelFormatError, match=r"field 'params': unknown key\(s\) \['tune_malloc'\]"
+    ):
+        load_model(d)
+
+
+def test_newer_format_is_refused(tmp_path, two_models):
+    d = tmp_path / "m"
+    save_model(two_models[0], d)
+    _rewrite_config(d, lambda c: c.update(format=4))
+    with pytest.raises(
+        ModelFormatError, match=r"has format 4; this cxrkit reads model formats 1, 2, 3"
+    ):
+        load_model(d)
+
+
+def test_pickle_of_an_older_format_is_upgraded(two_models, data):
+    import pickle
+
+    clf = two_models[0]
+    state = clf.__getstate__()
+    del state["_cxrkit_format"], state["tta"], state["cache_dir"]  # written before they existed
+    state["tune_malloc"] = False  # a parameter then, a cxrkit.set_config key now
+    old = CXRClassifier.__new__(CXRClassifier)
+    old.__setstate__(state)
+    assert old.tta is None and old.cache_dir is None and "tune_malloc" not in vars(old)
+    np.testing.assert_allclose(old.predict_proba(data[0]), clf.predict_proba(data[0]), atol=1e-6)
+    assert pickle.loads(pickle.dumps(old)).get_params() == old.get_params()
+
+
+def test_pickle_of_a_newer_format_is_refused(two_models):
+    state = two_models[0].__getstate__()
+    state["_cxrkit_format"] = 99
+    with pytest.raises(ModelFormatError, match="has format 99; this cxrkit reads formats up to 3"):
+        CXRClassifier.__new__(CXRClassifier).__setstate__(state)

@@ -9,7 +9,13 @@ from sklearn.ensemble import VotingClassifier
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
-from cxrkit import CXRClassifier, SnapshotEnsembleClassifier, hall2020_ensemble, load_model
+from cxrkit import (
+    CXRClassifier,
+    SnapshotEnsembleClassifier,
+    hall2020_ensemble,
+    load_model,
+    save_model,
+)
 from cxrkit.architectures import create_architecture
 from cxrkit.estimators import SnapshotError
 
@@ -140,7 +146,7 @@ def test_save_and_load_members(tmp_path, data):
     ens = SnapshotEnsembleClassifier(
         tiny(max_epochs=4), policy="last", n_snapshots=2, interval=2
     ).fit(X, y)
-    ens.save(tmp_path / "model")
+    save_model(ens, tmp_path / "model")
     files = sorted(p.name for p in (tmp_path / "model").iterdir())
     assert files == [
         "config.json",

@@ -79,12 +79,12 @@ def test_cached_features_equal_backbone_output_in_eval_mode():
     prep = net.preprocessing.__class__(**{**net.preprocessing.to_dict(), "input_size": 16})
     images = (X / 255.0).astype(np.float16)
     feats = cached_features(net, images, prep, views=("orig", "hflip"))
-    from cxrkit.estimators._data import _to_tensor
+    from cxrkit.estimators import to_tensor
 
     net.eval()
     with torch.no_grad():
         for view, flip in (("orig", False), ("hflip", True)):
-            xb = torch.stack([_to_tensor(im, prep, flip) for im in images])
+            xb = torch.stack([to_tensor(im, prep, flip) for im in images])
             np.testing.assert_allclose(
                 net.forward_head(torch.from_numpy(feats[view])), net(xb), atol=1e-5
             )
@@ -174,8 +174,8 @@ def test_switch_off_and_bad_value():
 
     with pytest.raises(
         ConfigurationError,
-        match=r"The 'feature_cache' parameter of "
-        r"CXRClassifier must be True, False or 'auto'. Got 'yes' instead.",
+        match=r"The 'feature_cache' parameter of CXRClassifier must be a str among "
+        r"\{'auto'\} or an instance of 'bool'.*\. Got 'yes' instead\.",
     ):
         _clf(feature_cache="yes").fit(X, y)
 

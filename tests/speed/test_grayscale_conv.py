@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import cxrkit
 from cxrkit.architectures import create_architecture
 from cxrkit.architectures._grayscale import GrayscaleConv2d, grayscale_first_conv
 from cxrkit.estimators import CXRClassifier
@@ -52,8 +53,10 @@ def test_gradients_flow_and_training_matches():
     X = rng.integers(0, 255, (16, 24, 24), dtype=np.uint8)
     y = np.array([0, 1] * 8)
     kw = dict(input_size=24, max_epochs=2, batch_size=8, random_state=0)
-    a = CXRClassifier("tiny_cnn", grayscale_conv=False, **kw).fit(X, y)
-    b = CXRClassifier("tiny_cnn", grayscale_conv=True, **kw).fit(X, y)
+    with cxrkit.config_context(grayscale_conv=False):
+        a = CXRClassifier("tiny_cnn", **kw).fit(X, y)
+    with cxrkit.config_context(grayscale_conv=True):
+        b = CXRClassifier("tiny_cnn", **kw).fit(X, y)
     np.testing.assert_allclose(a.history_[:, "train_loss"], b.history_[:, "train_loss"], atol=1e-5)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)
 
@@ -84,7 +87,8 @@ def test_auto_uses_the_fast_formats_only_when_the_whole_network_trains():
     assert whole.net_.channels_last_input is True
     frozen = CXRClassifier("tiny_cnn", freeze="backbone", **kw).fit(X, y)
     assert isinstance(frozen.module_.backbone[0], torch.nn.Conv2d)
-    off = CXRClassifier("tiny_cnn", grayscale_conv=False, channels_last=False, **kw).fit(X, y)
+    with cxrkit.config_context(grayscale_conv=False, channels_last=False):
+        off = CXRClassifier("tiny_cnn", **kw).fit(X, y)
     assert isinstance(off.module_.backbone[0], torch.nn.Conv2d)
     assert off.net_.channels_last_input is False
 
@@ -103,10 +107,9 @@ def test_auto_leaves_architectures_that_do_not_declare_it_alone():
 def test_format_switches_are_validated():
     from cxrkit.errors import ConfigurationError
 
-    clf = CXRClassifier("tiny_cnn", grayscale_conv="yes")
     with pytest.raises(
         ConfigurationError,
-        match=r"The 'grayscale_conv' parameter of "
-        r"CXRClassifier must be 'auto', True or False. Got 'yes' instead.",
+        match=r"The 'grayscale_conv' configuration key of "
+        r"cxrkit must be 'auto', True or False. Got 'yes' instead.",
     ):
-        clf.fit(np.zeros((4, 8, 8)), [0, 1, 0, 1])
+        cxrkit.set_config(grayscale_conv="yes")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cxrkit
 from cxrkit.errors import ConfigurationError
 from cxrkit.estimators import CXRClassifier
 
@@ -14,8 +15,10 @@ def _fit(**kw):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, (16, 20, 20), dtype=np.uint8)
     y = np.array([0, 1] * 8)
+    switches = {k: kw.pop(k) for k in ("channels_last", "grayscale_conv") if k in kw}
     clf = CXRClassifier("tiny_cnn", input_size=16, max_epochs=1, batch_size=8, random_state=0, **kw)
-    return clf.fit(X, y), X
+    with cxrkit.config_context(**switches):
+        return clf.fit(X, y), X
 
 
 @pytest.mark.parametrize(
@@ -30,20 +33,23 @@ def _fit(**kw):
 def test_fast_options_give_the_same_probabilities(kw):
     ref, X = _fit(channels_last=False, grayscale_conv=False)
     fast, _ = _fit(**kw)
-    np.testing.assert_allclose(fast.predict_proba(X), ref.predict_proba(X), atol=1e-5)
+    with cxrkit.config_context(channels_last=False):
+        ref_proba = ref.predict_proba(X)
+    with cxrkit.config_context(**kw):
+        fast_proba = fast.predict_proba(X)
+    np.testing.assert_allclose(fast_proba, ref_proba, atol=1e-5)
 
 
 def test_amp_is_ignored_on_cpu_and_validated():
     clf, X = _fit(amp="bf16", device="cpu")
     assert clf.predict_proba(X).dtype == np.float64
     clf.set_params(amp="int4")
-    clf.device_ = "cuda"  # the check happens where autocast would be entered
     with pytest.raises(
         ConfigurationError,
         match=r"The 'amp' parameter of CXRClassifier must be "
-        r"None, 'bf16' or 'fp16'. Got 'int4'.",
+        r"None or a str among \{'(bf16|fp16)', '(bf16|fp16)'\}. Got 'int4' instead.",
     ):
-        clf._autocast()
+        clf.fit(X, np.array([0, 1] * 8))
 
 
 def test_streamed_prediction_from_files_matches_arrays(tmp_path):

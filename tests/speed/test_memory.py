@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+import cxrkit
 from cxrkit._memory import glibc_malloc_available, release_free_memory, retain_freed_memory
 
 
@@ -120,21 +121,30 @@ def test_fit_and_predict_tune_the_allocator_on_cpu_unless_switched_off(monkeypat
         seen.append(enabled)
         return real(enabled)
 
-    monkeypatch.setattr(clf_mod, "retain_freed_memory", spy)
-    monkeypatch.setattr(clf_mod, "glibc_malloc_available", lambda: True)
+    import cxrkit.estimators._predict as predict_mod
+    import cxrkit.estimators._training as training_mod
+
+    monkeypatch.setattr(clf_mod, "retain_freed_memory", spy)  # fit
+    monkeypatch.setattr(predict_mod, "retain_freed_memory", spy)  # prediction
+    monkeypatch.setattr(training_mod, "glibc_malloc_available", lambda: True)
     X, y = separable
     params = {"input_size": 16, "max_epochs": 2, "random_state": 0, "device": "cpu"}
     a = CXRClassifier("tiny_cnn", **params).fit(X, y)
-    b = CXRClassifier("tiny_cnn", tune_malloc=False, **params).fit(X, y)
+    with cxrkit.config_context(tune_malloc=False):
+        b = CXRClassifier("tiny_cnn", **params).fit(X, y)
     assert seen == [True, False]
     # the allocator cannot change the arithmetic; prediction is tuned the same way
-    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    pa = a.predict_proba(X)
+    with cxrkit.config_context(tune_malloc=False):
+        pb = b.predict_proba(X)
+    np.testing.assert_array_equal(pa, pb)
     assert seen == [True, False, True, False]
 
 
-def test_tune_malloc_is_validated(separable):
-    from cxrkit import CXRClassifier
+def test_tune_malloc_is_validated():
     from cxrkit.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="'tune_malloc' parameter.*'auto', True or False"):
-        CXRClassifier("tiny_cnn", input_size=16, tune_malloc="yes").fit(*separable)
+    with pytest.raises(
+        ConfigurationError, match="'tune_malloc' configuration key.*'auto', True or False"
+    ):
+        cxrkit.set_config(tune_malloc="yes")

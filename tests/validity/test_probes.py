@@ -35,7 +35,7 @@ def test_centre_blackout():
     with pytest.raises(
         ConfigurationError,
         match=r"^The 'fraction' parameter of CentreBlackout "
-        r"must be a float in the range \(0, 1\)\. "
+        r"must be a float in the range \(0, 1\]\. "
         r"Got 1\.5 instead\.$",
     ):
         CentreBlackout(1.5)

@@ -108,7 +108,7 @@ class CXRNet(nn.Module):
         self.freeze_mode: str = "none"
         #: True when the first registered ``Conv2d`` is the first operation applied to
         #: the input, so that :func:`grayscale_first_conv` may replace it (architecture
-        #: builders set it; ``CXRClassifier(grayscale_conv="auto")`` relies on it).
+        #: builders set it; the ``grayscale_conv="auto"`` config key relies on it).
         self.first_conv_reads_input: bool = False
         #: The only input size the network's layers accept (e.g. a dense layer sized for
         #: a fixed feature map), or ``None`` when any size works.

@@ -4,7 +4,7 @@ from ._accelerate import AcceleratedCXRClassifier
 from ._cache import FeatureCache, clear_feature_cache, feature_cache_stats
 from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress
 from ._classifier import CXRClassifier, resolve_device
-from ._data import ImageSource, as_image_source
+from ._data import ImageSource, as_image_source, prepare_images, prepare_one, to_tensor
 from ._embedder import CXREmbedder, make_linear_probe
 from ._feature_net import FeatureAwareNet
 from ._onnx import INT8_DEFAULTS, OnnxRuntimePredictor, export_onnx, quantize_onnx_int8
@@ -29,6 +29,9 @@ __all__ = [
     "RECIPES",
     "RMSprop",
     "as_image_source",
+    "prepare_images",
+    "prepare_one",
+    "to_tensor",
     "SnapshotCallback",
     "SnapshotEnsembleClassifier",
     "SnapshotError",

@@ -12,7 +12,7 @@ where ``train.py`` fits an :class:`AcceleratedCXRClassifier` exactly like a
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from skorch import NeuralNet
@@ -119,6 +119,11 @@ class AcceleratedCXRClassifier(CXRClassifier):
 
     run with ``accelerate launch --multi_gpu --num_processes 4 train.py``.
     """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        **CXRClassifier._parameter_constraints,
+        "accelerator": "no_validation",
+    }
 
     def __init__(
         self, architecture: str = "resnet50", *, accelerator: Any = None, **kwargs: Any

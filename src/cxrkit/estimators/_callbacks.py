@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from ..errors import NonFiniteLossError
 
@@ -58,38 +59,58 @@ class EpochAccuracy(Callback):
         net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
 
 
-class CosineRestarts(Callback):
+class CosineRestarts(LRScheduler):
     """Cosine-annealed learning rate restarted every ``cycle_epochs`` epochs.
 
     The schedule of Huang et al. (2017), "Snapshot Ensembles: Train 1, get M
-    for free": ``lr(t) = lr0 / 2 * (cos(pi * mod(t, T/M) / (T/M)) + 1)`` with
-    ``t`` counted in batches.
+    for free": ``lr(t) = lr / 2 * (cos(pi * mod(t, T/M) / (T/M)) + 1)`` with ``t``
+    counted in batches. It is skorch's :class:`~skorch.callbacks.LRScheduler`
+    with torch's :class:`~torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`
+    stepped every batch, its period ``T_0`` set to ``cycle_epochs`` epochs'
+    worth of batches when training starts. The scheduler steps before each
+    training batch but the first (rather than after each), so the ``lr`` that
+    :class:`EpochAccuracy` records at the end of an epoch, and a snapshot's
+    ``lr``, are the rate of the epoch's last batch, not the restarted one.
+
+    Parameters
+    ----------
+    cycle_epochs : int
+        Epochs per cycle.
+    eta_min : float, default=0.0
+        The learning rate at the end of each cycle.
     """
 
-    def __init__(self, cycle_epochs: int, lr0: float | None = None) -> None:
+    def __init__(self, cycle_epochs: int, eta_min: float = 0.0) -> None:
+        super().__init__(policy=CosineAnnealingWarmRestarts, step_every="batch")
         self.cycle_epochs = cycle_epochs
-        self.lr0 = lr0
+        self.eta_min = eta_min
 
-    def initialize(self) -> CosineRestarts:
-        self.batch_idx_ = 0
-        self.batches_per_epoch_: int | None = None
-        return self
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Return the scheduler's keyword arguments (``cycle_epochs`` becomes ``T_0``)."""
+        kw = dict(super().kwargs)
+        kw.pop("cycle_epochs", None)
+        return kw
 
     def on_train_begin(self, net: Any, X: Any = None, y: Any = None, **kwargs: Any) -> None:
-        self.batch_idx_ = 0
-        self.lr0_ = self.lr0 if self.lr0 is not None else net.lr
         n = len(X) if X is not None else 0
         self.batches_per_epoch_ = max(1, math.ceil(n / net.batch_size)) if n else 1
+        self.batches_seen_ = 0
+        super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def on_batch_begin(self, net: Any, training: bool = False, **kwargs: Any) -> None:
-        if not training:
-            return
-        cycle = self.cycle_epochs * (self.batches_per_epoch_ or 1)
-        t = self.batch_idx_ % cycle
-        lr = self.lr0_ / 2 * (math.cos(math.pi * t / cycle) + 1)
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-        self.batch_idx_ += 1
+        if training and self.batches_seen_ > 0:
+            self._step(net, self.lr_scheduler_)
+
+    def on_batch_end(self, net: Any, training: bool = False, **kwargs: Any) -> None:
+        if training:
+            self._record_last_lr(net, kind="batch")
+            self.batches_seen_ += 1
+            self.batch_idx_ += 1
+
+    def _get_scheduler(self, net: Any, policy: Any, **scheduler_kwargs: Any) -> Any:
+        scheduler_kwargs["T_0"] = int(self.cycle_epochs) * self.batches_per_epoch_
+        return super()._get_scheduler(net, policy, **scheduler_kwargs)
 
 
 class EpochProgress(Callback):

@@ -1,98 +1,56 @@
-"""CXRClassifier: a skorch-trained CNN behind the scikit-learn API."""
+"""CXRClassifier: a skorch-trained CNN behind the scikit-learn API.
+
+The class is assembled from one module per step: parameters and ``fit`` here,
+training in :mod:`._training`, prediction in :mod:`._predict`, the target (labels,
+loss, probabilities) in :mod:`._targets` and the pickled state in :mod:`._state`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import numbers
+import os
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from numbers import Integral, Real
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
-from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
-from skorch.callbacks import Callback, LRScheduler
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from skorch.callbacks import Callback
 from skorch.helper import predefined_split
-from torch import nn
 
 from .._memory import (
-    TRIM_EVERY,
-    glibc_malloc_available,
-    release_free_memory,
     retain_freed_memory,
 )
-from ..architectures import CXRNet, Preprocessing, create_architecture, get_preprocessing
-from ..errors import ConfigurationError, DataError
-from ..transforms import resolve_augment
-from ._cache import (
-    FeatureDataset,
-    feature_cache_reason,
-    get_feature_cache,
-    join_session,
-    session_for_workers,
+from ..architectures import (
+    CXRNet,
+    Preprocessing,
+    grayscale_first_conv,
 )
-from ._callbacks import CosineRestarts, EpochAccuracy, FiniteLoss
+from ..errors import ConfigurationError, DataError
+from ..io import INTERPOLATIONS
+from ..transforms import resolve_augment
 from ._data import (
-    AugmentedImageDataset,
-    FlippedSource,
-    ImageSource,
-    ImageTensorDataset,
-    _to_tensor,
     as_image_source,
-    iter_prepared,
     prepare_images,
 )
-from ._feature_net import FeatureAwareNet
-from ._interrupt import refuse_interrupted, watch_sigint
-from ._optim import RMSprop
+from ._interrupt import watch_sigint
+from ._params import validate_params
+from ._predict import PredictionMixin
 from ._recipes import recipe_params
+from ._state import VersionedStateMixin
+from ._targets import encode_target
+from ._training import _OPTIMIZERS, ROUTED_PREFIXES, TrainingMixin, resolve_device
 
 __all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
 logger = logging.getLogger("cxrkit.estimators")
 
-ROUTED_PREFIXES = (
-    "optimizer__",
-    "module__",
-    "lr_schedule__",
-    "iterator_train__",
-    "iterator_valid__",
-    "callbacks__",
-    "criterion__",
-)
 
-_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "rmsprop": RMSprop,  # torch.optim.RMSprop, bit for bit, without subnormal stalls
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
-_SCHEDULES = (None, "cyclic", "cosine_restarts")
-
-
-def resolve_device(device: str | torch.device | None) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    dev = str(device)
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigurationError(
-            f"device={dev!r} was requested but no CUDA GPU is visible. Use device='auto' or 'cpu'."
-        )
-    return dev
-
-
-def _logit_of_mean_probability(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``logit((sigmoid(a) + sigmoid(b)) / 2)``, finite for any finite logits."""
-    log_p = np.logaddexp(-np.logaddexp(0, -a), -np.logaddexp(0, -b))
-    log_q = np.logaddexp(-np.logaddexp(0, a), -np.logaddexp(0, b))
-    return log_p - log_q
-
-
-class CXRClassifier(ClassifierMixin, BaseEstimator):
+class CXRClassifier(
+    VersionedStateMixin, PredictionMixin, TrainingMixin, ClassifierMixin, BaseEstimator
+):
     """Binary chest X-ray classifier: a registered CNN trained with skorch.
 
     Parameters
@@ -156,36 +114,18 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         (default: the environment variable ``CXRKIT_CACHE_DIR``, if set; without
         either, worker processes of ``n_jobs > 1`` share a temporary folder that
         the main process removes at exit).
-    grayscale_conv : {"auto", True, False}, default="auto"
-        Compute the first convolution from one of the identical grayscale
-        input channels (exact; see :func:`cxrkit.architectures.grayscale_first_conv`).
-        ``"auto"``: when the whole network is trained (``freeze="none"``) and the
-        architecture declares that its first ``Conv2d`` reads the input
-        (``CXRNet.first_conv_reads_input``; true for every built-in).
-    channels_last : {"auto", True, False}, default="auto"
-        Channels-last memory format for the network and its inputs. ``"auto"``:
-        in prediction always (~1.2-1.3x faster for ResNet-101 on CPU), in
-        training when the whole network is trained (``freeze="none"``; 1.4x for
-        ``hall2020_cnn``) and for the backbone passes that fill the feature
-        cache (a frozen backbone then trains only its head, on cached features).
-        Results are the same up to float rounding, except
-        that dropout draws its random masks in memory order, so a seeded run's
-        masks differ from a contiguous run's (same distribution).
     amp : {None, "bf16", "fp16"}, default=None
         Mixed-precision autocast for prediction on CUDA (ignored on CPU).
+
+    Switches that change speed but not results (channels-last memory format,
+    the grayscale first convolution, allocator tuning, decoding threads,
+    prediction batch size) are not parameters: they are read from
+    :func:`cxrkit.get_config` when ``fit`` and prediction run (see
+    :func:`cxrkit.set_config`).
     tta : {None, "hflip"}, default=None
         Test-time augmentation: ``"hflip"`` averages the probabilities of each
         image and of its mirror image (prediction reads both through the
         feature cache).
-    tune_malloc : {"auto", True, False}, default="auto"
-        While ``fit`` and prediction run, keep freed large buffers in glibc's heap
-        for reuse instead of unmapping them
-        (:func:`cxrkit._memory.retain_freed_memory`), so every step stops
-        page-faulting its activation buffers in again: ``hall2020_cnn`` trains
-        ~1.6x faster on CPU, ResNet-101 predicts ~1.1x faster. The memory goes back
-        to the system when the call returns (and every few batches of a long
-        prediction). ``"auto"``: on the CPU. A no-op (with a log line of
-        ``cxrkit.estimators``) where the C library is not glibc.
     **kwargs
         Routed parameters with the prefixes ``optimizer__``, ``module__``
         (architecture factory), ``lr_schedule__``, ``iterator_train__``,
@@ -224,6 +164,35 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
     (20, 2)
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "architecture": [str],
+        "pretrained": [None, str, os.PathLike],
+        "head": [None, str],
+        "freeze": [StrOptions({"none", "backbone", "all_but_last"})],
+        "input_size": [None, Interval(Integral, 1, None, closed="left")],
+        "interpolation": [None, StrOptions(set(INTERPOLATIONS))],
+        "augment": [None, str, callable],
+        "transforms": [list, tuple],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [None, StrOptions({"cyclic", "cosine_restarts"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "validation": [
+            None,
+            Interval(RealNotInt, 0, 1, closed="left"),
+            Interval(Integral, 0, None, closed="left"),
+        ],
+        "device": [str, torch.device],
+        "random_state": [None, Interval(Integral, None, None, closed="neither")],
+        "callbacks": [None, list],
+        "verbose": ["verbose"],
+        "feature_cache": [StrOptions({"auto"}), "boolean"],
+        "cache_dir": [None, str, os.PathLike],
+        "amp": [None, StrOptions({"bf16", "fp16"})],
+        "tta": [None, StrOptions({"hflip"})],
+    }
+
     def __init__(
         self,
         architecture: str = "resnet50",
@@ -247,10 +216,7 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         verbose: int = 0,
         feature_cache: bool | str = "auto",
         cache_dir: str | None = None,
-        grayscale_conv: bool | str = "auto",
-        channels_last: bool | str = "auto",
         amp: str | None = None,
-        tune_malloc: bool | str = "auto",
         tta: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -274,17 +240,11 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.feature_cache = feature_cache
         self.cache_dir = cache_dir
-        self.grayscale_conv = grayscale_conv
-        self.channels_last = channels_last
         self.amp = amp
-        self.tune_malloc = tune_malloc
         self.tta = tta
         self.__dict__.update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
-    def _routed(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
-
     def _unknown_kwargs(self) -> list[str]:
         known = set(self._get_param_names())
         return [
@@ -310,26 +270,11 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             super().set_params(**rest)
         return self
 
-    def _prefixed(self, prefix: str) -> dict[str, Any]:
-        return {k[len(prefix) :]: v for k, v in self._routed().items() if k.startswith(prefix)}
-
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         tags.non_deterministic = False
         return tags
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Worker processes that receive this estimator share cached features in the
-        # session folder of the process that sent it (see cxrkit.estimators._cache._session).
-        state = dict(super().__getstate__())
-        state["_feature_session"] = session_for_workers()
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        join_session(state.pop("_feature_session", None))
-        super().__setstate__(state)
 
     @classmethod
     def from_recipe(
@@ -391,128 +336,15 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     # -- validation of parameters -------------------------------------------
     def _check_params(self) -> None:
-        def bad(name: str, expected: str, value: Any) -> ConfigurationError:
-            return ConfigurationError(
-                f"The {name!r} parameter of CXRClassifier must be {expected}. Got {value!r} instead."
-            )
-
+        """Validate the parameters (once, at the start of ``fit``)."""
         unknown = self._unknown_kwargs()
         if unknown:
             raise ConfigurationError(
-                f"CXRClassifier got unexpected parameter(s) {unknown}. Routed parameters must "
-                f"start with one of {', '.join(ROUTED_PREFIXES)}."
+                f"{type(self).__name__} got unexpected parameter(s) {unknown}. Routed parameters "
+                f"must start with one of {', '.join(ROUTED_PREFIXES)}."
             )
-        for name in ("batch_size", "max_epochs"):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise bad(name, "an int in the range [1, inf)", v)
-        if not isinstance(self.lr, numbers.Real) or self.lr <= 0:
-            raise bad("lr", "a float in the range (0, inf)", self.lr)
-        resolve_augment(self.augment, self.random_state)
-        if self.tta not in (None, "hflip"):
-            raise bad("tta", "None or 'hflip'", self.tta)
-        if self.lr_schedule not in _SCHEDULES:
-            raise bad("lr_schedule", f"one of {_SCHEDULES}", self.lr_schedule)
-        if isinstance(self.optimizer, str) and self.optimizer.lower() not in _OPTIMIZERS:
-            raise bad(
-                "optimizer",
-                f"one of {sorted(_OPTIMIZERS)} or a torch optimizer class",
-                self.optimizer,
-            )
-        for name in ("grayscale_conv", "channels_last", "tune_malloc"):
-            if getattr(self, name) not in (True, False, "auto"):
-                raise bad(name, "'auto', True or False", getattr(self, name))
-        if self.input_size is not None and (
-            not isinstance(self.input_size, numbers.Integral) or self.input_size < 1
-        ):
-            raise bad("input_size", "None or an int in the range [1, inf)", self.input_size)
-
-    def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
-        from ..transforms import resolve_transforms
-
-        return resolve_transforms(self.transforms, type(self).__name__)
-
-    def _make_preprocessing(self, module: CXRNet | None = None) -> Preprocessing:
-        # The built network's own (it may depend on module__ options such as in_chans).
-        base = getattr(module, "preprocessing", None) or get_preprocessing(self.architecture)
-        changes: dict[str, Any] = {}
-        if self.input_size is not None:
-            changes["input_size"] = int(self.input_size)
-        if self.interpolation is not None:
-            changes["interpolation"] = self.interpolation
-        return Preprocessing(**{**base.to_dict(), **changes})
-
-    def build_module(self) -> CXRNet:
-        """Create the (untrained) network this estimator trains."""
-        return create_architecture(
-            self.architecture,
-            pretrained=self.pretrained,
-            head=self.head,
-            freeze=self.freeze,
-            **self._prefixed("module__"),
-        )
-
-    def _lr_callbacks(self) -> list[tuple[str, Callback]]:
-        opts = self._prefixed("lr_schedule__")
-        if self.lr_schedule == "cyclic":
-            kw = {
-                "base_lr": self.lr,
-                "max_lr": self.lr * 10,
-                "step_size_up": 15,
-                "mode": "triangular",
-                "cycle_momentum": False,
-            }
-            kw.update(opts)
-            return [
-                (
-                    "lr_schedule",
-                    LRScheduler(policy=torch.optim.lr_scheduler.CyclicLR, step_every="batch", **kw),
-                )
-            ]
-        if self.lr_schedule == "cosine_restarts":
-            return [("lr_schedule", CosineRestarts(**{"cycle_epochs": self.max_epochs, **opts}))]
-        return []
-
-    # -- data ------------------------------------------------------------------
-    def _encode_y(self, y: Any, n: int) -> np.ndarray:
-        if y is None:
-            raise DataError("CXRClassifier requires y to be passed, but the target y is None.")
-        y = np.asarray(y)
-        if y.ndim != 1:
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y.ravel()
-            else:
-                raise DataError(
-                    f"y should be a 1d array (one label per image); got shape {y.shape}."
-                )
-        if len(y) != n:
-            raise DataError(f"X has {n} images but y has {len(y)} labels; they must match.")
-        if y.dtype.kind == "f" and np.isnan(y).any():
-            raise DataError(
-                f"y contains {int(np.isnan(y).sum())} NaN label(s); remove those images."
-            )
-        if y.dtype == object and any(
-            v is None or (isinstance(v, float) and np.isnan(v)) for v in y
-        ):
-            raise DataError("y contains missing labels (None/NaN); remove those images.")
-        self._label_encoder = LabelEncoder().fit(y)
-        classes = self._label_encoder.classes_
-        if len(classes) != 2:
-            shown = [c.item() if hasattr(c, "item") else c for c in classes[:10]]
-            kind = "multiclass" if len(classes) > 2 else "a single class"
-            raise DataError(
-                f"Only binary classification is supported. The type of the target is {kind}: "
-                f"CXRClassifier needs exactly two classes in y; got {len(classes)} class(es): "
-                f"{shown}. Select two labels (e.g. covid vs pneumonia) or train one classifier "
-                "per class."
-            )
-        self.classes_ = classes
-        return self._label_encoder.transform(y).astype(np.float32)
-
-    def _validation_split(self, y: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
-        from ..validity.splits import holdout_split
-
-        return holdout_split(y, groups, self.validation or 0, random_state=self.random_state)
+        validate_params(self)
+        resolve_augment(self.augment, self.random_state)  # registered names, owner named
 
     # -- fit ---------------------------------------------------------------------
     def fit(self, X: Any, y: Any, groups: Any = None, **fit_params: Any) -> CXRClassifier:
@@ -560,7 +392,8 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X: Any, y: Any, groups: Any, fit_params: dict[str, Any]) -> None:
         src = as_image_source(X)
-        yy = self._encode_y(y, len(src))
+        self._label_encoder, yy = encode_target(y, len(src))
+        self.classes_ = self._label_encoder.classes_
         if groups is not None and len(groups) != len(src):
             raise DataError(f"groups has {len(groups)} entries but X has {len(src)} images.")
         self.device_ = resolve_device(self.device)
@@ -570,11 +403,9 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             module = self.build_module()
             gray, channels_last = self._training_formats(module)
             if gray:
-                from ..architectures._grayscale import grayscale_first_conv
-
                 module = cast(CXRNet, grayscale_first_conv(module, inplace=True))
             if channels_last:
-                module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+                module = module.to(memory_format=torch.channels_last)
             self.preprocessing_ = self._make_preprocessing(module)
             module.check_input_size(self.preprocessing_.input_size)
             if src.array is not None and src.array.ndim == 2:
@@ -597,260 +428,3 @@ class CXRClassifier(ClassifierMixin, BaseEstimator):
             # The held-out images are not part of the model; keeping them would ship them with
             # every pickled copy (joblib/Dask workers return fitted models).
             self.net_.train_split = None
-
-    def _tune_malloc(self) -> bool:
-        """Whether ``fit`` and prediction keep freed buffers in the heap (``tune_malloc``)."""
-        asked = getattr(self, "tune_malloc", "auto")  # models saved before the parameter existed
-        tune = str(self.device_) == "cpu" if asked == "auto" else bool(asked)
-        if tune and not glibc_malloc_available():
-            logger.log(
-                logging.WARNING if asked is True else logging.DEBUG,
-                "tune_malloc: the C library is not glibc; the allocator is left as it is.",
-            )
-            return False
-        return tune
-
-    def _training_formats(self, module: nn.Module) -> tuple[bool, bool]:
-        """``(grayscale first conv, channels-last)`` for training ``module``."""
-        trained_whole = self.freeze == "none"
-        gray = self.grayscale_conv
-        if gray == "auto":
-            gray = trained_whole and bool(getattr(module, "first_conv_reads_input", False))
-        channels_last = self.channels_last is True or (
-            self.channels_last == "auto" and trained_whole
-        )
-        return bool(gray), channels_last
-
-    def _dataset_factory(self, module: CXRNet, images: np.ndarray) -> Callable[..., Any]:
-        """``(index, y, hflip) -> dataset`` of images, or of cached features when exact."""
-        views = self._cached_views(module, self.augment, training=True)
-        if views is None:
-            prep = self.preprocessing_
-            aug = resolve_augment(self.augment, self.random_state)
-            if aug not in (None, "hflip"):  # a random augmentation, per image and epoch
-                return lambda idx, y, train: (
-                    AugmentedImageDataset(images[idx], y, prep, aug)
-                    if train
-                    else ImageTensorDataset(images[idx], y, prep)
-                )
-            return lambda idx, y, hflip: ImageTensorDataset(images[idx], y, prep, hflip=hflip)
-        cache = get_feature_cache()
-        feats = cache.features(
-            module,
-            images,
-            self.preprocessing_,
-            views=views,
-            device=self.device_,
-            cache_dir=getattr(self, "cache_dir", None),
-            batch_size=max(int(self.batch_size), 32),
-            channels_last=getattr(self, "channels_last", "auto") in (True, "auto"),
-        )
-        logging.getLogger("cxrkit.feature_cache").info(
-            "Feature cache used: %d images x %d view(s); %s.",
-            len(images),
-            len(views),
-            cache.stats(),
-        )
-        flipped = feats.get("hflip")
-        return lambda idx, y, hflip: FeatureDataset(
-            feats["orig"][idx], y, None if flipped is None else flipped[idx], hflip=hflip
-        )
-
-    def _cached_views(
-        self, module: nn.Module, augment: Any, training: bool = False
-    ) -> tuple[str, ...] | None:
-        """The views of cached features that training with ``augment`` (or prediction,
-        ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact
-        (in training with a log line of ``cxrkit.feature_cache`` that says why).
-        """
-        switch = getattr(self, "feature_cache", "auto")
-        if training and switch not in (True, False, "auto"):
-            raise ConfigurationError(
-                "The 'feature_cache' parameter of CXRClassifier must be True, False or 'auto'. "
-                f"Got {switch!r} instead."
-            )
-        if switch is False:
-            return None
-        reason = feature_cache_reason(module, augment, self._transform_callables())
-        if reason is not None:
-            if training:
-                logging.getLogger("cxrkit.feature_cache").log(
-                    logging.WARNING if switch is True else logging.INFO,
-                    "Feature cache not used: %s.",
-                    reason,
-                )
-            return None
-        return ("orig", "hflip") if augment == "hflip" else ("orig",)
-
-    def _make_net(self, module: nn.Module, train_split: Any) -> NeuralNet:
-        opt = self.optimizer
-        opt_cls = _OPTIMIZERS[opt.lower()] if isinstance(opt, str) else opt
-        callbacks: list[Any] = [("accuracy", EpochAccuracy()), ("finite_loss", FiniteLoss())]
-        callbacks += self._lr_callbacks()
-        callbacks += list(self.callbacks or [])
-        extra = {
-            k: v
-            for k, v in self._routed().items()
-            if k.startswith(
-                (
-                    "optimizer__",
-                    "iterator_train__",
-                    "iterator_valid__",
-                    "callbacks__",
-                    "criterion__",
-                )
-            )
-        }
-        extra.setdefault("iterator_train__shuffle", True)
-        net = self._build_net(
-            module=module,
-            criterion=nn.BCEWithLogitsLoss,
-            optimizer=opt_cls,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=train_split,
-            callbacks=callbacks,
-            device=self.device_,
-            verbose=self.verbose,
-            **extra,
-        )
-        # skorch re-initialises an instantiated module only if asked; keep ours.
-        return net
-
-    def _build_net(self, **kwargs: Any) -> NeuralNet:
-        """Instantiate the skorch net from ``_make_net``'s arguments (a subclass
-        may use another net class, e.g. for Accelerate).
-        """
-        return FeatureAwareNet(**kwargs)
-
-    @property
-    def module_(self) -> CXRNet:
-        """The trained :class:`CXRNet`."""
-        check_is_fitted(self, "net_")
-        return self.net_.module_
-
-    @property
-    def history_(self) -> Any:
-        check_is_fitted(self, "net_")
-        return self.net_.history
-
-    # -- prediction --------------------------------------------------------------
-    def _check_predict_input(self, X: Any) -> ImageSource:
-        check_is_fitted(self, "net_")
-        refuse_interrupted(self, "predict")
-        src = as_image_source(X)
-        if hasattr(self, "n_features_in_"):
-            if src.array is None or src.array.ndim != 2:
-                raise DataError("This CXRClassifier was fitted on 2-D arrays; pass a 2-D array.")
-            if src.array.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {src.array.shape[1]} features, but CXRClassifier is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-        return src
-
-    def iter_prepared(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield lists of prepared images (decoded, transformed, resized; float32
-        2-D arrays); with files, decoding of the next batches overlaps compute.
-        """
-        yield from iter_prepared(
-            src,
-            self.preprocessing_,
-            self._transform_callables(),
-            batch_size or max(self.batch_size, 32),
-        )
-
-    def iter_batches(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield normalised input batches; decoding of the next batch overlaps compute."""
-        prep = self.preprocessing_
-        for images in self.iter_prepared(src, batch_size):
-            yield torch.stack([_to_tensor(img, prep, False) for img in images])
-
-    def iter_cached_features(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield batches of pooled backbone features from the feature cache, or
-        return ``None`` when cached features would not be exact (the backbone is
-        trainable, a transform is random, or ``feature_cache=False``).
-
-        Images seen in training (or in an earlier prediction) with the same
-        backbone weights and preprocessing are not passed through the backbone
-        again: a fold's held-out images were training images of earlier folds.
-        """
-        module = self.module_
-        if self._cached_views(module, None) is None:
-            return None
-        cache = get_feature_cache()
-        cache_dir = getattr(self, "cache_dir", None)
-        prep = self.preprocessing_
-        channels_last = getattr(self, "channels_last", False) in (True, "auto")
-
-        def batches():  # type: ignore[no-untyped-def]
-            for images in self.iter_prepared(src, batch_size):
-                feats = cache.features(
-                    module,
-                    np.stack(images),
-                    prep,
-                    views=("orig",),
-                    device=self.device_,
-                    cache_dir=cache_dir,
-                    batch_size=len(images),
-                    channels_last=channels_last,
-                )
-                yield torch.from_numpy(feats["orig"])
-
-        return batches()
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """The network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"``
-        the logit of the probability averaged over the image and its mirror image.
-        """
-        src = self._check_predict_input(X)
-        logits = self._logits(src)
-        if getattr(self, "tta", None) == "hflip":
-            logits = _logit_of_mean_probability(logits, self._logits(FlippedSource(src)))
-        return logits
-
-    def _logits(self, src: ImageSource) -> np.ndarray:
-        module = self.module_
-        was_training = module.training
-        module.eval()
-        channels_last = getattr(self, "channels_last", False) in (True, "auto")
-        if channels_last:
-            module.to(memory_format=torch.channels_last)
-        outs = []
-        cached = self.iter_cached_features(src)
-        try:
-            with torch.inference_mode(), self._autocast(), retain_freed_memory(self._tune_malloc()):
-                for feats in cached or ():
-                    outs.append(module.forward_head(feats.to(self.device_)).float().cpu())
-                for k, xb in enumerate(self.iter_batches(src) if cached is None else ()):
-                    if k % TRIM_EVERY == TRIM_EVERY - 1:
-                        release_free_memory()
-                    xb = xb.to(self.device_, non_blocking=True)
-                    if channels_last:
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    outs.append(module(xb).float().cpu())
-        finally:
-            module.train(was_training)
-        return torch.cat(outs).numpy().astype(np.float64)
-
-    def _autocast(self) -> Any:
-        amp = getattr(self, "amp", None)
-        if amp is None or not str(self.device_).startswith("cuda"):
-            return contextlib.nullcontext()
-        dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-        if amp not in dtypes:
-            raise ConfigurationError(
-                f"The 'amp' parameter of CXRClassifier must be None, 'bf16' or 'fp16'. Got {amp!r}."
-            )
-        return torch.autocast("cuda", dtype=dtypes[amp])
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Probabilities of shape ``(n, 2)``, columns in ``classes_`` order."""
-        p1 = expit(self.decision_function(X))  # no overflow warning for large logits
-        return np.column_stack([1.0 - p1, p1])
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The label with the larger probability (threshold 0.5)."""
-        proba = self.predict_proba(X)
-        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]

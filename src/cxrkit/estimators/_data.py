@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._config import resolve_decode_threads
 from ..architectures import Preprocessing
 from ..errors import DataError, ImageDecodeError
-from ..io import read_xray
-from ..io._pool import map_collecting_errors
+from ..io import map_collecting_errors, prefetched_chunks, read_xray
 
 __all__ = [
     "ImageSource",
@@ -23,15 +23,12 @@ __all__ = [
     "LazyImageDataset",
     "AugmentedImageDataset",
     "FlippedSource",
-    "decode_threads",
     "iter_prepared",
+    "prepare_one",
+    "to_tensor",
 ]
 
 Transform = Callable[[np.ndarray], np.ndarray]
-
-
-def decode_threads() -> int:
-    return max(1, min(8, (os.cpu_count() or 1)))
 
 
 @dataclass
@@ -147,9 +144,10 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
     return ImageSource(array=arr)
 
 
-def _prepare_one(
+def prepare_one(
     src: ImageSource, i: int, transforms: Sequence[Transform], prep: Preprocessing
 ) -> np.ndarray:
+    """Decode image ``i`` of ``src``, apply ``transforms`` and resize it (float32, 2-D)."""
     img = src.load(i)
     for t in transforms:
         img = t(img)
@@ -175,9 +173,9 @@ def prepare_images(
     out = np.empty((n, prep.input_size, prep.input_size), dtype=np.float32)
 
     def work(i: int) -> None:
-        out[i] = _prepare_one(src, i, transforms, prep)
+        out[i] = prepare_one(src, i, transforms, prep)
 
-    threads = n_threads or (decode_threads() if src.is_paths else 1)
+    threads = n_threads or (resolve_decode_threads() if src.is_paths else 1)
     errors = map_collecting_errors(work, n, threads, (ImageDecodeError,))
     if errors:
         shown = "\n  ".join(errors[:10])
@@ -190,7 +188,8 @@ def prepare_images(
     return out
 
 
-def _to_tensor(img: np.ndarray, prep: Preprocessing, flip: bool) -> torch.Tensor:
+def to_tensor(img: np.ndarray, prep: Preprocessing, flip: bool) -> torch.Tensor:
+    """Return a prepared 2-D image as a normalised ``(C, S, S)`` tensor, mirrored if ``flip``."""
     t = torch.from_numpy(np.array(img, dtype=np.float32))
     if flip:
         t = t.flip(-1)
@@ -220,7 +219,7 @@ class ImageTensorDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         flip = bool(self.hflip and torch.rand(()) < 0.5)
-        x = _to_tensor(self.images[i], self.prep, flip)
+        x = to_tensor(self.images[i], self.prep, flip)
         y = torch.tensor(self.y[i] if self.y is not None else 0.0, dtype=torch.float32)
         return x, y
 
@@ -263,8 +262,8 @@ class LazyImageDataset(Dataset):
         return len(self.src)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img = _prepare_one(self.src, i, self.transforms, self.prep)
-        return _to_tensor(img, self.prep, False), torch.tensor(0.0)
+        img = prepare_one(self.src, i, self.transforms, self.prep)
+        return to_tensor(img, self.prep, False), torch.tensor(0.0)
 
 
 class AugmentedImageDataset(Dataset):
@@ -286,7 +285,7 @@ class AugmentedImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         img = self.augment(np.asarray(self.images[i], dtype=np.float32))
-        x = _to_tensor(img, self.prep, False)
+        x = to_tensor(img, self.prep, False)
         y = torch.tensor(self.y[i] if self.y is not None else 0.0, dtype=torch.float32)
         return x, y
 
@@ -308,31 +307,12 @@ class FlippedSource(ImageSource):
 
 def iter_prepared(
     src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform], batch_size: int
-):  # type: ignore[no-untyped-def]
+) -> Iterator[list[np.ndarray]]:
     """Yield lists of prepared images (decoded, transformed, resized; float32 2-D
     arrays), ``batch_size`` at a time; with files, decoding of the next two
     batches runs in a thread pool while the caller computes on this one.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    bs, n = int(batch_size), len(src)
-    if not src.is_paths:
-        for start in range(0, n, bs):
-            yield [_prepare_one(src, i, transforms, prep) for i in range(start, min(n, start + bs))]
-        return
-    with ThreadPoolExecutor(decode_threads()) as pool:
-
-        def submit(start: int) -> list:  # type: ignore[type-arg]
-            return [
-                pool.submit(_prepare_one, src, i, transforms, prep)
-                for i in range(start, min(n, start + bs))
-            ]
-
-        pending = [submit(s) for s in range(0, min(n, 2 * bs), bs)]
-        next_start = 2 * bs
-        while pending:
-            futures = pending.pop(0)
-            if next_start < n:
-                pending.append(submit(next_start))
-                next_start += bs
-            yield [f.result() for f in futures]
+    threads = resolve_decode_threads() if src.is_paths else 1
+    yield from prefetched_chunks(
+        lambda i: prepare_one(src, i, transforms, prep), len(src), int(batch_size), threads
+    )

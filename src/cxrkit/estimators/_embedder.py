@@ -11,9 +11,10 @@ grid-search candidate and re-run embeds an image only once.
 
 from __future__ import annotations
 
-import numbers
+import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from numbers import Integral
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,11 +22,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..architectures import CXRNet, Preprocessing, create_architecture
 from ..errors import ConfigurationError
+from ..io import INTERPOLATIONS
 from ._data import as_image_source, iter_prepared
+from ._params import validate_params
 
 __all__ = ["CXREmbedder", "make_linear_probe"]
 
@@ -85,6 +89,22 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
     (6, 32)
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "architecture": [str],
+        "pretrained": [None, str, os.PathLike],
+        "pooling": [None, str],
+        "input_size": [None, Interval(Integral, 1, None, closed="left")],
+        "interpolation": [None, StrOptions(set(INTERPOLATIONS))],
+        "transforms": [list, tuple],
+        "architecture_options": [None, dict],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "feature_cache": ["boolean"],
+        "cache_dir": [None, str, os.PathLike],
+        "progress": ["boolean"],
+        "random_state": [None, Interval(Integral, None, None, closed="neither")],
+    }
+
     def __init__(
         self,
         architecture: str = "resnet50",
@@ -123,19 +143,6 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         return tags
 
-    def _check_params(self) -> None:
-        bs = self.batch_size
-        if not isinstance(bs, numbers.Integral) or isinstance(bs, bool) or bs < 1:
-            raise ConfigurationError(
-                "The 'batch_size' parameter of CXREmbedder must be an int in the range "
-                f"[1, inf). Got {bs!r} instead."
-            )
-        if self.feature_cache not in (True, False):
-            raise ConfigurationError(
-                "The 'feature_cache' parameter of CXREmbedder must be True or False. "
-                f"Got {self.feature_cache!r} instead."
-            )
-
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
         from ..transforms import resolve_transforms
 
@@ -152,7 +159,7 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
         """Build the frozen network and record its preprocessing (the images are not read)."""
         from ._classifier import resolve_device
 
-        self._check_params()
+        validate_params(self)
         opts = dict(self.architecture_options or {})
         if self.pooling is not None:
             opts["pooling"] = self.pooling
@@ -228,9 +235,9 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
 
 
 def _features(module: CXRNet, images: np.ndarray, prep: Preprocessing, device: str) -> np.ndarray:
-    from ._data import _to_tensor
+    from ._data import to_tensor
 
-    xb = torch.stack([_to_tensor(img, prep, False) for img in images]).to(device)
+    xb = torch.stack([to_tensor(img, prep, False) for img in images]).to(device)
     with torch.inference_mode():
         return module.features(xb).float().cpu().numpy()
 

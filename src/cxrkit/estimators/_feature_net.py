@@ -39,6 +39,10 @@ class FeatureAwareNet(NeuralNet):
     schedules, accuracy and snapshot callbacks work unchanged.
     """
 
+    #: Whether image batches are made channels-last before the forward pass
+    #: (set by :class:`CXRClassifier` for the network it trains).
+    channels_last_input: bool = False
+
     def fit_loop(
         self, X: Any, y: Any = None, epochs: int | None = None, **fit_params: Any
     ) -> FeatureAwareNet:
@@ -46,7 +50,7 @@ class FeatureAwareNet(NeuralNet):
         # a busy CPU every op waits for a descheduled thread (benchmarks/b1_training_cache.py).
         one = isinstance(X, FeatureDataset) and str(self.device).startswith("cpu")
         with _torch_threads(1) if one else contextlib.nullcontext():
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)  # type: ignore[no-any-return]
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def get_all_learnable_params(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
         """Skorch's learnable parameters, less those that do not require gradients
@@ -86,10 +90,6 @@ class FeatureAwareNet(NeuralNet):
             and x.shape[1] == self.module_.num_features
         ):
             return self.module_.forward_head(x, **fit_params)
-        if (
-            isinstance(x, torch.Tensor)
-            and x.ndim == 4
-            and getattr(self, "channels_last_input", False)
-        ):
+        if isinstance(x, torch.Tensor) and x.ndim == 4 and self.channels_last_input:
             x = x.contiguous(memory_format=torch.channels_last)
         return super().infer(x, **fit_params)

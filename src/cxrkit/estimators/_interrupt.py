@@ -47,7 +47,7 @@ def watch_sigint() -> Iterator[SigintFlag]:
 
     def handler(signum: int, frame: Any) -> None:
         flag.seen = True
-        previous(signum, frame)  # type: ignore[operator]
+        previous(signum, frame)
 
     signal.signal(signal.SIGINT, handler)
     try:

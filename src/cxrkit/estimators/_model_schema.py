@@ -23,13 +23,23 @@ __all__ = [
     "ENSEMBLE_SCHEMA",
     "MANIFEST_SCHEMA",
     "read_json",
+    "upgrade_config",
     "validate",
 ]
 
 #: Version of the model-folder layout written by :func:`cxrkit.save_model`.
-FORMAT = 2
-#: Versions this cxrkit reads (format 1 folders have no manifest).
-READABLE_FORMATS = (1, 2)
+#:
+#: * 1: ``config.json``, ``model.safetensors`` (and ``ensemble.json``, members), no manifest.
+#: * 2: adds ``manifest.json`` (sizes and SHA-256 of every file).
+#: * 3: the speed switches ``grayscale_conv``, ``channels_last`` and ``tune_malloc`` are no
+#:   longer classifier parameters (they are :func:`cxrkit.set_config` keys).
+FORMAT = 3
+#: Versions this cxrkit reads; older ones are upgraded by :func:`upgrade_config`.
+READABLE_FORMATS = (1, 2, 3)
+#: Versions whose folders have a ``manifest.json``.
+MANIFEST_FORMATS = (2, 3)
+#: Classifier parameters of formats 1-2 that became configuration keys in format 3.
+MOVED_TO_CONFIG = ("grayscale_conv", "channels_last", "tune_malloc")
 #: Largest accepted network input side, in pixels (a larger value in a
 #: foreign ``config.json`` would allocate gigabytes per batch).
 MAX_INPUT_SIZE = 2048
@@ -61,10 +71,7 @@ _CLASSIFIER_PARAMS = {
     "verbose": {"type": "integer", "minimum": 0},
     "feature_cache": _AUTO_BOOL,
     "cache_dir": {"type": ["string", "null"]},
-    "grayscale_conv": _AUTO_BOOL,
-    "channels_last": _AUTO_BOOL,
     "amp": {"enum": [None, "bf16", "fp16"]},
-    "tune_malloc": _AUTO_BOOL,
 }
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -203,6 +210,23 @@ def read_json(path: Path) -> Any:
             f"'{path}' is not valid JSON ({exc}). The file is truncated or damaged; save the "
             "model again."
         ) from None
+
+
+def upgrade_config(data: Any) -> Any:
+    """Return ``config.json`` data of an older readable format in the current format's terms.
+
+    Format 1-2 files may hold ``grayscale_conv``, ``channels_last`` and
+    ``tune_malloc`` among their parameters: switches that changed speed, not the
+    trained weights, and are :func:`cxrkit.set_config` keys since format 3. They
+    are dropped (the configuration of the loading process applies). Data that is
+    not a readable config is returned unchanged, for :func:`validate` to report.
+    """
+    if not isinstance(data, dict) or data.get("format") not in READABLE_FORMATS:
+        return data
+    out = dict(data)
+    if out["format"] < 3 and isinstance(out.get("params"), dict):
+        out["params"] = {k: v for k, v in out["params"].items() if k not in MOVED_TO_CONFIG}
+    return out
 
 
 def _field(error: Any) -> str:

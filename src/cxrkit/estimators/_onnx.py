@@ -82,7 +82,7 @@ def export_onnx(module: torch.nn.Module, path: str, input_size: int, channels: i
         ``path``; the graph's input is ``"x"``, its output ``"logit"`` (opset 17).
     """
     module = copy.deepcopy(module).to("cpu")
-    module = module.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
+    module = module.to(memory_format=torch.contiguous_format).eval()
     dummy = torch.zeros(1, channels, input_size, input_size)
     with warnings.catch_warnings():
         # Python branches on the image size: the graph's size is fixed, only the batch varies.
@@ -448,7 +448,7 @@ class OnnxRuntimePredictor:
             clf.module_, os.path.join(self._dir, "model.onnx"), prep.input_size, prep.channels
         )
         if quantize == "int8":
-            src = clf._check_predict_input(calibration)
+            src = clf.check_predict_input(calibration)
             batches = (xb.numpy() for xb in clf.iter_batches(src))
             path = quantize_onnx_int8(
                 path, os.path.join(self._dir, "model.int8.onnx"), batches, **self.int8_options_
@@ -465,7 +465,7 @@ class OnnxRuntimePredictor:
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Logit of ``classes_[1]``, shape ``(n,)``."""
-        src = self.clf._check_predict_input(X)
+        src = self.clf.check_predict_input(X)
         outs = [
             self.session_.run(None, {"x": xb.numpy()})[0].reshape(-1)
             for xb in self.clf.iter_batches(src)

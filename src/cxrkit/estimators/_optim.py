@@ -80,7 +80,7 @@ class RMSprop(torch.optim.RMSprop):
         )
 
     @_use_grad_for_differentiable
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform a single optimization step (see ``torch.optim.RMSprop.step``)."""
         loss = None
         if closure is not None:

@@ -24,20 +24,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 
 from .._outputs import is_model_folder
 from ..architectures import Preprocessing, create_architecture
 from ..errors import CxrkitError, ModelFormatError
 from ._atomic import atomic_folder, file_digest, interrupted_saves
+from ._classifier import CXRClassifier
 from ._interrupt import refuse_interrupted
 from ._model_schema import (
     CONFIG_SCHEMA,
     ENSEMBLE_SCHEMA,
     FORMAT,
+    MANIFEST_FORMATS,
     MANIFEST_SCHEMA,
     read_json,
+    upgrade_config,
     validate,
 )
+from ._snapshot import SnapshotEnsembleClassifier, _nbytes
 
 __all__ = ["save_model", "load_model", "load_classifier", "check_model_folder"]
 
@@ -179,7 +184,7 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
         if not (d / "config.json").is_file():
             raise _missing_folder_error(d)
         config = read_json(d / "config.json")
-        validate(config, CONFIG_SCHEMA, d / "config.json")
+        validate(upgrade_config(config), CONFIG_SCHEMA, d / "config.json")
         if config["format"] != 1:
             raise ModelFormatError(
                 f"'{d / 'manifest.json'}' is missing, but config.json says format "
@@ -195,10 +200,11 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
         return "SnapshotEnsembleClassifier" if (d / "ensemble.json").is_file() else "CXRClassifier"
     manifest = read_json(d / "manifest.json")
     validate(manifest, MANIFEST_SCHEMA, d / "manifest.json")
-    if manifest["format"] != FORMAT:
+    if manifest["format"] not in MANIFEST_FORMATS:
         raise ModelFormatError(
             f"'{d / 'manifest.json'}' has format {manifest['format']!r}; this cxrkit reads "
-            f"manifests of format {FORMAT}. Upgrade cxrkit, or save the model again with this one."
+            f"manifests of formats {', '.join(map(str, MANIFEST_FORMATS))}. Upgrade cxrkit, or "
+            "save the model again with this one."
         )
     needed = {"config.json", "model.safetensors"}
     if manifest["kind"] == "SnapshotEnsembleClassifier":
@@ -215,7 +221,7 @@ def check_model_folder(directory: str | os.PathLike[str]) -> str:
                 f"'{p}' is listed in the manifest but missing: the folder "
                 "is incomplete. Save the model again or copy the whole folder."
             )
-        got = file_digest(p)
+        got: dict[str, Any] = file_digest(p)
         if got != want:
             raise ModelFormatError(
                 f"'{p}' does not match the manifest ({got['size']} bytes, sha256 "
@@ -261,9 +267,7 @@ def _read_tensors(path: Path) -> dict[str, Any]:
 
 
 def _load_classifier(d: Path, device: str) -> Any:
-    from ._classifier import CXRClassifier
-
-    config = read_json(d / "config.json")
+    config = upgrade_config(read_json(d / "config.json"))
     validate(config, CONFIG_SCHEMA, d / "config.json")
     params = dict(config["params"])
     params["pretrained"] = None  # the saved tensors replace any initial weights
@@ -306,10 +310,6 @@ def _load_classifier(d: Path, device: str) -> Any:
 
 
 def _load_ensemble(d: Path, device: str) -> Any:
-    from sklearn.base import clone
-
-    from ._snapshot import SnapshotEnsembleClassifier, _nbytes
-
     meta = read_json(d / "ensemble.json")
     validate(meta, ENSEMBLE_SCHEMA, d / "ensemble.json")
     est = _load_classifier(d, device)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import numbers
-import os
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
-from .._memory import TRIM_EVERY, release_free_memory, retain_freed_memory
-from ..errors import ConfigurationError, CxrkitError, ModelFormatError
+from .._config import get_config
+from .._memory import release_free_memory, retain_freed_memory
+from ..errors import ConfigurationError, CxrkitError
 from ._classifier import CXRClassifier
 from ._interrupt import refuse_interrupted
+from ._params import validate_params
 
 if TYPE_CHECKING:
     from ..architectures import CXRNet
@@ -209,6 +210,22 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     [2, 4]
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "estimator": [None, CXRClassifier],
+        "n_snapshots": [Interval(Integral, 1, None, closed="left")],
+        "interval": [Interval(Integral, 1, None, closed="left")],
+        "policy": [StrOptions(set(POLICIES))],
+        "monitor": [StrOptions({"train_acc", "valid_acc"})],
+        "threshold": [Real],
+        "validation": [
+            None,
+            Interval(RealNotInt, 0, 1, closed="left"),
+            Interval(Integral, 0, None, closed="left"),
+        ],
+        "max_epochs": [None, Interval(Integral, 1, None, closed="left")],
+        "if_threshold_not_reached": [StrOptions({"raise", "last"})],
+    }
+
     def __init__(
         self,
         estimator: CXRClassifier | None = None,
@@ -237,33 +254,6 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _check_params(self) -> None:
-        def bad(name: str, expected: str) -> ConfigurationError:
-            return ConfigurationError(
-                f"The {name!r} parameter of SnapshotEnsembleClassifier must be {expected}. "
-                f"Got {getattr(self, name)!r} instead."
-            )
-
-        for name in ("n_snapshots", "interval"):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise bad(name, "an int in the range [1, inf)")
-        if self.policy not in POLICIES:
-            raise bad("policy", f"one of {POLICIES}")
-        if self.monitor not in ("train_acc", "valid_acc"):
-            raise bad("monitor", "'train_acc' or 'valid_acc'")
-        if self.if_threshold_not_reached not in ("raise", "last"):
-            raise bad("if_threshold_not_reached", "'raise' or 'last'")
-        if self.max_epochs is not None and (
-            not isinstance(self.max_epochs, numbers.Integral) or self.max_epochs < 1
-        ):
-            raise bad("max_epochs", "None or an int in the range [1, inf)")
-        if self.estimator is not None and not isinstance(self.estimator, CXRClassifier):
-            raise ConfigurationError(
-                "The 'estimator' parameter of SnapshotEnsembleClassifier must be a CXRClassifier "
-                f"(or None). Got {type(self.estimator).__name__} instead."
-            )
-
     def _base(self) -> CXRClassifier:
         if self.estimator is None:
             return CXRClassifier.from_recipe("hall2020", architecture="hall2020_cnn")
@@ -278,7 +268,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         groups : array-like of shape (n,), optional
             Patient ids, used by the internal validation split.
         """
-        self._check_params()
+        validate_params(self)
         est = self._base()
         if self.policy == "cyclic":
             max_epochs = self.n_snapshots * self.interval
@@ -380,7 +370,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         check_is_fitted(self, "members_")
         refuse_interrupted(self, "predict")
         est = self.estimator_
-        src = est._check_predict_input(X)
+        src = est.check_predict_input(X)
         module = est.module_
         current = {k: v.detach().clone() for k, v in module.state_dict().items()}
         shared_backbone = all(not any(k.startswith("backbone.") for k in m) for m in self.members_)
@@ -388,10 +378,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         outs: list[list[torch.Tensor]] = [[] for _ in self.members_]
         cached = est.iter_cached_features(src) if shared_backbone else None
         inputs = cached if cached is not None else est.iter_batches(src)
+        trim_every = get_config()["trim_every"]
         try:
             with torch.inference_mode(), retain_freed_memory(est._tune_malloc()):
                 for k, xb in enumerate(inputs):
-                    if k % TRIM_EVERY == TRIM_EVERY - 1:
+                    if k % trim_every == trim_every - 1:
                         release_free_memory()
                     xb = xb.to(est.device_)
                     if cached is not None:
@@ -451,26 +442,4 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
         ens.classes_ = est.classes_
         ens.interrupted_ = None
-        return ens
-
-    # -- persistence -------------------------------------------------------------------
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the shared network and one safetensors file per member
-        (:func:`cxrkit.save_model`: all at once, with a manifest).
-        """
-        from ._persist import save_model
-
-        return save_model(self, directory)
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> SnapshotEnsembleClassifier:
-        """Read an ensemble written by :meth:`save` (no pickled code is executed)."""
-        from ._persist import load_model
-
-        ens = load_model(directory)
-        if not isinstance(ens, cls):
-            raise ModelFormatError(
-                f"'{directory}' holds a single {type(ens).__name__}, not a "
-                "snapshot ensemble; load it with cxrkit.load_model."
-            )
         return ens

@@ -154,7 +154,7 @@ def _predict_members(nets: list[CXRNet], images: Any, batch_size: int = 64) -> n
     ``(n, H, W)`` grayscale arrays); they go through cxrkit's own pipeline with
     the authors' preprocessing.
     """
-    from ..estimators._data import _prepare_one, _to_tensor, as_image_source
+    from ..estimators import as_image_source, prepare_one, to_tensor
 
     src = as_image_source(images)
     prep = HALL2020_PREPROCESSING
@@ -162,7 +162,7 @@ def _predict_members(nets: list[CXRNet], images: Any, batch_size: int = 64) -> n
     with torch.inference_mode():
         for start in range(0, len(src), batch_size):
             idx = range(start, min(len(src), start + batch_size))
-            xb = torch.stack([_to_tensor(_prepare_one(src, i, (), prep), prep, False) for i in idx])
+            xb = torch.stack([to_tensor(prepare_one(src, i, (), prep), prep, False) for i in idx])
             for m, net in enumerate(nets):
                 net.eval()
                 out[m, start : start + len(idx)] = torch.sigmoid(net(xb)).double().numpy()

@@ -7,14 +7,16 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from .._config import resolve_decode_threads
 from ..errors import ConfigurationError, DataError, ImageDecodeError
+from ._named import resolve_transforms
+from ._pool import map_collecting_errors
 from ._read import INTERPOLATIONS, read_xray_bytes, resize_image
 
 __all__ = ["XRayLoader", "DecodeCache", "format_failures"]
@@ -146,8 +148,6 @@ class XRayLoader(TransformerMixin, BaseEstimator):
             )
 
     def _transform_callables(self) -> list[Callable[[np.ndarray], np.ndarray]]:
-        from ..transforms import resolve_transforms
-
         return resolve_transforms(self.transforms, "XRayLoader")
 
     def fit(self, X: Any, y: Any = None) -> XRayLoader:
@@ -211,21 +211,12 @@ class XRayLoader(TransformerMixin, BaseEstimator):
         transforms = self._transform_callables()
         key_extra = (int(self.size), self.interpolation, tuple(repr(t) for t in transforms))
         out = np.empty((len(paths), int(self.size), int(self.size)), dtype=np.float32)
-        errors: list[str] = []
 
         def work(i: int) -> None:
-            try:
-                out[i] = self._load_one(paths[i], transforms, key_extra)
-            except ImageDecodeError as exc:
-                errors.append(str(exc))
+            out[i] = self._load_one(paths[i], transforms, key_extra)
 
-        threads = self.n_jobs or max(1, min(8, os.cpu_count() or 1))
-        if threads > 1 and len(paths) > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, range(len(paths))))
-        else:
-            for i in range(len(paths)):
-                work(i)
+        threads = self.n_jobs or resolve_decode_threads()
+        errors = map_collecting_errors(work, len(paths), threads, (ImageDecodeError,))
         if errors:
             raise ImageDecodeError(
                 format_failures(

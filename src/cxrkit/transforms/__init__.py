@@ -98,25 +98,11 @@ def create_transform(name: str, /, **options: Any) -> Callable[[np.ndarray], np.
 def resolve_transforms(
     transforms: Any, owner: str = "CXRClassifier"
 ) -> list[Callable[[np.ndarray], np.ndarray]]:
-    """Return the callables of a ``transforms`` parameter.
-
-    Registered names are created, callables kept; anything else is a
-    :class:`~cxrkit.errors.ConfigurationError` naming ``owner``.
+    """Return the callables of a ``transforms`` parameter (see :func:`cxrkit.io.resolve_transforms`).
 
     >>> [type(t).__name__ for t in resolve_transforms(["centre_blackout"])]
     ['CentreBlackout']
     """
-    from ..errors import ConfigurationError
+    from ..io import resolve_transforms as resolve  # io is imported on first use here
 
-    out = []
-    for t in transforms or ():
-        if isinstance(t, str):
-            out.append(create_transform(t))
-        elif callable(t):
-            out.append(t)
-        else:
-            raise ConfigurationError(
-                f"The 'transforms' parameter of {owner} must hold callables or registered "
-                f"transform names (see cxrkit.list_transforms()). Got {t!r}."
-            )
-    return out
+    return resolve(transforms, owner)

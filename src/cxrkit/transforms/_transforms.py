@@ -234,8 +234,15 @@ class CentreCrop(Transform):
 class CentreBlackout(Transform):
     """Set the central ``fraction`` x ``fraction`` box of the image to ``value``.
 
-    Used by the shortcut probe: a model that still separates the classes with the
-    lungs blacked out is reading something other than the lungs.
+    Used by the shortcut probe (:func:`cxrkit.validity.shortcut_probe`, which
+    passes its own ``fraction``, 0.6 by default): a model that still separates
+    the classes with the lungs blacked out is reading something other than the lungs.
+
+    Examples
+    --------
+    >>> out = CentreBlackout(0.5)(np.ones((4, 4), dtype=np.float32))
+    >>> out.astype(int).tolist()
+    [[1, 1, 1, 1], [1, 0, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1]]
 
     Parameters
     ----------
@@ -250,10 +257,14 @@ class CentreBlackout(Transform):
         self.fraction = _fraction("fraction", "CentreBlackout", fraction)
         self.value = float(value)
 
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        arr = _as_image(img, "CentreBlackout").copy()
-        h, w = arr.shape
+    def box(self, shape: tuple[int, ...]) -> tuple[slice, slice]:
+        """Return the row and column slices of the box for an image of ``shape``."""
+        h, w = shape[-2], shape[-1]
         bh, bw = round(h * self.fraction), round(w * self.fraction)
         top, left = (h - bh) // 2, (w - bw) // 2
-        arr[top : top + bh, left : left + bw] = self.value
+        return slice(top, top + bh), slice(left, left + bw)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        arr = _as_image(img, "CentreBlackout").copy()
+        arr[self.box(arr.shape)] = self.value
         return arr

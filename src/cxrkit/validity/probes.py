@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
 from ..errors import ConfigurationError, DataError
+from ..transforms import CentreBlackout
 from ._result import GuardResult
 
 __all__ = [
@@ -39,63 +39,6 @@ SHORTCUT_AUC_WARN = 0.70
 #: Share of the whole-image AUC's distance from chance that, kept with the lungs
 #: hidden, makes the shortcut probe warn.
 SHORTCUT_RETAINED_WARN = 0.75
-
-
-class CentreBlackout:
-    """Set the central part of a 2-D image to 0 (black).
-
-    Picklable, so it can be passed to ``CXRClassifier(transforms=[...])`` and
-    survive ``clone`` and multiprocessing.
-
-    Parameters
-    ----------
-    fraction : float in (0, 1), default=0.6
-        Side of the blacked-out rectangle as a fraction of the image's height
-        and width (0.6 hides the central 60 % x 60 %, i.e. 36 % of the area).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> out = CentreBlackout(0.5)(np.ones((4, 4), dtype=np.float32))
-    >>> out.astype(int).tolist()
-    [[1, 1, 1, 1], [1, 0, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1]]
-    """
-
-    fraction: float
-
-    def __init__(self, fraction: float = 0.6) -> None:
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, numbers.Real)
-            or not 0 < fraction < 1
-        ):
-            raise ConfigurationError(
-                f"The 'fraction' parameter of CentreBlackout must be a float in the range (0, 1). "
-                f"Got {fraction!r} instead."
-            )
-        self.fraction = float(fraction)
-
-    def box(self, shape: tuple[int, ...]) -> tuple[slice, slice]:
-        """Row and column slices of the blacked-out rectangle for an image shape."""
-        h, w = shape[-2], shape[-1]
-        bh, bw = int(round(h * self.fraction)), int(round(w * self.fraction))
-        top, left = (h - bh) // 2, (w - bw) // 2
-        return slice(top, top + bh), slice(left, left + bw)
-
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        out = np.array(img, copy=True)
-        rows, cols = self.box(out.shape)
-        out[..., rows, cols] = 0
-        return out
-
-    def __repr__(self) -> str:
-        return f"CentreBlackout(fraction={self.fraction})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CentreBlackout) and other.fraction == self.fraction
-
-    def __hash__(self) -> int:
-        return hash(("CentreBlackout", self.fraction))
 
 
 class LeaveOneSourceOut:

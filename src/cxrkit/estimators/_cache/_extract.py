@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...architectures import CXRNet, Preprocessing
-from .._data import _to_tensor
+from .._data import to_tensor
 
 __all__ = ["compute_features", "feature_cache_reason"]
 
@@ -75,7 +75,7 @@ def compute_features(
         with torch.inference_mode():
             for s in range(0, len(positions), batch_size):
                 idx = positions[s : s + batch_size]
-                xb = torch.stack([_to_tensor(images[i], prep, flip) for i in idx]).to(device)
+                xb = torch.stack([to_tensor(images[i], prep, flip) for i in idx]).to(device)
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 chunks.append(module.features(xb).float().cpu().numpy())
@@ -90,4 +90,4 @@ def _backbone_channels_last(module: CXRNet) -> None:
     """
     weights = [p for p in module.backbone.parameters() if p.ndim == 4]
     if weights and not weights[0].is_contiguous(memory_format=torch.channels_last):
-        module.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        module.backbone.to(memory_format=torch.channels_last)

@@ -17,7 +17,7 @@ def _nbytes(arr: np.ndarray) -> int:
     return int(arr.nbytes)
 
 
-class _CountingLRU(LRUCache):  # type: ignore[type-arg]
+class _CountingLRU(LRUCache):
     """``cachetools.LRUCache`` sized by the arrays' bytes, counting what it evicts."""
 
     def __init__(self, max_bytes: int) -> None:
@@ -27,7 +27,7 @@ class _CountingLRU(LRUCache):  # type: ignore[type-arg]
     def popitem(self) -> tuple[Any, Any]:
         item = super().popitem()
         self.evictions += 1
-        return item  # type: ignore[no-any-return]
+        return item
 
 
 class MemoryStore:
@@ -48,7 +48,7 @@ class MemoryStore:
     def get(self, key: Key) -> np.ndarray | None:
         """The array stored under ``key`` (now the most recently used), or ``None``."""
         with self._lock:
-            return self._lru.get(key)  # type: ignore[no-any-return]
+            return self._lru.get(key)
 
     def put(self, key: Key, arr: np.ndarray) -> None:
         """Store ``arr``, evicting least-recently-used arrays to stay within the limit."""
