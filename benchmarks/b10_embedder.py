@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import header
 from _pngs import write_pngs
+
 from cxrkit.estimators import CXREmbedder
 
 
@@ -76,8 +76,10 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in times.items():
         rate = args.n / med[k] * 60
-        print(f"{k:9s} median {med[k]:6.2f} s  ({rate:7.1f} images/min)  runs: "
-              + ", ".join(f"{t:.2f}" for t in v))
+        print(
+            f"{k:9s} median {med[k]:6.2f} s  ({rate:7.1f} images/min)  runs: "
+            + ", ".join(f"{t:.2f}" for t in v)
+        )
     ratio = med["bound"] / med["embedder"]
     print(f"embedder / bound throughput: {ratio:.2f}x (target >= 0.9x)")
 

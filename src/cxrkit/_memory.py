@@ -76,7 +76,7 @@ def _glibc() -> Any:
 
 
 def glibc_malloc_available() -> bool:
-    """``True`` where the C library is glibc, whose ``malloc`` these helpers tune."""
+    """Return ``True`` where the C library is glibc, whose ``malloc`` these helpers tune."""
     return _glibc() is not None
 
 

@@ -64,10 +64,7 @@ def check_output_folder(path: str | os.PathLike[str], what: str = "output folder
 
 
 def check_model_destination(path: str | os.PathLike[str], what: str = "model folder") -> Path:
-    """Like :func:`check_output_folder`, and refuse a non-empty folder that
-    :func:`cxrkit.save_model` would not replace (one that holds neither a model
-    nor only model folders).
-    """
+    """Like :func:`check_output_folder`, and refuse a non-empty folder that :func:`cxrkit.save_model` would not replace (one that holds neither a model nor only model folders)."""
     target = Path(path)
     if target.is_dir():
         entries = list(target.iterdir())

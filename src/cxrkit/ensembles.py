@@ -38,7 +38,7 @@ def hall2020_ensemble(
     n_jobs: int | None = None,
     **estimator_params: Any,
 ) -> VotingClassifier:
-    """The 21-model ensemble of Hall et al. (2020) as a scikit-learn ``VotingClassifier``.
+    """Return the 21-model ensemble of Hall et al. (2020) as a scikit-learn ``VotingClassifier``.
 
     One :class:`SnapshotEnsembleClassifier` per architecture (ResNet50, VGG16 and
     the authors' small CNN), each trained with the ``"hall2020"`` recipe and the

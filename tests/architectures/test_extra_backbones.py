@@ -14,7 +14,7 @@ from cxrkit import CXRClassifier
 from cxrkit.architectures import create_architecture, get_preprocessing, list_architectures
 from cxrkit.errors import WeightsError
 
-from ._offline import hf_snapshot, no_network  # noqa: F401  (fixture)
+from ._offline import hf_snapshot
 
 xrv = pytest.importorskip("torchxrayvision")
 timm = pytest.importorskip("timm")
@@ -117,7 +117,7 @@ def _xrv_cache(home: Path, weights: str, obj: object) -> Path:
 
 def test_xrv_densenet_loads_exactly_the_cached_tensors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:  # noqa: F811
+) -> None:
     torch.manual_seed(0)
     ref = xrv.models.DenseNet(weights=None)  # its files pickle the whole module
     _xrv_cache(tmp_path, "densenet121-res224-all", ref)
@@ -136,7 +136,7 @@ def test_xrv_densenet_loads_exactly_the_cached_tensors(
     assert net.pathologies == lib.pathologies
 
 
-def test_xrv_resnet_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None) -> None:  # noqa: F811
+def test_xrv_resnet_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None) -> None:
     import torchvision
 
     torch.manual_seed(1)
@@ -158,7 +158,7 @@ def test_xrv_resnet_loads_exactly_the_cached_tensors(tmp_path: Path, no_network:
 
 def test_xrv_empty_cache_names_the_folder_and_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:  # noqa: F811
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     folder = tmp_path / ".torchxrayvision" / "models_data"
     with pytest.raises(
@@ -215,7 +215,7 @@ def test_xrv_resnet_trains_through_the_classifier(tmp_path: Path) -> None:
 
 
 # -- timm -----------------------------------------------------------------------------
-def test_timm_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None) -> None:  # noqa: F811
+def test_timm_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None) -> None:
     from safetensors.torch import save_file
 
     torch.manual_seed(2)
@@ -230,7 +230,7 @@ def test_timm_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None)
 
 def test_timm_empty_cache_names_the_folder_and_the_command(
     tmp_path: Path, no_network: None
-) -> None:  # noqa: F811
+) -> None:
     with pytest.raises(
         WeightsError,
         match=(
@@ -282,7 +282,7 @@ def _tiny_dino_cache(cache: Path) -> torch.nn.Module:
     return ref
 
 
-def test_rad_dino_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None) -> None:  # noqa: F811
+def test_rad_dino_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: None) -> None:
     ref = _tiny_dino_cache(tmp_path)
     net = create_architecture(
         "rad_dino", pretrained="default", cache_dir=str(tmp_path), pooling="cls_mean"
@@ -299,7 +299,7 @@ def test_rad_dino_loads_exactly_the_cached_tensors(tmp_path: Path, no_network: N
 
 def test_rad_dino_empty_cache_names_the_folder_and_the_command(
     tmp_path: Path, no_network: None
-) -> None:  # noqa: F811
+) -> None:
     with pytest.raises(
         WeightsError,
         match=(

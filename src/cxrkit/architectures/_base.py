@@ -136,7 +136,7 @@ class CXRNet(nn.Module):
 
     # -- freezing ----------------------------------------------------------
     def last_layer(self) -> nn.Module:
-        """The final parametrised layer of the head."""
+        """Return the final parametrised layer of the head."""
         last = None
         for m in self.head.modules():
             if any(True for _ in m.parameters(recurse=False)):
@@ -198,9 +198,7 @@ class CXRNet(nn.Module):
         return self
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only the tensors that training can change (trainable parameters and
-        the buffers of modules that are not frozen).
-        """
+        """Only the tensors that training can change (trainable parameters and the buffers of modules that are not frozen)."""
         frozen_prefixes = []
         if self.backbone_frozen:
             frozen_prefixes.append("backbone.")

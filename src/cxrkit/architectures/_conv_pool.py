@@ -60,7 +60,7 @@ _POOL_SIZE = 0
 
 
 def _load_kernel() -> Any:
-    """The compiled loops (a module), or ``None`` (the reason is kept in ``_KERNEL_ERROR``)."""
+    """Return the compiled loops (a module), or ``None`` (the reason is kept in ``_KERNEL_ERROR``)."""
     global _KERNEL, _KERNEL_ERROR
     if _KERNEL is not None or _KERNEL_ERROR is not None:
         return _KERNEL

@@ -13,9 +13,7 @@ __all__ = ["sparse_weight_grad", "sparse_grads_channels_last"]
 
 @numba.njit(inline="always")
 def _in_window(off, wc, pool):  # type: ignore[no-untyped-def]
-    """Row and column, within its pooling window, of a maximum ``off`` values past the window's
-    first (flat, rows ``wc`` long), found without a division; ``(-1, -1)`` if it lies outside.
-    """
+    """Row and column, within its pooling window, of a maximum ``off`` values past the window's first (flat, rows ``wc`` long), found without a division; ``(-1, -1)`` if it lies outside."""
     dy = 0
     for t in range(1, pool):
         dy += off >= t * wc
@@ -27,9 +25,7 @@ def _in_window(off, wc, pool):  # type: ignore[no-untyped-def]
 
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore[no-untyped-def]
-    """Add images ``n0:n1``'s weight and bias gradients to ``dw`` and ``db``; return the
-    number of pooling indices found outside their window (0 unless the input is wrong).
-    """
+    """Add images ``n0:n1``'s weight and bias gradients to ``dw`` and ``db``; return the number of pooling indices found outside their window (0 unless the input is wrong)."""
     # x (N, C, H, W): the convolution's input; g, idx (N, PH, PW, O): the pooled
     # gradient and the flat position (in the HC x WC convolution map) of each
     # window's maximum; dw (O, KP) with KP > C*kh*kw and db (O,): accumulators.
@@ -86,8 +82,7 @@ def sparse_weight_grad(x, g, idx, kh, kw, pool, n0, n1, dw, db):  # type: ignore
 
 @numba.njit(nogil=True, cache=True, fastmath={"contract"})
 def sparse_grads_channels_last(x, g, idx, w, pool, n0, n1, dw, db, dx, need_dx):  # type: ignore[no-untyped-def]
-    """The same sums as :func:`sparse_weight_grad` for many input channels, and the input's
-    gradient; everything channels-last. Return the number of misplaced pooling indices.
+    """Return the same sums as :func:`sparse_weight_grad` for many input channels, and the input's gradient; everything channels-last. Return the number of misplaced pooling indices.
 
     ``x`` and ``dx`` are C-contiguous (N, H, W, C); ``g`` and ``idx`` (N, PH, PW, O); ``w``
     C-contiguous (O, KH, KW, C); ``dw`` (O, KH, KW, C) and ``db`` (O,) accumulators. Each

@@ -1,6 +1,4 @@
-"""What the optional backbone families share: importing their library with an
-install hint, and the error for weights missing from the library's cache.
-"""
+"""What the optional backbone families share: importing their library with an install hint, and the error for weights missing from the library's cache."""
 
 from __future__ import annotations
 
@@ -65,7 +63,7 @@ def require_extra(family: str) -> Any:
 
 
 def is_library_weights(pretrained: Any) -> bool:
-    """True for the ``pretrained`` values that ask for the library's own weights."""
+    """Return True for the ``pretrained`` values that ask for the library's own weights."""
     return pretrained is True or (isinstance(pretrained, str) and pretrained in LIBRARY_WEIGHTS)
 
 
@@ -76,7 +74,7 @@ def is_none(pretrained: Any) -> bool:
 def missing_weights_error(
     what: str, cache: str | os.PathLike[str], fill: str, exc: BaseException
 ) -> WeightsError:
-    """The error for weights that are neither in the library's cache nor downloadable."""
+    """Return the error for weights that are neither in the library's cache nor downloadable."""
     reason = (str(exc).strip().splitlines() or [""])[0][:200]
     return WeightsError(
         f"{what} are not in the cache '{Path(cache)}' and could not be downloaded "

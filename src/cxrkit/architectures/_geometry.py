@@ -20,7 +20,7 @@ CROPS = ("none", "square")
 
 
 def centre_square(img: np.ndarray) -> np.ndarray:
-    """The largest central square, placed as torchxrayvision's ``XRayCenterCrop``."""
+    """Return the largest central square, placed as torchxrayvision's ``XRayCenterCrop``."""
     h, w = img.shape
     side = min(h, w)
     top, left = h // 2 - side // 2, w // 2 - side // 2
@@ -28,7 +28,7 @@ def centre_square(img: np.ndarray) -> np.ndarray:
 
 
 def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size x size`` block, placed as torchvision's ``CenterCrop``."""
+    """Return the central ``size x size`` block, placed as torchvision's ``CenterCrop``."""
     h, w = img.shape
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
     return img[top : top + size, left : left + size]

@@ -36,8 +36,7 @@ __all__ = ["GrayscaleConv2d", "grayscale_first_conv"]
 
 
 class GrayscaleConv2d(nn.Module):
-    """A ``Conv2d`` on C identical (up to per-channel affine normalisation)
-    input channels, computed from channel 0 only.
+    """A ``Conv2d`` on C identical (up to per-channel affine normalisation) input channels, computed from channel 0 only.
 
     Takes the same ``(N, C, H, W)`` input as the layer it replaces (so the data
     pipeline is unchanged) and reads only ``x[:, :1]``. It keeps the original
@@ -94,7 +93,7 @@ class GrayscaleConv2d(nn.Module):
         return m
 
     def folded_weight(self) -> torch.Tensor:
-        """The one-channel kernel ``sum_c a_c W_c`` (differentiable in ``weight``)."""
+        """Return the one-channel kernel ``sum_c a_c W_c`` (differentiable in ``weight``)."""
         return (self.weight * self.scale).sum(1, keepdim=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -62,9 +62,7 @@ POOLINGS = ("cls", "cls_mean")
 
 
 class TokenGrid(nn.Module):
-    """Identity on the patch tokens laid out as an ``(N, D, h, w)`` map: the layer
-    Grad-CAM hooks for a ViT.
-    """
+    """Identity on the patch tokens laid out as an ``(N, D, h, w)`` map: the layer Grad-CAM hooks for a ViT."""
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         return grid

@@ -29,7 +29,7 @@ _INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 
 
 def hf_hub_cache(cache_dir: str | None = None) -> str:
-    """The Hugging Face hub cache folder (``cache_dir`` when given)."""
+    """Return the Hugging Face hub cache folder (``cache_dir`` when given)."""
     if cache_dir:
         return str(cache_dir)
     from huggingface_hub import constants
@@ -49,7 +49,7 @@ def _check_name(timm: Any, model_name: str) -> None:
 
 
 def timm_preprocessing(model_name: str, in_chans: int = 3) -> Preprocessing:
-    """The preprocessing timm's ``pretrained_cfg`` declares for ``model_name``.
+    """Return the preprocessing timm's ``pretrained_cfg`` declares for ``model_name``.
 
     ``crop_mode="squash"`` stretches the whole image; ``"center"`` keeps the
     central square after the resize to ``input_size / crop_pct``, as timm's eval
@@ -124,7 +124,7 @@ def build_timm(
     dropout: float = 0.5,
     **timm_kwargs: Any,
 ) -> CXRNet:
-    """A timm model with a cxrkit head.
+    """Return a timm model with a cxrkit head.
 
     Parameters
     ----------

@@ -55,7 +55,7 @@ def build_resnet(
     dropout: float = 0.5,
     **_: object,
 ) -> CXRNet:
-    """A torchvision ResNet whose ``fc`` is replaced by a cxrkit head."""
+    """Return a torchvision ResNet whose ``fc`` is replaced by a cxrkit head."""
     ctor, weights_enum = _RESNETS[name]
     tv = ctor(weights=None)
     backbone = nn.Sequential(
@@ -129,10 +129,7 @@ def build_vgg16(
 
 
 def _materialize(module: nn.Module) -> None:
-    """Allocate a meta-device ``module`` on the CPU and initialise it as torchvision's
-    VGG and ResNet constructors do: convolutions Kaiming-normal (fan-out, ReLU) with
-    zero biases, batch norms weight 1, bias 0 and fresh running statistics.
-    """
+    """Allocate a meta-device ``module`` on the CPU and initialise it as torchvision's VGG and ResNet constructors do: convolutions Kaiming-normal (fan-out, ReLU) with zero biases, batch norms weight 1, bias 0 and fresh running statistics."""
     module.to_empty(device="cpu")
     with torch.no_grad():
         for m in module.modules():

@@ -109,7 +109,7 @@ def build_lung_unet(
     depth: int = 4,
     **kwargs: object,
 ) -> LungUNet:
-    """A small U-Net for lung-field segmentation (128 px, ~0.5 M parameters at base 8).
+    """Return a small U-Net for lung-field segmentation (128 px, ~0.5 M parameters at base 8).
 
     ``pretrained`` is ``None`` (random initialisation) or a state-dict /
     safetensors file, e.g. ``model.safetensors`` written by ``cxrkit train-lungs``.

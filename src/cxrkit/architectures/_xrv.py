@@ -47,8 +47,10 @@ _SAFE_NAMES = ("collections.OrderedDict", "builtins.set", "torch._utils._rebuild
 
 
 def xrv_preprocessing(size: int) -> Preprocessing:
-    """Torchxrayvision's input: one channel in ``[-1024, 1024]`` (``xrv.utils.normalize``:
-    ``2048 * x - 1024`` for ``x`` in ``[0, 1]``), ``XRayCenterCrop``, ``XRayResizer(size)``.
+    """Return torchxrayvision's input preprocessing.
+
+    One channel in ``[-1024, 1024]`` (``xrv.utils.normalize``: ``2048 * x - 1024`` for
+    ``x`` in ``[0, 1]``), ``XRayCenterCrop``, ``XRayResizer(size)``.
     """
     return Preprocessing(
         input_size=size,
@@ -61,9 +63,7 @@ def xrv_preprocessing(size: int) -> Preprocessing:
 
 
 class XRVPathologyHead(nn.Module):
-    """torchxrayvision's own classifier: a linear layer to its 18 pathologies, then,
-    for published weights, sigmoid and its operating-point normalisation (``op_norm``).
-    """
+    """torchxrayvision's own classifier: a linear layer to its 18 pathologies, then, for published weights, sigmoid and its operating-point normalisation (``op_norm``)."""
 
     def __init__(self, classifier: nn.Linear, op_threshs: torch.Tensor | None) -> None:
         super().__init__()
@@ -97,9 +97,7 @@ class XRVNet(CXRNet):
 
 
 def xrv_weights_path(weights: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The local file of a torchxrayvision weight set, downloaded by torchxrayvision
-    into its model folder when absent (``cache_dir`` overrides the folder).
-    """
+    """Return the local file of a torchxrayvision weight set, downloaded by torchxrayvision into its model folder when absent (``cache_dir`` overrides the folder)."""
     xrv = require_extra("xrv")
     url = xrv.models.model_urls[weights]["weights_url"]
     folder = Path(os.path.expanduser(str(cache_dir or xrv.utils.get_cache_dir())))
@@ -119,7 +117,7 @@ def xrv_weights_path(weights: str, cache_dir: str | os.PathLike[str] | None = No
 
 
 def read_xrv_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The state dict in a torchxrayvision weights file.
+    """Return the state dict in a torchxrayvision weights file.
 
     The DenseNet files pickle whole modules. They are read with
     ``torch.load(weights_only=True)``, allowing only the module classes of
@@ -191,7 +189,7 @@ def build_xrv(
     dropout: float = 0.5,
     **_: object,
 ) -> XRVNet:
-    """A torchxrayvision backbone (``name`` from :data:`XRV_ARCHITECTURES`).
+    """Return a torchxrayvision backbone (``name`` from :data:`XRV_ARCHITECTURES`).
 
     Parameters
     ----------

@@ -94,7 +94,7 @@ def _official_split(base: Path, names: pd.Series, split: str) -> pd.Series:
 
 
 def _nih_labels(finding_labels: pd.Series) -> pd.DataFrame:
-    """The 15 NIH labels (14 findings and No Finding) as 1/0 columns in vocabulary names."""
+    """Return the 15 NIH labels (14 findings and No Finding) as 1/0 columns in vocabulary names."""
     lists = [
         None if not isinstance(v, str) else [x.strip() for x in v.split("|")]
         for v in finding_labels.tolist()

@@ -101,7 +101,7 @@ def load_covid_chestxray(
     check_images: bool = True,
     min_classes: int = 2,
 ) -> CXRDataset:
-    """The COVID-19 image data collection (Cohen et al. 2020) in its native layout.
+    """Return the COVID-19 image data collection (Cohen et al. 2020) in its native layout.
 
     ``root`` is a clone of ``github.com/ieee8023/covid-chestxray-dataset``:
     ``metadata.csv`` plus the ``images/`` (and ``volumes/``) folders named in its

@@ -138,7 +138,7 @@ class CXRDataset:
     def label_matrix(
         self, findings: Sequence[str] | None = None, *, uncertain: str = "ignore"
     ) -> np.ndarray:
-        """The per-finding labels as a ``float32`` array of shape ``(n, k)``.
+        """Return the per-finding labels as a ``float32`` array of shape ``(n, k)``.
 
         Parameters
         ----------
@@ -157,7 +157,7 @@ class CXRDataset:
         return finding_counts(require_labels(self.labels, self.name))
 
     def relabel(self, findings: Sequence[str]) -> CXRDataset:
-        """A copy whose :attr:`labels` has exactly ``findings`` as columns.
+        """Return a copy whose :attr:`labels` has exactly ``findings`` as columns.
 
         Findings this dataset does not label become all-NaN columns, so that
         datasets with different findings can be stacked for one model.
@@ -188,7 +188,7 @@ class CXRDataset:
 
     # -- selections ---------------------------------------------------------
     def subset(self, idx: Any) -> CXRDataset:
-        """A new dataset with the images at ``idx`` (indices or boolean mask).
+        """Return a new dataset with the images at ``idx`` (indices or boolean mask).
 
         ``excluded`` is carried over unchanged.
         """
@@ -241,7 +241,7 @@ class CXRDataset:
 
     # -- reporting ------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        """Counts describing the dataset.
+        """Count what the dataset holds.
 
         Returns
         -------

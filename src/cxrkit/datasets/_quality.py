@@ -1,5 +1,4 @@
-"""Table-level data checks every loader shares: repeated files, look-alike labels,
-paths outside the dataset's folder, and announcing what was left out.
+"""Table-level data checks every loader shares: repeated files, look-alike labels, paths outside the dataset's folder, and announcing what was left out.
 
 Each problem is either an error (with how to fix it), or a warning on the
 console *and* a note in the dataset's summary; nothing passes silently.
@@ -175,9 +174,7 @@ def unread_files_note(skipped: list[dict[str, str]], root: Path, name: str) -> l
 
 
 def announce_skipped(msgs: list[str], n: int, name: str, what: str) -> list[str]:
-    """Warn that ``on_error="skip"`` left images out (so the console sees it, not only
-    the report).
-    """
+    """Warn that ``on_error="skip"`` left images out (so the console sees it, not only the report)."""
     if not msgs:
         return []
     shown = "; ".join(msgs[:3]) + (f"; and {len(msgs) - 3} more" if len(msgs) > 3 else "")

@@ -48,7 +48,7 @@ _SUFFIXES = ("", ".gz", ".zip", ".bz2", ".xz")
 
 
 def find_release_file(names: Sequence[str], *dirs: Path | None) -> Path | None:
-    """The first of ``names`` (also compressed: ``.gz``, ``.zip``, ...) found in ``dirs``."""
+    """Return the first of ``names`` (also compressed: ``.gz``, ``.zip``, ...) found in ``dirs``."""
     for d in dirs:
         if d is None:
             continue
@@ -108,7 +108,7 @@ def read_table(path: Path, dataset: str, **kwargs: object) -> pd.DataFrame:
 
 
 def require_columns(df: pd.DataFrame, columns: Iterable[str], path: Path, dataset: str) -> None:
-    """A DataError naming the columns a release file lacks."""
+    """Return a DataError naming the columns a release file lacks."""
     absent = [c for c in columns if c not in df.columns]
     if absent:
         raise DataError(
@@ -120,7 +120,7 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], path: Path, datase
 def exclude_rows(
     table: pd.DataFrame, mask: np.ndarray | pd.Series, reason: str | pd.Series
 ) -> pd.DataFrame:
-    """The rows of ``table`` under ``mask`` with a ``reason`` column."""
+    """Return the rows of ``table`` under ``mask`` with a ``reason`` column."""
     mask = np.asarray(mask, dtype=bool)
     d = table.loc[mask].copy()
     d["reason"] = reason if isinstance(reason, str) else np.asarray(reason)[mask]
@@ -147,7 +147,7 @@ def multi_hot(
     columns: Sequence[str] | None = None,
     index: pd.Index | None = None,
 ) -> pd.DataFrame:
-    """A 1/0 table from per-row lists of label names (``None`` rows are all NaN).
+    """Return a 1/0 table from per-row lists of label names (``None`` rows are all NaN).
 
     Parameters
     ----------

@@ -49,7 +49,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _anatomy(pat: dict, size: int, view: str) -> dict:
-    """The patient's chest without findings (computed once per patient and view)."""
+    """Return the patient's chest without findings (computed once per patient and view)."""
     lin = np.linspace(-1.0, 1.0, size, dtype=np.float32)
     # the patient's build and position in the detector field
     sc, du, dv = (np.float32(x) for x in pat.get("frame", (1.0, 0.0, 0.0)))
@@ -360,7 +360,7 @@ def load_synthetic(
     on_error: str = "raise",
     check_images: bool = False,
 ) -> CXRDataset:
-    """The synthetic dataset (see :func:`make_synthetic_cxr` for the parameters).
+    """Return the synthetic dataset (see :func:`make_synthetic_cxr` for the parameters).
 
     With ``root=None`` the images stay in memory (``X`` is a ``uint8`` array of
     shape ``(n, size, size)``); with a folder, PNGs are written to

@@ -64,7 +64,7 @@ _FILES = {
 
 
 def _reader_votes(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """A 1/0 table indexed by (image_id[, rad_id]), one column per label, for either layout."""
+    """Return a 1/0 table indexed by (image_id[, rad_id]), one column per label, for either layout."""
     if "class_name" in df.columns:  # Kaggle: one row per reader and finding (with a box)
         require_columns(df, ["image_id", "rad_id", "class_name"], path, "vindr-cxr")
         votes = pd.crosstab([df["image_id"], df["rad_id"]], df["class_name"]).clip(upper=1)

@@ -83,7 +83,7 @@ def _norm(name: str) -> str:
 
 
 def resolve_finding(name: str, available: Mapping[str, str] | Sequence[str], dataset: str) -> str:
-    """The column of ``available`` that ``name`` means (vocabulary or native name).
+    """Return the column of ``available`` that ``name`` means (vocabulary or native name).
 
     Matching ignores case, spaces and punctuation (``"Pleural Effusion"``,
     ``"pleural_effusion"`` and ``"effusion"`` when the dataset maps it so).

@@ -35,7 +35,7 @@ logger = logging.getLogger("cxrkit.feature_cache")
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
-    """A print sink that prints nothing (``verbose=0``)."""
+    """Return a print sink that prints nothing (``verbose=0``)."""
 
 
 class AcceleratedFeatureAwareNet(AccelerateMixin, FeatureAwareNet):
@@ -59,11 +59,7 @@ class AcceleratedFeatureAwareNet(AccelerateMixin, FeatureAwareNet):
 
 
 def default_accelerator() -> Any:
-    """``Accelerator`` with ``split_batches=True``: ``batch_size`` stays the
-    global batch, split across the processes, so learning rates and step counts
-    mean the same as in single-process training. Without a visible GPU, CPU
-    processes with the gloo backend.
-    """
+    """``Accelerator`` with ``split_batches=True``: ``batch_size`` stays the global batch, split across the processes, so learning rates and step counts mean the same as in single-process training. Without a visible GPU, CPU processes with the gloo backend."""
     try:
         from accelerate import Accelerator
         from accelerate.utils import DataLoaderConfiguration

@@ -56,9 +56,7 @@ def interrupted_saves(target: Path) -> list[Path]:
 
 
 def _remove_stale(target: Path, what: str) -> None:
-    """Remove the hidden ``what`` folders (``"partial"``, ``"old"``) that earlier saves of
-    ``target`` by processes of this host, no longer running, left behind.
-    """
+    """Remove the hidden ``what`` folders (``"partial"``, ``"old"``) that earlier saves of ``target`` by processes of this host, no longer running, left behind."""
     host = socket.gethostname()
     for p in target.parent.glob(f".{target.name}.{what}-{host}-*"):
         try:

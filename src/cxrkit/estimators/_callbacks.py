@@ -166,8 +166,7 @@ class EpochProgress(Callback):
 
 
 class FiniteLoss(Callback):
-    """Stop training with :class:`~cxrkit.errors.NonFiniteLossError` when a
-    training batch's loss is NaN or infinite.
+    """Stop training with :class:`~cxrkit.errors.NonFiniteLossError` when a training batch's loss is NaN or infinite.
 
     Such a loss never recovers: every later update is NaN too, and the model
     would predict NaN for every image. It comes from NaN/inf in the inputs

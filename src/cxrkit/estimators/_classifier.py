@@ -280,7 +280,7 @@ class CXRClassifier(
     def from_recipe(
         cls, recipe: str, architecture: str | None = None, **overrides: Any
     ) -> CXRClassifier:
-        """A classifier configured as in one of the papers.
+        """Return a classifier configured as in one of the papers.
 
         ``"hall2020"`` (Hall, Paul, Goldgof & Goldgof 2020): head GAP -> dense 64
         -> ReLU -> dropout 0.5 -> one logit; convolutional layers frozen with their
@@ -316,7 +316,7 @@ class CXRClassifier(
         preprocessing: Preprocessing | None = None,
         **params: Any,
     ) -> CXRClassifier:
-        """A fitted classifier around an already-trained network.
+        """Return a fitted classifier around an already-trained network.
 
         ``classes`` are the two labels; the network's logit scores ``classes[1]``.
         """

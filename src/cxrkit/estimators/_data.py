@@ -224,7 +224,7 @@ class ImageTensorDataset(Dataset):
         return x, y
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """A whole batch at once (``DataLoader`` calls this instead of ``__getitem__``).
+        """Return a whole batch at once (``DataLoader`` calls this instead of ``__getitem__``).
 
         The same tensors as ``[self[i] for i in indices]``, with the flips drawn as
         one ``torch.rand(n)`` (the same numbers as ``n`` calls of ``torch.rand(())``),
@@ -267,10 +267,7 @@ class LazyImageDataset(Dataset):
 
 
 class AugmentedImageDataset(Dataset):
-    """Prepared images (``(n, S, S)``) -> normalised tensors, each image passed through
-    ``augment`` (a 2-D image callable, e.g. :class:`cxrkit.transforms.CXRLight`) on
-    every access.
-    """
+    """Prepared images (``(n, S, S)``) -> normalised tensors, each image passed through ``augment`` (a 2-D image callable, e.g. :class:`cxrkit.transforms.CXRLight`) on every access."""
 
     def __init__(
         self, images: np.ndarray, y: np.ndarray | None, prep: Preprocessing, augment: Transform
@@ -291,9 +288,7 @@ class AugmentedImageDataset(Dataset):
 
 
 class FlippedSource(ImageSource):
-    """The images of another source, mirrored left-right as they are loaded
-    (test-time augmentation).
-    """
+    """The images of another source, mirrored left-right as they are loaded (test-time augmentation)."""
 
     def __init__(self, source: ImageSource) -> None:
         super().__init__(paths=source.paths, array=source.array)
@@ -308,10 +303,7 @@ class FlippedSource(ImageSource):
 def iter_prepared(
     src: ImageSource, prep: Preprocessing, transforms: Sequence[Transform], batch_size: int
 ) -> Iterator[list[np.ndarray]]:
-    """Yield lists of prepared images (decoded, transformed, resized; float32 2-D
-    arrays), ``batch_size`` at a time; with files, decoding of the next two
-    batches runs in a thread pool while the caller computes on this one.
-    """
+    """Yield lists of prepared images (decoded, transformed, resized; float32 2-D arrays), ``batch_size`` at a time; with files, decoding of the next two batches runs in a thread pool while the caller computes on this one."""
     threads = resolve_decode_threads() if src.is_paths else 1
     yield from prefetched_chunks(
         lambda i: prepare_one(src, i, transforms, prep), len(src), int(batch_size), threads

@@ -31,8 +31,7 @@ def _torch_threads(n: int) -> Iterator[None]:
 
 
 class FeatureAwareNet(NeuralNet):
-    """A skorch net whose ``module_`` is the full :class:`CXRNet` and that
-    accepts either images ``(N, C, H, W)`` or cached features ``(N, F)``.
+    """A skorch net whose ``module_`` is the full :class:`CXRNet` and that accepts either images ``(N, C, H, W)`` or cached features ``(N, F)``.
 
     Feature batches go through ``module_.forward_head`` only, so callbacks see
     the real network (its ``state_dict``, ``trainable_state_dict``, head) and
@@ -53,8 +52,7 @@ class FeatureAwareNet(NeuralNet):
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
 
     def get_all_learnable_params(self) -> Iterator[tuple[str, torch.nn.Parameter]]:
-        """Skorch's learnable parameters, less those that do not require gradients
-        when the optimizer is built (a frozen backbone's).
+        """Skorch's learnable parameters, less those that do not require gradients when the optimizer is built (a frozen backbone's).
 
         ``torch.optim`` skips parameters without a gradient anyway, but looks at
         every one of them in every ``zero_grad`` and ``step``: the 161 frozen
@@ -67,9 +65,7 @@ class FeatureAwareNet(NeuralNet):
                 yield name, param
 
     def get_iterator(self, dataset: Any, training: bool = False) -> Any:
-        """:class:`FeatureBatches` for cached features with the default ``DataLoader``
-        and options it reproduces; otherwise skorch's iterator.
-        """
+        """:class:`FeatureBatches` for cached features with the default ``DataLoader`` and options it reproduces; otherwise skorch's iterator."""
         iterator = self.iterator_train if training else self.iterator_valid
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
         if (

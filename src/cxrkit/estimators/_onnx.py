@@ -161,7 +161,7 @@ def quantize_onnx_int8(
     activation_symmetric: bool = INT8_DEFAULTS["activation_symmetric"],
     reduce_range: bool = INT8_DEFAULTS["reduce_range"],
 ) -> str:
-    """Static int8 quantisation (QDQ, per-channel int8 weights) of an exported network.
+    """Quantise statically to int8 (QDQ, per-channel int8 weights) of an exported network.
 
     Parameters
     ----------
@@ -478,5 +478,5 @@ class OnnxRuntimePredictor:
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X: Any) -> np.ndarray:
-        """The label with the larger probability (threshold 0.5)."""
+        """Return the label with the larger probability (threshold 0.5)."""
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]

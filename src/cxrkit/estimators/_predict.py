@@ -75,9 +75,7 @@ class PredictionMixin:
         return src
 
     def iter_prepared(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield lists of prepared images (decoded, transformed, resized; float32
-        2-D arrays); with files, decoding of the next batches overlaps compute.
-        """
+        """Yield lists of prepared images (decoded, transformed, resized; float32 2-D arrays); with files, decoding of the next batches overlaps compute."""
         yield from iter_prepared(
             src,
             self.preprocessing_,
@@ -92,9 +90,7 @@ class PredictionMixin:
             yield torch.stack([to_tensor(img, prep, False) for img in images])
 
     def iter_cached_features(self, src: ImageSource, batch_size: int | None = None):  # type: ignore[no-untyped-def]
-        """Yield batches of pooled backbone features from the feature cache, or
-        return ``None`` when cached features would not be exact (the backbone is
-        trainable, a transform is random, or ``feature_cache=False``).
+        """Yield batches of pooled backbone features from the feature cache, or return ``None`` when cached features would not be exact (the backbone is trainable, a transform is random, or ``feature_cache=False``).
 
         Images seen in training (or in an earlier prediction) with the same
         backbone weights and preprocessing are not passed through the backbone
@@ -125,9 +121,7 @@ class PredictionMixin:
         return batches()
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """The network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"``
-        the logit of the probability averaged over the image and its mirror image.
-        """
+        """Return the network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"`` the logit of the probability averaged over the image and its mirror image."""
         src = self.check_predict_input(X)
         logits = self._logits(src)
         if self.tta == "hflip":
@@ -170,5 +164,5 @@ class PredictionMixin:
         return proba_from_logits(self.decision_function(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        """The label with the larger probability (threshold 0.5)."""
+        """Return the label with the larger probability (threshold 0.5)."""
         return labels_from_proba(self.predict_proba(X), self.classes_)

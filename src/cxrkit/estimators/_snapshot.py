@@ -403,7 +403,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X: Any) -> np.ndarray:
-        """The class with the larger averaged probability."""
+        """Return the class with the larger averaged probability."""
         proba = self.predict_proba(X)
         return self.classes_[(proba[:, 1] >= 0.5).astype(int)]
 
@@ -422,9 +422,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         snapshots: list[dict[str, Any]] | None = None,
         preprocessing: Any = None,
     ) -> SnapshotEnsembleClassifier:
-        """A fitted ensemble from already-trained networks of one architecture
-        (e.g. imported weights). Each member stores its full state.
-        """
+        """Return a fitted ensemble from already-trained networks of one architecture (e.g. imported weights). Each member stores its full state."""
         if not networks:
             raise ConfigurationError("from_networks needs at least one network.")
         est = CXRClassifier.from_module(

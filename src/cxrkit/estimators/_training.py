@@ -224,10 +224,7 @@ class TrainingMixin:
     def _cached_views(
         self, module: nn.Module, augment: Any, training: bool = False
     ) -> tuple[str, ...] | None:
-        """The views of cached features that training with ``augment`` (or prediction,
-        ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact
-        (in training with a log line of ``cxrkit.feature_cache`` that says why).
-        """
+        """Return the views of cached features that training with ``augment`` (or prediction, ``None``) reads, or ``None`` when ``feature_cache`` is off or they would not be exact (in training with a log line of ``cxrkit.feature_cache`` that says why)."""
         switch = self.feature_cache
         if switch is False:
             return None
@@ -281,7 +278,5 @@ class TrainingMixin:
         return net
 
     def _build_net(self, **kwargs: Any) -> NeuralNet:
-        """Instantiate the skorch net from ``_make_net``'s arguments (a subclass
-        may use another net class, e.g. for Accelerate).
-        """
+        """Instantiate the skorch net from ``_make_net``'s arguments (a subclass may use another net class, e.g. for Accelerate)."""
         return FeatureAwareNet(**kwargs)

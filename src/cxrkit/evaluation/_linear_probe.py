@@ -1,7 +1,4 @@
-"""The linear-probe protocol: embeddings of a frozen backbone + logistic regression,
-patient-grouped k-fold cross-validation with the regularisation chosen inside
-each training fold.
-"""
+"""The linear-probe protocol: embeddings of a frozen backbone + logistic regression, patient-grouped k-fold cross-validation with the regularisation chosen inside each training fold."""
 
 from __future__ import annotations
 
@@ -58,7 +55,7 @@ class LinearProbeCV(Protocol):
     name: str = "linear-probe-cv"
 
     def build(self) -> tuple[CXREmbedder, GridSearchCV, StratifiedGroupKFold]:
-        """The embedder, the per-fold probe search and the outer splitter."""
+        """Return the embedder, the per-fold probe search and the outer splitter."""
         options: dict[str, Any] = {"pretrained_strict": self.pretrained_strict}
         options.update(self.estimator_params)
         embedder = CXREmbedder(

@@ -219,9 +219,7 @@ def _layer_weights(group: Any, layer: str) -> dict[str, np.ndarray]:
 
 
 def _check_self_contained(f: Any, p: Path) -> None:
-    """Refuse a file whose data lives outside it: external links, datasets with
-    external storage, virtual datasets (each can make h5py read any local file).
-    """
+    """Refuse a file whose data lives outside it: external links, datasets with external storage, virtual datasets (each can make h5py read any local file)."""
     import h5py
 
     def refuse(name: str, what: str) -> WeightsError:

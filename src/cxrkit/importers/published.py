@@ -32,7 +32,7 @@ _FILE_RE = re.compile(r"-(?P<epoch>\d+)-(?P<val_acc>\d+(?:\.\d+)?)\.(?:hdf5|h5)$
 def hall2020_weight_files(
     weights_dir: str | os.PathLike[str], n_expected: int | None = 7
 ) -> list[dict[str, Any]]:
-    """The snapshot files in ``weights_dir``, sorted by epoch.
+    """Return the snapshot files in ``weights_dir``, sorted by epoch.
 
     Parameters
     ----------
@@ -84,13 +84,13 @@ def hall2020_weight_files(
 def load_hall2020_networks(
     weights_dir: str | os.PathLike[str], n_expected: int | None = 7
 ) -> tuple[list[CXRNet], list[dict[str, Any]]]:
-    """The snapshot networks (eval mode) and their ``{"path", "epoch", "val_acc"}`` records."""
+    """Return the snapshot networks (eval mode) and their ``{"path", "epoch", "val_acc"}`` records."""
     files = hall2020_weight_files(weights_dir, n_expected)
     return [load_hall2020_keras(f["path"]) for f in files], files
 
 
 def load_hall2020_published(weights_dir: str | os.PathLike[str], n_expected: int | None = 7) -> Any:
-    """The published Hall et al. (2020) small-CNN snapshot ensemble, fitted.
+    """Return the published Hall et al. (2020) small-CNN snapshot ensemble, fitted.
 
     Each of the authors' Keras 2 files is checked against ``hall2020_cnn`` and
     imported (:func:`cxrkit.importers.load_hall2020_keras`); the members are

@@ -126,8 +126,7 @@ def _bomb(name: str, what: str, limit: int) -> ImageDecodeError:
 
 
 def _check_inflated_size(data: bytes, name: str) -> None:
-    """Refuse a deflated DICOM whose data set inflates beyond what the pixel
-    limit allows (4 bytes a pixel), without holding the inflated bytes.
+    """Refuse a deflated DICOM whose data set inflates beyond what the pixel limit allows (4 bytes a pixel), without holding the inflated bytes.
 
     pydicom inflates a whole ``Deflated Explicit VR Little Endian`` data set in
     memory before reading a single header field, so this runs first.
@@ -179,7 +178,7 @@ def _check_dicom_pixels(ds: Any, name: str) -> None:
 
 
 def describe_content(data: bytes) -> str:
-    """The detected type of a file's content, for messages (never the content itself)."""
+    """Return the detected type of a file's content, for messages (never the content itself)."""
     import puremagic
 
     try:

@@ -49,7 +49,7 @@ class MaskCache:
         self._fallbacks: Counter[str] = Counter()
 
     def lookup(self, seg: LungSegmenter, img: np.ndarray) -> tuple[LungMaskResult, bool]:
-        """The mask of ``img`` and whether it was computed now (a miss)."""
+        """Return the mask of ``img`` and whether it was computed now (a miss)."""
         key = _key(seg, img)
         with self._lock:
             hit = self._store.get(key)
@@ -83,9 +83,7 @@ class MaskCache:
             self._fallbacks[transform] += 1
 
     def stats(self) -> dict[str, Any]:
-        """``hits``, ``misses`` (images segmented), ``implausible`` (distinct images,
-        by reason), ``fallbacks`` (per transform, every time one was applied).
-        """
+        """``hits``, ``misses`` (images segmented), ``implausible`` (distinct images, by reason), ``fallbacks`` (per transform, every time one was applied)."""
         with self._lock:
             return {
                 "hits": self._hits,
@@ -109,7 +107,7 @@ _GLOBAL_LOCK = threading.Lock()
 
 
 def get_mask_cache() -> MaskCache:
-    """The process-wide :class:`MaskCache` the lung transforms and guards share."""
+    """Return the process-wide :class:`MaskCache` the lung transforms and guards share."""
     global _GLOBAL
     with _GLOBAL_LOCK:
         if _GLOBAL is None:

@@ -342,7 +342,7 @@ class LungSegmenter(BaseEstimator):
         return self._stack([r.mask for r in self.segment(X)])
 
     def segment(self, X: ImageInput) -> list[LungMaskResult]:
-        """Cleaned masks with a plausibility verdict (:func:`judge_lung_mask`) per image."""
+        """Return cleaned masks with a plausibility verdict (:func:`judge_lung_mask`) per image."""
         check_is_fitted(self, "module_")
         images = read_images(X)
         low = self._low_res_proba(images)
@@ -353,6 +353,6 @@ class LungSegmenter(BaseEstimator):
         return out
 
     def prior_mask(self, shape: tuple[int, int]) -> np.ndarray:
-        """The average training mask at ``shape`` (where lungs usually lie)."""
+        """Return the average training mask at ``shape`` (where lungs usually lie)."""
         check_is_fitted(self, "mean_mask_")
         return _resize_to(self.mean_mask_, shape) > 0.5

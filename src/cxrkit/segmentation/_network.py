@@ -13,7 +13,7 @@ __all__ = ["create_segmentation_network", "list_segmentation_networks"]
 
 
 def list_segmentation_networks(pattern: str = "*") -> list[str]:
-    """Registered architectures declared with ``task="segmentation"``.
+    """List the registered architectures declared with ``task="segmentation"``.
 
     >>> "lung_unet" in list_segmentation_networks()
     True

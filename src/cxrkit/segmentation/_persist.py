@@ -30,9 +30,7 @@ _FIELDS = ("lung_fraction_range_", "n_train_images_", "fit_seconds_", "fingerpri
 
 
 def save_segmenter(seg: LungSegmenter, folder: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``model.safetensors`` (the network's state dict, loadable as the
-    architecture's ``pretrained=`` file), ``segmenter.json`` (parameters and
-    fitted values) and ``mean_mask.png`` (the average training mask).
+    """Write ``model.safetensors`` (the network's state dict, loadable as the architecture's ``pretrained=`` file), ``segmenter.json`` (parameters and fitted values) and ``mean_mask.png`` (the average training mask).
 
     Returns
     -------
@@ -103,7 +101,7 @@ def load_segmenter(folder: str | os.PathLike[str], device: str = "cpu") -> LungS
 
 
 def default_segmenter(required: bool = True) -> LungSegmenter | None:
-    """The segmenter in the folder named by ``$CXRKIT_LUNG_SEGMENTER``.
+    """Return the segmenter in the folder named by ``$CXRKIT_LUNG_SEGMENTER``.
 
     Returns ``None`` when the variable is unset and ``required`` is false.
     """

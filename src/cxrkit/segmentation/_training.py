@@ -52,7 +52,7 @@ def random_affine(
     scale: float = 0.1,
     shift: float = 0.06,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random flip, rotation, zoom and shift for a batch of images and masks.
+    """Return the same random flip, rotation, zoom and shift for a batch of images and masks.
 
     Each image of the batch draws its own transformation; images are resampled
     bilinearly (border values repeated), masks bilinearly and rounded back to 0/1.

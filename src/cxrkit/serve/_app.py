@@ -275,7 +275,7 @@ def create_app(
     *,
     device: str = "auto",
 ) -> Any:
-    """The FastAPI application serving ``model``.
+    """Return the FastAPI application serving ``model``.
 
     Parameters
     ----------

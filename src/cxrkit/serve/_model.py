@@ -29,7 +29,7 @@ _CARD_LIMIT = 64 * 1024
 
 
 def png_data_url(rgb_or_gray: np.ndarray) -> str:
-    """A ``data:image/png;base64,...`` URL of a uint8 image (H, W) or (H, W, 3)."""
+    """Return a ``data:image/png;base64,...`` URL of a uint8 image (H, W) or (H, W, 3)."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -113,9 +113,7 @@ class ServedModel:
         device: str = "auto",
         threshold: float | None = None,
     ) -> ServedModel:
-        """Load ``directory`` (written by :func:`cxrkit.save_model`) and its optional
-        operating point and OOD reference.
-        """
+        """Load ``directory`` (written by :func:`cxrkit.save_model`) and its optional operating point and OOD reference."""
         d = Path(directory)
         model = load_model(d, device=device)
         config = json.loads((d / "config.json").read_text())
@@ -125,7 +123,7 @@ class ServedModel:
 
     # -- preparation and prediction ------------------------------------------------
     def prepare(self, img: np.ndarray) -> np.ndarray:
-        """Transforms, then resize to the network's input: ``(S, S)`` float32."""
+        """Apply the transforms, then resize to the network's input: ``(S, S)`` float32."""
         for t in self._transforms:
             img = t(img)
         prep = self.preprocessing
@@ -143,9 +141,7 @@ class ServedModel:
     def predict_batch(
         self, batch: np.ndarray, *, embed: bool | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities ``(n, n_classes)`` and, when an OOD reference is loaded (or
-        ``embed=True``), the pooled embeddings ``(n, d)`` from the same forward pass.
-        """
+        """Probabilities ``(n, n_classes)`` and, when an OOD reference is loaded (or ``embed=True``), the pooled embeddings ``(n, d)`` from the same forward pass."""
         want = self.ood is not None if embed is None else embed
         self._captured.clear()
         self._capture(want)
@@ -157,7 +153,7 @@ class ServedModel:
         return proba, feats
 
     def decide(self, p: np.ndarray) -> dict[str, Any] | None:
-        """The operating-point decision for one row of probabilities."""
+        """Return the operating-point decision for one row of probabilities."""
         if self.operating_point is None:
             return None
         t = self.operating_point["threshold"]

@@ -285,7 +285,7 @@ class BodySizeLimit:
 
 
 def _find_too_large(exc: BaseException) -> _TooLarge | None:
-    """The :class:`_TooLarge` in ``exc``, also inside (nested) exception groups."""
+    """Return the :class:`_TooLarge` in ``exc``, also inside (nested) exception groups."""
     if isinstance(exc, _TooLarge):
         return exc
     for inner in getattr(exc, "exceptions", ()):

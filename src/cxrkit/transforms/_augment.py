@@ -1,5 +1,4 @@
-"""Training-time augmentation: ``cxr_light``, ``cxr_strong`` and any
-``torchvision.transforms.v2`` pipeline.
+"""Training-time augmentation: ``cxr_light``, ``cxr_strong`` and any ``torchvision.transforms.v2`` pipeline.
 
 An augmentation is a :class:`~cxrkit.transforms.Transform` like the others
 (a 2-D float32 image in ``[0, 1]`` in, a new one out) marked
@@ -96,8 +95,7 @@ class TorchvisionAugment(Transform):
 
 
 class CXRLight(TorchvisionAugment):
-    """Light chest X-ray augmentation: rotation within +-10 degrees, scale 0.9-1.1,
-    translation up to 5 % of each side, brightness and contrast +-0.1.
+    """Light chest X-ray augmentation: rotation within +-10 degrees, scale 0.9-1.1, translation up to 5 % of each side, brightness and contrast +-0.1.
 
     Parameters
     ----------
@@ -125,10 +123,7 @@ class CXRLight(TorchvisionAugment):
 
 
 class CXRStrong(TorchvisionAugment):
-    """Strong chest X-ray augmentation: ``cxr_light``, then a random resized crop
-    (70-100 % of the area, aspect 0.9-1.1, back to the input size), gamma 0.8-1.25,
-    Gaussian noise (sigma 0.02) and Gaussian blur (sigma 0.1-1), each of the last
-    three with probability 1/2.
+    """Strong chest X-ray augmentation: ``cxr_light``, then a random resized crop (70-100 % of the area, aspect 0.9-1.1, back to the input size), gamma 0.8-1.25, Gaussian noise (sigma 0.02) and Gaussian blur (sigma 0.1-1), each of the last three with probability 1/2.
 
     Parameters
     ----------
@@ -158,7 +153,7 @@ class CXRStrong(TorchvisionAugment):
 def resolve_augment(
     augment: Any, random_state: int | None = None, owner: str = "CXRClassifier"
 ) -> Any:
-    """What an ``augment`` parameter means.
+    """Resolve what an ``augment`` parameter means.
 
     ``None`` and ``"hflip"`` are returned as they are (the flip is handled by the
     training dataset and the feature cache); another string is a registered

@@ -42,7 +42,7 @@ class ImplausibleLungMaskWarning(UserWarning):
 
 
 def _load_cached(folder: str | os.PathLike[str]) -> Any:
-    """A segmenter folder loaded once per process (reloaded when its weights change)."""
+    """Return a segmenter folder loaded once per process (reloaded when its weights change)."""
     from ..segmentation import load_segmenter
 
     path = os.path.abspath(folder)
@@ -88,9 +88,7 @@ class _LungTransform(Transform):
         return self._loaded
 
     def lung_mask_of(self, img: np.ndarray) -> Any:
-        """The cached :class:`~cxrkit.segmentation.LungMaskResult` of ``img``; warns
-        (once per image) when it is implausible and this transform falls back.
-        """
+        """Return the cached :class:`~cxrkit.segmentation.LungMaskResult` of ``img``; warns (once per image) when it is implausible and this transform falls back."""
         from ..segmentation import get_mask_cache
 
         cache = get_mask_cache()

@@ -20,7 +20,7 @@ HOW_TO = (
 
 
 def lung_overlay_section(seg: Any, X: Any, n: int = 8) -> Any:
-    """A ``ReportSection`` with a grid of predicted lung masks and their statistics."""
+    """Return a ``ReportSection`` with a grid of predicted lung masks and their statistics."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,7 +87,7 @@ def lung_guard_jobs(
     cv: Any,
     reference_auc: float | None,
 ) -> list[tuple[str, Callable[[], Any]]]:
-    """The lung guards as ``(name, job)`` pairs for the protocol's probe step.
+    """Return the lung guards as ``(name, job)`` pairs for the protocol's probe step.
 
     Empty when ``protocol.lung_guards`` is false; when no segmenter is available
     (``protocol.lung_segmenter`` or ``$CXRKIT_LUNG_SEGMENTER``) an INFO section

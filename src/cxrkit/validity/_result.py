@@ -58,7 +58,7 @@ class GuardResult:
         return self.status == "PASS"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for ``metrics.json`` and reports)."""
+        """Return a JSON-ready dict (for ``metrics.json`` and reports)."""
         return _jsonable(asdict(self))
 
 

@@ -34,7 +34,7 @@ def _metadata(ds: Any) -> pd.DataFrame | None:
 
 
 def patient_coverage(groups: Any, n_images: int) -> GuardResult:
-    """Are patient ids known, and how many patients have several images?
+    """Check that patient ids are known and count the patients with several images.
 
     Returns
     -------

@@ -66,14 +66,17 @@ class SealedLabels:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of the sealed labels."""
         return self._y.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """Dtype of the sealed labels."""
         return self._y.dtype
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions of the sealed labels."""
         return self._y.ndim
 
     @property

@@ -233,7 +233,7 @@ class GroupAwareCV:
         return StratifiedKFold(self.n_splits, shuffle=self.shuffle, random_state=rs)
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
-        """Number of folds."""
+        """Return the number of folds."""
         return int(self.n_splits)
 
     def split(self, X: Any, y: Any, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -333,7 +333,7 @@ def attribution_in_lungs(
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """A boolean mask resized to ``size x size`` (bilinear, then > 0.5)."""
+    """Return a boolean mask resized to ``size x size`` (bilinear, then > 0.5)."""
     from ..io import resize_image
 
     return resize_image(np.asarray(mask, np.float32), size, "bilinear") > 0.5

@@ -76,7 +76,7 @@ class LeaveOneSourceOut:
         return arr.astype(str)
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
-        """Number of distinct sources."""
+        """Return the number of distinct sources."""
         if self.sources is not None:
             return len(np.unique(np.asarray(self.sources, dtype=object).astype(str)))
         if groups is None:
@@ -141,7 +141,7 @@ def source_probe(
     warn_auc: float = SOURCE_AUC_WARN,
     n_jobs: int | None = None,
 ) -> GuardResult:
-    """Can the pipeline tell where an image came from?
+    """Probe whether the pipeline can tell where an image came from.
 
     The same estimator is cross-validated (``cross_val_predict``, grouped by
     patient when ``groups`` is given) to predict the source. With two sources

@@ -93,7 +93,7 @@ def release(entry: Path) -> None:
 
 
 def read_claim(entry: Path) -> Claim | None:
-    """The claim of ``entry``, or ``None`` if it was released or cannot be read."""
+    """Return the claim of ``entry``, or ``None`` if it was released or cannot be read."""
     path = _claim_file(entry)
     try:
         host, pid = path.read_text().split()
@@ -103,7 +103,7 @@ def read_claim(entry: Path) -> Claim | None:
 
 
 def _claimer_gone(claim: Claim | None, timeout: float) -> bool:
-    """A released or unreadable claim, a dead process on this host, or an old claim."""
+    """Return a released or unreadable claim, a dead process on this host, or an old claim."""
     if claim is None:
         return True
     if claim.host == socket.gethostname():
@@ -190,7 +190,7 @@ def compute_shared(
     taken_over: list[Claim] = []
 
     def claim_or_read(i: int, stale_ok: bool = False) -> str:
-        """ "read" (the row is in the store), "mine" (claimed) or "wait"."""
+        """Return "read" (the row is in the store), "mine" (claimed) or "wait"."""
         for _ in range(2):
             arr = read(i)
             if arr is not None:

@@ -52,7 +52,7 @@ class FeatureDataset(Dataset):
         return src[i], self.y[i]  # type: ignore[index]
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """A whole batch at once (``DataLoader`` calls this instead of ``__getitem__``).
+        """Return a whole batch at once (``DataLoader`` calls this instead of ``__getitem__``).
 
         Draws the flips as one ``torch.rand(n)``, which yields the same numbers as
         ``n`` calls of ``torch.rand(())``: a seeded run flips the same samples.
@@ -60,9 +60,7 @@ class FeatureDataset(Dataset):
         return list(zip(*self.batch(indices)))
 
     def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features, labels)`` of ``indices`` as two tensors, drawing the flips as
-        :meth:`__getitems__` does.
-        """
+        """``(features, labels)`` of ``indices`` as two tensors, drawing the flips as :meth:`__getitems__` does."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         if self.hflip:
             flip = torch.rand(len(idx)) < 0.5
@@ -74,8 +72,7 @@ class FeatureDataset(Dataset):
 
 
 class FeatureBatches:
-    """Mini-batches of a :class:`FeatureDataset`, without ``DataLoader``'s per-batch
-    machinery (fetcher, collation of per-sample pairs).
+    """Mini-batches of a :class:`FeatureDataset`, without ``DataLoader``'s per-batch machinery (fetcher, collation of per-sample pairs).
 
     The head of a ResNet50 trains in well under a millisecond per batch, so that
     machinery was a fifth of the time of a cached fit. Each pass draws from

@@ -92,7 +92,7 @@ class DiskStore:
 
 
 def check_features(arr: np.ndarray, width: int | None) -> str | None:
-    """What is wrong with ``arr`` as one stored feature vector, or ``None``."""
+    """Say what is wrong with ``arr`` as one stored feature vector, or ``None``."""
     if arr.dtype != np.float32:
         return f"dtype {arr.dtype}, expected float32"
     if arr.ndim != 1 or (width is not None and arr.shape[0] != width):

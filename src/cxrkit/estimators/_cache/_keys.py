@@ -32,9 +32,7 @@ _FORMAT = b"float32-v2"
 
 
 def _new_hash() -> Any:
-    """SHA-256 (hardware-accelerated on current x86 and ARM CPUs, faster than BLAKE2b
-    there), truncated to 128 bits by :func:`hash_bytes`.
-    """
+    """SHA-256 (hardware-accelerated on current x86 and ARM CPUs, faster than BLAKE2b there), truncated to 128 bits by :func:`hash_bytes`."""
     return hashlib.sha256()
 
 
@@ -47,7 +45,7 @@ def hash_bytes(*parts: bytes | memoryview) -> str:
 
 
 def _tensor_bytes(t: torch.Tensor) -> memoryview:
-    """The tensor's bytes, without a copy for a contiguous CPU tensor."""
+    """Return the tensor's bytes, without a copy for a contiguous CPU tensor."""
     t = t.detach().to("cpu").contiguous()
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
@@ -94,12 +92,12 @@ def backbone_fingerprint(net: CXRNet) -> str:
 
 
 def preprocessing_fingerprint(prep: Preprocessing) -> str:
-    """A stable text form of ``prep`` (every field, sorted by name)."""
+    """Return a stable text form of ``prep`` (every field, sorted by name)."""
     return repr(sorted(prep.to_dict().items()))
 
 
 def namespace_key(net: CXRNet, prep: Preprocessing) -> str:
-    """The namespace of the features ``net`` computes from images prepared by ``prep``."""
+    """Return the namespace of the features ``net`` computes from images prepared by ``prep``."""
     return hash_bytes(
         backbone_fingerprint(net).encode(), preprocessing_fingerprint(prep).encode(), _FORMAT
     )

@@ -46,7 +46,7 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     def get(self, key: Key) -> np.ndarray | None:
-        """The array stored under ``key`` (now the most recently used), or ``None``."""
+        """Return the array stored under ``key`` (now the most recently used), or ``None``."""
         with self._lock:
             return self._lru.get(key)
 

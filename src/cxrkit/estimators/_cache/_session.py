@@ -78,7 +78,7 @@ def start_session() -> Path | None:
 
 
 def session_for_workers() -> str | None:
-    """The session folder to hand to worker processes inside a pickled estimator.
+    """Return the session folder to hand to worker processes inside a pickled estimator.
 
     Worker processes inherit :data:`SESSION_ENV` only if they start after the
     session; a pool started earlier (joblib reuses its loky workers) learns the
@@ -123,7 +123,7 @@ def session_folder_problem(path: Path) -> str | None:
 
 
 def worker_cache_dir() -> Path | None:
-    """The on-disk store shared by the worker processes of one main process.
+    """Return the on-disk store shared by the worker processes of one main process.
 
     ``None`` in the main process itself (it keeps features in memory), in a
     process that did not inherit :data:`SESSION_ENV`, and when the folder it
@@ -155,7 +155,7 @@ def worker_cache_dir() -> Path | None:
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> str | None:
-    """The on-disk store to use.
+    """Return the on-disk store to use.
 
     ``cache_dir``, else ``CXRKIT_CACHE_DIR``, else :func:`worker_cache_dir`
     (worker processes only), else none (memory only).

@@ -347,7 +347,7 @@ def _env_number(name: str, default: float, kind: type) -> Any:
 
 
 def get_feature_cache() -> FeatureCache:
-    """The process-wide cache.
+    """Return the process-wide cache.
 
     Its limit comes from ``CXRKIT_FEATURE_CACHE_BYTES`` (default 1 GiB), its
     claim timeout from ``CXRKIT_FEATURE_CLAIM_TIMEOUT`` (seconds, default 120).

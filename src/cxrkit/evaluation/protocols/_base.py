@@ -111,10 +111,7 @@ class Evaluation:
 
 @contextmanager
 def captured_warnings(into: list[str]) -> Iterator[None]:
-    """Collect the ``UserWarning`` messages raised inside into ``into``
-    (deduplicated, with a count) and re-issue them afterwards, so that Python
-    callers still see them and reports list them in plain words.
-    """
+    """Collect the ``UserWarning`` messages raised inside into ``into`` (deduplicated, with a count) and re-issue them afterwards, so that Python callers still see them and reports list them in plain words."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         yield
@@ -187,7 +184,7 @@ class Protocol(ClinicalSteps):
     name: str = "protocol"
 
     def config(self) -> dict[str, Any]:
-        """The options of this run, JSON-serialisable."""
+        """Return the options of this run, JSON-serialisable."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     # -- the template ---------------------------------------------------------------
@@ -277,9 +274,7 @@ class Protocol(ClinicalSteps):
         )
 
     def check_data(self, ev: Evaluation) -> None:
-        """The data guards (patients, duplicates, confounding), on the training data and,
-        with a test set, between the two.
-        """
+        """Return the data guards (patients, duplicates, confounding), on the training data and, with a test set, between the two."""
         if not self.validity_checks:
             return
         from ...validity import run_data_checks
@@ -381,6 +376,6 @@ class Protocol(ClinicalSteps):
         }
 
     def splitter(self, n_splits: int, grouped: bool = True) -> Any:
-        """A shuffled, stratified splitter, patient-grouped unless ``grouped=False``."""
+        """Return a shuffled, stratified splitter, patient-grouped unless ``grouped=False``."""
         cls = StratifiedGroupKFold if grouped else StratifiedKFold
         return cls(n_splits=n_splits, shuffle=True, random_state=self.random_state)

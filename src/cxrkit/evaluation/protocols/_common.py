@@ -1,6 +1,4 @@
-"""Helpers shared by the built-in protocols: label selection, balancing, Grad-CAM
-examples, progress bars and the cross-validation fold runner.
-"""
+"""Helpers shared by the built-in protocols: label selection, balancing, Grad-CAM examples, progress bars and the cross-validation fold runner."""
 
 from __future__ import annotations
 
@@ -109,9 +107,7 @@ def gradcam_examples(
     idx_pool: np.ndarray,
     per_kind: int = 2,
 ) -> list[dict[str, Any]]:
-    """Grad-CAM maps of the network (the last epoch for an ensemble) for a few
-    true/false positives/negatives.
-    """
+    """Grad-CAM maps of the network (the last epoch for an ensemble) for a few true/false positives/negatives."""
     from ..gradcam import gradcam
 
     base = est.estimator_ if hasattr(est, "estimator_") else est
@@ -219,7 +215,7 @@ def _fit_cv_fold(
 
 
 def clinical_outputs(fold: Any, X_te: Any, pos_idx: int) -> dict[str, Any]:
-    """What a ClinicalClassifier fold adds: raw scores, its threshold, conformal data."""
+    """Collect what a ClinicalClassifier fold adds: raw scores, its threshold, conformal data."""
     from ..clinical import ClinicalClassifier
 
     if not isinstance(fold, ClinicalClassifier):
@@ -241,9 +237,7 @@ def clinical_outputs(fold: Any, X_te: Any, pos_idx: int) -> dict[str, Any]:
 
 
 def _localize(est: Any) -> Any:
-    """A model trained on a worker's GPU, usable where no GPU is visible: skorch
-    maps its tensors to the CPU when unpickled; point the estimator there too.
-    """
+    """Return a model trained on a worker's GPU, usable where no GPU is visible: skorch maps its tensors to the CPU when unpickled; point the estimator there too."""
     base = est.estimator_ if hasattr(est, "estimator_") else est
     if str(getattr(base, "device_", "cpu")).startswith("cuda") and not torch.cuda.is_available():
         base.device_ = "cpu"
@@ -252,9 +246,7 @@ def _localize(est: Any) -> Any:
 
 
 def folds_in_this_process(n_jobs: int | None) -> bool:
-    """Whether :func:`run_folds` will fit the folds here, one after the other
-    (epoch progress bars only make sense then).
-    """
+    """Whether :func:`run_folds` will fit the folds here, one after the other (epoch progress bars only make sense then)."""
     from joblib import effective_n_jobs
     from joblib.parallel import get_active_backend
 

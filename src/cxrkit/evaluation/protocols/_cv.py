@@ -14,8 +14,8 @@ from ..metrics import compute_metrics, per_fold_metrics
 from ..results import RunResult, model_efficiency
 from ._base import Evaluation, InputSlot, Protocol
 from ._common import (
-    ClinicalFolds,
     HALL2020_LABELS,
+    ClinicalFolds,
     balanced_subset,
     concurrent_fits,
     folds_in_this_process,
@@ -31,7 +31,7 @@ __all__ = ["Hall2020CV", "snapshot_rule_summary"]
 def snapshot_rule_summary(
     rules: list[str], n_snapshots: int, interval: int, monitor: str, threshold: float
 ) -> str | None:
-    """A plain sentence when some fits fell back from the threshold rule, else ``None``."""
+    """Return a plain sentence when some fits fell back from the threshold rule, else ``None``."""
     fell = sum(r != "threshold" for r in rules)
     if not fell:
         return None
@@ -82,7 +82,7 @@ class Hall2020CV(Protocol):
     name: str = "hall2020-cv"
 
     def build(self) -> tuple[SnapshotEnsembleClassifier, Any]:
-        """The scikit-learn estimator and CV splitter this protocol uses."""
+        """Return the scikit-learn estimator and CV splitter this protocol uses."""
         base = CXRClassifier.from_recipe(
             "hall2020", architecture=self.architecture, **self.estimator_options()
         )
@@ -204,7 +204,7 @@ class Hall2020CV(Protocol):
         result: RunResult,
         progress: bool,
     ) -> SnapshotEnsembleClassifier:
-        """The final model: ``est`` trained on every image the folds used."""
+        """Return the final model: ``est`` trained on every image the folds used."""
         final = with_epoch_progress(clone(est), progress)
         final.fit(X, y, groups=groups)
         result.extra["final_model"] = {

@@ -60,7 +60,7 @@ class Opacity2020(Protocol):
     name: str = "opacity2020"
 
     def build(self) -> CXRClassifier:
-        """The ResNet-101 classifier of the study's recipe."""
+        """Return the ResNet-101 classifier of the study's recipe."""
         params = {
             **self.estimator_options(),
             "validation": self.validation_fraction,

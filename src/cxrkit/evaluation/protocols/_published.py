@@ -27,7 +27,7 @@ class Hall2020Published(Protocol):
     name: str = "hall2020-published"
 
     def build(self) -> Any:
-        """The published ensemble, imported from its Keras HDF5 files."""
+        """Return the published ensemble, imported from its Keras HDF5 files."""
         from ...importers.published import load_hall2020_published
 
         if not self.weights:

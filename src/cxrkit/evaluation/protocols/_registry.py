@@ -38,14 +38,14 @@ class ProtocolOption:
 
 
 def list_protocols(pattern: str = "*") -> list[str]:
-    """Registered protocol names matching ``pattern`` (fnmatch)."""
+    """List the registered protocol names matching ``pattern`` (fnmatch)."""
     from ...plugins import get_registry
 
     return get_registry("protocol").names(pattern)
 
 
 def get_protocol_class(name: str) -> type[Protocol]:
-    """The factory registered as ``name`` (a :class:`Protocol` dataclass)."""
+    """Return the factory registered as ``name`` (a :class:`Protocol` dataclass)."""
     from ...plugins import get_registry
 
     factory = get_registry("protocol").get(name).factory

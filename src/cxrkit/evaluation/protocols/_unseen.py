@@ -31,7 +31,7 @@ __all__ = ["Hall2020Unseen"]
 def _test_labels(
     test: CXRDataset, labels: Sequence[str] | None, pos: str, test_positive: str | None
 ) -> tuple[CXRDataset, str, str]:
-    """The test set's two labels: its positive is scored as the model's ``pos``."""
+    """Return the test set's two labels: its positive is scored as the model's ``pos``."""
     if labels:
         labels = [str(v) for v in labels]
         tpos = test_positive or (pos if pos in labels else None)
@@ -95,7 +95,7 @@ class Hall2020Unseen(Protocol):
     name: str = "hall2020-unseen"
 
     def build(self) -> Any:
-        """The scikit-learn ``VotingClassifier`` of three snapshot ensembles."""
+        """Return the scikit-learn ``VotingClassifier`` of three snapshot ensembles."""
         from ...ensembles import hall2020_ensemble
 
         params = {k: v for k, v in self.estimator_options().items() if k != "pretrained"}
