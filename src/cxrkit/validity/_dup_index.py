@@ -33,7 +33,8 @@ from ._thumbnails import _R, SIDE, ImageHashes, _normalise, crop_variants
 
 __all__ = ["indexed_similarities", "whole_vectors"]
 
-_N_COMPONENTS = 12
+_N_COMPONENTS = 16
+_QUERIES = 4096  # crops looked up at a time
 _PCA_SAMPLE = 20_000
 _EPS = 1e-3  # slack of the radius for float32 rounding
 
@@ -83,7 +84,12 @@ def _directed(
     for s in range(0, len(crops_of), chunk):
         v = crop_variants(crops_of.thumbs[s : s + chunk])  # (m, 100, 576)
         q = v.reshape(-1, v.shape[-1]) @ basis.T
-        hits = tree.query_ball_point(q, radius, workers=-1, return_sorted=False)
+        hits = np.concatenate(
+            [
+                tree.query_ball_point(q[t : t + _QUERIES], radius, workers=-1, return_sorted=False)
+                for t in range(0, len(q), _QUERIES)
+            ]
+        )
         lens = np.fromiter((len(h) for h in hits), np.int64, len(hits))
         if lens.sum():
             img = np.repeat(np.arange(len(hits)) // n_var, lens)
