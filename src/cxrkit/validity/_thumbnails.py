@@ -167,7 +167,8 @@ def _dhash_bits(small: np.ndarray) -> np.ndarray:
     return (small[:, :, 1:] > small[:, :, :-1]).reshape(len(small), -1)
 
 
-def _images_list(images: Any) -> Sequence[Any]:
+def _images_list(images: Any) -> Any:
+    """Return the images as an indexable sequence (a sequence is read lazily, not copied)."""
     if hasattr(images, "to_numpy"):
         images = images.to_numpy()
     if isinstance(images, (str, os.PathLike)):
