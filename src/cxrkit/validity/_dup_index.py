@@ -16,9 +16,11 @@ therefore
    superset of the true pairs: nothing is missed);
 3. computes the exact correlations of those candidates only.
 
-Memory is the thumbnails plus one chunk of crops; the time grows with the
-number of images times the (small) number of candidates per image instead of
-with the number of pairs.
+Memory is the thumbnails plus one chunk of crops. The time is one tree query
+per crop plus the exact check of the candidates; how many candidates a crop
+gets depends on how much of the thumbnails' variance the leading components
+hold (much for radiographs, little for noise-like images, where the search
+tends towards the exhaustive cost).
 """
 
 from __future__ import annotations
