@@ -13,6 +13,7 @@ from .duplicates import (
     ImageHashes,
     compute_hashes,
     cross_duplicates,
+    duplicate_clusters,
     find_near_duplicates,
     merge_duplicate_groups,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "ImageHashes",
     "compute_hashes",
     "cross_duplicates",
+    "duplicate_clusters",
     "find_near_duplicates",
     "merge_duplicate_groups",
     "SealedLabels",

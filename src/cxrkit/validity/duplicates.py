@@ -22,221 +22,48 @@ Horizontal flips count as duplicates by default (``flip=True``): a mirrored
 copy is the same radiograph of the same patient, and with flip augmentation in
 training it is literally a training image. The ``flipped`` column says which
 pairs matched mirrored. Pass ``flip=False`` to ignore mirrored copies.
+
+By default (``method="index"``) candidate pairs come from a k-d tree over
+projected thumbnails (:mod:`cxrkit.validity._dup_index`), which finds exactly
+the pairs of the exhaustive comparison (``method="exhaustive"``, every pair
+against every crop) while verifying only the candidate pairs the tree returns.
+How much it saves depends on how few directions the thumbnails vary along
+(measured in ``benchmarks/b7_duplicates_scale.py``). Duplicate pairs are grouped into clusters as the
+connected components of the pair graph.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-from scipy.fft import dct
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-from ..errors import DataError, ImageDecodeError
-from ..io._pool import map_collecting_errors
+from ..errors import DataError
+from ._dup_index import indexed_similarities
+from ._thumbnails import SIDE, ImageHashes, compute_hashes
 
 __all__ = [
     "ImageHashes",
     "compute_hashes",
     "find_near_duplicates",
     "cross_duplicates",
+    "duplicate_clusters",
     "merge_duplicate_groups",
     "SIMILARITY_THRESHOLD",
 ]
 
 SIMILARITY_THRESHOLD = 0.96
-_BASE = 64  # thumbnail side the crops are taken from
-_T = 24  # side of the compared thumbnails
-_PH = 32  # pHash working size
-_HS = 8  # hash side (64 bits)
-_KEEP = (0.97, 0.93, 0.89)
+Method = Literal["index", "exhaustive"]
 
 
-def _interp(lo: float, hi: float) -> np.ndarray:
-    """Bilinear resampling matrix (_T x _BASE) of the base interval [lo, hi)."""
-    c = lo + (np.arange(_T) + 0.5) * (hi - lo) / _T - 0.5
-    c = np.clip(c, 0, _BASE - 1)
-    i0 = np.floor(c).astype(int)
-    i1 = np.minimum(i0 + 1, _BASE - 1)
-    w = (c - i0).astype(np.float32)
-    r = np.zeros((_T, _BASE), np.float32)
-    np.add.at(r, (np.arange(_T), i0), 1 - w)
-    np.add.at(r, (np.arange(_T), i1), w)
-    return r
-
-
-def _crop_matrices() -> np.ndarray:
-    spans = [(0.0, float(_BASE))]
-    for keep in _KEEP:
-        n = keep * _BASE
-        spans += [(0.0, n), ((_BASE - n) / 2, (_BASE + n) / 2), (_BASE - n, float(_BASE))]
-    return np.stack([_interp(a, b) for a, b in spans])
-
-
-_R = _crop_matrices()  # (10, _T, _BASE); variant 0 is the whole image
-
-
-@dataclass
-class ImageHashes:
-    """Perceptual hashes and thumbnails of ``n`` images.
-
-    Attributes
-    ----------
-    ids : ndarray of shape (n,)
-    phash, dhash : ndarray of bool, shape (n, 64)
-        Hashes of the images as given (``imagehash.phash`` / ``dhash`` algorithms).
-    phash_flip : ndarray of bool, shape (n, 64)
-        pHash of the horizontally mirrored images.
-    thumbs : ndarray of float32, shape (n, 64, 64)
-        Grayscale thumbnails the crop-tolerant similarity is computed from.
-    """
-
-    ids: np.ndarray
-    phash: np.ndarray
-    dhash: np.ndarray
-    phash_flip: np.ndarray
-    thumbs: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def hex(self, kind: str = "phash") -> list[str]:
-        """Hashes as 16-digit hex strings (the form ``str(imagehash.phash(img))`` prints)."""
-        packed = np.packbits(getattr(self, kind), axis=1)
-        return [row.tobytes().hex() for row in packed]
-
-    def _variants(self) -> np.ndarray:
-        """(n, 100, _T*_T) normalised crops; variant 0 is the whole image."""
-        t = np.matmul(_R[None], self.thumbs[:, None])  # (n, 10, _T, _BASE)
-        v = np.matmul(t[:, :, None], _R.transpose(0, 2, 1)[None, None])  # (n, 10, 10, _T, _T)
-        v = v.reshape(len(self), -1, _T * _T)
-        return _normalise(v)
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = x - x.mean(axis=-1, keepdims=True)
-    return (x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)).astype(np.float32)
-
-
-def _to_pil(item: Any, index: int) -> Image.Image:
-    if isinstance(item, (str, os.PathLike)):
-        try:
-            img: Image.Image = Image.open(item)
-            img.draft("L", (2 * _BASE, 2 * _BASE))  # JPEG: decode at reduced scale
-            if img.mode not in ("L", "F"):
-                img = img.convert("F") if img.mode.startswith("I") else img.convert("L")
-            img.load()
-            return img
-        except FileNotFoundError:
-            raise ImageDecodeError(f"Image '{os.fspath(item)}' does not exist.") from None
-        except Exception as exc:
-            raise ImageDecodeError(
-                f"Image '{os.fspath(item)}' could not be decoded ({type(exc).__name__}: {exc})."
-            ) from None
-    arr = np.asarray(item)
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = arr[..., :3].mean(axis=-1)
-    if arr.ndim != 2 or arr.size == 0:
-        raise DataError(
-            f"Image {index} has shape {arr.shape}; expected a 2-D grayscale array or a path."
-        )
-    if arr.dtype == np.uint8:
-        return Image.fromarray(arr, mode="L")
-    return Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F")
-
-
-def _small(item: Any, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    img = _to_pil(item, index)
-    lz = Image.Resampling.LANCZOS
-    base = np.asarray(img.resize((_BASE, _BASE), lz), dtype=np.float32)
-    p = np.asarray(img.resize((_PH, _PH), lz), dtype=np.float64)
-    d = np.asarray(img.resize((_HS + 1, _HS), lz), dtype=np.float64)
-    return base, p, d
-
-
-def _phash_bits(small: np.ndarray) -> np.ndarray:
-    coef = dct(dct(small, axis=1), axis=2)[:, :_HS, :_HS].reshape(len(small), -1)
-    return coef > np.median(coef, axis=1, keepdims=True)
-
-
-def _dhash_bits(small: np.ndarray) -> np.ndarray:
-    return (small[:, :, 1:] > small[:, :, :-1]).reshape(len(small), -1)
-
-
-def _images_list(images: Any) -> list[Any]:
-    if hasattr(images, "to_numpy"):
-        images = images.to_numpy()
-    if isinstance(images, (str, os.PathLike)):
-        raise DataError(f"images is a single path ({images!r}); pass a list of paths or arrays.")
-    if isinstance(images, np.ndarray) and images.dtype != object and images.ndim != 3:
-        raise DataError(
-            f"images has shape {images.shape}; expected (n, H, W) grayscale images or a list "
-            "of paths."
-        )
-    return list(images)
-
-
-def compute_hashes(
-    images: Any, ids: Sequence[Any] | None = None, *, n_threads: int | None = None
-) -> ImageHashes:
-    """pHash, dHash and thumbnails of each image.
-
-    Parameters
-    ----------
-    images : sequence of paths, or array of shape (n, H, W), or list of 2-D arrays
-    ids : sequence of shape (n,), optional
-        Names used in reports; default: the paths, or ``0..n-1`` for arrays.
-    n_threads : int, optional
-        Decoding threads for paths (default: up to 8).
-
-    Returns
-    -------
-    ImageHashes
-
-    Raises
-    ------
-    ImageDecodeError
-        Listing every image that could not be read (up to 10 shown).
-    """
-    items = _images_list(images)
-    n = len(items)
-    if ids is None:
-        ids_arr = np.asarray(
-            [os.fspath(v) if isinstance(v, (str, os.PathLike)) else i for i, v in enumerate(items)],
-            dtype=object,
-        )
-    else:
-        ids_arr = np.asarray(list(ids), dtype=object)
-        if len(ids_arr) != n:
-            raise DataError(f"ids has {len(ids_arr)} entries but there are {n} images.")
-    base = np.empty((n, _BASE, _BASE), np.float32)
-    ph = np.empty((n, _PH, _PH))
-    dh = np.empty((n, _HS, _HS + 1))
-
-    def work(i: int) -> None:
-        base[i], ph[i], dh[i] = _small(items[i], i)
-
-    is_paths = n > 0 and isinstance(items[0], (str, os.PathLike))
-    threads = n_threads or (min(8, os.cpu_count() or 1) if is_paths else 1)
-    errors = map_collecting_errors(work, n, threads, (ImageDecodeError, DataError))
-    if errors:
-        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise ImageDecodeError(
-            f"{len(errors)} of {n} images could not be hashed:\n  "
-            + "\n  ".join(errors[:10])
-            + more
-            + "\nRemove them (or load the dataset with on_error='skip') and try again."
-        )
-    return ImageHashes(ids_arr, _phash_bits(ph), _dhash_bits(dh), _phash_bits(ph[:, :, ::-1]), base)
-
-
-def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a8, b8 = a.astype(np.float32), b.astype(np.float32)
-    return (a8 @ (1 - b8).T + (1 - a8) @ b8.T).astype(np.int64)
+def _hamming_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance of ``a[k]`` and ``b[k]`` for every row ``k``."""
+    return np.count_nonzero(a != b, axis=1).astype(np.int64)
 
 
 def _whole_vs_crops(fa: np.ndarray, vb: np.ndarray, block: int = 512) -> np.ndarray:
@@ -250,12 +77,13 @@ def _whole_vs_crops(fa: np.ndarray, vb: np.ndarray, block: int = 512) -> np.ndar
 
 
 def _flip_variants(v: np.ndarray) -> np.ndarray:
-    return v.reshape(*v.shape[:2], _T, _T)[..., ::-1].reshape(v.shape).copy()
+    return v.reshape(*v.shape[:2], SIDE, SIDE)[..., ::-1].reshape(v.shape).copy()
 
 
-def _pairs(
+def _exhaustive_similarities(
     ha: ImageHashes, hb: ImageHashes, same: bool, threshold: float, flip: bool
-) -> pd.DataFrame:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair against every crop: ``i, j, similarity, flipped`` of the hits."""
     # a pair's similarity: max(corr(whole a, crop of b), corr(crop of a, whole b))
     va = ha._variants()
     vb = va if same else hb._variants()
@@ -274,20 +102,30 @@ def _pairs(
     if same:
         hit &= np.triu(np.ones(hit.shape, bool), 1)
     i, j = np.nonzero(hit)
-    p = _hamming(ha.phash[i], hb.phash[j]).diagonal() if len(i) else np.zeros(0, np.int64)
-    pf = _hamming(ha.phash[i], hb.phash_flip[j]).diagonal() if len(i) else p
-    d = _hamming(ha.dhash[i], hb.dhash[j]).diagonal() if len(i) else p
-    fl = flipped[i, j]
+    return i.astype(np.int64), j.astype(np.int64), sim[i, j], flipped[i, j]
+
+
+def _pair_frame(
+    ha: ImageHashes,
+    hb: ImageHashes,
+    i: np.ndarray,
+    j: np.ndarray,
+    sim: np.ndarray,
+    fl: np.ndarray,
+) -> pd.DataFrame:
+    p = _hamming_rows(ha.phash[i], hb.phash[j])
+    pf = _hamming_rows(ha.phash[i], hb.phash_flip[j])
+    d = _hamming_rows(ha.dhash[i], hb.dhash[j])
     out = pd.DataFrame(
         {
             "i": i.astype(np.int64),
             "j": j.astype(np.int64),
             "id_a": ha.ids[i],
             "id_b": hb.ids[j],
-            "similarity": np.round(sim[i, j].astype(np.float64), 4),
+            "similarity": np.round(sim.astype(np.float64), 4),
             "phash_distance": np.where(fl, pf, p).astype(np.int64),
             "dhash_distance": np.where(fl, -1, d).astype(np.int64),
-            "flipped": fl,
+            "flipped": fl.astype(bool),
         }
     )
     return out.sort_values(
@@ -295,7 +133,23 @@ def _pairs(
     )
 
 
-def _check_threshold(threshold: float) -> None:
+def _pairs(
+    ha: ImageHashes,
+    hb: ImageHashes,
+    same: bool,
+    threshold: float,
+    flip: bool,
+    method: str,
+    progress: bool | None,
+) -> pd.DataFrame:
+    if method == "index":
+        found = indexed_similarities(ha, hb, same, threshold, flip, progress=progress)
+    else:
+        found = _exhaustive_similarities(ha, hb, same, threshold, flip)
+    return _pair_frame(ha, hb, *found)
+
+
+def _check(threshold: float, method: str) -> None:
     if (
         isinstance(threshold, bool)
         or not isinstance(threshold, (int, float, np.floating))
@@ -305,6 +159,11 @@ def _check_threshold(threshold: float) -> None:
             "The 'threshold' parameter must be a float in the range (0, 1] (the smallest "
             f"thumbnail correlation counted as a duplicate). Got {threshold!r} instead."
         )
+    if method not in ("index", "exhaustive"):
+        raise DataError(
+            "The 'method' parameter must be a str among {'index', 'exhaustive'}. "
+            f"Got {method!r} instead."
+        )
 
 
 def find_near_duplicates(
@@ -313,6 +172,9 @@ def find_near_duplicates(
     *,
     threshold: float = SIMILARITY_THRESHOLD,
     flip: bool = True,
+    method: Method = "index",
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Pairs of near-identical images within one set.
 
@@ -325,6 +187,14 @@ def find_near_duplicates(
         Smallest crop-tolerant thumbnail correlation counted as a duplicate.
     flip : bool, default=True
         Also compare each image with the mirror image of the other.
+    method : {"index", "exhaustive"}, default="index"
+        ``"index"`` verifies only the candidates of a k-d tree over projected
+        thumbnails; ``"exhaustive"`` compares every pair (quadratic time).
+        Both give the same pairs.
+    cache_dir : path, optional
+        Thumbnail cache keyed by content (see :func:`compute_hashes`).
+    progress : bool, optional
+        Progress bars; default: only on a terminal.
 
     Returns
     -------
@@ -344,9 +214,13 @@ def find_near_duplicates(
     >>> find_near_duplicates(imgs)[["i", "j", "flipped"]].values.tolist()
     [[0, 2, True]]
     """
-    _check_threshold(threshold)
-    h = images if isinstance(images, ImageHashes) else compute_hashes(images, ids)
-    return _pairs(h, h, True, threshold, flip)
+    _check(threshold, method)
+    h = (
+        images
+        if isinstance(images, ImageHashes)
+        else compute_hashes(images, ids, cache_dir=cache_dir, progress=progress)
+    )
+    return _pairs(h, h, True, threshold, flip, method, progress)
 
 
 def cross_duplicates(
@@ -357,6 +231,9 @@ def cross_duplicates(
     test_ids: Sequence[Any] | None = None,
     threshold: float = SIMILARITY_THRESHOLD,
     flip: bool = True,
+    method: Method = "index",
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Pairs (training image, test image) that are near-duplicates.
 
@@ -364,7 +241,7 @@ def cross_duplicates(
     ----------
     train, test : sequence of paths, array of shape (n, H, W), or ImageHashes
     train_ids, test_ids : sequence, optional
-    threshold, flip
+    threshold, flip, method, cache_dir, progress
         As in :func:`find_near_duplicates`.
 
     Returns
@@ -373,10 +250,50 @@ def cross_duplicates(
         Columns as in :func:`find_near_duplicates`; ``i``/``id_a`` index the
         training set and ``j``/``id_b`` the test set.
     """
-    _check_threshold(threshold)
-    ha = train if isinstance(train, ImageHashes) else compute_hashes(train, train_ids)
-    hb = test if isinstance(test, ImageHashes) else compute_hashes(test, test_ids)
-    return _pairs(ha, hb, False, threshold, flip)
+    _check(threshold, method)
+    kw: dict[str, Any] = {"cache_dir": cache_dir, "progress": progress}
+    ha = train if isinstance(train, ImageHashes) else compute_hashes(train, train_ids, **kw)
+    hb = test if isinstance(test, ImageHashes) else compute_hashes(test, test_ids, **kw)
+    return _pairs(ha, hb, False, threshold, flip, method, progress)
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of ``n`` nodes joined by edges ``a - b``."""
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _pair_columns(pairs: pd.DataFrame, n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    i = pairs["i"].to_numpy(np.int64)
+    j = pairs["j"].to_numpy(np.int64)
+    if len(i) and (max(i.max(), j.max()) >= n or min(i.min(), j.min()) < 0):
+        bad = int(max(i.max(), j.max()))
+        raise DataError(f"pairs refers to image {bad} but {what} has {n} entries.")
+    return i, j
+
+
+def duplicate_clusters(pairs: pd.DataFrame, n_images: int) -> np.ndarray:
+    """Cluster label of every image: images linked by duplicate pairs share one.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        Output of :func:`find_near_duplicates` (columns ``i``, ``j``).
+    n_images : int
+        Number of images the pairs index.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_images,)
+        Labels ``0..k-1`` numbered in order of first image; an image without
+        duplicates is a cluster of its own.
+    """
+    i, j = _pair_columns(pairs, n_images, "n_images")
+    labels = _components(n_images, i, j)
+    _, first = np.unique(labels, return_index=True)
+    order = np.empty(len(first), np.int64)
+    order[np.argsort(first)] = np.arange(len(first))
+    return order[labels]
 
 
 def merge_duplicate_groups(groups: Any, pairs: pd.DataFrame) -> np.ndarray:
@@ -400,20 +317,13 @@ def merge_duplicate_groups(groups: Any, pairs: pd.DataFrame) -> np.ndarray:
         patients without duplicates keep their id.
     """
     g = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups, dtype=object)
-    parent: dict[Any, Any] = {}
-
-    def find(a: Any) -> Any:
-        parent.setdefault(a, a)
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for i, j in zip(pairs["i"].to_numpy(), pairs["j"].to_numpy()):
-        if i >= len(g) or j >= len(g):
-            raise DataError(f"pairs refers to image {max(i, j)} but groups has {len(g)} entries.")
-        ra, rb = find(g[i]), find(g[j])
-        if ra != rb:
-            lo, hi = sorted((ra, rb), key=str)
-            parent[hi] = lo
-    return np.asarray([find(v) if v in parent else v for v in g], dtype=object)
+    i, j = _pair_columns(pairs, len(g), "groups")
+    names, code = np.unique(g.astype(str), return_inverse=True)
+    labels = _components(len(names), code[i], code[j])
+    first_name: dict[int, str] = {}  # label -> smallest (as text) patient id; names are sorted
+    originals: dict[str, Any] = {}
+    for k, lab in enumerate(labels):
+        first_name.setdefault(lab, names[k])
+    for v, c in zip(g, code):
+        originals.setdefault(names[c], v)
+    return np.asarray([originals[first_name[labels[c]]] for c in code], dtype=object)
