@@ -81,3 +81,14 @@ def test_run_save_writes_a_model_card_the_model_still_loads(tmp_path, capsys):
     card = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "Intended use" in card and "hall2020-cv" in card
     assert list(load_model(tmp_path / "model").classes_) == ["a", "b"]
+
+
+def test_the_cli_package_names_no_protocol():
+    from pathlib import Path
+
+    import cxrkit.cli
+    from cxrkit.evaluation.protocols import list_protocols
+
+    sources = [p.read_text() for p in Path(cxrkit.cli.__file__).parent.glob("*.py")]
+    for name in list_protocols():
+        assert not any(name in src for src in sources), name

@@ -6,16 +6,12 @@ import argparse
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 from .options import echo
 from .parser import add_parallel_flags
 from .run import run_protocol
 
-__all__ = ["DEMO_PROTOCOL", "add_arguments", "cmd_demo"]
-
-#: The protocol the demo runs, twice: with the small CNN and with a frozen ResNet-18.
-DEMO_PROTOCOL = "hall2020-cv"
+__all__ = ["add_arguments", "cmd_demo"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,35 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _runs(args: argparse.Namespace, out: Path) -> list[tuple[str, Path, dict[str, Any]]]:
-    """Return ``(title, report folder, options)`` of the demo's two runs."""
-    common = dict(
-        n_splits=3,
-        n_snapshots=3,
-        interval=2,
-        n_bootstraps=500,
-        if_threshold_not_reached="last",
-        random_state=args.seed,
-        device=args.device or "auto",
-        n_jobs=args.n_jobs,
-    )
-    cnn = dict(architecture="hall2020_cnn", max_epochs=8 if args.quick else 16)
-    resnet = dict(
-        architecture="resnet18",
-        input_size=64,
-        max_epochs=10 if args.quick else 20,
-        estimator_params={"lr": 3e-4, "lr_schedule": None, "optimizer": "adam"},
-    )
-    return [
-        ("hall2020_cnn", out, {**common, **cnn}),
-        ("resnet18 (frozen, random init)", out / "resnet18-frozen", {**common, **resnet}),
-    ]
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate synthetic chest X-rays and write two reports."""
     from .._outputs import check_output_folder
     from ..datasets import load_dataset
+    from ..evaluation.protocols import demo_runs
     from ..parallel import parallel_backend
 
     check_output_folder(args.out, "--out")
@@ -71,8 +43,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with warnings.catch_warnings(), parallel_backend(n_jobs=args.n_jobs, scheduler=args.scheduler):
         warnings.filterwarnings("ignore", message="Snapshot threshold not met")
-        for title, folder, opts in _runs(args, out):
-            echo(args.quiet, f"\n=== {DEMO_PROTOCOL} with {title} ===")
-            run_protocol(DEMO_PROTOCOL, opts, {"data": ds}, folder, args.quiet)
+        runs = demo_runs(quick=args.quick, seed=args.seed, device=args.device, n_jobs=args.n_jobs)
+        for run in runs:
+            echo(args.quiet, f"\n=== {run.protocol} with {run.title} ===")
+            folder = out / run.subfolder if run.subfolder else out
+            run_protocol(run.protocol, run.options, {"data": ds}, folder, args.quiet)
     print(f"\ncxrkit demo finished in {time.perf_counter() - t0:.0f} s; open {out / 'report.html'}")
     return 0

@@ -48,7 +48,11 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("demo", "run hall2020-cv on built-in synthetic data (no download)", "cxrkit.cli.demo"),
+    Command(
+        "demo",
+        "run the Hall et al. protocol on built-in synthetic data (no download)",
+        "cxrkit.cli.demo",
+    ),
     Command(
         "run",
         "run a registered protocol and write its report",

@@ -18,6 +18,7 @@ and is registered through the ``cxrkit_register_protocols`` hook.
 from ._base import SLOT_FLAGS, Evaluation, InputSlot, Protocol, captured_warnings
 from ._common import HALL2020_LABELS
 from ._cv import Hall2020CV
+from ._demo import DemoRun, demo_runs
 from ._external import ExternalValidation
 from ._opacity import Opacity2020
 from ._published import Hall2020Published
@@ -32,6 +33,7 @@ from ._registry import (
 from ._unseen import Hall2020Unseen
 
 __all__ = [
+    "DemoRun",
     "HALL2020_LABELS",
     "SLOT_FLAGS",
     "Evaluation",
@@ -45,6 +47,7 @@ __all__ = [
     "ProtocolOption",
     "captured_warnings",
     "create_protocol",
+    "demo_runs",
     "get_protocol_class",
     "list_protocols",
     "parse_option",
