@@ -20,7 +20,7 @@ errors (normal approximation), beside the lungs' share of the network's input.
 
 Run:  PYTHONPATH=src python benchmarks/lung_shortcuts.py --segmenter SEGDIR
       [--models hed_vgg16,hall2020_cnn] [--folds 5] [--epochs 30] [--per-class 74]
-      [--quick]   (--quick: 2 folds, 2 epochs, 16 images per class, 64/128 px)
+      [--quick]   (--quick: 2 folds, 2 epochs, 16 images per class, VGG16 at 128 px)
 """
 
 from __future__ import annotations
@@ -123,9 +123,9 @@ def cv_with_attribution(
         for c in CLASSES:
             if c in guard.numbers["per_class"]:
                 per_fold[c].append(guard.numbers["per_class"][c])
-        not_scored += [f"{guard.numbers['skipped_empty_cam']} empty Grad-CAMs"] * bool(
-            guard.numbers["skipped_empty_cam"]
-        )
+        for key in ("skipped_implausible_mask", "skipped_empty_cam"):
+            if guard.numbers[key]:
+                not_scored.append(f"{key}: {guard.numbers[key]}")
     return {
         "auc": _auc(y, scores, g),
         "attribution": {c: pool_fold_summaries(per_fold[c]) for c in CLASSES},
@@ -239,13 +239,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--head-epochs", type=int, default=30, help="hed_vgg16 head epochs")
     ap.add_argument("--per-class", type=int, default=74, help="0: every image")
     ap.add_argument("--vgg-size", type=int, default=224)
-    ap.add_argument("--hall-size", type=int, default=0, help="0: the recipe's size")
+    ap.add_argument("--hall-size", type=int, default=0, help="0: the network's own size")
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    if args.quick:
+    if args.quick:  # a smoke run: 2 folds, 2 epochs, 16 images per class, small inputs
         args.folds, args.epochs, args.head_epochs, args.per_class = 2, 2, 2, 16
-        args.vgg_size, args.hall_size = 128, 64
+        args.vgg_size = 128
     return args
 
 
