@@ -66,12 +66,13 @@ def predict_channels_last() -> bool:
 def _show_progress(callbacks: list[Any]) -> bool:
     """Whether ``fit`` adds an epoch progress bar (config ``show_progress``).
 
-    ``"auto"``: when standard error is a terminal. Never twice: not when the
-    callbacks already hold an :class:`EpochProgress`.
+    ``"auto"``: when standard error is a terminal or the code runs in a Jupyter
+    kernel (tqdm draws a widget there). Never twice: not when the callbacks
+    already hold an :class:`EpochProgress`.
     """
     show = get_config()["show_progress"]
     if show == "auto":
-        show = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        show = bool(getattr(sys.stderr, "isatty", lambda: False)()) or "ipykernel" in sys.modules
     given = (c[1] if isinstance(c, tuple) else c for c in callbacks)
     return bool(show) and not any(isinstance(c, EpochProgress) for c in given)
 
