@@ -74,6 +74,19 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
         return X
     if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
         X = X.to_numpy()  # pandas Series / DataFrame
+    _reject_non_images(X, name)
+    if isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
+        arr = X
+    else:
+        got = _from_sequence(X, name)
+        if isinstance(got, ImageSource):
+            return got
+        arr = got
+    return ImageSource(array=_checked_array(arr, name))
+
+
+def _reject_non_images(X: object, name: str) -> None:
+    """Raise for inputs that cannot hold images: None, sparse, one path, complex."""
     if X is None:
         raise DataError(f"{name} is None; pass image paths or an (n, H, W) array of images.")
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
@@ -87,34 +100,40 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
         )
     if isinstance(X, np.ndarray) and X.dtype.kind == "c":
         raise DataError(f"Complex data not supported in {name}; images must be real-valued.")
-    if isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
-        arr = X
-    else:
+
+
+def _from_sequence(X: object, name: str) -> ImageSource | np.ndarray:
+    """Return a sequence of paths as an :class:`ImageSource`, one of numbers as an array."""
+    try:
+        items = list(X)  # type: ignore[call-overload]
+    except TypeError:
+        raise DataError(
+            f"{name} must be a 1-D sequence of image paths or an (n, H, W) array of "
+            f"grayscale images; got {type(X).__name__}."
+        ) from None
+    if items and all(isinstance(v, (str, os.PathLike)) for v in items):
+        return ImageSource(paths=np.asarray([os.fspath(v) for v in items], dtype=object))
+    try:
+        arr = np.asarray(items)
+    except ValueError:
+        arr = np.asarray(items, dtype=object)
+    if arr.dtype == object:
         try:
-            items = list(X)  # type: ignore[call-overload]
-        except TypeError:
-            raise DataError(
-                f"{name} must be a 1-D sequence of image paths or an (n, H, W) array of "
-                f"grayscale images; got {type(X).__name__}."
-            ) from None
-        if items and all(isinstance(v, (str, os.PathLike)) for v in items):
-            return ImageSource(paths=np.asarray([os.fspath(v) for v in items], dtype=object))
-        try:
-            arr = np.asarray(items)
-        except ValueError:
-            arr = np.asarray(items, dtype=object)
-        if arr.dtype == object:
-            try:
-                arr = arr.astype(np.float64)
-            except (TypeError, ValueError):
-                pass
-        if arr.dtype.kind == "c":
-            raise DataError(f"Complex data not supported in {name}; images must be real-valued.")
-        if arr.dtype.kind not in "biuf":
-            raise DataError(
-                f"{name} must be a 1-D sequence of image paths or an (n, H, W) array of "
-                f"grayscale images; got elements of type {type(items[0]).__name__ if items else 'none'}."
-            )
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    if arr.dtype.kind == "c":
+        raise DataError(f"Complex data not supported in {name}; images must be real-valued.")
+    if arr.dtype.kind not in "biuf":
+        raise DataError(
+            f"{name} must be a 1-D sequence of image paths or an (n, H, W) array of "
+            f"grayscale images; got elements of type {type(items[0]).__name__ if items else 'none'}."
+        )
+    return arr
+
+
+def _checked_array(arr: np.ndarray, name: str) -> np.ndarray:
+    """Check the shape and values of an array of images; return it (booleans as uint8)."""
     if arr.dtype.kind == "b":
         arr = arr.astype(np.uint8)
     if arr.ndim == 1:
@@ -141,7 +160,7 @@ def as_image_source(X: object, *, name: str = "X") -> ImageSource:
             f"{name} contains NaN or infinity in {int((~np.isfinite(arr)).any(axis=tuple(range(1, arr.ndim))).sum())} "
             "image(s); replace or remove them before fitting."
         )
-    return ImageSource(array=arr)
+    return arr
 
 
 def prepare_one(

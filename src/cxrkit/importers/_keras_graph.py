@@ -147,29 +147,70 @@ def check_keras_architecture(
             f"{source} describes a model with {len(outputs)} output(s) {outputs}; {name} has "
             f"{len(exp_out)}."
         )
-    matched: dict[str, str] = {}
+    matcher = _GraphMatcher(graph, exp, name=name, source=source)
+    for eid, actual in zip(exp_out, outputs):
+        matcher.match(eid, actual)
+    matched = matcher.matched
+    real_layers = [k for k in graph if k != "__outputs__"]
+    extra = sorted(set(real_layers) - set(matched.values()))
+    if extra:
+        raise WeightsError(
+            f"{source} does not hold {name}: it has layer(s) {extra} that {name} does not have."
+        )
+    return matched
 
-    def fail(eid: str, actual: str, what: str) -> WeightsError:
+
+class _GraphMatcher:
+    """Walks a Keras layer graph and the expected one together, from the outputs back."""
+
+    def __init__(
+        self,
+        graph: dict[str, dict[str, Any]],
+        expected: dict[str, tuple[str, str, dict[str, Any], list[str]]],
+        *,
+        name: str,
+        source: str,
+    ) -> None:
+        self.graph = graph
+        self.expected = expected
+        self.name = name
+        self.source = source
+        self.matched: dict[str, str] = {}
+
+    def fail(self, eid: str, actual: str, what: str) -> WeightsError:
+        """Return the error for Keras layer ``actual`` differing from ``eid`` in ``what``."""
         return WeightsError(
-            f"{source} does not hold {name}: layer {actual!r} (in the place of {eid!r}) {what}. "
+            f"{self.source} does not hold {self.name}: layer {actual!r} (in the place of "
+            f"{eid!r}) {what}. "
             "These weights belong to a different network and cannot be imported as this one."
         )
 
-    def match(eid: str, actual: str) -> None:
-        if eid in matched:
-            if matched[eid] != actual:
-                raise fail(
-                    eid, actual, f"is wired differently (expected the output of {matched[eid]!r})"
+    def match(self, eid: str, actual: str) -> None:
+        """Match expected layer ``eid`` to Keras layer ``actual``, then their inputs."""
+        if eid in self.matched:
+            if self.matched[eid] != actual:
+                raise self.fail(
+                    eid,
+                    actual,
+                    f"is wired differently (expected the output of {self.matched[eid]!r})",
                 )
             return
-        if actual not in graph:
-            raise fail(eid, actual, "is not in the model config")
-        _, ecls, ecfg, einputs = exp[eid]
-        layer = graph[actual]
+        if actual not in self.graph:
+            raise self.fail(eid, actual, "is not in the model config")
+        einputs = self.expected[eid][3]
+        layer = self.graph[actual]
+        self._check_layer(eid, actual, layer)
+        self.matched[eid] = actual
+        for e_in, a_in in zip(einputs, layer["inputs"]):
+            self.match(e_in, a_in)
+
+    def _check_layer(self, eid: str, actual: str, layer: dict[str, Any]) -> None:
+        """Raise unless ``layer`` has the class, name, parameters and input count of ``eid``."""
+        _, ecls, ecfg, einputs = self.expected[eid]
         if layer["class"] != ecls:
-            raise fail(eid, actual, f"is a {layer['class']}, expected {ecls}")
+            raise self.fail(eid, actual, f"is a {layer['class']}, expected {ecls}")
         if ecls in _WEIGHTED and actual != eid:
-            raise fail(
+            raise self.fail(
                 eid,
                 actual,
                 f"is named {actual!r}, expected {eid!r} (weights are mapped by layer name)",
@@ -179,26 +220,13 @@ def check_keras_architecture(
             if key == "alpha" and got is None:
                 got = 0.3  # Keras' default slope
             if not _same(got, want):
-                raise fail(eid, actual, f"has {key}={got!r}, expected {want!r}")
+                raise self.fail(eid, actual, f"has {key}={got!r}, expected {want!r}")
         if len(layer["inputs"]) != len(einputs):
-            raise fail(
+            raise self.fail(
                 eid,
                 actual,
                 f"has {len(layer['inputs'])} input(s) {layer['inputs']}, expected {len(einputs)}",
             )
-        matched[eid] = actual
-        for e_in, a_in in zip(einputs, layer["inputs"]):
-            match(e_in, a_in)
-
-    for eid, actual in zip(exp_out, outputs):
-        match(eid, actual)
-    real_layers = [k for k in graph if k != "__outputs__"]
-    extra = sorted(set(real_layers) - set(matched.values()))
-    if extra:
-        raise WeightsError(
-            f"{source} does not hold {name}: it has layer(s) {extra} that {name} does not have."
-        )
-    return matched
 
 
 # -- ready-made importers ---------------------------------------------------------------

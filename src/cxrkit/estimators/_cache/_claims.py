@@ -186,68 +186,91 @@ def compute_shared(
     tuple of int
         ``(rows computed here, rows read from the store)``.
     """
-    counts = {"computed": 0, "read": 0}
-    taken_over: list[Claim] = []
+    fill = _SharedFill(paths, read, take, compute, write, policy)
+    deferred: list[int] = []
+    for s in range(0, len(missing), policy.chunk):
+        deferred += fill.sweep(missing[s : s + policy.chunk], stale_ok=False)
+    waiting = _Waiting(policy)
+    while deferred:  # rows other processes are computing
+        before = len(deferred)
+        deferred = fill.sweep(deferred, stale_ok=True)
+        if deferred and len(deferred) == before:
+            waiting.report(deferred, paths)
+            time.sleep(policy.poll)
+    return fill.computed, fill.read_count
 
-    def claim_or_read(i: int, stale_ok: bool = False) -> str:
+
+class _SharedFill:
+    """One process's part of :func:`compute_shared`: claim, read or compute rows."""
+
+    def __init__(
+        self,
+        paths: dict[int, Path],
+        read: Callable[[int], np.ndarray | None],
+        take: Callable[[int, np.ndarray], None],
+        compute: Callable[[list[int]], list[np.ndarray]],
+        write: Callable[[int, np.ndarray], None],
+        policy: ClaimPolicy,
+    ) -> None:
+        self.paths = paths
+        self.read = read
+        self.take = take
+        self.compute = compute
+        self.write = write
+        self.policy = policy
+        self.computed = 0
+        self.read_count = 0
+        self.taken_over: list[Claim] = []
+
+    def claim_or_read(self, i: int, stale_ok: bool = False) -> str:
         """Return "read" (the row is in the store), "mine" (claimed) or "wait"."""
+        path = self.paths[i]
         for _ in range(2):
-            arr = read(i)
+            arr = self.read(i)
             if arr is not None:
-                take(i, arr)
+                self.take(i, arr)
                 return "read"
-            if try_claim(paths[i]):
+            if try_claim(path):
                 # The claimer writes the row before releasing its claim: a row finished
                 # between the read above and this claim is in the store now.
-                arr = read(i)
+                arr = self.read(i)
                 if arr is None:
                     return "mine"
-                release(paths[i])
-                take(i, arr)
+                release(path)
+                self.take(i, arr)
                 return "read"
-            claim = read_claim(paths[i])
-            if not (stale_ok and _claimer_gone(claim, policy.timeout)):
+            claim = read_claim(path)
+            if not (stale_ok and _claimer_gone(claim, self.policy.timeout)):
                 return "wait"
             if claim is not None:
-                taken_over.append(claim)
-            release(paths[i])  # a stopped claimer's: remove it and try once more
+                self.taken_over.append(claim)
+            release(path)  # a stopped claimer's: remove it and try once more
         return "wait"
 
-    def run(mine: list[int]) -> None:
+    def run(self, mine: list[int]) -> None:
+        """Compute, hand over and store the claimed rows ``mine``; release their claims."""
         try:
-            for i, arr in zip(mine, compute(mine)):
-                take(i, arr)
-                write(i, arr)
-            counts["computed"] += len(mine)
+            for i, arr in zip(mine, self.compute(mine)):
+                self.take(i, arr)
+                self.write(i, arr)
+            self.computed += len(mine)
         finally:
             for i in mine:
-                release(paths[i])
+                release(self.paths[i])
 
-    def sweep(rows: Sequence[int], stale_ok: bool) -> list[int]:
+    def sweep(self, rows: Sequence[int], stale_ok: bool) -> list[int]:
         """Read or claim ``rows``; compute the claimed ones; return those still waited for."""
         mine: list[int] = []
         waiting: list[int] = []
         for i in rows:
-            got = claim_or_read(i, stale_ok)
+            got = self.claim_or_read(i, stale_ok)
             if got == "read":
-                counts["read"] += 1
+                self.read_count += 1
             else:
                 (mine if got == "mine" else waiting).append(i)
-        if taken_over:
-            _report_takeover(taken_over, paths[rows[0]].parent, policy.timeout)
-            taken_over.clear()
+        if self.taken_over:
+            _report_takeover(self.taken_over, self.paths[rows[0]].parent, self.policy.timeout)
+            self.taken_over.clear()
         if mine:
-            run(mine)
+            self.run(mine)
         return waiting
-
-    deferred: list[int] = []
-    for s in range(0, len(missing), policy.chunk):
-        deferred += sweep(missing[s : s + policy.chunk], stale_ok=False)
-    waiting = _Waiting(policy)
-    while deferred:  # rows other processes are computing
-        before = len(deferred)
-        deferred = sweep(deferred, stale_ok=True)
-        if deferred and len(deferred) == before:
-            waiting.report(deferred, paths)
-            time.sleep(policy.poll)
-    return counts["computed"], counts["read"]
