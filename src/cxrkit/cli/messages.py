@@ -78,6 +78,8 @@ def _show(
 def terminal_warnings() -> Iterator[None]:
     """Show Python warnings raised inside the block as plain ``warning:`` lines."""
     with warnings.catch_warnings():
+        # A fresh filter also resets "already shown" records, so every command shows its own.
+        warnings.filterwarnings("default", category=UserWarning)
         warnings.showwarning = _show
         yield
 
@@ -95,11 +97,13 @@ def recorded_warnings() -> Iterator[list[str]]:
 
     def keep(message: Any, category: Any, filename: Any, lineno: Any, *a: Any, **k: Any) -> None:
         text = cli_terms(str(message))
-        if text not in seen:
+        if not issubclass(category, UserWarning):  # a library's deprecation, not a data note
+            _show(text, category, filename, lineno)
+        elif text not in seen:
             seen.append(text)
             _show(text, category, filename, lineno)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         warnings.showwarning = keep
         yield seen
