@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,13 +32,18 @@ def _check_one(path: str) -> str | None:
 
 def check_images(paths: Sequence[str], n_jobs: int | None = None) -> dict[int, str]:
     """Decode every image; return ``{index: error message}`` for the bad ones."""
+    from ..io import map_collecting_errors  # the one decode pool
+
     threads = n_jobs or max(1, min(8, os.cpu_count() or 1))
-    if threads > 1 and len(paths) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            results = list(pool.map(_check_one, paths))
-    else:
-        results = [_check_one(p) for p in paths]
-    return {i: r for i, r in enumerate(results) if r is not None}
+    bad: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        message = _check_one(paths[i])
+        if message is not None:
+            bad[i] = message
+
+    map_collecting_errors(work, len(paths), threads, ())
+    return dict(sorted(bad.items()))
 
 
 def _nan_to_none(v: Any) -> Any:

@@ -22,7 +22,7 @@ from scipy.fft import dct
 from tqdm.auto import tqdm
 
 from ..errors import DataError, ImageDecodeError
-from ..io._pool import map_collecting_errors
+from ..io import map_collecting_errors
 from ._thumb_cache import ThumbnailCache, content_key
 
 __all__ = ["ImageHashes", "compute_hashes", "crop_variants", "BASE", "SIDE"]
