@@ -287,6 +287,12 @@ def plot_efficiency(eff: dict[str, Any], path: Path) -> None:
     bars = ax.barh(names, vals, color=["0.6", "tab:green"])
     ax.set_xscale("log")
     ax.set_xlim(min(vals) / 2, max(vals) * 60)
+    # Plain tick labels: figure text is drawn with mathtext off, so the log axis's
+    # default "$10^{k}$" labels would show as written.
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     for b, v in zip(bars, vals):
         ax.text(
             v * 1.15,
