@@ -248,18 +248,50 @@ def attribution_in_lungs(
         Images with an implausible mask or an all-zero Grad-CAM are left out
         of the summaries and counted.
     """
-    from ..estimators import as_image_source
-    from ..evaluation import gradcam
-    from ..segmentation import get_mask_cache
-    from ..transforms import resolve_transforms
+    base = _fitted_base(estimator)
+    seg = _resolve_segmenter(segmenter)
+    share, area, implausible, empty = _score_attributions(base, X, seg, target_layer, batch_size)
+    n = len(share)
+    per_class, overall = _summarise_shares(share, area, y, groups, random_state)
+    if not per_class:
+        raise DataError(
+            f"attribution_in_lungs could not score any of {n} images "
+            f"({implausible} implausible masks, {empty} empty Grad-CAMs)."
+        )
+    numbers = {
+        "per_class": per_class,
+        "overall": overall,
+        "n_images": n,
+        "skipped_implausible_mask": implausible,
+        "skipped_empty_cam": empty,
+        "warn_share": warn_share,
+    }
+    return _attribution_result(per_class, overall, numbers, n, implausible + empty, warn_share)
 
+
+def _fitted_base(estimator: Any) -> Any:
+    """Return the fitted CXRClassifier behind ``estimator`` (an ensemble's ``estimator_``)."""
     base = estimator.estimator_ if hasattr(estimator, "estimator_") else estimator
     if not hasattr(base, "module_"):
         raise ConfigurationError(
             f"attribution_in_lungs needs a fitted CXRClassifier; got {type(estimator).__name__} "
             "without a fitted network. Fit it first."
         )
-    seg = _resolve_segmenter(segmenter)
+    return base
+
+
+def _score_attributions(
+    base: Any, X: Any, seg: Any, target_layer: Any, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Return per-image in-lung Grad-CAM share and lung area, plus the skip counts.
+
+    Images that are not scored (implausible mask, all-zero Grad-CAM) keep NaN.
+    """
+    from ..estimators import as_image_source
+    from ..evaluation import gradcam
+    from ..segmentation import get_mask_cache
+    from ..transforms import resolve_transforms
+
     src = as_image_source(X)
     transforms = resolve_transforms(base.transforms)
     size = base.preprocessing_.input_size
@@ -284,6 +316,14 @@ def attribution_in_lungs(
             share[start + j] = float((cam * m).sum()) / total
             area[start + j] = float(m.mean())
         start += len(cams)
+    return share, area, implausible, empty
+
+
+def _summarise_shares(
+    share: np.ndarray, area: np.ndarray, y: Any, groups: Any, random_state: int | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Return the per-class summaries and the overall one (``None`` when nothing was scored)."""
+    n = len(share)
     labels = np.asarray(y).astype(str) if y is not None else np.full(n, "all")
     g = np.asarray(groups).astype(str) if groups is not None else None
     per_class: dict[str, Any] = {}
@@ -294,20 +334,21 @@ def attribution_in_lungs(
                 share[sel], area[sel], None if g is None else g[sel], random_state
             )
     if not per_class:
-        raise DataError(
-            f"attribution_in_lungs could not score any of {n} images "
-            f"({implausible} implausible masks, {empty} empty Grad-CAMs)."
-        )
+        return per_class, None
     fin = np.isfinite(share)
     overall = _class_summary(share[fin], area[fin], None if g is None else g[fin], random_state)
-    numbers = {
-        "per_class": per_class,
-        "overall": overall,
-        "n_images": n,
-        "skipped_implausible_mask": implausible,
-        "skipped_empty_cam": empty,
-        "warn_share": warn_share,
-    }
+    return per_class, overall
+
+
+def _attribution_result(
+    per_class: dict[str, Any],
+    overall: Any,
+    numbers: dict[str, Any],
+    n: int,
+    n_skipped: int,
+    warn_share: float,
+) -> GuardResult:
+    """Build the PASS/WARN result of :func:`attribution_in_lungs`."""
     parts = [
         f"{k}: {v['share_in_lungs']:.0%} [{v['ci_low']:.0%}, {v['ci_high']:.0%}]"
         for k, v in per_class.items()
@@ -316,8 +357,8 @@ def attribution_in_lungs(
         f"Share of positive Grad-CAM mass inside the lungs ({'; '.join(parts)}); the lungs "
         f"cover {overall['lung_area_share']:.0%} of the input."
     )
-    if implausible or empty:
-        summary += f" {implausible + empty} of {n} images not scored (see numbers)."
+    if n_skipped:
+        summary += f" {n_skipped} of {n} images not scored (see numbers)."
     low = [k for k, v in per_class.items() if v["share_in_lungs"] < warn_share]
     if low:
         return GuardResult(
