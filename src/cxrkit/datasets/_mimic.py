@@ -120,62 +120,9 @@ def load_mimic_cxr(
     an image whose study has no row in the label file has NaN labels.
     ``patient_id`` is ``subject_id``; ``study_id`` and ``dicom_id`` are kept.
     """
-    if labeler not in ("chexpert", "negbio"):
-        raise ConfigurationError(
-            f"The 'labeler' parameter of mimic-cxr must be 'chexpert' or "
-            f"'negbio'. Got {labeler!r} instead."
-        )
-    if split not in _SPLITS:
-        raise ConfigurationError(
-            f"The 'split' parameter of mimic-cxr must be one of {_SPLITS}. Got {split!r} instead."
-        )
-    if root is None:
-        raise DataError("The mimic-cxr dataset needs root= the MIMIC-CXR-JPG release folder.")
-    base = Path(root).expanduser().resolve()
-    if not base.is_dir():
-        raise DataError(f"Folder '{base}' does not exist.")
-    meta = cast(pd.DataFrame, _table(base, "metadata"))
-    lab = cast(pd.DataFrame, _table(base, labeler))
-    splits = _table(base, "split", required=split != "all")
-    obs = [c for c in CHEXPERT_OBSERVATIONS if c in lab.columns]
-    if not obs:
-        raise DataError(
-            f"mimic-cxr: the {labeler} file has none of the 14 observations "
-            f"({', '.join(CHEXPERT_OBSERVATIONS)})."
-        )
-    lab = lab.assign(_bad=code_errors(lab[obs], "mimic-cxr", on_error))
-    lab = lab.drop_duplicates(["subject_id", "study_id"])
-    df = meta.merge(
-        lab[["subject_id", "study_id", "_bad", *obs]],
-        on=["subject_id", "study_id"],
-        how="left",
-        validate="many_to_one",
-    )
-    if splits is not None:
-        df = df.merge(
-            splits[["dicom_id", "split"]].drop_duplicates("dicom_id"), on="dicom_id", how="left"
-        )
-    else:
-        df["split"] = np.nan
-    subj = df["subject_id"].astype(str)
-    sex, age = _demographics(patients_file, df["subject_id"])
-    prefix = str(base / "files") + os.sep
-    table = pd.DataFrame(
-        {
-            "image": [
-                f"{prefix}p{s[:2]}{os.sep}p{s}{os.sep}s{st}{os.sep}{d}.jpg"
-                for s, st, d in zip(subj, df["study_id"].astype(str), df["dicom_id"].astype(str))
-            ],
-            "patient_id": subj,
-            "view": df["ViewPosition"],
-            "source": "mimic-cxr",
-            "sex": sex.to_numpy(),
-            "age": age.to_numpy(),
-            "study_id": df["study_id"].astype(str),
-            "dicom_id": df["dicom_id"],
-            "split": df["split"],
-        }
-    )
+    base = _release_folder(root, labeler, split)
+    df, obs = _merged_labels(base, labeler, split, on_error)
+    table = _image_table(base, df, patients_file)
     native = df[obs].apply(pd.to_numeric, errors="coerce").astype(np.float32)
     table["finding"] = joined_positives(native, empty="")
     bad = df["_bad"].fillna(False).to_numpy(dtype=bool)
@@ -200,4 +147,78 @@ def load_mimic_cxr(
         check_images=check_images,
         min_classes=min_classes,
         progress=progress,
+    )
+
+
+def _release_folder(root: str | os.PathLike[str] | None, labeler: str, split: str) -> Path:
+    """Validate ``labeler`` and ``split`` and return the resolved release folder."""
+    if labeler not in ("chexpert", "negbio"):
+        raise ConfigurationError(
+            f"The 'labeler' parameter of mimic-cxr must be 'chexpert' or "
+            f"'negbio'. Got {labeler!r} instead."
+        )
+    if split not in _SPLITS:
+        raise ConfigurationError(
+            f"The 'split' parameter of mimic-cxr must be one of {_SPLITS}. Got {split!r} instead."
+        )
+    if root is None:
+        raise DataError("The mimic-cxr dataset needs root= the MIMIC-CXR-JPG release folder.")
+    base = Path(root).expanduser().resolve()
+    if not base.is_dir():
+        raise DataError(f"Folder '{base}' does not exist.")
+    return base
+
+
+def _merged_labels(
+    base: Path, labeler: str, split: str, on_error: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Return the per-image metadata merged with study labels and split, and the observations."""
+    meta = cast(pd.DataFrame, _table(base, "metadata"))
+    lab = cast(pd.DataFrame, _table(base, labeler))
+    splits = _table(base, "split", required=split != "all")
+    obs = [c for c in CHEXPERT_OBSERVATIONS if c in lab.columns]
+    if not obs:
+        raise DataError(
+            f"mimic-cxr: the {labeler} file has none of the 14 observations "
+            f"({', '.join(CHEXPERT_OBSERVATIONS)})."
+        )
+    lab = lab.assign(_bad=code_errors(lab[obs], "mimic-cxr", on_error))
+    lab = lab.drop_duplicates(["subject_id", "study_id"])
+    df = meta.merge(
+        lab[["subject_id", "study_id", "_bad", *obs]],
+        on=["subject_id", "study_id"],
+        how="left",
+        validate="many_to_one",
+    )
+    if splits is not None:
+        df = df.merge(
+            splits[["dicom_id", "split"]].drop_duplicates("dicom_id"), on="dicom_id", how="left"
+        )
+    else:
+        df["split"] = np.nan
+    return df, obs
+
+
+def _image_table(
+    base: Path, df: pd.DataFrame, patients_file: str | os.PathLike[str] | None
+) -> pd.DataFrame:
+    """Return the image table (paths, patient, view, demographics, ids, split)."""
+    subj = df["subject_id"].astype(str)
+    sex, age = _demographics(patients_file, df["subject_id"])
+    prefix = str(base / "files") + os.sep
+    return pd.DataFrame(
+        {
+            "image": [
+                f"{prefix}p{s[:2]}{os.sep}p{s}{os.sep}s{st}{os.sep}{d}.jpg"
+                for s, st, d in zip(subj, df["study_id"].astype(str), df["dicom_id"].astype(str))
+            ],
+            "patient_id": subj,
+            "view": df["ViewPosition"],
+            "source": "mimic-cxr",
+            "sex": sex.to_numpy(),
+            "age": age.to_numpy(),
+            "study_id": df["study_id"].astype(str),
+            "dicom_id": df["dicom_id"],
+            "split": df["split"],
+        }
     )
