@@ -25,13 +25,25 @@ def _is_loopback(host: str) -> bool:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the arguments of ``cxrkit serve`` to ``p``."""
-    from ._batching import MAX_BATCH, MAX_QUEUE, MAX_WAIT_MS
-    from ._uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
-
     p.description = (
         "Serve a saved model: the page at /, the API at /v1/predict and /v1/model, "
         "OpenAPI docs at /docs."
     )
+    _add_model_arguments(p)
+    _add_limit_arguments(p)
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow this origin to call the API (repeatable; default: CORS off)",
+    )
+    p.add_argument("--log-level", default="info", help="uvicorn's log level")
+    p.set_defaults(func=cmd_serve)
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the model, address, token and OOD arguments to ``p``."""
     p.add_argument("model", help="folder written by --save or cxrkit.save_model")
     p.add_argument(
         "--host",
@@ -63,6 +75,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the reference fitted from --ood-data into the model folder",
     )
+
+
+def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the upload, batching and thread limits to ``p``."""
+    from ._batching import MAX_BATCH, MAX_QUEUE, MAX_WAIT_MS
+    from ._uploads import MAX_PIXELS, MAX_UPLOAD_BYTES
+
     p.add_argument(
         "--max-upload-mb",
         type=float,
@@ -105,15 +124,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="torch threads for the forward pass (default: torch's)",
     )
-    p.add_argument(
-        "--cors-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="allow this origin to call the API (repeatable; default: CORS off)",
-    )
-    p.add_argument("--log-level", default="info", help="uvicorn's log level")
-    p.set_defaults(func=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
