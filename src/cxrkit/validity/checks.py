@@ -11,7 +11,13 @@ import pandas as pd
 from ..errors import DataError, LeakageError
 from ._result import GuardResult, Status
 from .confounding import check_confounding
-from .duplicates import SIMILARITY_THRESHOLD, compute_hashes, cross_duplicates, find_near_duplicates
+from .duplicates import (
+    SIMILARITY_THRESHOLD,
+    ImageHashes,
+    compute_hashes,
+    cross_duplicates,
+    find_near_duplicates,
+)
 from .leakage import check_train_test_leakage
 
 __all__ = ["run_data_checks", "check_dataset", "patient_coverage", "duplicate_guard"]
@@ -110,14 +116,56 @@ def duplicate_guard(
     only. Any training/test duplicate is a ``FAIL``.
     """
     h = compute_hashes(images, ids)
+    out = [_within_set_guard(h, groups, threshold, max_rows)]
+    if test_images is not None:
+        out.append(_train_test_guard(h, test_images, test_ids, threshold, max_rows))
+    return out
+
+
+def _within_set_guard(h: ImageHashes, groups: Any, threshold: float, max_rows: int) -> GuardResult:
+    """Return the ``near_duplicates`` guard for the pairs within one set."""
     pairs = find_near_duplicates(h, threshold=threshold)
     g = None if groups is None else np.asarray(groups, dtype=object).astype(str)
     if g is not None and len(pairs):
         cross = g[pairs["i"].to_numpy()] != g[pairs["j"].to_numpy()]
     else:
         cross = np.ones(len(pairs), bool) if g is None else np.zeros(0, bool)
-    show = pairs.head(max_rows)
-    rows = [
+    numbers = {
+        "n_images": len(h),
+        "n_pairs": int(len(pairs)),
+        "n_pairs_across_patients": int(cross.sum()),
+        "threshold": threshold,
+        "pairs": _pair_rows(pairs.head(max_rows), g),
+    }
+    if len(pairs) == 0:
+        return GuardResult(
+            "near_duplicates",
+            "PASS",
+            f"No near-duplicate pairs among {len(h)} images.",
+            numbers,
+        )
+    what = (
+        f"{int(cross.sum())} of them under different patient ids"
+        if g is not None
+        else "patient ids unknown"
+    )
+    status: Status = "WARN" if cross.any() else "PASS"
+    return GuardResult(
+        "near_duplicates",
+        status,
+        f"{len(pairs)} near-duplicate pair(s) among {len(h)} images ({what}).",
+        numbers,
+        "Near-duplicates under different patient ids are usually one patient entered twice: "
+        "merge their ids (cxrkit.validity.merge_duplicate_groups) or drop one copy, so that "
+        "grouped splits keep the copies together."
+        if status == "WARN"
+        else "",
+    )
+
+
+def _pair_rows(show: pd.DataFrame, g: np.ndarray | None) -> list[dict[str, Any]]:
+    """Return the reported rows of the within-set pairs in ``show``."""
+    return [
         {
             "a": str(r.id_a),
             "b": str(r.id_b),
@@ -128,83 +176,50 @@ def duplicate_guard(
         }
         for r in show.itertuples()
     ]
-    numbers = {
-        "n_images": len(h),
-        "n_pairs": int(len(pairs)),
-        "n_pairs_across_patients": int(cross.sum()),
-        "threshold": threshold,
-        "pairs": rows,
-    }
-    if len(pairs) == 0:
-        out = [
-            GuardResult(
-                "near_duplicates",
-                "PASS",
-                f"No near-duplicate pairs among {len(h)} images.",
-                numbers,
-            )
-        ]
-    else:
-        what = (
-            f"{int(cross.sum())} of them under different patient ids"
-            if g is not None
-            else "patient ids unknown"
-        )
-        status: Status = "WARN" if cross.any() else "PASS"
-        out = [
-            GuardResult(
-                "near_duplicates",
-                status,
-                f"{len(pairs)} near-duplicate pair(s) among {len(h)} images ({what}).",
-                numbers,
-                "Near-duplicates under different patient ids are usually one patient entered twice: "
-                "merge their ids (cxrkit.validity.merge_duplicate_groups) or drop one copy, so that "
-                "grouped splits keep the copies together."
-                if status == "WARN"
-                else "",
-            )
-        ]
-    if test_images is not None:
-        ht = compute_hashes(test_images, test_ids)
-        cp = cross_duplicates(h, ht, threshold=threshold)
-        crow = [
-            {
-                "train": str(r.id_a),
-                "test": str(r.id_b),
-                "similarity": float(r.similarity),
-                "flipped": bool(r.flipped),
-            }
-            for r in cp.head(max_rows).itertuples()
-        ]
-        n_test = int(cp["j"].nunique()) if len(cp) else 0
-        nums = {
-            "n_train": len(h),
-            "n_test": len(ht),
-            "n_pairs": int(len(cp)),
-            "n_test_images_with_copy": n_test,
-            "pairs": crow,
+
+
+def _train_test_guard(
+    h: ImageHashes,
+    test_images: Any,
+    test_ids: Sequence[Any] | None,
+    threshold: float,
+    max_rows: int,
+) -> GuardResult:
+    """Return the ``train_test_duplicates`` guard (FAIL on any training/test copy)."""
+    ht = compute_hashes(test_images, test_ids)
+    cp = cross_duplicates(h, ht, threshold=threshold)
+    crow = [
+        {
+            "train": str(r.id_a),
+            "test": str(r.id_b),
+            "similarity": float(r.similarity),
+            "flipped": bool(r.flipped),
         }
-        if len(cp):
-            out.append(
-                GuardResult(
-                    "train_test_duplicates",
-                    "FAIL",
-                    f"{n_test} of {len(ht)} test images have a near-duplicate in the training data.",
-                    nums,
-                    "Remove those test images (or their training copies); the test score "
-                    "includes images the model was trained on.",
-                )
-            )
-        else:
-            out.append(
-                GuardResult(
-                    "train_test_duplicates",
-                    "PASS",
-                    f"No test image has a near-duplicate among {len(h)} training images.",
-                    nums,
-                )
-            )
-    return out
+        for r in cp.head(max_rows).itertuples()
+    ]
+    n_test = int(cp["j"].nunique()) if len(cp) else 0
+    nums = {
+        "n_train": len(h),
+        "n_test": len(ht),
+        "n_pairs": int(len(cp)),
+        "n_test_images_with_copy": n_test,
+        "pairs": crow,
+    }
+    if len(cp):
+        return GuardResult(
+            "train_test_duplicates",
+            "FAIL",
+            f"{n_test} of {len(ht)} test images have a near-duplicate in the training data.",
+            nums,
+            "Remove those test images (or their training copies); the test score "
+            "includes images the model was trained on.",
+        )
+    return GuardResult(
+        "train_test_duplicates",
+        "PASS",
+        f"No test image has a near-duplicate among {len(h)} training images.",
+        nums,
+    )
 
 
 def run_data_checks(
