@@ -212,6 +212,34 @@ def load_chestxray14(
     """
     target = _resolve_target(target)
     adjudicated = target in ADJUDICATED_TARGETS
+    base = _release_folder(root, target, split, uncertain, adjudicated)
+    ldir = Path(labels_dir).expanduser().resolve() if labels_dir else None
+    excluded: list[pd.DataFrame] = []
+    if adjudicated:
+        df, reason = _adjudicated_frame(target, split, uncertain, ldir, base)
+        labels = _adjudicated_labels(df)
+    else:
+        df, reason, labels = _nih_frame(target, split, base)
+    table = _image_table(base, df)
+    bad = reason.notna().to_numpy()
+    excluded.append(exclude_rows(table, bad, reason))
+    return finalize_dataset(
+        "chestxray14",
+        str(base),
+        table.loc[~bad],
+        excluded,
+        on_error=on_error,
+        check=check_images,
+        progress=progress,
+        labels=labels.loc[~bad],
+        min_classes=2 if min_classes is None else min_classes,
+    )
+
+
+def _release_folder(
+    root: str | os.PathLike[str] | None, target: str, split: str, uncertain: str, adjudicated: bool
+) -> Path:
+    """Validate ``split`` and ``uncertain`` and return the resolved release folder."""
     splits = ("all", "validation", "test") if adjudicated else ("all", *OFFICIAL_SPLIT_FILES)
     if split not in splits:
         raise ConfigurationError(
@@ -227,63 +255,77 @@ def load_chestxray14(
     base = Path(root).expanduser().resolve()
     if not base.is_dir():
         raise DataError(f"Folder '{base}' does not exist.")
-    ldir = Path(labels_dir).expanduser().resolve() if labels_dir else None
-    entry = _find_file("Data_Entry_2017.csv", base) or _find_file("Data_Entry_2017_v2020.csv", base)
-    excluded: list[pd.DataFrame] = []
+    return base
 
-    if target in ADJUDICATED_TARGETS:
-        col, yes, no = ADJUDICATED_TARGETS[target]
-        parts = []
-        for s, fn in ADJUDICATED_FILES.items():
-            if split not in ("all", s):
-                continue
-            f = _find_file(fn, ldir, base)
-            if f is None:
-                raise DataError(
-                    f"Adjudicated label file {fn!r} not found in {ldir or base} (or its "
-                    "four_findings_expert_labels/ folder). Download it from Google's "
-                    "'ChestX-ray14 expert labels' (see docs/datasets/chestxray14.md) and pass "
-                    "labels_dir=."
-                )
-            part = pd.read_csv(f, dtype={"Patient ID": str})
-            part["split"] = s
-            parts.append(part)
-        df = pd.concat(parts, ignore_index=True)
-        if col not in df.columns:
-            raise DataError(f"The adjudicated label files have no column {col!r}.")
-        values = df[col].astype(object).where(df[col].notna(), None)
-        values = values.map(lambda v: v.strip().upper() if isinstance(v, str) else v)
-        hedge = {"ignore": None, "ones": yes, "zeros": no}[uncertain]
-        df["label"] = values.map({"YES": yes, "NO": no, "HEDGE": hedge})
-        reason = pd.Series(None, index=df.index, dtype=object)
-        reason[(values == "HEDGE") & df["label"].isna()] = f"{col} HEDGE (uncertain)"
-        reason[values.isna()] = f"{col} not adjudicated (blank)"
-        other = values.notna() & ~values.isin(["YES", "NO", "HEDGE"])
-        reason[other] = f"{col} value not YES/NO/HEDGE"
-        dup = df["Image Index"].duplicated()
-        reason[dup & reason.isna()] = "duplicate row"
-    else:
-        if entry is None:
+
+def _read_adjudicated_files(split: str, ldir: Path | None, base: Path) -> pd.DataFrame:
+    """Return the adjudicated label file(s) of ``split``, with their ``split`` column."""
+    parts = []
+    for s, fn in ADJUDICATED_FILES.items():
+        if split not in ("all", s):
+            continue
+        f = _find_file(fn, ldir, base)
+        if f is None:
             raise DataError(
-                f"'{base / 'Data_Entry_2017.csv'}' does not exist; chestxray14 needs the "
-                f"NIH metadata file for target={target!r}."
+                f"Adjudicated label file {fn!r} not found in {ldir or base} (or its "
+                "four_findings_expert_labels/ folder). Download it from Google's "
+                "'ChestX-ray14 expert labels' (see docs/datasets/chestxray14.md) and pass "
+                "labels_dir=."
             )
-        df = pd.read_csv(entry, dtype={"Patient ID": str})
-        labels = _nih_labels(df["Finding Labels"])
-        if target == "finding_labels":
-            df["label"] = df["Finding Labels"]
-        elif target == "no_finding":
-            df["label"] = np.where(labels["no_finding"] == 1, "no_finding", "finding")
-        else:
-            df["label"] = np.where(labels[target] == 1, target, f"no_{target}")
-        reason = pd.Series(None, index=df.index, dtype=object)
-        reason[df["Image Index"].duplicated()] = "duplicate row"
-        df["split"] = _official_split(base, df["Image Index"].astype(str), split)
-        if split != "all":
-            reason[(df["split"] != split) & reason.isna()] = f"not in the official {split} list"
+        part = pd.read_csv(f, dtype={"Patient ID": str})
+        part["split"] = s
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
 
-    if adjudicated:
-        labels = _adjudicated_labels(df)
+
+def _adjudicated_frame(
+    target: str, split: str, uncertain: str, ldir: Path | None, base: Path
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return the adjudicated rows with their ``label`` and each row's exclusion reason."""
+    col, yes, no = ADJUDICATED_TARGETS[target]
+    df = _read_adjudicated_files(split, ldir, base)
+    if col not in df.columns:
+        raise DataError(f"The adjudicated label files have no column {col!r}.")
+    values = df[col].astype(object).where(df[col].notna(), None)
+    values = values.map(lambda v: v.strip().upper() if isinstance(v, str) else v)
+    hedge = {"ignore": None, "ones": yes, "zeros": no}[uncertain]
+    df["label"] = values.map({"YES": yes, "NO": no, "HEDGE": hedge})
+    reason = pd.Series(None, index=df.index, dtype=object)
+    reason[(values == "HEDGE") & df["label"].isna()] = f"{col} HEDGE (uncertain)"
+    reason[values.isna()] = f"{col} not adjudicated (blank)"
+    other = values.notna() & ~values.isin(["YES", "NO", "HEDGE"])
+    reason[other] = f"{col} value not YES/NO/HEDGE"
+    dup = df["Image Index"].duplicated()
+    reason[dup & reason.isna()] = "duplicate row"
+    return df, reason
+
+
+def _nih_frame(target: str, split: str, base: Path) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """Return the NIH metadata rows with their ``label``, exclusion reasons and 1/0 labels."""
+    entry = _find_file("Data_Entry_2017.csv", base) or _find_file("Data_Entry_2017_v2020.csv", base)
+    if entry is None:
+        raise DataError(
+            f"'{base / 'Data_Entry_2017.csv'}' does not exist; chestxray14 needs the "
+            f"NIH metadata file for target={target!r}."
+        )
+    df = pd.read_csv(entry, dtype={"Patient ID": str})
+    labels = _nih_labels(df["Finding Labels"])
+    if target == "finding_labels":
+        df["label"] = df["Finding Labels"]
+    elif target == "no_finding":
+        df["label"] = np.where(labels["no_finding"] == 1, "no_finding", "finding")
+    else:
+        df["label"] = np.where(labels[target] == 1, target, f"no_{target}")
+    reason = pd.Series(None, index=df.index, dtype=object)
+    reason[df["Image Index"].duplicated()] = "duplicate row"
+    df["split"] = _official_split(base, df["Image Index"].astype(str), split)
+    if split != "all":
+        reason[(df["split"] != split) & reason.isna()] = f"not in the official {split} list"
+    return df, reason, labels
+
+
+def _image_table(base: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Return the image table (paths, label, patient, view, demographics, split)."""
     files = _index_images(base)
     table = pd.DataFrame(
         {
@@ -303,16 +345,4 @@ def load_chestxray14(
     )
     if "split" in df.columns:
         table["split"] = df["split"]
-    bad = reason.notna().to_numpy()
-    excluded.append(exclude_rows(table, bad, reason))
-    return finalize_dataset(
-        "chestxray14",
-        str(base),
-        table.loc[~bad],
-        excluded,
-        on_error=on_error,
-        check=check_images,
-        progress=progress,
-        labels=labels.loc[~bad],
-        min_classes=2 if min_classes is None else min_classes,
-    )
+    return table
