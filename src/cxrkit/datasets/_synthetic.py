@@ -233,6 +233,70 @@ def make_synthetic_cxr(
         ``image`` (``synthetic-<patient>-<k>``), ``label``, ``patient_id``,
         ``view``, ``source``, ``sex``, ``age``, ``finding``.
     """
+    ipp_lo, ipp_hi = _check_arguments(
+        n_patients,
+        images_per_patient,
+        size,
+        difficulty,
+        sources,
+        views,
+        classes,
+        prevalence,
+        source_shortcut,
+    )
+    rng = np.random.default_rng(random_state)
+    base_seed = _base_seed(random_state)
+    n_pos = int(round(prevalence * n_patients))
+    is_pos = np.zeros(n_patients, bool)
+    is_pos[rng.permutation(n_patients)[:n_pos]] = True
+    images, rows = [], []
+    for p in range(n_patients):
+        pos = bool(is_pos[p])
+        if rng.random() < source_shortcut:
+            sidx = (0 if pos else 1) % len(sources)
+        else:
+            sidx = int(rng.integers(len(sources)))
+        pat = _draw_patient(rng, base_seed, p, clear_fraction)
+        sex = "F" if rng.random() < 0.5 else "M"
+        age = int(rng.integers(20, 90))
+        k = int(rng.integers(ipp_lo, ipp_hi + 1))
+        anatomy: dict[str, dict] = {}
+        for j in range(k):
+            view = str(views[int(rng.integers(len(views)))])
+            if view not in anatomy:
+                anatomy[view] = _anatomy(pat, int(size), view)
+            images.append(
+                _one_image(
+                    rng, pat, anatomy[view], int(size), pos, sidx, len(sources), float(difficulty)
+                )
+            )
+            rows.append(
+                {
+                    "image": f"synthetic-{p:05d}-{j}",
+                    "label": classes[0] if pos else classes[1],
+                    "patient_id": f"P{p:05d}",
+                    "view": view,
+                    "source": sources[sidx],
+                    "sex": sex,
+                    "age": age,
+                    "finding": _finding(pos, pat),
+                }
+            )
+    return np.stack(images), pd.DataFrame(rows)
+
+
+def _check_arguments(
+    n_patients: int,
+    images_per_patient: int | Sequence[int],
+    size: int,
+    difficulty: float,
+    sources: Sequence[str],
+    views: Sequence[str],
+    classes: Sequence[str],
+    prevalence: float,
+    source_shortcut: float,
+) -> tuple[int, int]:
+    """Validate the arguments of :func:`make_synthetic_cxr`; return the images-per-patient range."""
     _check(
         "n_patients",
         n_patients,
@@ -255,92 +319,68 @@ def make_synthetic_cxr(
     _check("views", views, len(views) >= 1, "a non-empty sequence")
     if isinstance(images_per_patient, (int, np.integer)):
         _check("images_per_patient", images_per_patient, images_per_patient >= 1, "an int >= 1")
-        ipp_lo = ipp_hi = int(images_per_patient)
-    else:
-        ipp_lo, ipp_hi = (int(x) for x in images_per_patient)
-        _check(
-            "images_per_patient",
-            images_per_patient,
-            1 <= ipp_lo <= ipp_hi,
-            "an int >= 1 or a (low, high) pair with 1 <= low <= high",
-        )
-    rng = np.random.default_rng(random_state)
-    base_seed = (
+        return int(images_per_patient), int(images_per_patient)
+    ipp_lo, ipp_hi = (int(x) for x in images_per_patient)
+    _check(
+        "images_per_patient",
+        images_per_patient,
+        1 <= ipp_lo <= ipp_hi,
+        "an int >= 1 or a (low, high) pair with 1 <= low <= high",
+    )
+    return ipp_lo, ipp_hi
+
+
+def _base_seed(random_state: int | None) -> int:
+    """Return the seed of the per-patient generators (fresh entropy when ``None``)."""
+    return (
         int(random_state)
         if random_state is not None
         else int(cast(int, np.random.SeedSequence().entropy)) % (2**32)
     )
-    n_pos = int(round(prevalence * n_patients))
-    is_pos = np.zeros(n_patients, bool)
-    is_pos[rng.permutation(n_patients)[:n_pos]] = True
-    images, rows = [], []
-    for p in range(n_patients):
-        pos = bool(is_pos[p])
-        if rng.random() < source_shortcut:
-            sidx = (0 if pos else 1) % len(sources)
-        else:
-            sidx = int(rng.integers(len(sources)))
-        pat: dict[str, Any] = {
-            "body_w": rng.uniform(0.82, 0.95),
-            "lung_cu": rng.uniform(0.36, 0.42),
-            "lung_w": rng.uniform(0.25, 0.31),
-            "lung_h": rng.uniform(0.5, 0.6),
-            "dome": rng.uniform(0.32, 0.42),
-            "rib_freq": rng.uniform(4.5, 6.0),
-            "rib_phase": rng.uniform(0, 1),
-            "heart_w": rng.uniform(0.22, 0.3),
-            "heart_h": rng.uniform(0.18, 0.24),
-            "gamma": rng.uniform(0.85, 1.15),
-            "clear": rng.random() < clear_fraction,
-            "cons_side": int(rng.choice([-1, 1])),
-            "cons_lower": bool(rng.random() < 0.5),
-            "fissure": rng.uniform(-0.1, 0.15),
-        }
-        # Patient-specific framing and soft tissue come from a generator of their
-        # own, so that the main random stream (labels, findings) is unchanged.
-        prng = np.random.default_rng([base_seed, p])
-        pat["frame"] = (
-            prng.uniform(0.85, 1.12),
-            prng.uniform(-0.14, 0.14),
-            prng.uniform(-0.1, 0.1),
-        )
-        pat["tissue"] = prng.random((6, 6)).astype(np.float32)
-        sex = "F" if rng.random() < 0.5 else "M"
-        age = int(rng.integers(20, 90))
-        k = int(rng.integers(ipp_lo, ipp_hi + 1))
-        anatomy: dict[str, dict] = {}
-        for j in range(k):
-            view = str(views[int(rng.integers(len(views)))])
-            if view not in anatomy:
-                anatomy[view] = _anatomy(pat, int(size), view)
-            images.append(
-                _one_image(
-                    rng, pat, anatomy[view], int(size), pos, sidx, len(sources), float(difficulty)
-                )
-            )
-            finding = (
-                "ground-glass opacities, bilateral, peripheral, lower zones"
-                if pos
-                else (
-                    "clear lungs"
-                    if pat["clear"]
-                    else f"lobar consolidation, {'left' if pat['cons_side'] < 0 else 'right'} "
-                    f"{'lower' if pat['cons_lower'] else 'upper'} zone"
-                )
-            )
-            rows.append(
-                {
-                    "image": f"synthetic-{p:05d}-{j}",
-                    "label": classes[0] if pos else classes[1],
-                    "patient_id": f"P{p:05d}",
-                    "view": view,
-                    "source": sources[sidx],
-                    "sex": sex,
-                    "age": age,
-                    "finding": finding,
-                }
-            )
-    return np.stack(images), pd.DataFrame(rows)
+
+
+def _draw_patient(
+    rng: np.random.Generator, base_seed: int, p: int, clear_fraction: float
+) -> dict[str, Any]:
+    """Draw patient ``p``'s anatomy and findings parameters."""
+    pat: dict[str, Any] = {
+        "body_w": rng.uniform(0.82, 0.95),
+        "lung_cu": rng.uniform(0.36, 0.42),
+        "lung_w": rng.uniform(0.25, 0.31),
+        "lung_h": rng.uniform(0.5, 0.6),
+        "dome": rng.uniform(0.32, 0.42),
+        "rib_freq": rng.uniform(4.5, 6.0),
+        "rib_phase": rng.uniform(0, 1),
+        "heart_w": rng.uniform(0.22, 0.3),
+        "heart_h": rng.uniform(0.18, 0.24),
+        "gamma": rng.uniform(0.85, 1.15),
+        "clear": rng.random() < clear_fraction,
+        "cons_side": int(rng.choice([-1, 1])),
+        "cons_lower": bool(rng.random() < 0.5),
+        "fissure": rng.uniform(-0.1, 0.15),
+    }
+    # Patient-specific framing and soft tissue come from a generator of their
+    # own, so that the main random stream (labels, findings) is unchanged.
+    prng = np.random.default_rng([base_seed, p])
+    pat["frame"] = (
+        prng.uniform(0.85, 1.12),
+        prng.uniform(-0.14, 0.14),
+        prng.uniform(-0.1, 0.1),
+    )
+    pat["tissue"] = prng.random((6, 6)).astype(np.float32)
+    return pat
+
+
+def _finding(pos: bool, pat: dict[str, Any]) -> str:
+    """Return the radiology-style finding text of one image."""
+    if pos:
+        return "ground-glass opacities, bilateral, peripheral, lower zones"
+    if pat["clear"]:
+        return "clear lungs"
+    return (
+        f"lobar consolidation, {'left' if pat['cons_side'] < 0 else 'right'} "
+        f"{'lower' if pat['cons_lower'] else 'upper'} zone"
+    )
 
 
 def load_synthetic(
