@@ -9,6 +9,7 @@ import functools
 import os
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -290,7 +291,7 @@ def create_app(
     -------
     fastapi.FastAPI
     """
-    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi import FastAPI
 
     from .. import __version__
 
@@ -319,6 +320,18 @@ def create_app(
         f"({' vs '.join(served.classes)}).",
     )
     app.state.service = service
+    check_token = _token_checker(config)
+    _add_error_handlers(app)
+    _add_page(app)
+    _add_info_routes(app, service, config, check_token)
+    _add_predict_route(app, service, config, check_token)
+    _add_middleware(app, config)
+    return app
+
+
+def _token_checker(config: ServeConfig) -> Callable[..., None]:
+    """Return the dependency that checks the bearer token (a no-op without one)."""
+    from fastapi import HTTPException, Request
 
     def check_token(request: Request) -> None:
         if config.token is None:
@@ -334,8 +347,16 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    _add_error_handlers(app)
-    _add_page(app)
+    return check_token
+
+
+def _add_info_routes(
+    app: Any, service: _Service, config: ServeConfig, check_token: Callable[..., None]
+) -> None:
+    """Add ``/healthz`` (open) and ``/v1/model`` (behind the token) to ``app``."""
+    from fastapi import Depends
+
+    served = service.served
 
     @app.get("/healthz", summary="Liveness and batching counters")
     def healthz() -> dict[str, Any]:
@@ -353,6 +374,15 @@ def create_app(
             "accepted_types": sorted(ACCEPTED_TYPES.values()),
             "server": {**limits, "token_required": config.token is not None},
         }
+
+
+def _add_predict_route(
+    app: Any, service: _Service, config: ServeConfig, check_token: Callable[..., None]
+) -> None:
+    """Add ``POST /v1/predict`` (behind the token) to ``app``."""
+    from fastapi import Depends, HTTPException, Request
+
+    served = service.served
 
     @app.post(
         "/v1/predict",
@@ -385,6 +415,9 @@ def create_app(
             "elapsed_ms": round((time.perf_counter() - t0) * 1000.0, 2),
         }
 
+
+def _add_middleware(app: Any, config: ServeConfig) -> None:
+    """Add CORS (when origins are configured), the body-size limit and security headers."""
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -396,4 +429,3 @@ def create_app(
         )
     app.add_middleware(BodySizeLimit, max_bytes=config.max_upload_bytes)
     app.add_middleware(_SecurityHeaders)
-    return app
