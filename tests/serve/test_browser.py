@@ -159,7 +159,11 @@ def test_upload_through_the_page_shows_the_probability(
     _shot(browser, "after-upload")
 
     browser.find_element(By.ID, "overlay").click()
-    wait.until(
+    # The page re-renders the result while the overlay arrives: look the picture up again.
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    rerender = WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,))
+    rerender.until(
         lambda d: (
             d.find_element(By.CSS_SELECTOR, ".picture")
             .get_attribute("src")
