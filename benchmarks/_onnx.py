@@ -26,11 +26,11 @@ def session(path: str) -> ort.InferenceSession:
 
 #: int8 recipes timed on preloaded tensors: (label, quantize_onnx_int8 keyword arguments).
 #: ``_nhwc_max_pool=False`` leaves the max-pools as ONNX Runtime's quantiser writes them
-#: (the session-9 recipe; see ``_quantize_before_max_pools``).
+#: (the recipe without ``_quantize_before_max_pools``).
 INT8_VARIANTS = [
     (f"default: fp32_layers={INT8_DEFAULTS['fp32_layers']}", {}),
     (
-        "default without the 8-bit channels-last max-pool (session-9 recipe)",
+        "default without the 8-bit channels-last max-pool (the quantiser's own max-pools)",
         {"_nhwc_max_pool": False},
     ),
     ("fp32_layers=('first_conv', 'head')", {"fp32_layers": ("first_conv", "head")}),

@@ -186,7 +186,7 @@ def main() -> None:
             },
         ),
         (
-            "CXRClassifier, sparse_backward=False (session-8 defaults)",
+            "CXRClassifier, sparse_backward=False (dense conv-pool gradients)",
             {"module__sparse_backward": False},
         ),
         (

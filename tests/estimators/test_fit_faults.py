@@ -15,8 +15,10 @@ from sklearn.base import clone
 
 from cxrkit import load_model, save_model
 from cxrkit.errors import ModelFormatError
-from cxrkit.estimators import CXRClassifier
 from cxrkit.estimators._cache import check_features, clear_feature_cache
+
+from .test_cache_reliability import _clf
+from .test_cache_reliability import _data as _cache_data
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
@@ -26,27 +28,6 @@ def _fresh_cache():
     clear_feature_cache()
     yield
     clear_feature_cache()
-
-
-def _data(n: int = 48, size: int = 16):
-    rng = np.random.default_rng(0)
-    X = rng.integers(0, 255, (n, size, size), dtype=np.uint8)
-    y = np.array(["a", "b"] * (n // 2))
-    X[y == "b", 4:12, 4:12] = 250
-    return X, y
-
-
-def _clf(**kw) -> CXRClassifier:
-    params = dict(
-        input_size=16,
-        freeze="backbone",
-        augment="hflip",
-        max_epochs=2,
-        batch_size=8,
-        random_state=0,
-    )
-    params.update(kw)
-    return CXRClassifier("tiny_cnn", **params)
 
 
 def _fit_and_save_forever(clf, X, y, model_dir, ready_w):
@@ -63,7 +44,7 @@ def _entries(cache_dir):
 
 
 def test_sigkill_during_fit_with_cache_dir_and_save(tmp_path):
-    X, y = _data()
+    X, y = _cache_data(48)
     reference = _clf().fit(X, y)  # no disk cache at all
     ref_proba = reference.predict_proba(X)
     cache_dir = tmp_path / "cache"
