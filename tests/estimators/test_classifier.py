@@ -163,12 +163,10 @@ def test_pickle_roundtrip():
 @pytest.mark.parametrize(
     "kwargs,y,match",
     [
-        (
-            {},
-            ["a", "b", "c", "a"],
-            r"needs exactly two classes in y; got 3 class\(es\): "
-            r"\['a', 'b', 'c'\]",
-        ),
+        ({}, [0.5, 1.25, 0.5, 2.0], r"Unknown label type: continuous"),
+        ({}, np.array([[1, 0, 2], [0, 1, 0], [1, 1, 0], [0, 0, 1]]), r"found 1 other value"),
+        ({}, np.array([[1, 0], [0, 0], [1, 0], [0, 0]]), r"Finding 'finding_1' has only negative"),
+        ({"uncertain": "maybe"}, ["a", "b"] * 2, r"The 'uncertain' parameter"),
         ({}, ["a", "a", "a", "a"], r"got 1 class\(es\)"),
         ({}, [0.0, 1.0, np.nan, 1.0], r"y contains 1 NaN label\(s\)"),
         ({}, ["a", "b", "a"], "X has 4 images but y has 3 labels"),

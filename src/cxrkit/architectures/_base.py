@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigurationError
+from ._heads import TwoClassSoftmaxHead
 
 __all__ = ["Preprocessing", "CXRNet", "IMAGENET_MEAN", "IMAGENET_STD", "FREEZE_MODES"]
 
@@ -128,8 +129,50 @@ class CXRNet(nn.Module):
         return self.pool(self.backbone(x))
 
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled features: ``(N,)`` for one output, else ``(N, k)``."""
         out = self.head(feats)
-        return out.reshape(out.shape[0])
+        out = out.reshape(out.shape[0], -1)
+        return out.reshape(out.shape[0]) if out.shape[1] == 1 else out
+
+    @property
+    def n_outputs(self) -> int:
+        """Logits per image (1: a binary classifier's score of the positive class)."""
+        last = self.last_layer()
+        out = getattr(last, "out_features", 1)
+        return 1 if isinstance(self.head, TwoClassSoftmaxHead) else int(out)
+
+    def set_outputs(self, k: int) -> CXRNet:
+        """Give the head ``k`` logits (multi-class or multi-label), in place.
+
+        The head's final linear layer is replaced by a freshly initialised one
+        with ``k`` outputs (the two-class softmax head of the opacity study
+        becomes a ``k``-class one); the layers before it are kept, and the
+        freezing mode is applied again. ``k = 1`` leaves a one-logit head as it is.
+        """
+        if k == self.n_outputs:
+            return self
+        if isinstance(self.head, TwoClassSoftmaxHead):
+            self.head = nn.Linear(self.head.fc.in_features, k)
+        else:
+            parent, name, last = self._last_linear()
+            setattr(parent, name, nn.Linear(last.in_features, k, bias=last.bias is not None))
+        return self.freeze(self.freeze_mode)
+
+    def _last_linear(self) -> tuple[nn.Module, str, nn.Linear]:
+        found = None
+        for parent in self.head.modules():
+            for name, child in parent.named_children():
+                if isinstance(child, nn.Linear):
+                    found = (parent, name, child)
+        if isinstance(self.head, nn.Linear):
+            return self, "head", self.head
+        if found is None:
+            raise ConfigurationError(
+                f"Architecture {self.arch_name!r} has a head without a linear layer, so it "
+                "cannot be given one logit per class or finding. Pass head='hall2020' or "
+                "head='fc' for multi-class and multi-label tasks."
+            )
+        return found
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.features(x))

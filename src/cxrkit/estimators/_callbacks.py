@@ -14,12 +14,32 @@ from ..errors import NonFiniteLossError
 __all__ = ["EpochAccuracy", "CosineRestarts", "EpochProgress", "FiniteLoss"]
 
 
+def batch_accuracy_counts(y_pred: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """Return ``(correct, counted)`` of a batch of logits against its targets.
+
+    Binary (one logit per image): logit > 0 against 0/1. Multi-class (``k``
+    logits, one class index per image): the arg-max. Multi-label (``k`` logits
+    and ``k`` targets per image): every observed (non-NaN) label counts once,
+    ``logit > 0`` against 0/1, so accuracy is the share of observed labels
+    predicted right at probability 0.5.
+    """
+    if y_pred.ndim == 1 or y_pred.shape[-1] == 1:
+        correct = ((y_pred.reshape(-1) > 0).float() == y.reshape(-1)).sum().item()
+        return int(correct), int(y.numel())
+    if y.ndim == 1:
+        return int((y_pred.argmax(dim=1) == y.long()).sum().item()), int(y.numel())
+    observed = ~torch.isnan(y)
+    right = ((y_pred > 0).to(y.dtype) == y) & observed
+    return int(right.sum().item()), int(observed.sum().item())
+
+
 class EpochAccuracy(Callback):
     """Record ``train_acc`` and ``valid_acc`` from the batches of each epoch.
 
     Like Keras' ``accuracy`` metric, training accuracy is the running accuracy
     of the training batches as they were seen (augmented, dropout on), so it
-    costs no extra forward pass.
+    costs no extra forward pass. See :func:`batch_accuracy_counts` for what
+    counts as correct for each task.
     """
 
     def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
@@ -35,11 +55,10 @@ class EpochAccuracy(Callback):
     ) -> None:
         if y_pred is None or batch is None:
             return
-        y = batch[1].to(y_pred.device)
-        correct = ((y_pred.detach().reshape(-1) > 0).float() == y.reshape(-1)).sum().item()
+        correct, total = batch_accuracy_counts(y_pred.detach(), batch[1].to(y_pred.device))
         c = self._counts[training]
-        c[0] += int(correct)
-        c[1] += int(y.numel())
+        c[0] += correct
+        c[1] += total
 
     def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
         accelerator = getattr(net, "accelerator", None)

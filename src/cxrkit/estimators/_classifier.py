@@ -16,7 +16,6 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from skorch.callbacks import Callback
 from skorch.helper import predefined_split
@@ -26,12 +25,12 @@ from .._memory import (
 )
 from ..architectures import (
     CXRNet,
-    Preprocessing,
     grayscale_first_conv,
 )
 from ..errors import ConfigurationError, DataError
 from ..io import INTERPOLATIONS
 from ..transforms import resolve_augment
+from ._constructors import ConstructorsMixin
 from ._data import (
     as_image_source,
     prepare_images,
@@ -39,9 +38,8 @@ from ._data import (
 from ._interrupt import watch_sigint
 from ._params import validate_params
 from ._predict import PredictionMixin
-from ._recipes import recipe_params
 from ._state import VersionedStateMixin
-from ._targets import encode_target
+from ._targets import UNCERTAIN, infer_target
 from ._training import _OPTIMIZERS, ROUTED_PREFIXES, TrainingMixin, resolve_device
 
 __all__ = ["CXRClassifier", "resolve_device", "ROUTED_PREFIXES"]
@@ -49,9 +47,24 @@ logger = logging.getLogger("cxrkit.estimators")
 
 
 class CXRClassifier(
-    VersionedStateMixin, PredictionMixin, TrainingMixin, ClassifierMixin, BaseEstimator
+    VersionedStateMixin,
+    ConstructorsMixin,
+    PredictionMixin,
+    TrainingMixin,
+    ClassifierMixin,
+    BaseEstimator,
 ):
-    """Binary chest X-ray classifier: a registered CNN trained with skorch.
+    """Chest X-ray classifier: a registered CNN trained with skorch.
+
+    Binary, multi-class and multi-label: the task follows ``y`` as
+    :func:`sklearn.utils.multiclass.type_of_target` reads it. A 1-D ``y`` with
+    two labels is binary (one logit scoring ``classes_[1]``, binary
+    cross-entropy); with more labels it is multi-class (one logit per class,
+    softmax cross-entropy). A 2-D ``(n, k)`` indicator array or a
+    :class:`pandas.DataFrame` with one column per finding is multi-label (one
+    logit per finding, binary cross-entropy over the observed labels: NaN, a
+    missing label, is masked out of the loss; -1, uncertain, follows
+    ``uncertain``).
 
     Parameters
     ----------
@@ -126,6 +139,22 @@ class CXRClassifier(
         Test-time augmentation: ``"hflip"`` averages the probabilities of each
         image and of its mirror image (prediction reads both through the
         feature cache).
+    uncertain : {"ignore", "ones", "zeros"}, default="ignore"
+        Multi-label only: what an uncertain label (-1) means. ``"ignore"`` masks
+        it out of the loss like a missing one; ``"ones"`` and ``"zeros"`` read it
+        as positive or negative (U-Ones and U-Zeros, Irvin et al. 2019).
+    class_weight : None, "balanced" or dict, default=None
+        Loss weights. Multi-class: a weight per class (``"balanced"``:
+        ``n / (k * n_class)``, as scikit-learn). Binary and multi-label: the
+        positive weight of the binary cross-entropy (``"balanced"``:
+        ``n_negative / n_positive`` per finding; a multi-label dict maps each
+        finding to its positive weight, a binary one maps both labels to a
+        weight and the ratio is used).
+    threshold : None, float or sequence of float, default=None
+        Probability at or above which ``predict`` says positive: of
+        ``classes_[1]`` (binary) or of each finding (multi-label; one number or
+        one per finding). ``None``: 0.5. Multi-class ``predict`` takes the most
+        probable class.
     **kwargs
         Routed parameters with the prefixes ``optimizer__``, ``module__``
         (architecture factory), ``lr_schedule__``, ``iterator_train__``,
@@ -133,9 +162,19 @@ class CXRClassifier(
 
     Attributes
     ----------
-    classes_ : ndarray of shape (2,)
-        The two labels; ``predict_proba`` columns follow this order and the
-        network's logit is the score of ``classes_[1]``.
+    classes_ : ndarray
+        Binary and multi-class: the labels, in the order of the ``predict_proba``
+        columns (binary: the network's logit scores ``classes_[1]``).
+        Multi-label: ``arange(k)``, as :class:`~sklearn.neural_network.MLPClassifier`.
+    task_ : {"binary", "multiclass", "multilabel-indicator"}
+        The kind of target ``fit`` saw.
+    labels_ : list of str
+        The class labels as text, or the finding names (multi-label: the
+        DataFrame's columns, else ``finding_0`` ...).
+    n_outputs_ : int
+        ``k`` for multi-label, else 1.
+    target_ : Target
+        The target step (loss, probabilities, labels) of the fitted task.
     net_ : skorch.NeuralNet
         The trained skorch wrapper; ``net_.module_`` is the :class:`CXRNet`.
     history_ : skorch.History
@@ -191,6 +230,9 @@ class CXRClassifier(
         "cache_dir": [None, str, os.PathLike],
         "amp": [None, StrOptions({"bf16", "fp16"})],
         "tta": [None, StrOptions({"hflip"})],
+        "uncertain": [StrOptions(set(UNCERTAIN))],
+        "class_weight": [None, StrOptions({"balanced"}), dict],
+        "threshold": [None, Interval(Real, 0, 1, closed="both"), list, tuple, np.ndarray],
     }
 
     def __init__(
@@ -218,6 +260,9 @@ class CXRClassifier(
         cache_dir: str | None = None,
         amp: str | None = None,
         tta: str | None = None,
+        uncertain: str = "ignore",
+        class_weight: str | dict[Any, float] | None = None,
+        threshold: float | Sequence[float] | None = None,
         **kwargs: Any,
     ) -> None:
         self.architecture = architecture
@@ -242,6 +287,9 @@ class CXRClassifier(
         self.cache_dir = cache_dir
         self.amp = amp
         self.tta = tta
+        self.uncertain = uncertain
+        self.class_weight = class_weight
+        self.threshold = threshold
         self.__dict__.update(kwargs)  # routed parameters; validated in fit
 
     # -- scikit-learn parameter protocol ------------------------------------
@@ -272,67 +320,10 @@ class CXRClassifier(
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = True
         tags.non_deterministic = False
         return tags
-
-    @classmethod
-    def from_recipe(
-        cls, recipe: str, architecture: str | None = None, **overrides: Any
-    ) -> CXRClassifier:
-        """Return a classifier configured as in one of the papers.
-
-        ``"hall2020"`` (Hall, Paul, Goldgof & Goldgof 2020): head GAP -> dense 64
-        -> ReLU -> dropout 0.5 -> one logit; convolutional layers frozen with their
-        batch-norm statistics (``hall2020_cnn`` is trained whole); RMSprop
-        (rho 0.9, eps 1e-8) on binary cross-entropy; triangular cyclic learning rate
-        1e-4..1e-3 stepped every batch, step size 15 batches; horizontal flips;
-        batch 16; 100 epochs (the snapshot ensemble decides the epochs it keeps).
-        Default architecture ``resnet50``.
-
-        ``"opacity2020"`` (ResNet-101 airspace-opacity study, 2020): a new fully
-        connected layer with two-class softmax, everything else frozen
-        (``all_but_last``); SGD with momentum 0.9; mini-batch 10; 8 epochs; learning
-        rate 1e-4; shuffled every epoch. Default architecture ``resnet101``.
-
-        Any parameter can be overridden by keyword.
-        """
-        default_arch = {"hall2020": "resnet50", "opacity2020": "resnet101"}.get(recipe, "resnet50")
-        arch = architecture or default_arch
-        params = recipe_params(recipe, arch)
-        # Overriding the optimizer or the schedule drops the recipe's options for it.
-        for key, prefix in (("optimizer", "optimizer__"), ("lr_schedule", "lr_schedule__")):
-            if key in overrides and overrides[key] != params.get(key):
-                params = {k: v for k, v in params.items() if not k.startswith(prefix)}
-        params.update(overrides)
-        return cls(arch, **params)
-
-    @classmethod
-    def from_module(
-        cls,
-        module: CXRNet,
-        classes: Any,
-        *,
-        preprocessing: Preprocessing | None = None,
-        **params: Any,
-    ) -> CXRClassifier:
-        """Return a fitted classifier around an already-trained network.
-
-        ``classes`` are the two labels; the network's logit scores ``classes[1]``.
-        """
-        est = cls(params.pop("architecture", module.arch_name or "custom"), **params)
-        classes = np.asarray(classes)
-        if len(classes) != 2 or len(np.unique(classes)) != 2:
-            raise DataError(f"from_module needs two distinct classes; got {list(classes)}.")
-        est._label_encoder = LabelEncoder().fit(classes)
-        est.classes_ = classes
-        est.device_ = resolve_device(est.device)
-        est.preprocessing_ = preprocessing or module.preprocessing
-        est.net_ = est._make_net(module, None)
-        est.net_.initialize()
-        est.interrupted_ = None
-        module.eval()
-        return est
 
     # -- validation of parameters -------------------------------------------
     def _check_params(self) -> None:
@@ -392,15 +383,17 @@ class CXRClassifier(
 
     def _fit(self, X: Any, y: Any, groups: Any, fit_params: dict[str, Any]) -> None:
         src = as_image_source(X)
-        self._label_encoder, yy = encode_target(y, len(src))
-        self.classes_ = self._label_encoder.classes_
+        target, yy = infer_target(
+            y, len(src), uncertain=self.uncertain, class_weight=self.class_weight
+        )
+        self._set_target(target)
         if groups is not None and len(groups) != len(src):
             raise DataError(f"groups has {len(groups)} entries but X has {len(src)} images.")
         self.device_ = resolve_device(self.device)
         with retain_freed_memory(self._tune_malloc()):
             if self.random_state is not None:
                 torch.manual_seed(int(self.random_state))
-            module = self.build_module()
+            module = self.build_module(target.n_logits)
             gray, channels_last = self._training_formats(module)
             if gray:
                 module = cast(CXRNet, grayscale_first_conv(module, inplace=True))

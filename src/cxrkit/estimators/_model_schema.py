@@ -72,6 +72,14 @@ _CLASSIFIER_PARAMS = {
     "feature_cache": _AUTO_BOOL,
     "cache_dir": {"type": ["string", "null"]},
     "amp": {"enum": [None, "bf16", "fp16"]},
+    "uncertain": {"enum": ["ignore", "ones", "zeros"]},
+    "class_weight": {"type": ["string", "null"]},
+    "threshold": {
+        "anyOf": [
+            {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            {"type": "array", "items": {"type": "number"}, "maxItems": 1000},
+        ]
+    },
 }
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -90,10 +98,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        "task": {"enum": ["binary", "multiclass", "multilabel-indicator"]},
         "classes": {
             "type": "array",
             "minItems": 2,
-            "maxItems": 2,
+            "maxItems": 1000,
             "uniqueItems": True,
             "items": {"type": ["string", "number", "boolean"]},
         },

@@ -340,6 +340,13 @@ class OnnxRuntimePredictor:
                 "calibration=X_train[:64] (or similar)."
             )
         _check_int8_options(calibrate_method, percentile, fp32_layers, activation_type)
+        task = getattr(clf, "task_", "binary")
+        if task != "binary":
+            raise ConfigurationError(
+                f"OnnxRuntimePredictor serves binary classifiers; this one is {task} "
+                f"({', '.join(clf.labels_)}). Predict with the estimator itself "
+                "(predict_proba), which handles every task."
+            )
         self.clf = clf
         self.classes_ = clf.classes_
         self.quantize = quantize

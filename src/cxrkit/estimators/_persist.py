@@ -73,7 +73,13 @@ def _write_classifier(estimator: Any, folder: Path) -> dict[str, Any]:
         "kind": "CXRClassifier",
         "format": FORMAT,
         "params": _jsonable_params(estimator),
-        "classes": np.asarray(estimator.classes_).tolist(),
+        "task": estimator.task_,
+        # the logits' labels: the classes, or the finding names of a multi-label model
+        "classes": (
+            list(estimator.labels_)
+            if estimator.task_ == "multilabel-indicator"
+            else np.asarray(estimator.classes_).tolist()
+        ),
         "preprocessing": estimator.preprocessing_.to_dict(),
     }
     text = json.dumps(config, indent=2)
@@ -280,6 +286,8 @@ def _load_classifier(d: Path, device: str) -> Any:
             freeze=params.get("freeze", "none"),
             **module_kw,
         )
+        task = config.get("task", "binary")  # folders written before multi-class were binary
+        module.set_outputs(1 if task == "binary" else len(config["classes"]))
     except CxrkitError as exc:
         raise ModelFormatError(
             f"'{d / 'config.json'}': field 'params.architecture': {exc}"
@@ -306,7 +314,9 @@ def _load_classifier(d: Path, device: str) -> Any:
     )
     params.pop("architecture")
     params["device"] = device
-    return CXRClassifier.from_module(module, config["classes"], preprocessing=prep, **params)
+    return CXRClassifier.from_module(
+        module, config["classes"], task=task, preprocessing=prep, **params
+    )
 
 
 def _load_ensemble(d: Path, device: str) -> Any:
@@ -335,6 +345,6 @@ def _load_ensemble(d: Path, device: str) -> Any:
     ens.members_ = members
     ens.snapshots_ = meta["snapshots"]
     ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in members))
-    ens.classes_ = est.classes_
+    ens.copy_target(est)
     ens.interrupted_ = None
     return ens

@@ -17,7 +17,7 @@ from ..errors import DataError
 from ._cache import get_feature_cache
 from ._data import FlippedSource, ImageSource, as_image_source, iter_prepared, to_tensor
 from ._interrupt import refuse_interrupted
-from ._targets import labels_from_proba, logit_of_mean_probability, proba_from_logits
+from ._targets import Target
 from ._training import predict_channels_last
 
 __all__ = ["PredictionMixin"]
@@ -35,6 +35,8 @@ class PredictionMixin:
     preprocessing_: Preprocessing
     net_: Any
     n_features_in_: int
+    target_: Target
+    threshold: Any
 
     if TYPE_CHECKING:  # provided by TrainingMixin
 
@@ -121,11 +123,11 @@ class PredictionMixin:
         return batches()
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Return the network's logit for ``classes_[1]``, shape ``(n,)``; with ``tta="hflip"`` the logit of the probability averaged over the image and its mirror image."""
+        """Return the network's output: binary, the logit of ``classes_[1]``, shape ``(n,)``; otherwise one logit per class or finding, ``(n, k)``. With ``tta="hflip"``, logits whose probabilities are the average over the image and its mirror image."""
         src = self.check_predict_input(X)
         logits = self._logits(src)
         if self.tta == "hflip":
-            logits = logit_of_mean_probability(logits, self._logits(FlippedSource(src)))
+            logits = self.target_.merge_views(logits, self._logits(FlippedSource(src)))
         return logits
 
     def _logits(self, src: ImageSource) -> np.ndarray:
@@ -160,9 +162,11 @@ class PredictionMixin:
         return torch.autocast("cuda", dtype=dtypes[self.amp])
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Probabilities of shape ``(n, 2)``, columns in ``classes_`` order."""
-        return proba_from_logits(self.decision_function(X))
+        """Return probabilities: binary ``(n, 2)`` and multi-class ``(n, k)`` in ``classes_`` order (rows sum to 1); multi-label ``(n, k)`` independent probabilities, one per finding of ``labels_``."""
+        logits = self.decision_function(X)
+        return self.target_.proba(logits)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Return the label with the larger probability (threshold 0.5)."""
-        return labels_from_proba(self.predict_proba(X), self.classes_)
+        """Return labels: binary, ``classes_[1]`` where its probability reaches ``threshold`` (default 0.5); multi-class, the most probable class; multi-label, an ``(n, k)`` 0/1 indicator matrix (``threshold`` per finding)."""
+        proba = self.predict_proba(X)
+        return self.target_.predict(proba, self.threshold)

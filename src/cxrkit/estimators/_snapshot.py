@@ -251,7 +251,8 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = True
         return tags
 
     def _base(self) -> CXRClassifier:
@@ -316,11 +317,18 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         self.members_ = members
         self.snapshots_ = infos
         self.snapshot_nbytes_ = int(sum(s["nbytes"] for s in infos))
-        self.classes_ = est.classes_
+        self.copy_target(est)
         if hasattr(est, "n_features_in_"):
             self.n_features_in_ = est.n_features_in_
         self.interrupted_ = None
         return self
+
+    def copy_target(self, est: CXRClassifier) -> None:
+        """Take the fitted task's attributes (``classes_``, ``task_``, ``labels_``, ``n_outputs_``) from the trained estimator."""
+        self.classes_ = est.classes_
+        self.task_ = est.task_
+        self.labels_ = est.labels_
+        self.n_outputs_ = est.n_outputs_
 
     def _incomplete(self, cb: SnapshotCallback, epochs: int) -> tuple[list, list]:
         trace = np.asarray(cb.trace_, dtype=float)
@@ -362,7 +370,11 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 
     # -- prediction ---------------------------------------------------------------
     def member_proba(self, X: Any) -> np.ndarray:
-        """Positive-class probability of every member, shape ``(n_members, n)``.
+        """Probabilities of every member.
+
+        Binary: the positive-class probability, shape ``(n_members, n)``;
+        multi-class and multi-label: each member's ``predict_proba``, shape
+        ``(n_members, n, k)``.
 
         The images are decoded once; with a frozen backbone its features are
         computed once and only the members' heads are evaluated.
@@ -375,6 +387,7 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         current = {k: v.detach().clone() for k, v in module.state_dict().items()}
         shared_backbone = all(not any(k.startswith("backbone.") for k in m) for m in self.members_)
         module.eval()
+        binary = est.target_.task == "binary"
         outs: list[list[torch.Tensor]] = [[] for _ in self.members_]
         cached = est.iter_cached_features(src) if shared_backbone else None
         inputs = cached if cached is not None else est.iter_batches(src)
@@ -392,24 +405,31 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                     for j, member in enumerate(self.members_):
                         module.load_state_dict(member, strict=False)
                         logit = module.forward_head(feats) if feats is not None else module(xb)
-                        outs[j].append(torch.sigmoid(logit.float()).cpu())
+                        outs[j].append(
+                            torch.sigmoid(logit.float()).cpu() if binary else logit.float().cpu()
+                        )
         finally:
             module.load_state_dict(current)
-        return torch.stack([torch.cat(o) for o in outs]).numpy().astype(np.float64)
+        out = torch.stack([torch.cat(o) for o in outs]).numpy().astype(np.float64)
+        return out if binary else np.stack([est.target_.proba(m) for m in out])
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Mean of the members' probabilities, shape ``(n, 2)`` in ``classes_`` order."""
-        p1 = self.member_proba(X).mean(axis=0)
-        return np.column_stack([1.0 - p1, p1])
+        """Mean of the members' probabilities, shaped as the estimator's ``predict_proba`` (binary ``(n, 2)`` in ``classes_`` order)."""
+        mean = self.member_proba(X).mean(axis=0)
+        if mean.ndim == 2:
+            return mean
+        return np.column_stack([1.0 - mean, mean])
 
     def predict(self, X: Any) -> np.ndarray:
-        """Return the class with the larger averaged probability."""
+        """Return labels from the averaged probabilities, as the estimator's ``predict`` (its ``threshold`` included)."""
         proba = self.predict_proba(X)
-        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]
+        return self.estimator_.target_.predict(proba, self.estimator_.threshold)
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Log-odds of the averaged probability of ``classes_[1]``."""
-        p = np.clip(self.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
+        """Log-odds of the averaged probability of ``classes_[1]`` (binary), or of each class or finding."""
+        proba = self.predict_proba(X)
+        p = np.clip(proba[:, 1] if self.estimator_.target_.task == "binary" else proba, 1e-12, 1)
+        p = np.minimum(p, 1 - 1e-12)
         return np.log(p / (1 - p))
 
     # -- building from existing networks --------------------------------------------
@@ -438,6 +458,6 @@ class SnapshotEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             for m in ens.members_
         ]
         ens.snapshot_nbytes_ = int(sum(_nbytes(m) for m in ens.members_))
-        ens.classes_ = est.classes_
+        ens.copy_target(est)
         ens.interrupted_ = None
         return ens

@@ -23,7 +23,7 @@ from ._callbacks import CosineRestarts, EpochAccuracy, EpochProgress, FiniteLoss
 from ._data import AugmentedImageDataset, ImageTensorDataset
 from ._feature_net import FeatureAwareNet
 from ._optim import RMSprop
-from ._targets import TARGET_CRITERION
+from ._targets import Target
 
 __all__ = ["ROUTED_PREFIXES", "TrainingMixin", "predict_channels_last", "resolve_device"]
 logger = logging.getLogger("cxrkit.estimators")
@@ -101,6 +101,7 @@ class TrainingMixin:
     cache_dir: str | None
     device_: str
     preprocessing_: Preprocessing
+    target_: Target
 
     def _routed(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k.startswith(ROUTED_PREFIXES)}
@@ -123,15 +124,16 @@ class TrainingMixin:
             changes["interpolation"] = self.interpolation
         return Preprocessing(**{**base.to_dict(), **changes})
 
-    def build_module(self) -> CXRNet:
-        """Create the (untrained) network this estimator trains."""
-        return create_architecture(
+    def build_module(self, n_outputs: int = 1) -> CXRNet:
+        """Create the (untrained) network this estimator trains, with ``n_outputs`` logits."""
+        module = create_architecture(
             self.architecture,
             pretrained=self.pretrained,
             head=self.head,
             freeze=self.freeze,
             **self._prefixed("module__"),
         )
+        return module.set_outputs(n_outputs) if n_outputs != 1 else module
 
     def _lr_callbacks(self) -> list[tuple[str, Callback]]:
         opts = self._prefixed("lr_schedule__")
@@ -157,7 +159,8 @@ class TrainingMixin:
     def _validation_split(self, y: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
         from ..validity.splits import holdout_split
 
-        return holdout_split(y, groups, self.validation or 0, random_state=self.random_state)
+        key = self.target_.stratify_key(y)
+        return holdout_split(key, groups, self.validation or 0, random_state=self.random_state)
 
     def _tune_malloc(self) -> bool:
         """Whether ``fit`` and prediction keep freed buffers in the heap (config ``tune_malloc``)."""
@@ -262,9 +265,12 @@ class TrainingMixin:
             )
         }
         extra.setdefault("iterator_train__shuffle", True)
+        criterion, criterion_kw = self.target_.criterion()
+        for k, v in criterion_kw.items():
+            extra.setdefault(f"criterion__{k}", v)
         net = self._build_net(
             module=module,
-            criterion=TARGET_CRITERION,
+            criterion=criterion,
             optimizer=opt_cls,
             lr=self.lr,
             max_epochs=self.max_epochs,

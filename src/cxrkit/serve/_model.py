@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ModelFormatError
 from ..estimators import as_image_source, load_model
 from ..evaluation import gradcam
 from ..io import resize_image
@@ -94,6 +94,13 @@ class ServedModel:
         self.operating_point = operating_point
         self.ood = ood
         self.base = model.estimator_ if hasattr(model, "estimator_") else model
+        task = getattr(self.base, "task_", "binary")
+        if task != "binary":
+            raise ModelFormatError(
+                f"'{directory}' holds a {task} model ({', '.join(self.base.labels_)}); "
+                "cxrkit serve serves binary models only. Predict with `cxrkit predict` or "
+                "the estimator's predict_proba instead."
+            )
         self.classes = [str(c) for c in model.classes_]
         self.preprocessing = self.base.preprocessing_
         self._transforms: list[Callable[[np.ndarray], np.ndarray]] = resolve_transforms(
