@@ -55,3 +55,27 @@ def make_separable(n: int = 40, size: int = 32, seed: int = 0) -> tuple[np.ndarr
 @pytest.fixture
 def separable() -> tuple[np.ndarray, np.ndarray]:
     return make_separable()
+
+
+def make_findings(
+    n: int = 120, size: int = 32, k: int = 3, seed: int = 0, multiclass: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tiny grayscale images with ``k`` findings, each a bright square in its own place.
+
+    Returns ``(X, Y)``: ``Y`` is an ``(n, k)`` 0/1 matrix (several findings per
+    image, each with probability 0.4) or, with ``multiclass``, one class index
+    per image (exactly one finding drawn).
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.integers(40, 110, (n, size, size)).astype(np.uint8)
+    if multiclass:
+        cls = np.arange(n) % k
+        rng.shuffle(cls)
+        Y = np.eye(k, dtype=np.float64)[cls]
+    else:
+        Y = (rng.random((n, k)) < 0.4).astype(np.float64)
+    q = size // 5
+    spots = [(q // 2 + (j % 2) * 3 * q, q // 2 + (j // 2) * 3 * q) for j in range(k)]
+    for j, (r, c) in enumerate(spots):
+        X[Y[:, j] == 1, r : r + q, c : c + q] = 230
+    return X, (cls if multiclass else Y)

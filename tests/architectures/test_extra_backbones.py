@@ -44,8 +44,8 @@ def _received_inputs(
     seen: list[torch.Tensor] = []
     real_build = CXRClassifier.build_module
 
-    def build(self):  # type: ignore[no-untyped-def]
-        net = real_build(self)
+    def build(self, n_outputs=1):  # type: ignore[no-untyped-def]
+        net = real_build(self, n_outputs)
         net.backbone.register_forward_pre_hook(
             lambda m, args: seen.append(args[0].detach().clone())
         )

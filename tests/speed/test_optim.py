@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from cxrkit.estimators import CXRClassifier, RMSprop, _optim
 from cxrkit.estimators._optim import exact_clamp_ok
+from cxrkit.estimators._targets import infer_target
 
 FLT_MIN = torch.finfo(torch.float32).tiny
 
@@ -112,6 +114,7 @@ def test_state_dict_round_trips_with_torch_rmsprop() -> None:
 def test_classifier_rmsprop_is_cxrkits() -> None:
     clf = CXRClassifier("tiny_cnn", optimizer="rmsprop")
     clf.device_ = "cpu"
+    clf.target_ = infer_target(np.array(["a", "b"]), 2)[0]
     net = clf._make_net(torch.nn.Linear(2, 1), None)
     net.initialize()
     assert isinstance(net.optimizer_, RMSprop)
