@@ -64,9 +64,7 @@ def test_masked_loss_ignores_missing_labels():
     y = torch.tensor([[1, 0, float("nan")], [0, 1, 1], [float("nan")] * 3, [1, 1, 0]])
     loss = MaskedBCEWithLogitsLoss()(logits, y)
     observed = ~torch.isnan(y)
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits[observed], y[observed]
-    )
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[observed], y[observed])
     torch.testing.assert_close(loss, expected)
     # changing the logit of a masked entry does not change the loss
     logits2 = logits.clone()
