@@ -42,7 +42,8 @@ from ._model_schema import (
     upgrade_config,
     validate,
 )
-from ._snapshot import SnapshotEnsembleClassifier, _nbytes
+from ._snapshot import SnapshotEnsembleClassifier
+from ._snapshot_callback import _nbytes
 
 __all__ = ["save_model", "load_model", "load_classifier", "check_model_folder"]
 
