@@ -522,3 +522,26 @@ def test_optimizer_holds_only_trainable_parameters():
     whole = _clf(freeze="none", feature_cache=False, max_epochs=1).fit(X, y)
     n_opt = sum(len(g["params"]) for g in whole.net_.optimizer_.param_groups)
     assert n_opt == len(list(whole.module_.parameters()))
+
+
+def test_channels_last_inside_inference_mode_keeps_normal_parameters():
+    # A snapshot ensemble asks for cached features inside torch.inference_mode;
+    # converting the backbone there must not turn its weights into inference
+    # tensors (they carry no version counter: the next fingerprint would fail).
+    from cxrkit.estimators import as_image_source, prepare_images
+    from cxrkit.estimators._cache import compute_features
+    from cxrkit.estimators._cache._keys import backbone_fingerprint
+
+    X, y = _data()
+    clf = CXRClassifier.from_recipe(
+        "hall2020", architecture="tiny_cnn", input_size=16, max_epochs=1, random_state=0
+    ).fit(X, y)
+    net, prep = clf.module_, clf.preprocessing_
+    images = prepare_images(as_image_source(X[:4]), prep)
+    net.backbone.to(memory_format=torch.contiguous_format)
+    conv = [p for p in net.backbone.parameters() if p.ndim == 4]
+    assert conv and not conv[0].is_contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        compute_features(net, images, [0, 1, 2, 3], prep, False, "cpu", 4, channels_last=True)
+    assert not any(p.is_inference() for p in net.backbone.parameters())
+    assert backbone_fingerprint(net) == backbone_fingerprint(net)

@@ -88,4 +88,8 @@ def _backbone_channels_last(module: CXRNet) -> None:
     """Store the backbone's 4-D weights channels-last (once; the values are unchanged, so the fingerprint stays the same), so channels-last input is not converted back."""
     weights = [p for p in module.backbone.parameters() if p.ndim == 4]
     if weights and not weights[0].is_contiguous(memory_format=torch.channels_last):
-        module.backbone.to(memory_format=torch.channels_last)
+        # Outside inference mode even when called inside it (a snapshot ensemble's
+        # prediction): tensors made in inference mode would become the parameters,
+        # and they carry no version counter for the fingerprint or later training.
+        with torch.inference_mode(False):
+            module.backbone.to(memory_format=torch.channels_last)

@@ -7,8 +7,8 @@ datasets it takes in :attr:`Protocol.inputs` and implements one step,
 then applies the same tail to every protocol, one small overridable step each
 (in the style of skorch's ``fit -> fit_loop -> train_step``)::
 
-    run -> check_inputs -> evaluate -> score -> clinical -> check_data -> probe
-        -> explain -> checklist
+    run -> check_inputs -> evaluate -> score -> held_out -> clinical -> check_data
+        -> probe -> explain -> checklist
 
 A front end (the CLI, a web page) needs nothing else: it reads ``inputs`` and
 the dataclass fields (:func:`cxrkit.evaluation.protocols.protocol_options`),
@@ -33,6 +33,7 @@ from ..metrics import compute_metrics
 from ..results import RunResult
 from ._clinical import ClinicalSteps
 from ._common import gradcam_examples, progress_bar
+from ._held_out import HeldOutSteps
 
 __all__ = ["InputSlot", "Evaluation", "Protocol", "captured_warnings"]
 
@@ -92,6 +93,10 @@ class Evaluation:
     metadata : pandas.DataFrame or None
         Per-prediction metadata (subgroups); ``None``: ``data.metadata`` when it
         has one row per prediction.
+    held_out_model : estimator or None
+        The model refit on all of ``data``, scored on ``test`` by the
+        ``held_out`` step (set by cross-validating protocols given a test set;
+        ``None`` when the evaluation itself is on the test set).
     """
 
     result: RunResult
@@ -107,6 +112,7 @@ class Evaluation:
     thresholds: np.ndarray | None = None
     conformal_folds: list[dict[str, Any]] = field(default_factory=list)
     metadata: Any = None
+    held_out_model: Any = None
 
 
 @contextmanager
@@ -128,7 +134,7 @@ def captured_warnings(into: list[str]) -> Iterator[None]:
 
 
 @dataclass
-class Protocol(ClinicalSteps):
+class Protocol(ClinicalSteps, HeldOutSteps):
     """Shared settings and the run template of every protocol.
 
     ``n_jobs`` is the number of folds (or models) trained at the same time,
@@ -216,6 +222,7 @@ class Protocol(ClinicalSteps):
         with captured_warnings(captured):
             ev = self.evaluate(given, progress=progress)
             self.score(ev)
+            self.held_out(ev)
             self.clinical(ev)
             self.check_data(ev)
             self.probe(ev, progress=progress)

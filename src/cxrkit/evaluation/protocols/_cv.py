@@ -24,6 +24,7 @@ from ._common import (
     two_labels,
     with_epoch_progress,
 )
+from ._held_out import held_out_labels
 
 __all__ = ["Hall2020CV", "snapshot_rule_summary"]
 
@@ -58,13 +59,20 @@ class Hall2020CV(Protocol):
     paper's ungrouped split and is flagged in the report. With ``refit=True``
     (set by ``cxrkit run --save``) a final model is trained on all the
     (balanced) data after the folds, as scikit-learn's ``refit``, and kept as
-    ``fitted_``; otherwise ``fitted_`` is the last fold's model. On a dataset
+    ``fitted_``; otherwise ``fitted_`` is the last fold's model. With a
+    ``test`` dataset (``--test-data``) the refit model is also scored on it,
+    beside the cross-validation figures (``refit`` is then implied). On a dataset
     with more than two labels and no ``labels`` given, COVID-19 is compared
     with pneumonia, as in the paper.
     """
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
         InputSlot("data", "the images, labels and patient ids to cross-validate"),
+        InputSlot(
+            "test",
+            "a held-out test set, scored once by the model refit on all of --data",
+            required=False,
+        ),
     )
     supports_clinical_fit: ClassVar[bool] = True
 
@@ -181,7 +189,20 @@ class Hall2020CV(Protocol):
             processes=concurrent_fits(self.n_jobs, len(splits)),
         )
         result.data_summary = ds.summary()
-        self.fitted_ = self._refit(est, X, y, groups, result, progress) if self.refit else fitted
+        test = inputs.get("test")
+        if test is not None:
+            test = held_out_labels(test, [neg, pos])
+        self.fitted_ = (
+            self._refit(est, X, y, groups, result, progress)
+            if self.refit or test is not None
+            else fitted
+        )
+        held_out_model = None
+        if test is not None:  # with recalibration or a threshold: fitted on an inner split
+            clinical = self.wants_clinical_fit()
+            held_out_model = (
+                self._refit(fit_est, X, y, groups, None, progress) if clinical else self.fitted_
+            )
         return Evaluation(
             result=result,
             data=ds,
@@ -193,27 +214,35 @@ class Hall2020CV(Protocol):
             explain_model=fitted,
             explain_X=X,
             explain_pool=splits[-1][1] if splits else None,
+            test=test,
+            held_out_model=held_out_model,
         )
 
     def _refit(
         self,
-        est: SnapshotEnsembleClassifier,
+        est: Any,
         X: Any,
         y: np.ndarray,
         groups: np.ndarray,
-        result: RunResult,
+        result: RunResult | None,
         progress: bool,
-    ) -> SnapshotEnsembleClassifier:
-        """Return the final model: ``est`` trained on every image the folds used."""
+    ) -> Any:
+        """Return ``est`` trained on every image the folds used.
+
+        ``est`` is the snapshot ensemble (the final model, described in
+        ``result.extra["final_model"]``), or the ClinicalClassifier around it
+        scored on a held-out test set (``result=None``).
+        """
         final = with_epoch_progress(clone(est), progress)
         final.fit(X, y, groups=groups)
-        result.extra["final_model"] = {
-            "trained_on": int(len(y)),
-            "snapshot_epochs": [s["epoch"] for s in final.snapshots_],
-            "snapshot_rule": final.policy_used_,
-            "note": "The saved model (--save) was refit on all the images above after the "
-            "cross-validation; the figures are those of the fold models.",
-        }
+        if result is not None:
+            result.extra["final_model"] = {
+                "trained_on": int(len(y)),
+                "snapshot_epochs": [s["epoch"] for s in final.snapshots_],
+                "snapshot_rule": final.policy_used_,
+                "note": "The saved model (--save) was refit on all the images above after the "
+                "cross-validation; the figures are those of the fold models.",
+            }
         return final
 
     def score(self, ev: Evaluation) -> None:
