@@ -268,3 +268,41 @@ def test_epoch_progress_bar(synth, capsys):
     import pickle
 
     pickle.loads(pickle.dumps(clf))  # the bar itself is not pickled
+
+
+def test_cli_save_writes_the_fitted_operating_point_and_predict_decides_at_it(tmp_path, capsys):
+    root = tmp_path / "data"
+    imgs, meta = make_synthetic_cxr(n_patients=12, images_per_patient=2, size=32)
+    for label in ("covid", "pneumonia"):
+        sel = meta["label"].to_numpy() == label
+        _write_images(root / label, [f"{i}.png" for i in np.flatnonzero(sel)], imgs[sel])
+    sets = ["n_splits=2", "n_snapshots=2", "interval=1", "max_epochs=3", "input_size=32"]
+    sets += ["n_bootstraps=20", "operating_point=youden", "probes=false"]
+    code = main(
+        ["run", "hall2020-cv", "--data", f"image-folder:{root}", "--arch", "tiny_cnn"]
+        + [x for s in sets for x in ("--set", s)]
+        + ["--out", str(tmp_path / "rep"), "--save", str(tmp_path / "model"), "--quiet"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert "Operating point" in capsys.readouterr().out
+    point = json.loads((tmp_path / "model" / "operating_point.json").read_text())
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    folds = metrics["sections"]["clinical"]["operating_point"]["fitted"]["thresholds"]
+    assert point["threshold"] == pytest.approx(float(np.median(folds)))
+    assert "youden" in point["name"]
+    imgs = [str(p) for p in sorted((root / "covid").iterdir())[:4]]
+
+    def decisions(*extra: str) -> list[str]:
+        assert main(["predict", str(tmp_path / "model"), *imgs, *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        return [ln.split("\t")[-1] for ln in lines if not ln.startswith(("#", "image"))]
+
+    probs = []
+    assert main(["predict", str(tmp_path / "model"), *imgs]) == 0
+    out = capsys.readouterr().out
+    assert f"p(pneumonia) >= {point['threshold']:.4f}" in out
+    for ln in out.splitlines()[2:]:
+        probs.append(float(ln.split("\t")[2]))
+    expected = ["pneumonia" if p >= point["threshold"] else "covid" for p in probs]
+    assert decisions() == expected
+    assert decisions("--threshold", "0.999") == ["covid"] * 4 or max(probs) >= 0.999

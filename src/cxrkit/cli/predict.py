@@ -15,6 +15,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("--gradcam", metavar="DIR", help="write Grad-CAM overlays here")
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decide the second class at p >= THRESHOLD (default: the model folder's "
+        "operating_point.json, written by cxrkit run --save when the run fitted one; else 0.5)",
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -24,7 +31,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .._outputs import check_output_folder
     from ..ensembles import load_voting_ensemble
-    from ..estimators import load_model
+    from ..estimators import load_model, read_operating_point
 
     if args.gradcam:
         check_output_folder(args.gradcam, "--gradcam")
@@ -37,9 +44,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     paths = np.asarray(args.images, dtype=object)
     proba = model.predict_proba(paths)
     classes = [str(c) for c in model.classes_]
+    point = read_operating_point(args.model, threshold=args.threshold)
+    if point is not None and len(classes) != 2:
+        raise SystemExit(
+            f"cxrkit: error: an operating point applies to two-class models; this one has "
+            f"{len(classes)} classes ({', '.join(classes)})."
+        )
+    if point is not None:
+        print(f"# decision: p({classes[1]}) >= {point['threshold']:.4f} ({point['name']})")
+        decided = np.where(proba[:, 1] >= point["threshold"], 1, 0)
+    else:
+        decided = proba.argmax(axis=1)
     print("image\t" + "\t".join(f"p({c})" for c in classes) + "\tprediction")
-    for path, p in zip(args.images, proba):
-        print(f"{path}\t" + "\t".join(f"{v:.4f}" for v in p) + f"\t{classes[int(p.argmax())]}")
+    for path, p, k in zip(args.images, proba, decided):
+        print(f"{path}\t" + "\t".join(f"{v:.4f}" for v in p) + f"\t{classes[int(k)]}")
     if args.gradcam:
         write_gradcams(model, paths, proba, Path(args.gradcam))
     return 0

@@ -230,7 +230,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         card = write_model_card(result, Path(args.save))
         print(f"Model saved to {args.save} (model card: {card.name})")
+        point = fitted_operating_point(result)
+        if point is not None:
+            from ..estimators import write_operating_point
+
+            path = write_operating_point(Path(args.save), *point)
+            print(f"Operating point {point[0]:.4f} ({point[1]}) written to {path.name}")
     return 0
+
+
+def fitted_operating_point(result: Any) -> tuple[float, str] | None:
+    """Return the threshold a saved model should decide at, or ``None`` (the run fitted none).
+
+    Every candidate was fitted on training patients only: the threshold of the
+    model refit for a held-out test set when there is one, else the median of
+    the training folds' thresholds.
+    """
+    import numpy as np
+
+    clinical = next((s.data for s in result.sections if s.key == "clinical"), {})
+    fitted = (clinical.get("operating_point") or {}).get("fitted")
+    if not fitted:
+        return None
+    rule = fitted["rule"]
+    held = result.extra.get("held_out_test")
+    if held and held.get("threshold") not in (None, 0.5):
+        return float(held["threshold"]), f"{rule}, fitted on an inner split of all training data"
+    values = [float(v) for v in fitted["thresholds"]]
+    return float(np.median(values)), f"{rule}: median of the training-fold thresholds {values}"
 
 
 def _save_any(model: Any, path: Path) -> None:

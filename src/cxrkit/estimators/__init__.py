@@ -8,6 +8,7 @@ from ._data import ImageSource, as_image_source, prepare_images, prepare_one, to
 from ._embedder import CXREmbedder, make_linear_probe
 from ._feature_net import FeatureAwareNet
 from ._onnx import INT8_DEFAULTS, OnnxRuntimePredictor, export_onnx, quantize_onnx_int8
+from ._operating_point import OPERATING_POINT_FILENAME, read_operating_point, write_operating_point
 from ._optim import RMSprop
 from ._persist import load_model, save_model
 from ._recipes import RECIPES
@@ -23,6 +24,7 @@ __all__ = [
     "FeatureAwareNet",
     "FeatureCache",
     "INT8_DEFAULTS",
+    "OPERATING_POINT_FILENAME",
     "ImageSource",
     "OnnxRuntimePredictor",
     "POLICIES",
@@ -41,6 +43,8 @@ __all__ = [
     "load_model",
     "make_linear_probe",
     "quantize_onnx_int8",
+    "read_operating_point",
     "resolve_device",
     "save_model",
+    "write_operating_point",
 ]

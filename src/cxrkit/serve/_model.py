@@ -13,8 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigurationError, ModelFormatError
-from ..estimators import as_image_source, load_model
+from ..errors import ModelFormatError
+from ..estimators import (
+    OPERATING_POINT_FILENAME,
+    as_image_source,
+    load_model,
+    read_operating_point,
+)
 from ..evaluation import gradcam
 from ..io import resize_image
 from ..transforms import resolve_transforms
@@ -22,8 +27,6 @@ from ._ood import OODReference
 
 __all__ = ["ServedModel", "fit_ood_reference", "OPERATING_POINT_FILENAME", "png_data_url"]
 
-#: Optional file in a model folder: ``{"threshold": 0.31, "name": "sensitivity 0.95"}``.
-OPERATING_POINT_FILENAME = "operating_point.json"
 _CARD_FILES = ("MODEL_CARD.md", "model_card.md", "README.md")
 _CARD_LIMIT = 64 * 1024
 
@@ -35,26 +38,6 @@ def png_data_url(rgb_or_gray: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb_or_gray)).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _read_operating_point(
-    directory: Path, config: dict[str, Any], threshold: float | None
-) -> dict[str, Any] | None:
-    if threshold is not None:
-        point: dict[str, Any] | None = {"threshold": threshold, "name": "set by --threshold"}
-    elif (directory / OPERATING_POINT_FILENAME).is_file():
-        point = json.loads((directory / OPERATING_POINT_FILENAME).read_text())
-    else:
-        point = config.get("operating_point")
-    if point is None:
-        return None
-    t = point.get("threshold") if isinstance(point, dict) else None
-    if not isinstance(t, (int, float)) or not 0.0 < float(t) < 1.0:
-        raise ConfigurationError(
-            f"The operating point of '{directory}' must have a 'threshold' in (0, 1); got "
-            f"{point!r}. Fix {OPERATING_POINT_FILENAME} or pass --threshold."
-        )
-    return {"threshold": float(t), "name": str(point.get("name") or "")}
 
 
 class ServedModel:
@@ -125,7 +108,7 @@ class ServedModel:
         model = load_model(d, device=device)
         config = json.loads((d / "config.json").read_text())
         return cls(
-            model, d, config, _read_operating_point(d, config, threshold), OODReference.load(d)
+            model, d, config, read_operating_point(d, config, threshold), OODReference.load(d)
         )
 
     # -- preparation and prediction ------------------------------------------------
