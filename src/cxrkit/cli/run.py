@@ -248,7 +248,7 @@ def fitted_operating_point(result: Any) -> tuple[float, str] | None:
     """
     import numpy as np
 
-    clinical = next((s.data for s in result.sections if s.key == "clinical"), {})
+    clinical: dict[str, Any] = next((s.data for s in result.sections if s.key == "clinical"), {})
     fitted = (clinical.get("operating_point") or {}).get("fitted")
     if not fitted:
         return None
