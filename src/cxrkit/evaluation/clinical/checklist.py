@@ -70,6 +70,10 @@ def _facts(r: RunResult) -> dict[str, str]:
         "subgroups": "",
         "external": "",
         "code": f"cxrkit {__version__}; configuration in metrics.json ('config').",
+        "predictors": "The image pixels only (after the preprocessing in 'config'); no "
+        "clinical or demographic variables enter the model.",
+        "specification": "The full model is the saved model folder (cxrkit run --save: "
+        "weights, preprocessing, classes, operating point) with MODEL_CARD.md.",
         "imbalance": f"Class counts {d.get('labels', {})}; see the data summary.",
     }
     if clin:
@@ -111,6 +115,7 @@ _ITEMS: list[tuple[str, str, str, str | None]] = [
     (TRIPOD, "6", "Participants and eligibility", "eligibility"),
     (TRIPOD, "7", "Data preparation", "model"),
     (TRIPOD, "8", "Outcome", None),
+    (TRIPOD, "9", "Predictors", "predictors"),
     (TRIPOD, "10", "Sample size", "sample_size"),
     (TRIPOD, "11", "Missing data", "missing"),
     (TRIPOD, "12", "Analytical methods: data splitting", "split"),
@@ -124,10 +129,14 @@ _ITEMS: list[tuple[str, str, str, str | None]] = [
     (TRIPOD, "18", "Open science: code", "code"),
     (TRIPOD, "19", "Patient and public involvement", None),
     (TRIPOD, "20", "Participants (results)", "sample_size"),
+    (TRIPOD, "21", "Model development", "split"),
+    (TRIPOD, "22", "Model specification", "specification"),
     (TRIPOD, "23", "Model performance with CIs", "performance"),
     (TRIPOD, "23", "Performance in subgroups", "subgroups"),
+    (TRIPOD, "24", "Model updating", None),
     (TRIPOD, "25", "Interpretation", None),
     (TRIPOD, "26", "Limitations", None),
+    (TRIPOD, "27", "Usability of the model", None),
     (CLAIM, "topic", "Data sources and eligibility", "sources"),
     (CLAIM, "topic", "Data partitions and patient-level separation", "leakage"),
     (CLAIM, "topic", "Reference standard (ground truth)", None),
