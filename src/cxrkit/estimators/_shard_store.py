@@ -140,6 +140,10 @@ def prepare(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
         if not differ and not overwrite:
             return
         shutil.rmtree(out / "shards", ignore_errors=True)
+    elif (out / "config.json").is_file():
+        raise OutputPathError(
+            f"'{out}' holds a config.json (a model folder?); choose a new output folder."
+        )
     elif (out / "shards").is_dir() and any((out / "shards").iterdir()):
         raise OutputPathError(
             f"'{out}/shards' exists but '{path}' does not, so its shards cannot be checked. "
