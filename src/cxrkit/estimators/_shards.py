@@ -141,12 +141,13 @@ def embed_to_shards(
     >>> import numpy as np, tempfile
     >>> from cxrkit.estimators import CXREmbedder, embed_to_shards, read_shards
     >>> X = np.random.default_rng(0).integers(0, 255, (6, 16, 16), dtype=np.uint8)
-    >>> out = tempfile.mkdtemp()
-    >>> embed_to_shards(CXREmbedder("tiny_cnn", input_size=16), X, out, shard_size=4,
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> embed_to_shards(CXREmbedder("tiny_cnn", input_size=16), X, tmp.name, shard_size=4,
     ...                 progress=False).n_shards
     2
-    >>> read_shards(out)[1].shape
+    >>> read_shards(tmp.name)[1].shape
     (6, 32)
+    >>> tmp.cleanup()
     """
     if not hasattr(embedder, "n_features_out_") and hasattr(embedder, "iter_embeddings"):
         embedder.fit()
