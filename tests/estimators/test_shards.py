@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -116,9 +117,12 @@ def test_a_killed_run_resumes_with_the_missing_shards_only(
     assert len(calls) == 3  # the third shard was being computed when the run stopped
     with pytest.raises(DataError, match="1 of 3 shards .* missing"):
         read_shards(tmp_path)
+    stale = tmp_path / "shards" / f".tmp-{socket.gethostname()}-999999999-part-00002.npy"
+    stale.write_bytes(b"left by a killed process")
     calls = _count_computed(monkeypatch)
     run = embed_to_shards(_embedder(), pngs, tmp_path, shard_size=SHARD, progress=False)
     assert (run.n_done, run.n_skipped_resumed) == (1, 2) and calls == [2]  # the last 2 images
+    assert not stale.exists()
     np.testing.assert_allclose(read_shards(tmp_path)[1], full, rtol=1e-6, atol=1e-7)
 
     for p in (tmp_path / "shards").glob("part-00001.*"):  # a lost (or truncated) shard

@@ -138,6 +138,7 @@ def prepare(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
                 "Use a new folder, or overwrite=True (--overwrite) to replace them."
             )
         if not differ and not overwrite:
+            _remove_stale_temporaries(out / "shards")
             return
         shutil.rmtree(out / "shards", ignore_errors=True)
     elif (out / "config.json").is_file():

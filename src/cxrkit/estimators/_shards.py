@@ -158,7 +158,21 @@ def embed_to_shards(
             f"n_features_out_); got {type(embedder).__name__} without it. Fit it first."
         )
     columns = [f"f{i}" for i in range(int(width))]
-    return _run("embeddings", embedder, X, out, columns, locals())
+    return _run(
+        "embeddings",
+        embedder,
+        X,
+        out,
+        columns,
+        ids=ids,
+        shard_size=shard_size,
+        scheduler=scheduler,
+        progress=progress,
+        overwrite=overwrite,
+        feature_cache=feature_cache,
+        fmt=fmt,
+        meta=meta,
+    )
 
 
 def predict_to_shards(
@@ -196,24 +210,54 @@ def predict_to_shards(
             f"{type(model).__name__} has none. Fit or load it first."
         )
     columns = [f"p({c})" for c in labels]
-    return _run("predict_proba", model, X, out, columns, locals())
+    return _run(
+        "predict_proba",
+        model,
+        X,
+        out,
+        columns,
+        ids=ids,
+        shard_size=shard_size,
+        scheduler=scheduler,
+        progress=progress,
+        overwrite=overwrite,
+        feature_cache=feature_cache,
+        fmt=fmt,
+        meta=meta,
+    )
 
 
 def _run(
-    kind: str, model: Any, X: Any, out_: Any, columns: list[str], opts: dict[str, Any]
+    kind: str,
+    model: Any,
+    X: Any,
+    out_: Any,
+    columns: list[str],
+    *,
+    ids: Sequence[Any] | None,
+    shard_size: int,
+    scheduler: Any,
+    progress: bool,
+    overwrite: bool,
+    feature_cache: bool,
+    fmt: str,
+    meta: dict[str, Any] | None,
 ) -> ShardRun:
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    size = opts["shard_size"]
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ConfigurationError(f"shard_size must be an int >= 1. Got {size!r} instead.")
+    if (
+        isinstance(shard_size, bool)
+        or not isinstance(shard_size, (int, np.integer))
+        or shard_size < 1
+    ):
+        raise ConfigurationError(f"shard_size must be an int >= 1. Got {shard_size!r} instead.")
     src = as_image_source(X)
     n = len(src)
-    ids = image_ids(src, opts["ids"])
+    id_values = image_ids(src, ids)
     out = Path(out_)
-    fmt = resolve_format(opts["fmt"], out)
-    size = int(size)
+    fmt = resolve_format(fmt, out)
+    size = int(shard_size)
     n_shards = -(-n // size)
     manifest: dict[str, Any] = {
         "folder": FOLDER_KIND,
@@ -224,32 +268,33 @@ def _run(
         "n_images": n,
         "shard_size": size,
         "n_shards": n_shards,
-        "ids_sha256": hash_strings(ids),
+        "ids_sha256": hash_strings(id_values),
         "images_sha256": hash_images(src),
         "columns": columns,
         "dtype": np.dtype(_DTYPES[kind]).name,
-        "meta": opts["meta"] or {},
+        "meta": meta or {},
     }
-    prepare(out, manifest, opts["overwrite"])
+    prepare(out, manifest, overwrite)
     folder = out / "shards"
     bounds = [(k, k * size, min(n, (k + 1) * size)) for k in range(n_shards)]
     todo = [b for b in bounds if not complete(folder, b[0], b[2] - b[1], fmt)]
-    worker = model if opts["feature_cache"] else _without_feature_cache(model)
+    worker = model if feature_cache else _without_feature_cache(model)
     task = _ShardTask(kind, str(folder), fmt, columns)
     bar = tqdm(
         total=n,
         initial=n - sum(stop - start for _, start, stop in todo),
         unit="img",
         desc=kind.replace("_", " "),
-        disable=not opts["progress"],
+        disable=not progress,
         smoothing=0.1,
     )
     try:
-        if opts["scheduler"] is None:
+        if scheduler is None:
             for k, start, stop in todo:
-                task(worker, k, src.subset(np.arange(start, stop)), ids[start:stop], bar.update)
+                part = src.subset(np.arange(start, stop))
+                task(worker, k, part, id_values[start:stop], bar.update)
         else:
-            _run_on_dask(opts["scheduler"], worker, task, todo, src, ids, bar.update)
+            _run_on_dask(scheduler, worker, task, todo, src, id_values, bar.update)
     finally:
         bar.close()
     return ShardRun(
