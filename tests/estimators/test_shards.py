@@ -254,6 +254,9 @@ def test_embed_command_writes_shards(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(argv) == 0
     assert "3 shards (3 kept from an earlier run)" in capsys.readouterr().out
     np.testing.assert_array_equal(read_shards(tmp_path)[1], values)
+    argv[argv.index("shards")] = "npy"
+    assert main([*argv, "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "--scheduler applies to --format shards" in capsys.readouterr().err
 
 
 def test_predict_command_writes_shards_and_still_prints_without_out(
@@ -264,11 +267,11 @@ def test_predict_command_writes_shards_and_still_prints_without_out(
     save_model(classifier, tmp_path / "model")
     folder = str(Path(pngs[0]).parent)  # a folder stands for its images
     out = tmp_path / "pred"
-    assert (
-        main(["predict", str(tmp_path / "model"), folder, "--out", str(out), "--shard-size", "4"])
-        == 0
-    )
+    argv = ["predict", str(tmp_path / "model"), folder, "--out", str(out), "--shard-size", "4"]
+    assert main(argv) == 0
     assert "10 images" in capsys.readouterr().out
+    assert main(argv) == 0  # the model loaded again has the same fingerprint: resumed
+    assert "3 shards (3 kept from an earlier run)" in capsys.readouterr().out
     frame = read_shards(out, as_frame=True)
     assert list(frame["id"]) == pngs
     np.testing.assert_allclose(

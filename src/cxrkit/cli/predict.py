@@ -55,6 +55,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "--gradcam writes one overlay per image, for a few images; it cannot be "
             "combined with --out. Run it separately on the images to inspect."
         )
+    if (args.scheduler or args.overwrite) and not args.out:
+        flag = "--scheduler" if args.scheduler else "--overwrite"
+        raise ConfigurationError(
+            f"{flag} applies to the shards written with --out DIR; add --out DIR or leave it out."
+        )
     if args.gradcam:
         check_output_folder(args.gradcam, "--gradcam")
     if args.out:

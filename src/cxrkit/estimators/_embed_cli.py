@@ -56,6 +56,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from ..cli.options import key_values, load_spec
     from ._embedder import CXREmbedder
 
+    if (args.scheduler or args.overwrite) and args.format != "shards":
+        from ..errors import ConfigurationError
+
+        flag = "--scheduler" if args.scheduler else "--overwrite"
+        raise ConfigurationError(
+            f"{flag} applies to --format shards (resumable shard files); add --format shards "
+            "or leave it out."
+        )
     ds = load_spec(args.data, key_values(args.data_option, "--data-option"))
     if args.labels:
         ds = ds.select(args.labels.split(","))
