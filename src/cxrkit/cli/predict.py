@@ -1,4 +1,10 @@
-"""``cxrkit predict``: probabilities (and Grad-CAM overlays) for images from a saved model."""
+"""``cxrkit predict``: probabilities (and Grad-CAM overlays) for images from a saved model.
+
+Without ``--out``, one tab-separated row per image is printed. With ``--out
+DIR``, :func:`~cxrkit.estimators.predict_to_shards` writes the probabilities
+to ``DIR`` shard by shard (resumable; on a Dask cluster with ``--scheduler``),
+and an image argument that is a folder stands for the image files under it.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="decide the second class at p >= THRESHOLD (default: the model folder's "
         "operating_point.json, written by cxrkit run --save when the run fitted one; else 0.5)",
     )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the probabilities as resumable shards here instead of printing them "
+        "(folders among IMAGES stand for the image files under them)",
+    )
+    p.add_argument("--shard-size", type=int, default=1024, help="images per shard (--out)")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="predict the shards on a running Dask scheduler, e.g. tcp://10.0.0.1:8786 (--out)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the shards of an earlier run in --out instead of resuming it",
+    )
     p.set_defaults(func=cmd_predict)
 
 
@@ -31,16 +54,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .._outputs import check_output_folder
     from ..ensembles import load_voting_ensemble
+    from ..errors import ConfigurationError
     from ..estimators import load_model, read_operating_point
 
+    if args.gradcam and args.out:
+        raise ConfigurationError(
+            "--gradcam writes one overlay per image, for a few images; it cannot be "
+            "combined with --out. Run it separately on the images to inspect."
+        )
+    if (args.scheduler or args.overwrite) and not args.out:
+        flag = "--scheduler" if args.scheduler else "--overwrite"
+        raise ConfigurationError(
+            f"{flag} applies to the shards written with --out DIR; add --out DIR or leave it out."
+        )
     if args.gradcam:
         check_output_folder(args.gradcam, "--gradcam")
+    if args.out:
+        check_output_folder(args.out, "--out")
     if (Path(args.model) / "voting.json").is_file():
         model = load_voting_ensemble(args.model)
     elif (Path(args.model) / "ensemble.json").is_file():
         model = load_model(args.model)
     else:
         model = load_model(args.model, device=args.device or "auto")
+    if args.out:
+        return _predict_shards(args, model)
     paths = np.asarray(args.images, dtype=object)
     proba = model.predict_proba(paths)
     classes = [str(c) for c in model.classes_]
@@ -60,6 +98,46 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{path}\t" + "\t".join(f"{v:.4f}" for v in p) + f"\t{classes[int(k)]}")
     if args.gradcam:
         write_gradcams(model, paths, proba, Path(args.gradcam))
+    return 0
+
+
+def _predict_shards(args: argparse.Namespace, model: Any) -> int:
+    """``--out``: the probabilities of the images (folders expanded) as shards."""
+    from ..datasets import IMAGE_SUFFIXES
+    from ..errors import DataError
+    from ..estimators import predict_to_shards
+
+    paths: list[str] = []
+    for item in args.images:
+        if Path(item).is_dir():
+            found = sorted(
+                str(p)
+                for p in Path(item).rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
+            if not found:
+                print(f"warning: no image files under the folder '{item}'")
+            paths += found
+        else:
+            paths.append(item)
+    if not paths:
+        raise DataError(
+            f"No image files under {', '.join(args.images)} (looked for {', '.join(IMAGE_SUFFIXES)})."
+        )
+    run = predict_to_shards(
+        model,
+        paths,
+        args.out,
+        shard_size=args.shard_size,
+        scheduler=args.scheduler,
+        overwrite=args.overwrite,
+        meta={"model": str(args.model)},
+    )
+    kept = f" ({run.n_skipped_resumed} kept from an earlier run)" if run.n_skipped_resumed else ""
+    print(
+        f"{run.n_images} images in {run.seconds:.1f} s: {run.n_shards} shards{kept} in "
+        f"{Path(args.out) / 'shards'} (read them with cxrkit.estimators.read_shards)"
+    )
     return 0
 
 

@@ -12,6 +12,14 @@ from ._operating_point import OPERATING_POINT_FILENAME, read_operating_point, wr
 from ._optim import RMSprop
 from ._persist import load_model, save_model
 from ._recipes import RECIPES
+from ._shards import (
+    ShardRun,
+    embed_to_shards,
+    iter_shards,
+    predict_to_shards,
+    read_manifest,
+    read_shards,
+)
 from ._snapshot import POLICIES, SnapshotCallback, SnapshotEnsembleClassifier, SnapshotError
 
 __all__ = [
@@ -34,16 +42,22 @@ __all__ = [
     "prepare_images",
     "prepare_one",
     "to_tensor",
+    "ShardRun",
     "SnapshotCallback",
     "SnapshotEnsembleClassifier",
     "SnapshotError",
     "clear_feature_cache",
+    "embed_to_shards",
     "export_onnx",
+    "iter_shards",
     "feature_cache_stats",
     "load_model",
     "make_linear_probe",
+    "predict_to_shards",
     "quantize_onnx_int8",
     "read_operating_point",
+    "read_manifest",
+    "read_shards",
     "resolve_device",
     "save_model",
     "write_operating_point",
