@@ -12,8 +12,14 @@ from PIL import Image
 
 from cxrkit import load_dataset
 from cxrkit.cli import main
-from cxrkit.errors import DataError
-from cxrkit.evaluation import RunResult, compute_multilabel_metrics, write_report
+from cxrkit.datasets import CXRDataset
+from cxrkit.errors import ConfigurationError, DataError
+from cxrkit.evaluation import (
+    RunResult,
+    compute_multilabel_metrics,
+    format_summary_table,
+    write_report,
+)
 from cxrkit.evaluation.protocols import MultilabelCV, create_protocol
 from cxrkit.evaluation.protocols._multilabel import finding_frame, label_policy
 
@@ -169,3 +175,55 @@ def test_report_of_a_multilabel_result_with_an_undefined_finding(tmp_path):
     assert doc["metrics"]["undefined"] == {
         "b": "no positive image among the 40 with an observed label"
     }
+
+
+def _in_memory(n_patients: int = 24, per: int = 2) -> CXRDataset:
+    X, Y = make_findings(n_patients * per, size=16, k=3, seed=2)
+    Y = Y.copy()
+    Y[::7, 0] = -1
+    ds = load_dataset("synthetic", n_patients=n_patients, images_per_patient=per, size=16)
+    ds.X = X
+    ds.labels = pd.DataFrame(Y, columns=FINDINGS).astype(np.float32)
+    return ds
+
+
+def test_snapshot_ensemble_per_fold_on_a_label_matrix_with_u_ones():
+    ds = _in_memory()
+    p = MultilabelCV(
+        architecture="tiny_cnn",
+        input_size=16,
+        n_splits=2,
+        max_epochs=3,
+        n_snapshots=2,
+        interval=1,
+        uncertain="ones",
+        n_bootstraps=30,
+        validity_checks=False,
+    )
+    r = p.run(ds, progress=False)
+    assert r.task == "multilabel-indicator" and r.classes == FINDINGS
+    assert r.y_score.shape == (48, 3) and np.isfinite(r.y_score).all()
+    assert not np.isnan(r.y_true).any()  # U-Ones: -1 became 1, nothing left out
+    assert (r.y_true[::7, 0] == 1).all()
+    assert r.extra["label_policy"]["findings"]["effusion"]["evaluated"] == 48
+    assert r.metrics["findings"]["effusion"]["settings"]["n_positive"] == int(
+        (ds.labels["effusion"] != 0).sum()
+    )
+    assert "Macro AUC" in format_summary_table(r)
+
+
+def test_multilabel_cv_refuses_binary_only_options_and_unknown_policy():
+    ds = _in_memory(6, 1)
+    with pytest.raises(ConfigurationError, match="binary protocols only"):
+        MultilabelCV(calibration="sigmoid").run(ds, progress=False)
+    with pytest.raises(ConfigurationError, match="uncertain='maybe'"):
+        MultilabelCV(uncertain="maybe").build()
+
+
+def test_run_result_checks_multi_output_shapes():
+    with pytest.raises(DataError, match="one column per class or finding"):
+        RunResult("x", {}, "a", ["a", "b", "c"], ["i", "j"], ["a", "b"], np.ones((2, 2)))
+    with pytest.raises(DataError, match="must have the shape of"):
+        RunResult("x", {}, "a", ["a", "b"], ["i", "j"], np.ones((2, 3)), np.ones((2, 2)))
+    ok = RunResult("x", {}, "a", ["a", "b", "c"], ["i", "j"], ["a", "b"], np.ones((2, 3)) / 3)
+    assert ok.task == "multiclass"
