@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cxrkit import load_dataset
+from cxrkit import load_dataset, load_model
 from cxrkit.cli import main
 from cxrkit.datasets import CXRDataset
 from cxrkit.errors import ConfigurationError, DataError
@@ -81,11 +81,16 @@ def test_cli_multilabel_cv_writes_a_report_with_per_finding_cis(tmp_path, capsys
             "lr=3e-3",
             "--out",
             str(out),
+            "--save",
+            str(tmp_path / "model"),
             "--quiet",
         ]
     )
     printed = capsys.readouterr().out
     assert code == 0
+    model = load_model(tmp_path / "model")
+    assert model.task_ == "multilabel-indicator" and model.labels_ == FINDINGS
+    assert model.predict_proba(make_findings(4, size=16, k=3)[0]).shape == (4, 3)
     assert "Macro AUC" in printed and "opacity" in printed
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["task"] == "multilabel-indicator" and doc["protocol"] == "multilabel-cv"

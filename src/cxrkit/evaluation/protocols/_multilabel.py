@@ -17,7 +17,13 @@ from ...estimators import CXRClassifier, SnapshotEnsembleClassifier
 from .._multioutput import compute_multilabel_metrics
 from ..results import RunResult, model_efficiency
 from ._base import Evaluation, InputSlot, Protocol
-from ._common import concurrent_fits, folds_in_this_process, progress_bar, with_epoch_progress
+from ._common import (
+    _localize,
+    concurrent_fits,
+    folds_in_this_process,
+    progress_bar,
+    with_epoch_progress,
+)
 
 __all__ = ["MultilabelCV", "finding_frame", "label_policy"]
 
@@ -91,7 +97,9 @@ def label_policy(frame: pd.DataFrame, uncertain: str) -> dict[str, Any]:
     return {"uncertain": uncertain, "findings": out}
 
 
-def _fit_fold(est: Any, k: int, X_tr: Any, y_tr: pd.DataFrame, g_tr: Any, X_te: Any) -> Any:
+def _fit_fold(
+    est: Any, k: int, X_tr: Any, y_tr: pd.DataFrame, g_tr: Any, X_te: Any, keep_model: bool
+) -> Any:
     """Fit one fold's clone and score its test images (module level, for joblib)."""
     fold = clone(est)
     fold.fit(X_tr, y_tr, groups=g_tr)
@@ -106,6 +114,7 @@ def _fit_fold(est: Any, k: int, X_tr: Any, y_tr: pd.DataFrame, g_tr: Any, X_te: 
         "epochs_trained": len(net.history_),
         "device": str(net.device_),
         "threads": torch.get_num_threads(),
+        "model": _localize(fold) if keep_model else None,
     }
 
 
@@ -128,7 +137,10 @@ class MultilabelCV(Protocol):
     :func:`~cxrkit.evaluation.compute_multilabel_metrics` (per finding, macro
     and micro AUC, patient-bootstrap CIs, ``threshold`` for sensitivity and
     specificity). The clinical-validation section, the probes and Grad-CAM are
-    binary-only and not part of this protocol.
+    binary-only and not part of this protocol. With ``refit=True`` (set by
+    ``cxrkit run --save``) a final model is trained on all the images after
+    the folds and kept as ``fitted_``; otherwise ``fitted_`` is the last
+    fold's model.
     """
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
@@ -142,6 +154,7 @@ class MultilabelCV(Protocol):
     threshold: float = 0.5
     n_snapshots: int = 0
     interval: int = 1
+    refit: bool = False
     probes: bool = False
     name: str = "multilabel-cv"
 
@@ -215,11 +228,13 @@ class MultilabelCV(Protocol):
         result.validity.append(splitter_leakage(cv, X, raw, groups).to_dict())
         splits = list(cv.split(X, raw, groups))
         tasks = (
-            delayed(_fit_fold)(est, k, X[tr], frame.iloc[tr], groups[tr], X[te])
+            delayed(_fit_fold)(
+                est, k, X[tr], frame.iloc[tr], groups[tr], X[te], k == len(splits) - 1
+            )
             for k, (tr, te) in enumerate(splits)
         )
         folds = np.full(len(X), -1)
-        seconds, info, device, threads = 0.0, [], None, set()
+        seconds, info, device, threads, fitted = 0.0, [], None, set(), None
         runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
         for r in progress_bar(runs, progress, desc="folds", unit="fold", total=len(splits)):
             te = splits[r["fold"]][1]
@@ -228,6 +243,7 @@ class MultilabelCV(Protocol):
             info.append({"fold": r["fold"], "epochs_trained": r["epochs_trained"]})
             device = r["device"]
             threads.add(r["threads"])
+            fitted = r["model"] if r["model"] is not None else fitted
         result.folds = folds
         result.per_fold = info
         result.efficiency = model_efficiency(
@@ -239,7 +255,14 @@ class MultilabelCV(Protocol):
         )
         result.extra["label_policy"] = label_policy(frame, self.uncertain)
         result.data_summary = ds.summary()
-        self.fitted_ = None
+        if self.refit:
+            fitted = with_epoch_progress(clone(est), progress).fit(X, frame, groups=groups)
+            result.extra["final_model"] = {
+                "trained_on": len(X),
+                "note": "The saved model (--save) was refit on all the images after the "
+                "cross-validation; the figures are those of the fold models.",
+            }
+        self.fitted_ = fitted
         return Evaluation(result=result, data=ds, prevalence=None)
 
     def score(self, ev: Evaluation) -> None:
