@@ -39,6 +39,7 @@ def test_registered_protocols():
         "hall2020-published",
         "hall2020-unseen",
         "linear-probe-cv",
+        "multilabel-cv",
         "opacity2020",
     ]
     with pytest.raises(

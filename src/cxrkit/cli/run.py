@@ -62,7 +62,11 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="architecture name (see `cxrkit list architectures`); a "
         "comma-separated list for ensembles",
     )
-    p.add_argument("--labels", help="the two labels to compare, e.g. covid,pneumonia")
+    p.add_argument(
+        "--labels",
+        help="the labels to compare, e.g. covid,pneumonia (three or more: multi-class, where "
+        "the protocol supports it), or the findings of a multi-label protocol",
+    )
     p.add_argument(
         "--test-labels",
         help="the test set's two labels where they differ from "

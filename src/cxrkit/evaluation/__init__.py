@@ -9,6 +9,7 @@ import lazy_loader
 from .gradcam import default_target_layer, gradcam
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._multioutput import compute_multiclass_metrics, compute_multilabel_metrics
     from .metrics import (
         METRIC_NAMES,
         accuracy_score,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __getattr__, _, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
+        "_multioutput": ["compute_multiclass_metrics", "compute_multilabel_metrics"],
         "metrics": [
             "METRIC_NAMES",
             "accuracy_score",
@@ -65,6 +67,8 @@ __all__ = [
     "accuracy_score",
     "binary_confusion_matrix",
     "compute_metrics",
+    "compute_multiclass_metrics",
+    "compute_multilabel_metrics",
     "default_target_layer",
     "delong_auc_ci",
     "delong_auc_variance",

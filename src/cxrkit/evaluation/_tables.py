@@ -253,6 +253,10 @@ def format_summary_table(result: RunResult) -> str:
     >>> print(format_summary_table(r).splitlines()[2])
     Metric             Pooled  95% CI
     """
+    if result.task != "binary":
+        from ._report_multi import format_multi_summary
+
+        return format_multi_summary(result)
     m = pooled_metrics(result)
     settings = m.get("settings", {})
     n_groups = len(np.unique(result.groups)) if result.groups is not None else None

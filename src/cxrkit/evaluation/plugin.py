@@ -33,6 +33,10 @@ _BUILTINS = {
         "cxrkit.evaluation.protocols:ExternalValidation",
         "Train on one dataset, test on others: per site and pooled, with covariate differences.",
     ),
+    "multilabel-cv": (
+        "cxrkit.evaluation.protocols:MultilabelCV",
+        "Multi-label k-fold cross-validation: patient-grouped, stratified on every finding.",
+    ),
     "linear-probe-cv": (
         "cxrkit.evaluation._linear_probe:LinearProbeCV",
         "Linear probe of a frozen backbone, patient-grouped k-fold cross-validation.",

@@ -157,6 +157,39 @@ def _metrics_document(
     }
 
 
+def _write_multi_report(result: RunResult, out: Path) -> dict[str, Path]:
+    """Write the output folder of a multi-label or multi-class run (:mod:`._report_multi`)."""
+    from ._report_multi import (
+        multioutput_metrics,
+        render_multi_html,
+        write_multi_figures,
+        write_multi_predictions,
+    )
+
+    metrics = multioutput_metrics(result)
+    versions = library_versions()
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    paths: dict[str, Path] = {"predictions": out / "predictions.csv"}
+    write_multi_predictions(result, paths["predictions"])
+    figs = write_multi_figures(result, metrics, out)
+    paths.update({k: v for k, v in figs.items() if v is not None})
+    for sec in result.sections:
+        for name, png in sec.figures.items():
+            (out / name).write_bytes(png)
+            paths[f"{sec.key}:{name}"] = out / name
+    doc = _metrics_document(result, metrics, versions, created, [p.name for p in paths.values()])
+    doc["task"] = result.task
+    paths["metrics"] = out / "metrics.json"
+    paths["metrics"].write_text(
+        json.dumps(jsonable(doc), indent=2, allow_nan=False), encoding="utf-8"
+    )
+    paths["html"] = out / "report.html"
+    paths["html"].write_text(
+        render_multi_html(result, metrics, figs, versions, created), encoding="utf-8"
+    )
+    return paths
+
+
 # -- entry point ---------------------------------------------------------------------------------
 def write_report(
     result: RunResult,
@@ -184,10 +217,16 @@ def write_report(
     dict of str to Path
         ``"html"``, ``"metrics"``, ``"predictions"``, ``"roc"``,
         ``"confusion_matrix"``, ``"per_fold"`` and, when there is something to
-        show, ``"gradcam"`` and ``"efficiency"``.
+        show, ``"gradcam"`` and ``"efficiency"``. A multi-label or multi-class
+        result (:attr:`RunResult.task`) gets its own report instead: the
+        per-finding (per-class) table with CIs, macro/micro AUC, a grid of ROC
+        curves in ``roc.png``, the label policy, and (multi-class) the
+        ``k x k`` confusion matrix; no ``per_fold.png`` or Grad-CAM.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if result.task != "binary":
+        return _write_multi_report(result, out)
     metrics = pooled_metrics(result)
     versions = library_versions()
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

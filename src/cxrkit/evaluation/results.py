@@ -174,15 +174,19 @@ class RunResult:
         The exact configuration of the run (JSON-serialisable values); a
         ``"seed"`` or ``"random_state"`` key is reported as the seed.
     positive_label : str
-        The label scored by ``y_score``.
+        The label scored by ``y_score`` (multi-output runs: the findings or
+        classes, as text).
     classes : list of str
-        Both labels, negative first.
+        Both labels, negative first; the ``k`` findings or classes, in the
+        column order of ``y_score``, for a multi-output run.
     images : list of str
         Image ids or paths, one per prediction.
-    y_true : ndarray of shape (n,)
-        True labels.
-    y_score : ndarray of shape (n,)
-        Probability of ``positive_label`` (pooled out-of-fold for CV protocols).
+    y_true : ndarray of shape (n,) or (n, k)
+        True labels; multi-label: 1, 0 or NaN (not evaluated) per finding.
+    y_score : ndarray of shape (n,) or (n, k)
+        Probability of ``positive_label`` (pooled out-of-fold for CV protocols);
+        ``(n, k)``, one column per class or finding, for multi-class and
+        multi-label runs (:attr:`task`).
     groups : ndarray of shape (n,) or None
         Patient ids.
     folds : ndarray of shape (n,) or None
@@ -252,6 +256,16 @@ class RunResult:
                     f"RunResult: {name} has {m} entries but y_true has {n}; every per-image "
                     "array must have one entry per prediction."
                 )
+        if self.y_score.ndim == 2 and self.y_score.shape[1] != len(self.classes):
+            raise DataError(
+                f"RunResult: y_score has {self.y_score.shape[1]} columns but classes names "
+                f"{len(self.classes)}; a multi-output y_score has one column per class or finding."
+            )
+        if self.y_true.ndim == 2 and self.y_true.shape != self.y_score.shape:
+            raise DataError(
+                f"RunResult: a multi-label y_true {self.y_true.shape} must have the shape of "
+                f"y_score {self.y_score.shape}."
+            )
         keys = [s.key for s in self.sections]
         if len(set(keys)) != len(keys):
             raise DataError(f"RunResult: report section keys must be unique; got {keys}.")
@@ -261,6 +275,13 @@ class RunResult:
                     f"RunResult: validity result {v.get('name')!r} has status "
                     f"{v.get('status')!r}; expected one of {VALIDITY_STATUSES}."
                 )
+
+    @property
+    def task(self) -> str:
+        """``"binary"``; ``"multiclass"`` when ``y_score`` is ``(n, k)`` and ``y_true`` one label per image; ``"multilabel-indicator"`` when both are ``(n, k)``."""
+        if self.y_score.ndim != 2:
+            return "binary"
+        return "multilabel-indicator" if self.y_true.ndim == 2 else "multiclass"
 
     @property
     def n_images(self) -> int:

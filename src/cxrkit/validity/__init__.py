@@ -25,6 +25,7 @@ from .leakage import (
     splitter_leakage,
     warn_if_splitter_leaks,
 )
+from .multilabel_folds import PatientMultilabelStratifiedKFold
 from .probes import CentreBlackout, LeaveOneSourceOut, shortcut_probe, source_probe
 from .splits import holdout_split
 
@@ -54,6 +55,7 @@ __all__ = [
     "check_train_test_leakage",
     "splitter_leakage",
     "warn_if_splitter_leaks",
+    "PatientMultilabelStratifiedKFold",
     "CentreBlackout",
     "LeaveOneSourceOut",
     "shortcut_probe",

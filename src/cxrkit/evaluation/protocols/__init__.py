@@ -20,6 +20,7 @@ from ._common import HALL2020_LABELS
 from ._cv import Hall2020CV
 from ._demo import DemoRun, demo_runs
 from ._external import ExternalValidation
+from ._multilabel import MultilabelCV
 from ._opacity import Opacity2020
 from ._published import Hall2020Published
 from ._registry import (
@@ -42,6 +43,7 @@ __all__ = [
     "Hall2020Published",
     "Hall2020Unseen",
     "InputSlot",
+    "MultilabelCV",
     "Opacity2020",
     "Protocol",
     "ProtocolOption",

@@ -9,7 +9,9 @@ import numpy as np
 from sklearn.base import clone
 
 from ...datasets import CXRDataset
+from ...errors import ConfigurationError
 from ...estimators import CXRClassifier, SnapshotEnsembleClassifier
+from .._multioutput import compute_multiclass_metrics
 from ..metrics import compute_metrics, per_fold_metrics
 from ..results import RunResult, model_efficiency
 from ._base import Evaluation, InputSlot, Protocol
@@ -25,6 +27,7 @@ from ._common import (
     with_epoch_progress,
 )
 from ._held_out import held_out_labels
+from ._multiclass import multiclass_per_fold, run_multiclass_folds
 
 __all__ = ["Hall2020CV", "snapshot_rule_summary"]
 
@@ -63,7 +66,13 @@ class Hall2020CV(Protocol):
     ``test`` dataset (``--test-data``) the refit model is also scored on it,
     beside the cross-validation figures (``refit`` is then implied). On a dataset
     with more than two labels and no ``labels`` given, COVID-19 is compared
-    with pneumonia, as in the paper.
+    with pneumonia, as in the paper. With three or more ``labels`` (e.g.
+    ``--labels covid,pneumonia,normal``) the run is multi-class: the ensemble
+    predicts every label, and the report has one-vs-rest AUC per class, macro
+    AUC and accuracy with patient-bootstrap CIs and the ``k x k`` confusion
+    matrix (:func:`~cxrkit.evaluation.compute_multiclass_metrics`); the
+    clinical-validation section, the probes, Grad-CAM and the last-epoch
+    comparison are binary-only and left out.
     """
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
@@ -110,6 +119,10 @@ class Hall2020CV(Protocol):
         self, dataset: CXRDataset, result_warnings: list[str]
     ) -> tuple[CXRDataset, str, str]:
         ds, pos, neg = two_labels(dataset, self.labels, self.positive_label, HALL2020_LABELS)
+        return self._balance(ds, result_warnings), pos, neg
+
+    def _balance(self, ds: CXRDataset, result_warnings: list[str]) -> CXRDataset:
+        """Draw the class-balanced subset and note it (and ungrouped folds) in the warnings."""
         full_counts = label_counts(ds)
         ds = balanced_subset(ds, self.n_per_class, self.random_state)
         used = label_counts(ds)
@@ -125,9 +138,37 @@ class Hall2020CV(Protocol):
                 "Folds were NOT grouped by patient (grouped=False, as in the paper): images of "
                 "one patient can be in training and test folds, which inflates every figure."
             )
-        return ds, pos, neg
+        return ds
+
+    def is_multiclass(self) -> bool:
+        """Whether ``labels`` names three or more labels (a multi-class run)."""
+        return bool(self.labels) and len(self.labels or ()) > 2
+
+    def check_clinical_options(self) -> None:
+        """Refuse the clinical options, and ``positive_label``, in a multi-class run."""
+        super().check_clinical_options()
+        if not self.is_multiclass():
+            return
+        asked = [
+            k
+            for k in ("calibration", "operating_point", "conformal_alpha", "positive_label")
+            if getattr(self, k) is not None
+        ] + (["subgroups"] if self.subgroups else [])
+        if asked:
+            raise ConfigurationError(
+                f"labels={list(self.labels or ())} makes {self.name!r} multi-class; {asked} "
+                "apply to binary runs only. Leave them unset, or pass two labels."
+            )
 
     def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
+        if self.is_multiclass():
+            if inputs.get("test") is not None:
+                raise ConfigurationError(
+                    f"--test-data is scored for two-label runs of {self.name!r}; "
+                    f"labels={list(self.labels or ())} make this run multi-class. Pass two "
+                    "labels, or leave --test-data out."
+                )
+            return self._evaluate_multiclass(inputs["data"], progress)
         notes: list[str] = []
         ds, pos, neg = self._subset(inputs["data"], notes)
         est, cv = self.build()
@@ -151,6 +192,49 @@ class Hall2020CV(Protocol):
         splits = list(cv.split(X, y, groups))
         fit_est = self.clinical_estimator(est) if self.wants_clinical_fit() else est
         clin = ClinicalFolds(len(y))
+        fitted = self._binary_folds(fit_est, X, y, groups, splits, pos, result, clin, progress)
+        result.data_summary = ds.summary()
+        test = inputs.get("test")
+        test = held_out_labels(test, [neg, pos]) if test is not None else None
+        self.fitted_ = (
+            self._refit(est, X, y, groups, result, progress)
+            if self.refit or test is not None
+            else fitted
+        )
+        held_out_model = None
+        if test is not None:  # with recalibration or a threshold: fitted on an inner split
+            clinical = self.wants_clinical_fit()
+            held_out_model = (
+                self._refit(fit_est, X, y, groups, None, progress) if clinical else self.fitted_
+            )
+        return Evaluation(
+            result=result,
+            data=ds,
+            prevalence=self.prevalence,
+            **clin.evaluation_fields(
+                self.calibration is not None, self.operating_point is not None
+            ),
+            probe_estimator=est.estimator,
+            explain_model=fitted,
+            explain_X=X,
+            explain_pool=splits[-1][1] if splits else None,
+            test=test,
+            held_out_model=held_out_model,
+        )
+
+    def _binary_folds(
+        self,
+        fit_est: Any,
+        X: Any,
+        y: np.ndarray,
+        groups: np.ndarray,
+        splits: list[Any],
+        pos: str,
+        result: RunResult,
+        clin: ClinicalFolds,
+        progress: bool,
+    ) -> Any:
+        """Fit and score every fold into ``result`` and ``clin``; return the last fold's model."""
         last_scores = np.full(len(y), np.nan)
         folds = np.full(len(y), -1)
         fold_info, seconds, n_pred, fitted, device, threads = [], 0.0, 0, None, None, set()
@@ -188,35 +272,71 @@ class Hall2020CV(Protocol):
             threads=max(threads) if threads else None,
             processes=concurrent_fits(self.n_jobs, len(splits)),
         )
+        return fitted
+
+    def _evaluate_multiclass(self, dataset: CXRDataset, progress: bool) -> Evaluation:
+        """Cross-validate on three or more labels, keeping every probability column."""
+        from ...validity import splitter_leakage
+
+        notes: list[str] = []
+        ds = self._balance(dataset.select(list(self.labels or ())), notes)
+        est, cv = self.build()
+        with_epoch_progress(est, progress and folds_in_this_process(self.n_jobs))
+        X, y, groups = ds.X, np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
+        classes = sorted(set(y.tolist()))
+        result = RunResult(
+            protocol=self.name,
+            config=self.config(),
+            positive_label=", ".join(classes),
+            classes=classes,
+            images=[str(v) for v in (X if X.dtype == object else range(len(y)))],
+            y_true=y,
+            y_score=np.full((len(y), len(classes)), np.nan),
+            groups=groups,
+        )
+        result.warnings.extend(notes)
+        result.validity.append(splitter_leakage(cv, X, y, groups).to_dict())
+        splits = list(cv.split(X, y, groups))
+        folds = np.full(len(y), -1)
+        seconds, info, fitted, device, threads = 0.0, [], None, None, set()
+        for r in run_multiclass_folds(est, X, y, groups, splits, classes, self.n_jobs, progress):
+            te = splits[r["fold"]][1]
+            result.y_score[te], folds[te] = r["proba"], r["fold"]
+            seconds += r["seconds"]
+            info.append(r["info"])
+            fitted = r["model"] if r["model"] is not None else fitted
+            device = r["device"]
+            threads.add(r["threads"])
+        result.folds, result.per_fold = folds, info
+        note = snapshot_rule_summary(
+            [i["snapshot_rule"] for i in info],
+            self.n_snapshots,
+            self.interval,
+            "train_acc",
+            self.threshold,
+        )
+        if note:
+            result.warnings.append(note)
+        result.efficiency = model_efficiency(
+            len(y),
+            max(seconds, 1e-9),
+            device=device,
+            threads=max(threads) if threads else None,
+            processes=concurrent_fits(self.n_jobs, len(splits)),
+        )
         result.data_summary = ds.summary()
-        test = inputs.get("test")
-        if test is not None:
-            test = held_out_labels(test, [neg, pos])
-        self.fitted_ = (
-            self._refit(est, X, y, groups, result, progress)
-            if self.refit or test is not None
-            else fitted
-        )
-        held_out_model = None
-        if test is not None:  # with recalibration or a threshold: fitted on an inner split
-            clinical = self.wants_clinical_fit()
-            held_out_model = (
-                self._refit(fit_est, X, y, groups, None, progress) if clinical else self.fitted_
-            )
-        return Evaluation(
-            result=result,
-            data=ds,
-            prevalence=self.prevalence,
-            **clin.evaluation_fields(
-                self.calibration is not None, self.operating_point is not None
-            ),
-            probe_estimator=est.estimator,
-            explain_model=fitted,
-            explain_X=X,
-            explain_pool=splits[-1][1] if splits else None,
-            test=test,
-            held_out_model=held_out_model,
-        )
+        self.fitted_ = self._refit(est, X, y, groups, result, progress) if self.refit else fitted
+        return Evaluation(result=result, data=ds)
+
+    def clinical(self, ev: Evaluation) -> None:
+        """Add the clinical-validation section (binary runs only)."""
+        if ev.result.task == "binary":
+            super().clinical(ev)
+
+    def checklist(self, ev: Evaluation) -> None:
+        """Add the TRIPOD+AI / CLAIM checklist (binary runs only)."""
+        if ev.result.task == "binary":
+            super().checklist(ev)
 
     def _refit(
         self,
@@ -246,8 +366,21 @@ class Hall2020CV(Protocol):
         return final
 
     def score(self, ev: Evaluation) -> None:
-        super().score(ev)
         r = ev.result
+        if r.task == "multiclass":
+            r.metrics = compute_multiclass_metrics(
+                r.y_true,
+                r.y_score,
+                classes=r.classes,
+                groups=r.groups,
+                n_bootstraps=self.n_bootstraps,
+                random_state=self.random_state,
+            )
+            if r.folds is not None:
+                rows = multiclass_per_fold(r.y_true, r.y_score, r.folds, r.classes)
+                r.per_fold = [{**row, **info} for row, info in zip(rows, r.per_fold)]
+            return
+        super().score(ev)
         pos = r.positive_label
         per_fold = per_fold_metrics(r.y_true, r.y_score, r.folds, positive_label=pos)
         for row, info in zip(per_fold, r.per_fold):

@@ -1,0 +1,298 @@
+"""Multi-label k-fold cross-validation: several findings per image, patient-grouped folds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone
+
+from ...datasets import CXRDataset
+from ...errors import ConfigurationError, DataError
+from ...estimators import CXRClassifier, SnapshotEnsembleClassifier
+from .._multioutput import compute_multilabel_metrics
+from ..results import RunResult, model_efficiency
+from ._base import Evaluation, InputSlot, Protocol
+from ._common import (
+    _localize,
+    concurrent_fits,
+    folds_in_this_process,
+    progress_bar,
+    with_epoch_progress,
+)
+
+__all__ = ["MultilabelCV", "finding_frame", "label_policy"]
+
+_UNCERTAIN = ("ignore", "ones", "zeros")
+
+
+def finding_frame(ds: CXRDataset, findings: tuple[str, ...] | list[str] | None) -> pd.DataFrame:
+    """Return the ``(images, findings)`` label frame of ``ds`` (1, 0, -1 uncertain, NaN missing).
+
+    The findings come from the dataset's label matrix (:attr:`CXRDataset.labels`)
+    when it has them all, else from the metadata columns of those names (for
+    a CSV with one 0/1 column per finding).
+    """
+    names = list(findings) if findings else ds.findings
+    if not names:
+        raise DataError(
+            f"Dataset {ds.name!r} has no label matrix; name the findings to use, one metadata "
+            "column each (--labels a,b,c, or labels=('a', 'b', 'c'))."
+        )
+    if ds.labels is not None and set(names) <= set(ds.findings):
+        frame = ds.labels[names].astype(np.float64)
+    else:
+        absent = [f for f in names if f not in ds.metadata.columns]
+        if absent:
+            have = ds.findings or [c for c in ds.metadata.columns if c not in ("image", "label")]
+            raise DataError(
+                f"Dataset {ds.name!r} has no finding or metadata column {absent}; the findings "
+                f"must be columns of its label matrix or metadata. Available: {have[:30]}."
+            )
+        try:
+            frame = ds.metadata[names].apply(pd.to_numeric).astype(np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"The finding columns {names} of dataset {ds.name!r} must hold numbers (1, 0, "
+                "-1 for uncertain, empty for missing); found text."
+            ) from None
+    values = frame.to_numpy()
+    bad = ~np.isnan(values) & ~np.isin(values, (0.0, 1.0, -1.0))
+    if bad.any():
+        col = names[int(np.argwhere(bad)[0][1])]
+        raise DataError(
+            f"Finding {col!r} holds {values[bad][0]!r}; finding labels must be 1, 0, -1 "
+            "(uncertain) or empty/NaN (missing)."
+        )
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in names]
+    return frame
+
+
+def label_policy(frame: pd.DataFrame, uncertain: str) -> dict[str, Any]:
+    """Count, per finding, what the labels were and what the evaluation used.
+
+    Returns
+    -------
+    dict
+        ``{"uncertain": policy, "findings": {name: {"positive", "negative",
+        "uncertain", "missing", "evaluated"}}}``; ``evaluated`` counts the images
+        scored for that finding once the policy is applied.
+    """
+    out = {}
+    for name in frame.columns:
+        v = frame[name].to_numpy()
+        n_unc, n_nan = int((v == -1).sum()), int(np.isnan(v).sum())
+        out[str(name)] = {
+            "positive": int((v == 1).sum()),
+            "negative": int((v == 0).sum()),
+            "uncertain": n_unc,
+            "missing": n_nan,
+            "evaluated": int(len(v) - n_nan - (n_unc if uncertain == "ignore" else 0)),
+        }
+    return {"uncertain": uncertain, "findings": out}
+
+
+def _fit_fold(
+    est: Any, k: int, X_tr: Any, y_tr: pd.DataFrame, g_tr: Any, X_te: Any, keep_model: bool
+) -> Any:
+    """Fit one fold's clone and score its test images (module level, for joblib)."""
+    fold = clone(est)
+    fold.fit(X_tr, y_tr, groups=g_tr)
+    t0 = time.perf_counter()
+    proba = fold.predict_proba(X_te)
+    seconds = time.perf_counter() - t0
+    net = fold.estimator_ if hasattr(fold, "estimator_") else fold
+    return {
+        "fold": k,
+        "proba": proba,
+        "seconds": seconds,
+        "epochs_trained": len(net.history_),
+        "device": str(net.device_),
+        "threads": torch.get_num_threads(),
+        "model": _localize(fold) if keep_model else None,
+    }
+
+
+@dataclass
+class MultilabelCV(Protocol):
+    """Patient-grouped, multi-label stratified k-fold cross-validation of one network.
+
+    The findings are ``labels`` (columns of the dataset's label matrix, or
+    metadata columns of 1/0/-1/NaN); without ``labels`` every finding of the
+    label matrix is used. One :class:`~cxrkit.estimators.CXRClassifier` with a
+    logit per finding (masked binary cross-entropy) is trained per fold of
+    :class:`~cxrkit.validity.PatientMultilabelStratifiedKFold` (``n_splits``
+    folds, iterative stratification over patients); with ``n_snapshots > 0``
+    each fold trains a :class:`~cxrkit.estimators.SnapshotEnsembleClassifier`
+    keeping its last ``n_snapshots`` epochs ``interval`` apart. Uncertain labels
+    (-1) follow ``uncertain`` in training and in the evaluation alike
+    (``"ignore"``: left out; ``"ones"``/``"zeros"``: U-Ones/U-Zeros); missing
+    labels are left out of their finding. The pooled out-of-fold
+    probabilities are scored by
+    :func:`~cxrkit.evaluation.compute_multilabel_metrics` (per finding, macro
+    and micro AUC, patient-bootstrap CIs, ``threshold`` for sensitivity and
+    specificity). The clinical-validation section, the probes and Grad-CAM are
+    binary-only and not part of this protocol. With ``refit=True`` (set by
+    ``cxrkit run --save``) a final model is trained on all the images after
+    the folds and kept as ``fitted_``; otherwise ``fitted_`` is the last
+    fold's model.
+    """
+
+    inputs: ClassVar[tuple[InputSlot, ...]] = (
+        InputSlot("data", "the images, per-finding labels and patient ids to cross-validate"),
+    )
+
+    architecture: str = "resnet18"
+    n_splits: int = 5
+    max_epochs: int = 10
+    uncertain: str = "ignore"
+    threshold: float = 0.5
+    n_snapshots: int = 0
+    interval: int = 1
+    refit: bool = False
+    probes: bool = False
+    name: str = "multilabel-cv"
+
+    def build(self) -> tuple[Any, Any]:
+        """Return the estimator trained per fold and the splitter."""
+        from ...validity import PatientMultilabelStratifiedKFold
+
+        if self.uncertain not in _UNCERTAIN:
+            raise ConfigurationError(
+                f"uncertain={self.uncertain!r} is not known; expected one of {list(_UNCERTAIN)}."
+            )
+        base = CXRClassifier(
+            self.architecture,
+            max_epochs=self.max_epochs,
+            uncertain=self.uncertain,
+            **self.estimator_options(),
+        )
+        est: Any = base
+        if self.n_snapshots > 0:
+            est = SnapshotEnsembleClassifier(
+                base,
+                n_snapshots=self.n_snapshots,
+                interval=self.interval,
+                policy="last",
+                max_epochs=self.max_epochs,
+            )
+        cv = PatientMultilabelStratifiedKFold(
+            self.n_splits, shuffle=True, random_state=self.random_state
+        )
+        return est, cv
+
+    def check_clinical_options(self) -> None:
+        """Refuse the binary-only clinical options."""
+        asked = [
+            k
+            for k in ("calibration", "operating_point", "conformal_alpha")
+            if getattr(self, k) is not None
+        ]
+        if asked or self.subgroups:
+            raise ConfigurationError(
+                f"Protocol {self.name!r} is multi-label; {asked or ['subgroups']} apply to "
+                "binary protocols only. Leave them unset."
+            )
+
+    def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
+        from joblib import Parallel, delayed
+
+        from ...validity import splitter_leakage
+
+        ds = inputs["data"]
+        frame = finding_frame(ds, self.labels)
+        names = list(frame.columns)
+        est, cv = self.build()
+        with_epoch_progress(est, progress and folds_in_this_process(self.n_jobs))
+        X, groups = ds.X, np.asarray(ds.groups).astype(str)
+        raw = frame.to_numpy()
+        y_eval = np.where(
+            raw == -1, {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}[self.uncertain], raw
+        )
+        images = [str(v) for v in (X if X.dtype == object else range(len(X)))]
+        result = RunResult(
+            protocol=self.name,
+            config=self.config(),
+            positive_label=", ".join(names),
+            classes=names,
+            images=images,
+            y_true=y_eval,
+            y_score=np.full(raw.shape, np.nan),
+            groups=groups,
+        )
+        result.validity.append(splitter_leakage(cv, X, raw, groups).to_dict())
+        splits = list(cv.split(X, raw, groups))
+        tasks = (
+            delayed(_fit_fold)(
+                est, k, X[tr], frame.iloc[tr], groups[tr], X[te], k == len(splits) - 1
+            )
+            for k, (tr, te) in enumerate(splits)
+        )
+        folds = np.full(len(X), -1)
+        seconds, info, device, threads, fitted = 0.0, [], None, set(), None
+        runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
+        for r in progress_bar(runs, progress, desc="folds", unit="fold", total=len(splits)):
+            te = splits[r["fold"]][1]
+            result.y_score[te], folds[te] = r["proba"], r["fold"]
+            seconds += r["seconds"]
+            info.append({"fold": r["fold"], "epochs_trained": r["epochs_trained"]})
+            device = r["device"]
+            threads.add(r["threads"])
+            fitted = r["model"] if r["model"] is not None else fitted
+        result.folds = folds
+        result.per_fold = info
+        result.efficiency = model_efficiency(
+            len(X),
+            max(seconds, 1e-9),
+            device=device,
+            threads=max(threads) if threads else None,
+            processes=concurrent_fits(self.n_jobs, len(splits)),
+        )
+        result.extra["label_policy"] = label_policy(frame, self.uncertain)
+        result.data_summary = ds.summary()
+        if self.refit:
+            fitted = with_epoch_progress(clone(est), progress).fit(X, frame, groups=groups)
+            result.extra["final_model"] = {
+                "trained_on": len(X),
+                "note": "The saved model (--save) was refit on all the images after the "
+                "cross-validation; the figures are those of the fold models.",
+            }
+        self.fitted_ = fitted
+        return Evaluation(result=result, data=ds, prevalence=None)
+
+    def score(self, ev: Evaluation) -> None:
+        """Per-finding, macro and micro figures with patient-bootstrap CIs, and per fold."""
+        r = ev.result
+        r.metrics = compute_multilabel_metrics(
+            r.y_true,
+            r.y_score,
+            names=r.classes,
+            groups=r.groups,
+            threshold=self.threshold,
+            n_bootstraps=self.n_bootstraps,
+            random_state=self.random_state,
+        )
+        if r.folds is None:
+            return
+        rows = []
+        for info in r.per_fold:
+            sel = r.folds == info["fold"]
+            m = compute_multilabel_metrics(
+                r.y_true[sel], r.y_score[sel], names=r.classes, n_bootstraps=0
+            )
+            row = {"fold": info["fold"], "n_images": int(sel.sum())}
+            row.update({f: m["findings"][f]["auc"]["value"] for f in r.classes})
+            row["macro_auc"] = m["macro_auc"]["value"]
+            rows.append({**row, **info})
+        r.per_fold = rows
+
+    def clinical(self, ev: Evaluation) -> None:
+        """No clinical-validation section: its figures are binary."""
+
+    def checklist(self, ev: Evaluation) -> None:
+        """No TRIPOD+AI checklist: it reads the binary figures."""
