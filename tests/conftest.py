@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,19 @@ def make_findings(
     for j, (r, c) in enumerate(spots):
         X[Y[:, j] == 1, r : r + q, c : c + q] = 230
     return X, (cls if multiclass else Y)
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint_handler():
+    """Run every test with Python's own SIGINT handler (``KeyboardInterrupt``).
+
+    Some libraries replace or reset the handler of the process they start in
+    (a test worker may have run such a test, or a module fixture, before); the
+    Ctrl-C tests need Python's handler whatever ran before them.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    if before is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if before is not None and signal.getsignal(signal.SIGINT) is not before:
+        signal.signal(signal.SIGINT, before)
