@@ -123,7 +123,7 @@ class HNSWIndex:
     k : int, default=16
         Neighbours asked for first; queries with ``k`` neighbours inside the
         radius are asked again with ``4 k`` (and so on).
-    ef_search : int, default=32
+    ef_search : int, default=16
         Breadth of the search of each query (at least ``k``).
     """
 
@@ -134,7 +134,7 @@ class HNSWIndex:
         m: int = 32,
         ef_construction: int = 80,
         k: int = 16,
-        ef_search: int = 32,
+        ef_search: int = 16,
     ) -> None:
         faiss = _import_faiss()
         x = np.ascontiguousarray(points, dtype=np.float32)
