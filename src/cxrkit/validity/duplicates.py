@@ -31,8 +31,8 @@ every crop, quadratic time) reports too. Two index backends exist
 (:mod:`cxrkit.validity._radius_index`): ``"kdtree"`` (SciPy; its candidates are
 a superset of the true pairs, so it finds exactly the exhaustive pairs) and
 ``"hnsw"`` (a faiss HNSW graph; approximate nearest neighbours, many times
-faster on large sets; on the B7 benchmark sets and on cxr-dev it found every
-exhaustive pair). ``"index"`` is ``"hnsw"`` when faiss is installed
+faster on large sets; on cxr-dev and on the 5,000-image B7 benchmark set it
+found every exhaustive pair). ``"index"`` is ``"hnsw"`` when faiss is installed
 (``pip install "cxrkit[scale]"``) and ``"kdtree"`` otherwise. Timings and
 recall are measured in ``benchmarks/b7_duplicates_scale.py``. Duplicate pairs
 are grouped into clusters as the connected components of the pair graph.
