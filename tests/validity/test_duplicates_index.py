@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from cxrkit.errors import DataError
+from cxrkit.errors import ConfigurationError, DataError
 from cxrkit.validity import (
+    _radius_index,
     _thumbnails,
     compute_hashes,
     cross_duplicates,
@@ -58,6 +60,44 @@ def planted() -> tuple[list[np.ndarray], set[tuple[int, int]]]:
     return images, expected
 
 
+NO_FAISS = "faiss-cpu is not installed (pip install 'cxrkit[scale]')"
+METHODS = [  # "index" is one of these (tested below and without faiss)
+    "kdtree",
+    pytest.param(
+        "hnsw", marks=pytest.mark.skipif(not _radius_index.faiss_available(), reason=NO_FAISS)
+    ),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_finds_exactly_the_exhaustive_pairs(planted, method):
+    images, expected = planted
+    h = compute_hashes(images)
+    exhaustive = find_near_duplicates(h, method="exhaustive")
+    pd.testing.assert_frame_equal(find_near_duplicates(h, method=method), exhaustive)
+    found = {(int(i), int(j)) for i, j in zip(exhaustive["i"], exhaustive["j"])}
+    assert expected <= found, f"planted copies missed: {sorted(expected - found)}"
+    a = cross_duplicates(h, compute_hashes(images[70:]), method=method)
+    pd.testing.assert_frame_equal(
+        a, cross_duplicates(h, compute_hashes(images[70:]), method="exhaustive")
+    )
+    assert len(a) > len(images) - 70  # each test image is also its own copy
+
+
+def test_without_faiss_index_is_the_kdtree_and_hnsw_says_how_to_install(planted, monkeypatch):
+    images, _ = planted
+    h = compute_hashes(images[:20] + images[60:64])
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
+    assert _radius_index.resolve_backend("index") == "kdtree"
+    pd.testing.assert_frame_equal(
+        find_near_duplicates(h), find_near_duplicates(h, method="exhaustive")
+    )
+    with pytest.raises(ConfigurationError, match=r'pip install "cxrkit\[scale\]"'):
+        find_near_duplicates(h, method="hnsw")
+    with pytest.raises(ConfigurationError, match=r"needs the package 'faiss-cpu'"):
+        cross_duplicates(h, h, method="hnsw")
+
+
 def test_index_finds_exactly_the_exhaustive_pairs(planted):
     images, expected = planted
     h = compute_hashes(images)
@@ -86,8 +126,8 @@ def test_unknown_method_is_rejected():
     imgs = np.zeros((2, 8, 8), np.uint8)
     with pytest.raises(
         DataError,
-        match=r"^The 'method' parameter must be a str among \{'index', 'exhaustive'\}\. "
-        r"Got 'brute' instead\.$",
+        match=r"^The 'method' parameter must be a str among \{'index', 'kdtree', 'hnsw', "
+        r"'exhaustive'\}\. Got 'brute' instead\.$",
     ):
         find_near_duplicates(imgs, method="brute")  # type: ignore[arg-type]
 
@@ -133,11 +173,20 @@ def test_duplicate_clusters_are_connected_components():
         duplicate_clusters(pairs, 5)
 
 
-@pytest.mark.realdata
-def test_index_equals_exhaustive_on_cxr_dev(cxr_dev):
+@pytest.fixture(scope="module")
+def cxr_dev_hashes(cxr_dev):
     root, md = cxr_dev
-    h = compute_hashes([str(root / p) for p in md["image"]], ids=md["image"])
-    index = find_near_duplicates(h)
-    exhaustive = find_near_duplicates(h, method="exhaustive")
-    pd.testing.assert_frame_equal(index, exhaustive)
-    assert len(index) >= 2
+    return compute_hashes([str(root / p) for p in md["image"]], ids=md["image"])
+
+
+@pytest.fixture(scope="module")
+def cxr_dev_exhaustive(cxr_dev_hashes):
+    return find_near_duplicates(cxr_dev_hashes, method="exhaustive")
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_equals_exhaustive_on_cxr_dev(cxr_dev_hashes, cxr_dev_exhaustive, method):
+    pairs = find_near_duplicates(cxr_dev_hashes, method=method)
+    pd.testing.assert_frame_equal(pairs, cxr_dev_exhaustive)
+    assert len(pairs) >= 2

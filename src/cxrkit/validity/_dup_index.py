@@ -1,4 +1,4 @@
-"""Candidate near-duplicate pairs from a k-d tree over projected thumbnails.
+"""Candidate near-duplicate pairs from a radius index over projected thumbnails.
 
 The crop-tolerant similarity of two images is the largest correlation between
 the whole (24 x 24) thumbnail of one and one of the 100 crops of the other,
@@ -10,13 +10,16 @@ radius after projecting onto a few principal components. The search
 therefore
 
 1. projects the whole thumbnails (and their mirror images) onto the leading
-   principal components and puts them in a :class:`scipy.spatial.cKDTree`;
+   principal components and indexes them (:mod:`cxrkit.validity._radius_index`:
+   an exact k-d tree, or an HNSW graph from faiss);
 2. streams the crops of every image, a chunk at a time, through the same
-   projection and collects the whole thumbnails within the radius (a
-   superset of the true pairs: nothing is missed);
-3. computes the exact correlations of those candidates only.
+   projection and collects the whole thumbnails within the radius (with the
+   k-d tree a superset of the true pairs: nothing is missed; with HNSW nearly
+   so, see that module);
+3. computes the exact correlations of those candidates only, so that every
+   pair reported reaches the threshold exactly as in the exhaustive method.
 
-Memory is the thumbnails plus one chunk of crops. The time is one tree query
+Memory is the thumbnails plus one chunk of crops. The time is one index query
 per crop plus the exact check of the candidates; how many candidates a crop
 gets depends on how much of the thumbnails' variance the leading components
 hold (much for radiographs, little for noise-like images, where the search
@@ -27,16 +30,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
+from ._radius_index import RadiusIndex, build_index
 from ._thumbnails import _R, SIDE, ImageHashes, _normalise, crop_variants
 
 __all__ = ["indexed_similarities", "whole_vectors"]
 
 _N_COMPONENTS = 16
-_QUERIES = 4096  # crops looked up at a time
 _PCA_SAMPLE = 20_000
 _EPS = 1e-3  # slack of the radius for float32 rounding
 
@@ -69,7 +71,7 @@ def _basis(wholes: list[np.ndarray]) -> np.ndarray:
 def _directed(
     db: np.ndarray,
     n_db: int,
-    tree: cKDTree,
+    index: RadiusIndex,
     basis: np.ndarray,
     crops_of: ImageHashes,
     radius: float,
@@ -86,17 +88,9 @@ def _directed(
     for s in range(0, len(crops_of), chunk):
         v = crop_variants(crops_of.thumbs[s : s + chunk])  # (m, 100, 576)
         q = v.reshape(-1, v.shape[-1]) @ basis.T
-        hits = np.concatenate(
-            [
-                tree.query_ball_point(q[t : t + _QUERIES], radius, workers=-1, return_sorted=False)
-                for t in range(0, len(q), _QUERIES)
-            ]
-        )
-        lens = np.fromiter((len(h) for h in hits), np.int64, len(hits))
-        if lens.sum():
-            img = np.repeat(np.arange(len(hits)) // n_var, lens)
-            pts = np.concatenate([h for h in hits if h]).astype(np.int64)
-            cand = np.unique(img * len(db) + pts)
+        rows, pts = index.query(q, radius)
+        if len(rows):
+            cand = np.unique((rows // n_var) * len(db) + pts)
             img, pts = cand // len(db), cand % len(db)
             parts.append(_exact(db, v, img, pts, s))
         bar.update(len(v))
@@ -127,10 +121,17 @@ def indexed_similarities(
     threshold: float,
     flip: bool,
     *,
+    backend: str = "kdtree",
     chunk: int = 256,
     progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pairs at or above ``threshold``, found through the index.
+
+    Parameters
+    ----------
+    backend : {"kdtree", "hnsw"}, default="kdtree"
+        Radius index of the projected whole thumbnails
+        (:func:`cxrkit.validity._radius_index.build_index`).
 
     Returns
     -------
@@ -151,8 +152,8 @@ def indexed_similarities(
         for k, (whole_of, crops_of) in enumerate(sides):
             w = wa if whole_of is ha else wb
             db = np.concatenate([w, _mirror(w)]) if flip else w
-            tree = cKDTree(db @ basis.T)
-            x, y, fl, val = _directed(db, len(w), tree, basis, crops_of, radius, chunk, bar)
+            index = build_index(db @ basis.T, backend)
+            x, y, fl, val = _directed(db, len(w), index, basis, crops_of, radius, chunk, bar)
             found.append((x, y, fl, val) if k == 0 else (y, x, fl, val))
     return _combine(found, same, threshold)
 
