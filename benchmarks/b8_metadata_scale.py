@@ -26,7 +26,12 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DEFAULT = HERE.parents[2] / "shared" / "data" / "public-metadata"
+#: ``$CXRKIT_SHARED_DATA/public-metadata``, else ``../shared/data/public-metadata`` beside the repository.
+DEFAULT = (
+    Path(os.environ["CXRKIT_SHARED_DATA"])
+    if os.environ.get("CXRKIT_SHARED_DATA")
+    else HERE.parents[1] / "shared" / "data"
+) / "public-metadata"
 
 #: name -> (loader, options, binary target for the guards)
 DATASETS = {
