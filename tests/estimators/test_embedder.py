@@ -102,6 +102,25 @@ def test_linear_probe_cv_protocol_reports_figures_and_chosen_c() -> None:
     assert result.validity[0]["status"] == "PASS"  # the outer splitter is patient-grouped
 
 
+def test_linear_probe_cv_scores_the_refit_probe_on_a_held_out_test_set() -> None:
+    ds = load_dataset("synthetic", n_patients=16, images_per_patient=2, size=32, random_state=0)
+    test = load_dataset("synthetic", n_patients=8, images_per_patient=2, size=32, random_state=5)
+    options = dict(architecture="tiny_cnn", input_size=32, n_splits=3, inner_splits=2)
+    proto = create_protocol("linear-probe-cv", Cs=(0.1, 1.0), n_bootstraps=50, **options)
+    result = proto.run(ds, test=test, progress=False)
+    section = next(s for s in result.sections if s.key == "held-out")
+    assert [r["n_images"] for r in section.data["rows"]] == [len(ds), len(test)]
+    # by hand: the protocol's own probe search refit on all of ds, scoring the test images
+    embedder, search, _ = proto.build()
+    embedder.fit(ds.X)
+    y, groups = np.asarray(ds.y).astype(str), np.asarray(ds.groups).astype(str)
+    final = search.fit(embedder.transform(ds.X), y, groups=groups)
+    col = list(final.classes_).index(result.positive_label)
+    expected = final.predict_proba(embedder.transform(test.X))[:, col]
+    np.testing.assert_allclose(section.data["y_score"], expected, rtol=1e-6)
+    assert "train_test_leakage" in {v["name"] for v in result.validity}
+
+
 def test_embed_command_writes_ids_and_rereads_its_cache(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from ..datasets import CXRDataset
 from ..estimators import CXREmbedder
 from .metrics import per_fold_metrics
-from .protocols import Evaluation, InputSlot, Protocol
+from .protocols import Evaluation, InputSlot, Protocol, held_out_labels
 from .protocols._common import balanced_subset, label_counts, progress_bar, two_labels
 from .results import RunResult, model_efficiency
 
@@ -39,6 +39,11 @@ class LinearProbeCV(Protocol):
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
         InputSlot("data", "the images, labels and patient ids to cross-validate"),
+        InputSlot(
+            "test",
+            "a held-out test set, scored once by the probe refit on all of --data",
+            required=False,
+        ),
     )
 
     architecture: str = "resnet50"
@@ -135,7 +140,18 @@ class LinearProbeCV(Protocol):
                 "are not part of linear-probe-cv; they were not run."
             )
         self.fitted_ = None
-        return Evaluation(result=result, data=ds, prevalence=self.prevalence)
+        test, held_out_model = inputs.get("test"), None
+        if test is not None:  # the probe (and its C) refit on every image, the embedder as is
+            test = held_out_labels(test, [neg, pos])
+            final = clone(search).fit(feats, y, groups=groups)
+            held_out_model = Pipeline([("embed", embedder), ("probe", final)])
+        return Evaluation(
+            result=result,
+            data=ds,
+            prevalence=self.prevalence,
+            test=test,
+            held_out_model=held_out_model,
+        )
 
     def score(self, ev: Evaluation) -> None:
         super().score(ev)

@@ -20,6 +20,7 @@ from ._common import HALL2020_LABELS
 from ._cv import Hall2020CV
 from ._demo import DemoRun, demo_runs
 from ._external import ExternalValidation
+from ._held_out import held_out_labels
 from ._multilabel import MultilabelCV
 from ._opacity import Opacity2020
 from ._published import Hall2020Published
@@ -51,6 +52,7 @@ __all__ = [
     "create_protocol",
     "demo_runs",
     "get_protocol_class",
+    "held_out_labels",
     "list_protocols",
     "parse_option",
     "protocol_options",
