@@ -100,3 +100,23 @@ def test_hall2020_cnn_maps_with_the_sparse_backward_on(target):
         maps.append(gradcam(net, x, layer))
     assert maps[0].shape == (3, 100, 100) and maps[0].max() > 0
     np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
+
+
+def test_each_output_of_a_multilabel_network_points_at_its_own_finding():
+    import pandas as pd
+
+    from ..conftest import make_findings
+
+    X, Y = make_findings(200, size=32, k=3)
+    clf = CXRClassifier("tiny_cnn", input_size=32, max_epochs=15, lr=3e-3, random_state=0)
+    clf.fit(X[:160], pd.DataFrame(Y[:160], columns=["a", "b", "c"]))
+    q = 32 // 5  # make_findings draws finding j as a q x q square at spots[j]
+    spots = [(q // 2 + (j % 2) * 3 * q, q // 2 + (j // 2) * 3 * q) for j in range(3)]
+    for j in range(3):
+        sel = 160 + np.flatnonzero(Y[160:, j] == 1)
+        batch = next(clf.iter_batches(as_image_source(X[sel]), len(sel)))
+        maps = gradcam(clf.module_, batch, output=j)
+        at = [maps[:, r : r + q, c : c + q].mean() for r, c in spots]
+        assert int(np.argmax(at)) == j, (j, at)
+    with pytest.raises(ConfigurationError, match=r"output must be in \[0, 3\)"):
+        gradcam(clf.module_, batch, output=3)

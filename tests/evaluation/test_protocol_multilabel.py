@@ -232,3 +232,30 @@ def test_run_result_checks_multi_output_shapes():
         RunResult("x", {}, "a", ["a", "b"], ["i", "j"], np.ones((2, 3)), np.ones((2, 2)))
     ok = RunResult("x", {}, "a", ["a", "b", "c"], ["i", "j"], ["a", "b"], np.ones((2, 3)) / 3)
     assert ok.task == "multiclass"
+
+
+def test_report_has_grad_cam_of_the_chosen_finding(tmp_path):
+    from cxrkit.evaluation.protocols import create_protocol
+
+    meta, Y = _write_csv_dataset(tmp_path / "data")
+    ds = load_dataset("csv", root=str(meta))
+    p = create_protocol(
+        "multilabel-cv",
+        labels=tuple(FINDINGS),
+        architecture="tiny_cnn",
+        input_size=16,
+        n_splits=3,
+        max_epochs=2,
+        n_bootstraps=20,
+        gradcam_finding="nodule",
+    )
+    r = p.run(ds, progress=False)
+    sec = next(s for s in r.sections if s.key == "gradcam-finding")
+    assert sec.data["finding"] == "nodule" and sec.data["images"]
+    assert {e["kind"] for e in sec.data["images"]} <= {"TP", "FP", "TN", "FN"}
+    assert "data:image/png;base64" in sec.html and "gradcam-finding.png" in sec.figures
+    files = write_report(r, tmp_path / "rep")
+    assert "Grad-CAM: nodule" in files["html"].read_text()
+    bad = create_protocol("multilabel-cv", labels=tuple(FINDINGS), gradcam_finding="none")
+    with pytest.raises(ConfigurationError, match="gradcam_finding='none' is not one"):
+        bad.run(ds, progress=False)  # refused before any training

@@ -23,6 +23,7 @@ __all__ = [
     "plot_confusion",
     "plot_per_fold",
     "plot_gradcam",
+    "plot_gradcam_entries",
     "plot_efficiency",
 ]
 
@@ -222,9 +223,16 @@ def _gradcam_id(entry: dict[str, Any]) -> str:
 
 def plot_gradcam(result: RunResult, path: Path, per_kind: int) -> int:
     """Draw Grad-CAM overlays by kind to ``path``; return how many were drawn."""
+    return plot_gradcam_entries(result.gradcam, str(result.positive_label), path, per_kind)
+
+
+def plot_gradcam_entries(
+    entries: list[dict[str, Any]], label: str, path: Path, per_kind: int
+) -> int:
+    """Draw Grad-CAM overlays (dicts with ``kind``, ``image``, ``heatmap``, ``score``, ``id``) of ``label`` by kind."""
     plt = pyplot()
     by_kind: dict[str, list[dict[str, Any]]] = {k: [] for k in GRADCAM_KINDS}
-    for e in result.gradcam:
+    for e in entries:
         if e.get("kind") in by_kind and _gradcam_image(e) is not None:
             by_kind[e["kind"]].append(e)
     kinds = [k for k in GRADCAM_KINDS if by_kind[k]]
@@ -263,8 +271,7 @@ def plot_gradcam(result: RunResult, path: Path, per_kind: int) -> int:
             )
             n += 1
     fig.suptitle(
-        f"Grad-CAM for '{result.positive_label}'\n(red = evidence for it; "
-        "each map scaled to its own maximum)",
+        f"Grad-CAM for '{label}'\n(red = evidence for it; each map scaled to its own maximum)",
         fontsize=9,
     )
     fig.tight_layout()

@@ -78,8 +78,9 @@ def gradcam(
     target_layer: nn.Module | None = None,
     *,
     class_index: int = 1,
+    output: int | None = None,
 ) -> np.ndarray:
-    """Grad-CAM heatmaps of the positive logit.
+    """Grad-CAM heatmaps of the positive logit (or of one output of a multi-output network).
 
     Parameters
     ----------
@@ -94,6 +95,10 @@ def gradcam(
         ``gradcam_activation`` for that layer, the map is taken after it.
     class_index : {1, 0}, default=1
         1 explains the logit of ``classes_[1]``, 0 its negation (``classes_[0]``).
+    output : int, optional
+        For a network with ``k`` outputs (multi-label: one logit per finding;
+        multi-class: one per class), the output to explain, ``0 <= output < k``.
+        ``None`` explains the first (the only one of a binary network).
 
     Returns
     -------
@@ -128,7 +133,13 @@ def gradcam(
         # Inputs require grad so frozen backbones still build a graph to the target map.
         xin = x.detach().to(device).float().clone().requires_grad_(True)
         with torch.enable_grad():
-            logits = module(xin).reshape(x.shape[0], -1)[:, 0]
+            outputs = module(xin).reshape(x.shape[0], -1)
+            if output is not None and not 0 <= int(output) < outputs.shape[1]:
+                raise ConfigurationError(
+                    f"output must be in [0, {outputs.shape[1]}) for this network's "
+                    f"{outputs.shape[1]} outputs; got {output!r}."
+                )
+            logits = outputs[:, 0 if output is None else int(output)]
             if not captured:
                 raise ConfigurationError(
                     "The Grad-CAM target layer was not used in the forward pass; pass a layer "

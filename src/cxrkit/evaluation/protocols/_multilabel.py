@@ -136,8 +136,10 @@ class MultilabelCV(Protocol):
     probabilities are scored by
     :func:`~cxrkit.evaluation.compute_multilabel_metrics` (per finding, macro
     and micro AUC, patient-bootstrap CIs, ``threshold`` for sensitivity and
-    specificity). The clinical-validation section, the probes and Grad-CAM are
-    binary-only and not part of this protocol. With ``refit=True`` (set by
+    specificity). The report's Grad-CAM section explains one finding's logit
+    (``gradcam_finding``; default: the finding with the most positive labels)
+    on held-out images of the last fold. The clinical-validation section and
+    the probes are binary-only and not part of this protocol. With ``refit=True`` (set by
     ``cxrkit run --save``) a final model is trained on all the images after
     the folds and kept as ``fitted_``; otherwise ``fitted_`` is the last
     fold's model.
@@ -156,6 +158,7 @@ class MultilabelCV(Protocol):
     interval: int = 1
     refit: bool = False
     probes: bool = False
+    gradcam_finding: str | None = None
     name: str = "multilabel-cv"
 
     def build(self) -> tuple[Any, Any]:
@@ -207,6 +210,11 @@ class MultilabelCV(Protocol):
         ds = inputs["data"]
         frame = finding_frame(ds, self.labels)
         names = list(frame.columns)
+        if self.gradcam_finding is not None and self.gradcam_finding not in names:
+            raise ConfigurationError(
+                f"gradcam_finding={self.gradcam_finding!r} is not one of the findings {names}; "
+                "pick one of them (--set gradcam_finding=NAME)."
+            )
         est, cv = self.build()
         with_epoch_progress(est, progress and folds_in_this_process(self.n_jobs))
         X, groups = ds.X, np.asarray(ds.groups).astype(str)
@@ -255,6 +263,7 @@ class MultilabelCV(Protocol):
         )
         result.extra["label_policy"] = label_policy(frame, self.uncertain)
         result.data_summary = ds.summary()
+        last_fold = fitted
         if self.refit:
             fitted = with_epoch_progress(clone(est), progress).fit(X, frame, groups=groups)
             result.extra["final_model"] = {
@@ -263,7 +272,14 @@ class MultilabelCV(Protocol):
                 "cross-validation; the figures are those of the fold models.",
             }
         self.fitted_ = fitted
-        return Evaluation(result=result, data=ds, prevalence=None)
+        return Evaluation(
+            result=result,
+            data=ds,
+            prevalence=None,
+            explain_model=last_fold,
+            explain_X=X,
+            explain_pool=splits[-1][1] if splits else None,
+        )
 
     def score(self, ev: Evaluation) -> None:
         """Per-finding, macro and micro figures with patient-bootstrap CIs, and per fold."""
@@ -290,6 +306,32 @@ class MultilabelCV(Protocol):
             row["macro_auc"] = m["macro_auc"]["value"]
             rows.append({**row, **info})
         r.per_fold = rows
+
+    def explain(self, ev: Evaluation) -> None:
+        """Grad-CAM of one finding (``gradcam_finding``) on held-out images of the last fold."""
+        from .._finding_gradcam import finding_gradcam_section
+
+        r = ev.result
+        if ev.explain_model is None or ev.explain_pool is None:
+            return
+        truth = np.asarray(r.y_true, dtype=float)  # after the uncertain policy
+        names = list(r.classes)
+        finding = self.gradcam_finding or names[int(np.argmax(np.nansum(truth == 1, axis=0)))]
+        try:
+            r.sections.append(
+                finding_gradcam_section(
+                    ev.explain_model,
+                    ev.explain_X,
+                    truth,
+                    np.asarray(r.y_score),
+                    names,
+                    finding,
+                    ev.explain_pool,
+                    threshold=self.threshold,
+                )
+            )
+        except DataError as exc:
+            r.warnings.append(f"Grad-CAM skipped: {exc}")
 
     def clinical(self, ev: Evaluation) -> None:
         """No clinical-validation section: its figures are binary."""
