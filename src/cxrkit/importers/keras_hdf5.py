@@ -84,25 +84,29 @@ VGG16_KERAS_MAPPING: dict[str, str] = {
     )
 }
 
+
+def _conv2d(
+    name: str, filters: int, kernel: int, source: str
+) -> tuple[str, str, dict[str, Any], list[str]]:
+    """Return a Keras ``Conv2D`` entry of the graph below (square kernel, stride 1, valid padding, bias)."""
+    config = {
+        "filters": filters,
+        "kernel_size": [kernel, kernel],
+        "strides": [1, 1],
+        "padding": "valid",
+        "activation": "linear",
+        "use_bias": True,
+    }
+    return (name, "Conv2D", config, [source])
+
+
 #: The Hall et al. (2020) small CNN as a Keras graph, one entry per layer:
 #: ``(id, class, config subset, input ids)``. Ids of layers with weights are the
 #: Keras layer names the weights are mapped by; the other ids are local labels
 #: (Keras named those layers automatically, e.g. ``leaky_re_lu_3``).
 HALL2020_KERAS_GRAPH: list[tuple[str, str, dict[str, Any], list[str]]] = [
     ("input", "InputLayer", {"shape": [100, 100, 3]}, []),
-    (
-        "conv1",
-        "Conv2D",
-        {
-            "filters": 64,
-            "kernel_size": [5, 5],
-            "strides": [1, 1],
-            "padding": "valid",
-            "activation": "linear",
-            "use_bias": True,
-        },
-        ["input"],
-    ),
+    _conv2d("conv1", 64, 5, "input"),
     ("leaky_conv1", "LeakyReLU", {"alpha": 0.01}, ["conv1"]),
     (
         "pool_conv1",
@@ -110,19 +114,7 @@ HALL2020_KERAS_GRAPH: list[tuple[str, str, dict[str, Any], list[str]]] = [
         {"pool_size": [3, 3], "strides": [3, 3], "padding": "valid"},
         ["leaky_conv1"],
     ),
-    (
-        "conv2",
-        "Conv2D",
-        {
-            "filters": 64,
-            "kernel_size": [2, 2],
-            "strides": [1, 1],
-            "padding": "valid",
-            "activation": "linear",
-            "use_bias": True,
-        },
-        ["pool_conv1"],
-    ),
+    _conv2d("conv2", 64, 2, "pool_conv1"),
     ("leaky_conv2", "LeakyReLU", {"alpha": 0.01}, ["conv2"]),
     (
         "pool_conv2",
