@@ -259,3 +259,33 @@ def test_report_has_grad_cam_of_the_chosen_finding(tmp_path):
     bad = create_protocol("multilabel-cv", labels=tuple(FINDINGS), gradcam_finding="none")
     with pytest.raises(ConfigurationError, match="gradcam_finding='none' is not one"):
         bad.run(ds, progress=False)  # refused before any training
+
+
+def test_multilabel_cv_scores_the_refit_model_on_a_held_out_test_set(tmp_path):
+    meta, _ = _write_csv_dataset(tmp_path / "train", n_patients=24, seed=0)
+    meta_test, _ = _write_csv_dataset(tmp_path / "test", n_patients=10, seed=3)
+    ds, test = load_dataset("csv", root=str(meta)), load_dataset("csv", root=str(meta_test))
+    opts = dict(labels=tuple(FINDINGS), architecture="tiny_cnn", input_size=16, n_splits=3)
+    p = create_protocol("multilabel-cv", max_epochs=2, n_bootstraps=20, **opts)
+    r = p.run(ds, test=test, progress=False)
+    sec = next(s for s in r.sections if s.key == "held-out")
+    assert sec.data["n_images"] == len(test)
+    frame = finding_frame(test, list(FINDINGS)).to_numpy()
+    truth = np.where(frame == -1, np.nan, frame)
+    expected = compute_multilabel_metrics(
+        truth,
+        p.fitted_.predict_proba(test.X),
+        names=list(FINDINGS),
+        groups=np.asarray(test.groups).astype(str),
+        n_bootstraps=20,
+    )
+    for f in FINDINGS:
+        assert sec.data["metrics"]["findings"][f]["auc"]["value"] == pytest.approx(
+            expected["findings"][f]["auc"]["value"]
+        )
+    assert r.extra["final_model"]["trained_on"] == len(ds)
+    assert "train_test_leakage" in {v["name"] for v in r.validity}
+    missing = load_dataset("csv", root=str(meta_test))
+    missing.metadata = missing.metadata.drop(columns=["opacity"])
+    with pytest.raises(DataError):
+        create_protocol("multilabel-cv", max_epochs=1, **opts).run(ds, test=missing, progress=False)

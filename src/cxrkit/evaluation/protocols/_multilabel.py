@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -15,7 +16,7 @@ from ...datasets import CXRDataset
 from ...errors import ConfigurationError, DataError
 from ...estimators import CXRClassifier, SnapshotEnsembleClassifier
 from .._multioutput import compute_multilabel_metrics
-from ..results import RunResult, model_efficiency
+from ..results import ReportSection, RunResult, model_efficiency
 from ._base import Evaluation, InputSlot, Protocol
 from ._common import (
     _localize,
@@ -147,6 +148,11 @@ class MultilabelCV(Protocol):
 
     inputs: ClassVar[tuple[InputSlot, ...]] = (
         InputSlot("data", "the images, per-finding labels and patient ids to cross-validate"),
+        InputSlot(
+            "test",
+            "a held-out test set with the same findings, scored by the model refit on all of --data",
+            required=False,
+        ),
     )
 
     architecture: str = "resnet18"
@@ -219,9 +225,10 @@ class MultilabelCV(Protocol):
         with_epoch_progress(est, progress and folds_in_this_process(self.n_jobs))
         X, groups = ds.X, np.asarray(ds.groups).astype(str)
         raw = frame.to_numpy()
-        y_eval = np.where(
-            raw == -1, {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}[self.uncertain], raw
-        )
+        y_eval = self._evaluated(raw)
+        test = inputs.get("test")
+        if test is not None:
+            finding_frame(test, names)  # the test set must hold every finding: refused early
         images = [str(v) for v in (X if X.dtype == object else range(len(X)))]
         result = RunResult(
             protocol=self.name,
@@ -264,7 +271,7 @@ class MultilabelCV(Protocol):
         result.extra["label_policy"] = label_policy(frame, self.uncertain)
         result.data_summary = ds.summary()
         last_fold = fitted
-        if self.refit:
+        if self.refit or test is not None:
             fitted = with_epoch_progress(clone(est), progress).fit(X, frame, groups=groups)
             result.extra["final_model"] = {
                 "trained_on": len(X),
@@ -275,11 +282,39 @@ class MultilabelCV(Protocol):
         return Evaluation(
             result=result,
             data=ds,
+            test=test,
+            held_out_model=fitted if test is not None else None,
             prevalence=None,
             explain_model=last_fold,
             explain_X=X,
             explain_pool=splits[-1][1] if splits else None,
         )
+
+    def _evaluated(self, raw: np.ndarray) -> np.ndarray:
+        """Return the labels as evaluated: -1 per ``uncertain`` (NaN, 1 or 0), NaN kept."""
+        fill = {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}[self.uncertain]
+        return np.where(raw == -1, fill, raw).astype(float)
+
+    def held_out(self, ev: Evaluation) -> None:
+        """Score the model refit on all of ``data`` on the held-out ``test`` set, per finding."""
+        model, test = ev.held_out_model, ev.test
+        if model is None or test is None:
+            return
+        r = ev.result
+        names = list(r.classes)
+        truth = self._evaluated(finding_frame(test, names).to_numpy())
+        groups = np.asarray(test.groups).astype(str) if test.groups is not None else None
+        m = compute_multilabel_metrics(
+            truth,
+            np.asarray(model.predict_proba(test.X)),
+            names=names,
+            groups=groups,
+            threshold=self.threshold,
+            n_bootstraps=self.n_bootstraps,
+            random_state=self.random_state,
+        )
+        r.extra["held_out_test"] = {"dataset": test.name, "n_images": len(test), "metrics": m}
+        r.sections.append(_held_out_section(r.metrics, m, test.name, len(test)))
 
     def score(self, ev: Evaluation) -> None:
         """Per-finding, macro and micro figures with patient-bootstrap CIs, and per fold."""
@@ -338,3 +373,36 @@ class MultilabelCV(Protocol):
 
     def checklist(self, ev: Evaluation) -> None:
         """No TRIPOD+AI checklist: it reads the binary figures."""
+
+
+def _ci(entry: Any) -> str:
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return "undefined"
+    v, lo, hi = entry["value"], entry.get("ci_low"), entry.get("ci_high")
+    if v is None or not np.isfinite(v):
+        return "undefined"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{v:.3f}"
+
+
+def _held_out_section(cv: dict[str, Any], test: dict[str, Any], name: str, n: int) -> ReportSection:
+    """Per finding: cross-validation AUC beside the held-out test's AUC, sensitivity, specificity."""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("Finding", "AUC, cross-validation", "AUC, test", "Sens., test", "Spec., test")
+    )
+    rows = []
+    for f, e in test["findings"].items():
+        c = cv["findings"].get(f, {})
+        cells = [f, _ci(c.get("auc")), _ci(e.get("auc")), _ci(e.get("sensitivity"))]
+        cells.append(_ci(e.get("specificity")))
+        rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+    for key, label in (("macro_auc", "macro AUC"), ("micro_auc", "micro AUC")):
+        cells = [label, _ci(cv.get(key)), _ci(test.get(key)), "", ""]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+    body = (
+        f"<p>The model refit on all the training images, scored once on {html.escape(name)} "
+        f"({n} images) beside the out-of-fold figures; 95 % patient-bootstrap intervals.</p>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+    data = {"test_dataset": name, "n_images": n, "metrics": test}
+    return ReportSection("held-out", "Held-out test set", html=body, data=data)
