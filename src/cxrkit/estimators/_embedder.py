@@ -235,11 +235,18 @@ class CXREmbedder(TransformerMixin, BaseEstimator):
 
 
 def _features(module: CXRNet, images: np.ndarray, prep: Preprocessing, device: str) -> np.ndarray:
-    from ._data import to_tensor
+    """Return the backbone features of prepared images without the cache.
 
-    xb = torch.stack([to_tensor(img, prep, False) for img in images]).to(device)
-    with torch.inference_mode():
-        return module.features(xb).float().cpu().numpy()
+    The same pass the feature cache runs: eval mode, channels-last when the
+    ``channels_last`` configuration says so.
+    """
+    from ._cache import compute_features
+    from ._training import predict_channels_last
+
+    positions = list(range(len(images)))
+    return compute_features(
+        module, images, positions, prep, False, device, len(images), predict_channels_last()
+    )
 
 
 def make_linear_probe(
