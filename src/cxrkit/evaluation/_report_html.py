@@ -69,6 +69,34 @@ def _efficiency(eff: dict[str, Any] | None) -> dict[str, str] | None:
     }
 
 
+def run_context(
+    result: RunResult, settings: dict[str, Any], versions: dict[str, Any], created: str
+) -> dict[str, Any]:
+    """Return the template fields every report shares: the run, its warnings, guards, sections and set-up."""
+    return {
+        "protocol": result.protocol,
+        "n_images": result.n_images,
+        "n_groups": len(np.unique(result.groups)) if result.groups is not None else None,
+        "seed": str(result.seed),
+        "created": created,
+        "cxrkit_version": str(versions.get("cxrkit")),
+        "warnings": [str(w) for w in result.warnings],
+        "out_of_fold": result.folds is not None,
+        "threshold": f"{settings.get('threshold', 0.5):g}",
+        "confidence": f"{settings.get('confidence', 0.95):.0%}",
+        "validity": validity_rows(result.validity),
+        "efficiency": _efficiency(result.efficiency),
+        # a section's body is markup its author escaped (see ReportSection.html)
+        "sections": [
+            {"key": s.key, "title": s.title, "html": Markup(s.html)}  # noqa: S704
+            for s in result.sections
+        ],
+        "data_summary": _kv_rows(result.data_summary),
+        "config": json.dumps(jsonable(result.config), indent=2, sort_keys=True),
+        "versions": _kv_rows(versions),
+    }
+
+
 def render_html(
     result: RunResult,
     metrics: dict[str, Any],
@@ -101,20 +129,10 @@ def render_html(
         A self-contained HTML page (inline CSS, embedded figures, no script).
     """
     settings = metrics.get("settings", {})
-    n_groups = len(np.unique(result.groups)) if result.groups is not None else None
     context = {
-        "protocol": result.protocol,
-        "n_images": result.n_images,
-        "n_groups": n_groups,
+        **run_context(result, settings, versions, created),
         "positive_label": str(result.positive_label),
         "classes": ", ".join(map(str, result.classes)),
-        "seed": str(result.seed),
-        "created": created,
-        "cxrkit_version": str(versions.get("cxrkit")),
-        "warnings": [str(w) for w in result.warnings],
-        "out_of_fold": result.folds is not None,
-        "threshold": f"{settings.get('threshold', 0.5):g}",
-        "confidence": f"{settings.get('confidence', 0.95):.0%}",
         "metrics_table": metrics_table(metrics, result.per_fold),
         "auc_sides": _auc_sides(metrics),
         "last_epoch": last_epoch_table(last_epoch),
@@ -123,15 +141,5 @@ def render_html(
             for k in ("roc", "confusion_matrix", "gradcam", "efficiency")
         },
         "per_fold": per_fold_table(result),
-        "validity": validity_rows(result.validity),
-        "efficiency": _efficiency(result.efficiency),
-        # a section's body is markup its author escaped (see ReportSection.html)
-        "sections": [
-            {"key": s.key, "title": s.title, "html": Markup(s.html)}  # noqa: S704
-            for s in result.sections
-        ],
-        "data_summary": _kv_rows(result.data_summary),
-        "config": json.dumps(jsonable(result.config), indent=2, sort_keys=True),
-        "versions": _kv_rows(versions),
     }
     return _environment().get_template("report.html.j2").render(context)

@@ -13,16 +13,15 @@ accuracy, the ``k x k`` confusion matrix and the one-vs-rest ROC grid.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._format import fmt, jsonable
+from ._format import fmt
 from ._multioutput import FINDING_METRICS, compute_multiclass_metrics, compute_multilabel_metrics
-from ._tables import METRIC_LABELS, Table, _text_table, validity_rows
+from ._tables import METRIC_LABELS, Table, _text_table
 from .results import RunResult, describe_hardware
 
 __all__ = [
@@ -341,25 +340,14 @@ def render_multi_html(
     created: str,
 ) -> str:
     """Render report.html of a multi-output run (template ``report_multi.html.j2``)."""
-    from markupsafe import Markup
-
-    from ._report_html import _environment, _kv_rows, _png_base64
+    from ._report_html import _environment, _png_base64, run_context
 
     settings = metrics["settings"]
     policy = result.extra.get("label_policy") or {}
     context = {
-        "protocol": result.protocol,
+        **run_context(result, settings, versions, created),
         "task": "multi-class" if result.task == "multiclass" else "multi-label",
-        "n_images": result.n_images,
-        "n_groups": len(np.unique(result.groups)) if result.groups is not None else None,
         "names": ", ".join(map(str, result.classes)),
-        "seed": str(result.seed),
-        "created": created,
-        "cxrkit_version": str(versions.get("cxrkit")),
-        "warnings": [str(w) for w in result.warnings],
-        "out_of_fold": result.folds is not None,
-        "threshold": f"{settings.get('threshold', 0.5):g}",
-        "confidence": f"{settings.get('confidence', 0.95):.0%}",
         "unit": str(settings.get("resampling_unit", "images")),
         "finding_table": finding_table(metrics),
         "summary_table": summary_table(metrics),
@@ -370,15 +358,5 @@ def render_multi_html(
         "figures": {
             k: _png_base64(figures.get(k)) for k in ("roc", "confusion_matrix", "efficiency")
         },
-        "validity": validity_rows(result.validity),
-        "efficiency": result.efficiency and describe_hardware(result.efficiency),
-        "ipm": result.efficiency and f"{result.efficiency['images_per_minute']:,.1f}",
-        "sections": [
-            {"key": s.key, "title": s.title, "html": Markup(s.html)}  # noqa: S704
-            for s in result.sections
-        ],
-        "data_summary": _kv_rows(result.data_summary),
-        "config": json.dumps(jsonable(result.config), indent=2, sort_keys=True),
-        "versions": _kv_rows(versions),
     }
     return _environment().get_template("report_multi.html.j2").render(context)
