@@ -13,6 +13,7 @@ from sklearn.base import clone
 from ...errors import ConfigurationError, DataError
 
 __all__ = [
+    "run_proba_folds",
     "HALL2020_LABELS",
     "two_labels",
     "balanced_subset",
@@ -212,6 +213,65 @@ def _fit_cv_fold(
         "threads": torch.get_num_threads(),
         "model": _localize(ens) if keep_model else None,
     }
+
+
+def _fit_proba_fold(
+    est: Any, k: int, X_tr: Any, y_tr: Any, groups_tr: np.ndarray, X_te: Any, keep_model: bool
+) -> dict[str, Any]:
+    """One fold of a multi-output run: fit a clone, keep every ``predict_proba`` column.
+
+    Module level for :class:`joblib.Parallel`, as :func:`_fit_cv_fold`; the
+    columns are in the fold model's ``classes_`` order (returned as ``classes``).
+    """
+    fold = clone(est)
+    fold.fit(X_tr, y_tr, groups=groups_tr)
+    t0 = time.perf_counter()
+    proba = fold.predict_proba(X_te)
+    seconds = time.perf_counter() - t0
+    net = fold.estimator_ if hasattr(fold, "estimator_") else fold
+    info: dict[str, Any] = {"fold": k, "epochs_trained": len(net.history_)}
+    if hasattr(fold, "snapshots_"):
+        info.update(
+            snapshot_epochs=[s["epoch"] for s in fold.snapshots_],
+            threshold_epoch=fold.threshold_epoch_,
+            snapshot_rule=fold.policy_used_,
+        )
+    return {
+        "fold": k,
+        "proba": proba,
+        "classes": [str(c) for c in fold.classes_],
+        "seconds": seconds,
+        "info": info,
+        "device": str(net.device_),
+        "threads": torch.get_num_threads(),
+        "model": _localize(fold) if keep_model else None,
+    }
+
+
+def run_proba_folds(
+    est: Any,
+    X: Any,
+    y: Any,
+    groups: np.ndarray,
+    splits: list[Any],
+    n_jobs: int | None,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Fit every fold of a multi-output run (``y`` an array or a DataFrame of findings), in fold order.
+
+    The multi-output counterpart of :func:`run_folds`: each result holds the
+    fold's whole ``predict_proba``; the last fold's model comes back.
+    """
+    from joblib import Parallel, delayed
+
+    rows = (lambda idx: y.iloc[idx]) if hasattr(y, "iloc") else (lambda idx: y[idx])
+    last = len(splits) - 1
+    tasks = (
+        delayed(_fit_proba_fold)(est, k, X[tr], rows(tr), groups[tr], X[te], k == last)
+        for k, (tr, te) in enumerate(splits)
+    )
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+    return list(progress_bar(results, progress, desc="folds", unit="fold", total=len(splits)))
 
 
 def clinical_outputs(fold: Any, X_te: Any, pos_idx: int) -> dict[str, Any]:

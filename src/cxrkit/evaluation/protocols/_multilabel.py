@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import clone
 
 from ...datasets import CXRDataset
@@ -19,10 +17,9 @@ from .._multioutput import compute_multilabel_metrics
 from ..results import ReportSection, RunResult, model_efficiency
 from ._base import Evaluation, InputSlot, Protocol
 from ._common import (
-    _localize,
     concurrent_fits,
     folds_in_this_process,
-    progress_bar,
+    run_proba_folds,
     with_epoch_progress,
 )
 
@@ -96,27 +93,6 @@ def label_policy(frame: pd.DataFrame, uncertain: str) -> dict[str, Any]:
             "evaluated": int(len(v) - n_nan - (n_unc if uncertain == "ignore" else 0)),
         }
     return {"uncertain": uncertain, "findings": out}
-
-
-def _fit_fold(
-    est: Any, k: int, X_tr: Any, y_tr: pd.DataFrame, g_tr: Any, X_te: Any, keep_model: bool
-) -> Any:
-    """Fit one fold's clone and score its test images (module level, for joblib)."""
-    fold = clone(est)
-    fold.fit(X_tr, y_tr, groups=g_tr)
-    t0 = time.perf_counter()
-    proba = fold.predict_proba(X_te)
-    seconds = time.perf_counter() - t0
-    net = fold.estimator_ if hasattr(fold, "estimator_") else fold
-    return {
-        "fold": k,
-        "proba": proba,
-        "seconds": seconds,
-        "epochs_trained": len(net.history_),
-        "device": str(net.device_),
-        "threads": torch.get_num_threads(),
-        "model": _localize(fold) if keep_model else None,
-    }
 
 
 @dataclass
@@ -209,8 +185,6 @@ class MultilabelCV(Protocol):
             )
 
     def evaluate(self, inputs: dict[str, CXRDataset], *, progress: bool = True) -> Evaluation:
-        from joblib import Parallel, delayed
-
         from ...validity import splitter_leakage
 
         ds = inputs["data"]
@@ -242,20 +216,13 @@ class MultilabelCV(Protocol):
         )
         result.validity.append(splitter_leakage(cv, X, raw, groups).to_dict())
         splits = list(cv.split(X, raw, groups))
-        tasks = (
-            delayed(_fit_fold)(
-                est, k, X[tr], frame.iloc[tr], groups[tr], X[te], k == len(splits) - 1
-            )
-            for k, (tr, te) in enumerate(splits)
-        )
         folds = np.full(len(X), -1)
         seconds, info, device, threads, fitted = 0.0, [], None, set(), None
-        runs = Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
-        for r in progress_bar(runs, progress, desc="folds", unit="fold", total=len(splits)):
+        for r in run_proba_folds(est, X, frame, groups, splits, self.n_jobs, progress):
             te = splits[r["fold"]][1]
             result.y_score[te], folds[te] = r["proba"], r["fold"]
             seconds += r["seconds"]
-            info.append({"fold": r["fold"], "epochs_trained": r["epochs_trained"]})
+            info.append({"fold": r["fold"], "epochs_trained": r["info"]["epochs_trained"]})
             device = r["device"]
             threads.add(r["threads"])
             fitted = r["model"] if r["model"] is not None else fitted
