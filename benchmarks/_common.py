@@ -39,6 +39,15 @@ def timed(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> tuple[
     return statistics.median(times), times
 
 
+def rss_mb() -> float:
+    """Resident set size of this process in MB (``VmRSS``; NaN where /proc is absent)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def header(title: str) -> None:
     print(f"== {title}")
     print(f"machine: {machine()}")

@@ -27,14 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from _common import rss_mb  # noqa: E402
 
 
 def run_child(folder: str, n: int, out: str, arch: str, shard_size: int) -> dict:
@@ -42,7 +35,7 @@ def run_child(folder: str, n: int, out: str, arch: str, shard_size: int) -> dict
 
     paths = sorted(str(p) for p in Path(folder).glob("*.png"))[:n]
     emb = CXREmbedder(arch, input_size=224, batch_size=32, device="cpu").fit()
-    before = _rss_mb()
+    before = rss_mb()
     run = embed_to_shards(emb, paths, out, shard_size=shard_size, progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {

@@ -27,14 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from _common import rss_mb  # noqa: E402
 
 
 def run_child(folder: str, n: int, arch: str, tune_malloc: bool | str = "auto") -> dict:
@@ -57,7 +50,7 @@ def run_child(folder: str, n: int, arch: str, tune_malloc: bool | str = "auto") 
     )
     # measure streaming prediction, not the cache
     clf.set_params(feature_cache=False)
-    before = _rss_mb()
+    before = rss_mb()
     t0 = time.perf_counter()
     with cxrkit.config_context(tune_malloc=tune_malloc):
         proba = clf.predict_proba(paths)
