@@ -96,3 +96,25 @@ def _python_sigint_handler():
     yield
     if before is not None and signal.getsignal(signal.SIGINT) is not before:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture(scope="module")
+def labels_dir(shared_data: Path) -> Path:
+    """Google's adjudicated ChestX-ray14 label files (``shared/data/google-four-findings``)."""
+    return shared_data / "google-four-findings"
+
+
+@pytest.fixture(scope="module")
+def nih_root(labels_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny PNGs under every adjudicated test-set image name, in the NIH images_00N/images layout."""
+    import pandas as pd
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("chestxray14")
+    names = pd.read_csv(labels_dir / "test_labels.csv")["Image Index"]
+    rng = np.random.default_rng(0)
+    for i, n in enumerate(names):
+        d = root / f"images_{1 + i % 2:03d}" / "images"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(d / n)
+    return root

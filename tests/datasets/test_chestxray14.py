@@ -7,28 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from cxrkit.datasets import load_dataset
 from cxrkit.errors import ConfigurationError, DataError
-
-
-@pytest.fixture(scope="module")
-def labels_dir(shared_data: Path) -> Path:
-    return shared_data / "google-four-findings"
-
-
-@pytest.fixture(scope="module")
-def nih_root(labels_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny PNGs under every test-set image name, in the published images_001/images layout."""
-    root = tmp_path_factory.mktemp("chestxray14")
-    names = pd.read_csv(labels_dir / "test_labels.csv")["Image Index"]
-    rng = np.random.default_rng(0)
-    for i, n in enumerate(names):
-        d = root / f"images_{1 + i % 2:03d}" / "images"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(d / n)
-    return root
 
 
 def test_airspace_opacity_proxy_label(nih_root: Path, labels_dir: Path) -> None:

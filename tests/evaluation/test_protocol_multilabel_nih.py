@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import pytest
-from PIL import Image
 
 from cxrkit.cli import main
 from cxrkit.datasets import load_dataset
@@ -16,21 +10,7 @@ from cxrkit.datasets import load_dataset
 FOUR = ["lung_opacity", "pneumothorax", "nodule_or_mass", "fracture"]
 
 
-@pytest.fixture(scope="module")
-def nih_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny PNGs under every adjudicated test-set image name, in the NIH images_00N/images layout."""
-    root = tmp_path_factory.mktemp("nih4")
-    names = pd.read_csv(shared_data / "google-four-findings" / "test_labels.csv")["Image Index"]
-    rng = np.random.default_rng(0)
-    for i, n in enumerate(names):
-        d = root / f"images_{1 + i % 2:03d}" / "images"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(d / n)
-    return root
-
-
-def test_multilabel_cv_on_the_four_adjudicated_findings(nih_root, shared_data, tmp_path, capsys):
-    labels_dir = shared_data / "google-four-findings"
+def test_multilabel_cv_on_the_four_adjudicated_findings(nih_root, labels_dir, tmp_path, capsys):
     ds = load_dataset(
         "chestxray14", root=nih_root, target="airspace_opacity", split="test", labels_dir=labels_dir
     )
