@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["jsonable", "format_number_value", "format_validity_numbers", "value_of", "fmt"]
+__all__ = [
+    "jsonable",
+    "format_number_value",
+    "format_validity_numbers",
+    "value_of",
+    "fmt",
+    "with_ci",
+]
 
 
 def jsonable(obj: Any) -> Any:
@@ -89,3 +96,11 @@ def fmt(v: Any, digits: int = 3) -> str:
     """Format a figure with ``digits`` decimals, ``n/a`` when undefined."""
     x = value_of(v)
     return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def with_ci(entry: Any) -> str:
+    """Format a metric entry as ``value [ci_low, ci_high]``, ``n/a`` when it is undefined."""
+    entry = entry if isinstance(entry, dict) else {}
+    if not math.isfinite(value_of(entry)):
+        return "n/a"
+    return f"{fmt(entry)} [{fmt(entry.get('ci_low'))}, {fmt(entry.get('ci_high'))}]"

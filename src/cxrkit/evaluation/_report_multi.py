@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._format import fmt
+from ._format import fmt, with_ci
 from ._multioutput import FINDING_METRICS, compute_multiclass_metrics, compute_multilabel_metrics
 from ._tables import METRIC_LABELS, Table, _text_table
 from .results import RunResult, describe_hardware
@@ -60,19 +60,12 @@ def multioutput_metrics(result: RunResult) -> dict[str, Any]:
     )
 
 
-def _with_ci(entry: Any) -> str:
-    entry = entry if isinstance(entry, dict) else {}
-    if not math.isfinite(float(entry.get("value", float("nan")))):
-        return "n/a"
-    return f"{fmt(entry)} [{fmt(entry.get('ci_low'))}, {fmt(entry.get('ci_high'))}]"
-
-
 def finding_table(metrics: dict[str, Any]) -> Table:
     """One row per finding (multi-label) or class (multi-class), each figure with its CI."""
     if metrics["settings"]["task"] == "multiclass":
         table = Table(["Class", "Images of the class", "One-vs-rest AUC", "Note"])
         for name, c in metrics["classes"].items():
-            table.rows.append([name, str(c["n_positive"]), _with_ci(c["auc"]), c["reason"] or ""])
+            table.rows.append([name, str(c["n_positive"]), with_ci(c["auc"]), c["reason"] or ""])
         return table
     header = ["Finding", "Images", "Positive"]
     header += [METRIC_LABELS[m].split(" (")[0] for m in FINDING_METRICS] + ["Note"]
@@ -80,7 +73,7 @@ def finding_table(metrics: dict[str, Any]) -> Table:
     for name, f in metrics["findings"].items():
         s = f["settings"]
         cells = [name, str(s["n_images"]), str(s["n_positive"])]
-        cells += [_with_ci(f[m]) for m in FINDING_METRICS]
+        cells += [with_ci(f[m]) for m in FINDING_METRICS]
         table.rows.append(cells + [f"undefined: {f['reason']}" if not f["defined"] else ""])
     return table
 
@@ -193,7 +186,7 @@ def _roc_panel(ax: Any, result: RunResult, metrics: dict[str, Any], j: int) -> N
                     label="single folds" if i == 0 else None,
                 )
         fpr, tpr, _ = roc_curve(t, s)
-        ax.plot(fpr, tpr, c="tab:red", lw=1.8, label=f"AUC {_with_ci(entry['auc'])}")
+        ax.plot(fpr, tpr, c="tab:red", lw=1.8, label=f"AUC {with_ci(entry['auc'])}")
         sens, spec = entry.get("sensitivity"), entry.get("specificity")
         if isinstance(sens, dict) and isinstance(spec, dict):
             thr = metrics["settings"].get("threshold", 0.5)

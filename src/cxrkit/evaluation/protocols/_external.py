@@ -12,6 +12,7 @@ from sklearn.base import clone
 
 from ...datasets import CXRDataset
 from ...errors import ConfigurationError, DataError
+from .._format import with_ci
 from ..metrics import compute_metrics
 from ..results import ReportSection, RunResult
 from ._base import Evaluation, InputSlot, Protocol
@@ -233,12 +234,6 @@ def _reindex(clin: ClinicalFolds, rows: np.ndarray, p: Protocol) -> dict[str, An
     return fields
 
 
-def _fmt(e: Any) -> str:
-    if not isinstance(e, dict):
-        return "n/a"
-    return f"{e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]"
-
-
 def _mix(d: dict[str, float] | None) -> str:
     return ", ".join(f"{k} {v:.0%}" for k, v in (d or {}).items()) or "n/a"
 
@@ -256,9 +251,9 @@ def _site_section(sites: list[dict[str, Any]], pooled: dict[str, Any]) -> Report
         cells = [
             s["site"],
             str(s["n_images"]),
-            _fmt(s.get("auc")) if "auc" in s else s.get("note", ""),
-            _fmt(s.get("sensitivity")),
-            _fmt(s.get("specificity")),
+            with_ci(s.get("auc")) if "auc" in s else s.get("note", ""),
+            with_ci(s.get("sensitivity")),
+            with_ci(s.get("specificity")),
             f"{_mix(t.get('view'))} / {_mix(tr.get('view'))}",
             f"{_mix(t.get('sex'))} / {_mix(tr.get('sex'))}",
             f"{t.get('age_mean')} / {tr.get('age_mean')}",
@@ -268,7 +263,7 @@ def _site_section(sites: list[dict[str, Any]], pooled: dict[str, Any]) -> Report
     body.append(
         "<tr><td><b>pooled</b></td><td></td>"
         + "".join(
-            f"<td>{html.escape(_fmt(pooled.get(k)))}</td>"
+            f"<td>{html.escape(with_ci(pooled.get(k)))}</td>"
             for k in ("auc", "sensitivity", "specificity")
         )
         + "<td></td>" * 4

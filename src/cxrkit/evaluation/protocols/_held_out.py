@@ -18,6 +18,7 @@ import numpy as np
 
 from ...datasets import CXRDataset
 from ...errors import DataError
+from .._format import with_ci
 from ..metrics import compute_metrics
 from ..results import ReportSection
 
@@ -110,15 +111,6 @@ def _row(what: str, n: int, groups: Any, metrics: dict[str, Any] | None) -> dict
     }
 
 
-def _cell(entry: Any) -> str:
-    if not isinstance(entry, dict) or entry.get("value") is None:
-        return "n/a"
-    value = entry["value"]
-    if not np.isfinite(value):
-        return "undefined"
-    return f"{value:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
-
-
 def _table(rows: list[dict[str, Any]], note: str) -> str:
     head = "".join(
         f"<th>{h}</th>"
@@ -127,7 +119,7 @@ def _table(rows: list[dict[str, Any]], note: str) -> str:
     body = ""
     for row in rows:
         cells = [row["set"], str(row["n_images"]), str(row["n_patients"] or "n/a")]
-        cells += [_cell(row[k]) for k in COLUMNS]
+        cells += [with_ci(row[k]) for k in COLUMNS]
         body += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
     return (
         f"<p>{html.escape(note)}; 95 % patient-bootstrap intervals. The test row is the model "

@@ -13,6 +13,7 @@ from sklearn.base import clone
 from ...datasets import CXRDataset
 from ...errors import ConfigurationError, DataError
 from ...estimators import CXRClassifier, SnapshotEnsembleClassifier
+from .._format import with_ci
 from .._multioutput import compute_multilabel_metrics
 from ..results import ReportSection, RunResult, model_efficiency
 from ._base import Evaluation, InputSlot, Protocol
@@ -342,15 +343,6 @@ class MultilabelCV(Protocol):
         """No TRIPOD+AI checklist: it reads the binary figures."""
 
 
-def _ci(entry: Any) -> str:
-    if not isinstance(entry, dict) or entry.get("value") is None:
-        return "undefined"
-    v, lo, hi = entry["value"], entry.get("ci_low"), entry.get("ci_high")
-    if v is None or not np.isfinite(v):
-        return "undefined"
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None else f"{v:.3f}"
-
-
 def _held_out_section(cv: dict[str, Any], test: dict[str, Any], name: str, n: int) -> ReportSection:
     """Per finding: cross-validation AUC beside the held-out test's AUC, sensitivity, specificity."""
     head = "".join(
@@ -360,11 +352,11 @@ def _held_out_section(cv: dict[str, Any], test: dict[str, Any], name: str, n: in
     rows = []
     for f, e in test["findings"].items():
         c = cv["findings"].get(f, {})
-        cells = [f, _ci(c.get("auc")), _ci(e.get("auc")), _ci(e.get("sensitivity"))]
-        cells.append(_ci(e.get("specificity")))
+        cells = [f, with_ci(c.get("auc")), with_ci(e.get("auc")), with_ci(e.get("sensitivity"))]
+        cells.append(with_ci(e.get("specificity")))
         rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
     for key, label in (("macro_auc", "macro AUC"), ("micro_auc", "micro AUC")):
-        cells = [label, _ci(cv.get(key)), _ci(test.get(key)), "", ""]
+        cells = [label, with_ci(cv.get(key)), with_ci(test.get(key)), "", ""]
         rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
     body = (
         f"<p>The model refit on all the training images, scored once on {html.escape(name)} "
