@@ -63,8 +63,10 @@ class Hall2020CV(Protocol):
     (set by ``cxrkit run --save``) a final model is trained on all the
     (balanced) data after the folds, as scikit-learn's ``refit``, and kept as
     ``fitted_``; otherwise ``fitted_`` is the last fold's model. With a
-    ``test`` dataset (``--test-data``) the refit model is also scored on it,
-    beside the cross-validation figures (``refit`` is then implied). On a dataset
+    ``test`` dataset (``--test-data``) a model refit on all the data is scored
+    on it, beside the cross-validation figures: the ensemble (then also kept as
+    ``fitted_``), or with ``calibration``/``operating_point`` the
+    ClinicalClassifier around it. On a dataset
     with more than two labels and no ``labels`` given, COVID-19 is compared
     with pneumonia, as in the paper. With three or more ``labels`` (e.g.
     ``--labels covid,pneumonia,normal``) the run is multi-class: the ensemble
@@ -196,16 +198,17 @@ class Hall2020CV(Protocol):
         result.data_summary = ds.summary()
         test = inputs.get("test")
         test = held_out_labels(test, [neg, pos]) if test is not None else None
-        self.fitted_ = (
-            self._refit(est, X, y, groups, result, progress)
-            if self.refit or test is not None
-            else fitted
-        )
+        # With recalibration or a threshold the test set is scored by a ClinicalClassifier
+        # refit on all the data; else by the plain refit, which --save keeps as well.
+        clinical_test = test is not None and self.wants_clinical_fit()
+        refit_plain = self.refit or (test is not None and not clinical_test)
+        self.fitted_ = self._refit(est, X, y, groups, result, progress) if refit_plain else fitted
         held_out_model = None
-        if test is not None:  # with recalibration or a threshold: fitted on an inner split
-            clinical = self.wants_clinical_fit()
+        if test is not None:
             held_out_model = (
-                self._refit(fit_est, X, y, groups, None, progress) if clinical else self.fitted_
+                self._refit(fit_est, X, y, groups, None, progress)
+                if clinical_test
+                else self.fitted_
             )
         return Evaluation(
             result=result,
