@@ -79,3 +79,15 @@ def test_multiclass_refuses_binary_only_options():
     with pytest.raises(ConfigurationError, match="multi-class"):
         p.check_clinical_options()
     assert not Hall2020CV(labels=("covid", "pneumonia")).is_multiclass()
+
+
+def test_multiclass_refuses_a_test_set_before_training():
+    import numpy as np
+
+    from cxrkit.datasets import load_dataset
+
+    ds = load_dataset("synthetic", n_patients=6, size=16, random_state=0)
+    ds.y = np.array(["covid", "pneumonia", "normal"] * 4)[: len(ds)]
+    p = Hall2020CV(labels=("covid", "pneumonia", "normal"), architecture="tiny_cnn")
+    with pytest.raises(ConfigurationError, match="--test-data is scored for two-label runs"):
+        p.run(ds, test=ds, progress=False)
