@@ -21,7 +21,62 @@ import numpy as np
 from ..errors import ConfigurationError
 from .results import ReportSection
 
-__all__ = ["finding_gradcam_entries", "finding_gradcam_section"]
+__all__ = ["finding_gradcam_entries", "finding_gradcam_section", "gradcam_overlays"]
+
+
+def gradcam_overlays(
+    model: Any,
+    X: Any,
+    chosen: dict[str, list[int]],
+    labels: Any,
+    scores: np.ndarray,
+    *,
+    output: int | None = None,
+) -> list[dict[str, Any]]:
+    """Grad-CAM overlay entries of the images ``chosen`` per kind (``"TP"``, ``"FP"``, ...).
+
+    Parameters
+    ----------
+    model : CXRClassifier or SnapshotEnsembleClassifier
+        A fitted model (an ensemble's network is explained at its last epoch).
+    X : array of images or paths
+    chosen : dict of str to list of int
+        Image indices per kind, in the order they are shown.
+    labels, scores : array-like of shape (n,)
+        Shown with each image.
+    output : int, optional
+        The output to explain (:func:`~cxrkit.evaluation.gradcam`).
+
+    Returns
+    -------
+    list of dict
+        ``id``, ``label``, ``score``, ``kind``, ``image`` (``[0, 1]``) and
+        ``heatmap`` per image.
+    """
+    from ..estimators import as_image_source
+    from .gradcam import gradcam
+
+    base = model.estimator_ if hasattr(model, "estimator_") else model
+    prep = base.preprocessing_
+    out: list[dict[str, Any]] = []
+    for kind, idx in chosen.items():
+        if not idx:
+            continue
+        batch = next(base.iter_batches(as_image_source(X[np.asarray(idx)]), batch_size=len(idx)))
+        maps = gradcam(base.module_, batch.to(base.device_), output=output)
+        for j, i in enumerate(idx):
+            img = batch[j, 0].numpy() * prep.std[0] + prep.mean[0]
+            out.append(
+                {
+                    "id": str(X[i]) if X.dtype == object else f"image {i}",
+                    "label": str(labels[i]),
+                    "score": float(scores[i]),
+                    "kind": kind,
+                    "image": np.clip(img, 0, 1),
+                    "heatmap": maps[j],
+                }
+            )
+    return out
 
 
 def finding_gradcam_entries(
@@ -37,33 +92,10 @@ def finding_gradcam_entries(
 ) -> list[dict[str, Any]]:
     """Grad-CAM overlays of output ``output`` for up to ``per_kind`` TP, FP, TN and FN images.
 
-    Parameters
-    ----------
-    model : CXRClassifier or SnapshotEnsembleClassifier
-        A fitted multi-output model (an ensemble's network is explained at its
-        last epoch).
-    X : array of images or paths
-    truth : ndarray of shape (n,)
-        1/0 labels of the finding (NaN: missing, left out).
-    scores : ndarray of shape (n,)
-        Out-of-fold probabilities of the finding.
-    output : int
-        Index of the finding (or class) among the model's outputs.
-    pool : ndarray of int
-        Candidate images (e.g. the test fold of ``model``).
-    threshold : float, default=0.5
-    per_kind : int, default=2
-
-    Returns
-    -------
-    list of dict
-        ``id``, ``label``, ``score``, ``kind``, ``image`` (``[0, 1]``) and
-        ``heatmap`` per image.
+    ``truth`` holds the finding's 1/0 labels (NaN: missing, left out) and
+    ``scores`` its out-of-fold probabilities; the candidates are ``pool`` (e.g.
+    the test fold of ``model``), the most confident of each kind first.
     """
-    from ..estimators import as_image_source
-    from .gradcam import gradcam
-
-    base = model.estimator_ if hasattr(model, "estimator_") else model
     observed = ~np.isnan(truth)
     pred, pos = scores >= threshold, truth == 1
     kinds = {
@@ -72,29 +104,14 @@ def finding_gradcam_entries(
         "TN": observed & ~pred & ~pos,
         "FN": observed & ~pred & pos,
     }
-    out: list[dict[str, Any]] = []
-    for kind, mask in kinds.items():
-        chosen = [int(i) for i in pool if mask[i]]
-        # the most confident of each kind first
-        chosen = sorted(chosen, key=lambda i: -abs(scores[i] - threshold))[:per_kind]
-        if not chosen:
-            continue
-        batch = next(base.iter_batches(as_image_source(X[np.asarray(chosen)]), len(chosen)))
-        maps = gradcam(base.module_, batch.to(base.device_), output=output)
-        prep = base.preprocessing_
-        for j, i in enumerate(chosen):
-            img = batch[j, 0].numpy() * prep.std[0] + prep.mean[0]
-            out.append(
-                {
-                    "id": str(X[i]) if X.dtype == object else f"image {i}",
-                    "label": str(int(truth[i])),
-                    "score": float(scores[i]),
-                    "kind": kind,
-                    "image": np.clip(img, 0, 1),
-                    "heatmap": maps[j],
-                }
-            )
-    return out
+    chosen = {
+        kind: sorted((int(i) for i in pool if mask[i]), key=lambda i: -abs(scores[i] - threshold))[
+            :per_kind
+        ]
+        for kind, mask in kinds.items()
+    }
+    labels = np.where(observed, np.nan_to_num(truth).astype(int).astype(str), "")
+    return gradcam_overlays(model, X, chosen, labels, scores, output=output)
 
 
 def finding_gradcam_section(

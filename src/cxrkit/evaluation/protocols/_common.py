@@ -109,36 +109,13 @@ def gradcam_examples(
     per_kind: int = 2,
 ) -> list[dict[str, Any]]:
     """Grad-CAM maps of the network (the last epoch for an ensemble) for a few true/false positives/negatives."""
-    from ..gradcam import gradcam
+    from .._finding_gradcam import gradcam_overlays
 
-    base = est.estimator_ if hasattr(est, "estimator_") else est
-    out = []
     pred = scores >= 0.5
     truth = y == pos
     kinds = {"TP": pred & truth, "FP": pred & ~truth, "TN": ~pred & ~truth, "FN": ~pred & truth}
-    for kind, mask in kinds.items():
-        chosen = [i for i in idx_pool if mask[i]][:per_kind]
-        if not chosen:
-            continue
-        src_X = X[np.asarray(chosen)]
-        from ...estimators import as_image_source
-
-        batch = next(base.iter_batches(as_image_source(src_X), batch_size=len(chosen)))
-        maps = gradcam(base.module_, batch.to(base.device_))
-        prep = base.preprocessing_
-        for j, i in enumerate(chosen):
-            img = batch[j, 0].numpy() * prep.std[0] + prep.mean[0]
-            out.append(
-                {
-                    "id": str(X[i]) if X.dtype == object else f"image {i}",
-                    "label": str(y[i]),
-                    "score": float(scores[i]),
-                    "kind": kind,
-                    "image": np.clip(img, 0, 1),
-                    "heatmap": maps[j],
-                }
-            )
-    return out
+    chosen = {kind: [i for i in idx_pool if mask[i]][:per_kind] for kind, mask in kinds.items()}
+    return gradcam_overlays(est, X, chosen, y, scores)
 
 
 def with_epoch_progress(est: Any, enabled: bool) -> Any:
